@@ -1,0 +1,43 @@
+# Two commands on a fresh machine with Python 3.11 or 3.12 and make:
+#   make serve   set up .venv, start the server on embedded defaults
+#   make test    set up .venv, lint, type-check and run the whole suite
+# PYTHON=python3.12 make test picks the interpreter.
+
+PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
+	$$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] < (3, 13))' 2>/dev/null \
+	&& echo $$p && break; done)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: serve test lint typecheck bench fixtures clean
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or 3.12 is required" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+serve: $(STAMP)
+	$(BIN)/voxsouth serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: lint typecheck
+	PYTHONASYNCIODEBUG=1 $(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.frame_path
+	$(BIN)/python -m bench.streams
+
+fixtures:
+	bash tests/fixtures/speech/make_fixtures.sh
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,126 @@
+"""LaML (cXML) documents answering SignalWire voice webhooks (protocols.md section b).
+
+Documents are built with ElementTree, so text and attribute values are escaped correctly,
+and returned as `str` beginning with the XML declaration, `<Response>` as the root. Verb and
+attribute names are case-sensitive on the platform and are spelled here exactly as documented.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal, get_args
+from urllib.parse import urlsplit
+
+StreamTrack = Literal["inbound_track", "outbound_track", "both_tracks"]
+
+XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
+
+# Characters XML 1.0 cannot carry at all, even escaped: ElementTree would write them as-is and
+# the platform would reject the whole document.
+_XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSpec:
+    """A `<Start><Stream>` fork of the call's audio to our media server.
+
+    Raises ValueError on construction when `url` is not an absolute `wss://` URL (`ws://` is
+    accepted only with `allow_insecure=True`, for local tests) or carries a query string or a
+    fragment (SignalWire drops query strings: pass data as `parameters`, which arrive in the
+    stream's `start.customParameters`), when `name` or a parameter name is empty, or when
+    `track` is not one of the three allowed values. `parameters` is copied into a read-only
+    mapping; their order is kept in the document.
+    """
+
+    url: str
+    name: str
+    status_callback: str
+    parameters: Mapping[str, str]
+    track: StreamTrack = "both_tracks"
+    allow_insecure: bool = False
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        allowed_schemes = ("wss", "ws") if self.allow_insecure else ("wss",)
+        if parts.scheme not in allowed_schemes or not parts.hostname:
+            raise ValueError(f"stream url must be an absolute {' or '.join(allowed_schemes)} URL")
+        # Test the raw text: urlsplit reports "wss://h/p?" as having an empty query.
+        if "?" in self.url or "#" in self.url:
+            raise ValueError("stream url must not carry a query string or fragment")
+        if not self.name:
+            raise ValueError("stream name must not be empty")
+        if self.track not in get_args(StreamTrack):
+            raise ValueError(f"unknown stream track {self.track!r}")
+        if not all(self.parameters):
+            raise ValueError("stream parameter names must not be empty")
+        object.__setattr__(self, "parameters", MappingProxyType(dict(self.parameters)))
+
+
+def voice_response(
+    *,
+    disclosure: str | None,
+    stream: StreamSpec,
+    dial_target: str | None,
+    dial_caller_id: str | None = None,
+    hold_seconds: int = 600,
+) -> str:
+    """Return the document that answers an inbound or outbound call we record.
+
+    In order: `<Say>` with the disclosure (omitted when None or blank); `<Start><Stream>` with
+    `statusCallbackMethod="POST"` and one `<Parameter>` per entry of `stream.parameters`; then
+    `<Dial>` to `dial_target` (with `callerId` only when `dial_caller_id` is given), or, with no
+    target, `<Pause length=hold_seconds>` so the forked call stays up (a `<Start>` with no next
+    verb hangs up). Raises ValueError when `hold_seconds` < 1 or a value contains a character
+    XML cannot represent.
+    """
+    if hold_seconds < 1:
+        raise ValueError("hold_seconds must be at least 1")
+    response = ET.Element("Response")
+    if disclosure and disclosure.strip():
+        ET.SubElement(response, "Say").text = disclosure
+    stream_el = ET.SubElement(
+        ET.SubElement(response, "Start"),
+        "Stream",
+        {
+            "url": stream.url,
+            "name": stream.name,
+            "track": stream.track,
+            "statusCallback": stream.status_callback,
+            "statusCallbackMethod": "POST",
+        },
+    )
+    for name, value in stream.parameters.items():
+        ET.SubElement(stream_el, "Parameter", {"name": name, "value": value})
+    if dial_target:
+        dial = ET.SubElement(response, "Dial")
+        if dial_caller_id:
+            dial.set("callerId", dial_caller_id)
+        dial.text = dial_target
+    else:
+        ET.SubElement(response, "Pause", {"length": str(hold_seconds)})
+    return _serialize(response)
+
+
+def say_and_hangup(text: str) -> str:
+    """Return `<Say>text</Say><Hangup/>` (the `<Say>` omitted when `text` is blank).
+
+    For calls we will not record, such as calls to numbers no organisation owns. Raises
+    ValueError when `text` contains a character XML cannot represent.
+    """
+    response = ET.Element("Response")
+    if text.strip():
+        ET.SubElement(response, "Say").text = text
+    ET.SubElement(response, "Hangup")
+    return _serialize(response)
+
+
+def _serialize(root: ET.Element) -> str:
+    for element in root.iter():
+        for value in (element.text or "", *element.attrib.values()):
+            if _XML_ILLEGAL.search(value):
+                raise ValueError(f"<{element.tag}> holds a character XML cannot represent")
+    return XML_DECLARATION + ET.tostring(root, encoding="unicode")

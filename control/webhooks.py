@@ -1,0 +1,181 @@
+"""SignalWire LaML webhooks: the voice webhook, call status and stream status callbacks.
+
+Every request must carry a valid signature (`X-SignalWire-Signature` or `X-Twilio-Signature`,
+scheme B of docs/protocols.md, keyed by the project's signing key, over the configured public
+URL); anything else gets 403 before its body is looked at for meaning.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from aiohttp import web
+from multidict import MultiDict
+
+from control import laml, metrics
+from control.app_keys import POOL
+from control.numbers import normalize_number
+from control.signatures import SIGNATURE_HEADERS, verify_signature
+from storage import calls
+
+log = logging.getLogger(__name__)
+
+StreamTokenIssuer = Callable[[uuid.UUID, uuid.UUID, str], str]
+"""(org id, call id, CallSid) → the token the media plane verifies on `start`."""
+
+NOT_IN_SERVICE = "The number you have called is not in service. Goodbye."
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    signing_key: str
+    public_base_url: str
+    """As SignalWire sees this server, e.g. https://voice.example.com (no trailing slash)."""
+    media_url: str
+    disclosure: str | None
+    hold_seconds: int
+    allow_insecure_media: bool
+    """ws:// stream URLs, for local development and the simulator only."""
+
+
+class Webhooks:
+    def __init__(self, config: WebhookConfig, issue_token: StreamTokenIssuer) -> None:
+        self._config = config
+        self._issue_token = issue_token
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/laml/voice", self.voice, name="laml_voice"),
+            web.post("/laml/status", self.call_status, name="laml_status"),
+            web.post("/laml/stream-status", self.stream_status, name="laml_stream_status"),
+        ]
+
+    async def _verified_form(self, request: web.Request, route: str) -> MultiDict[str]:
+        form = await request.post()
+        params = [(k, v) for k, v in form.items() if isinstance(v, str)]
+        signature = next(
+            (request.headers[h] for h in SIGNATURE_HEADERS if h in request.headers), None
+        )
+        url = self._config.public_base_url + request.raw_path
+        if not verify_signature(self._config.signing_key, url, params, signature):
+            metrics.SIGNATURE_FAILURES.labels(route).inc()
+            log.warning("webhook %s refused: bad or missing signature", route)
+            raise web.HTTPForbidden(reason="invalid webhook signature")
+        return MultiDict(params)
+
+    async def voice(self, request: web.Request) -> web.Response:
+        form = await self._verified_form(request, "voice")
+        call_sid = _required(form, "CallSid")
+        to_number = normalize_number(form.get("To"))
+        route = await calls.route_number(request.app[POOL], to_number) if to_number else None
+        if route is None:
+            metrics.WEBHOOK_OUTCOMES.labels("voice", "unknown_number").inc()
+            log.warning("voice webhook for a number no org owns: %r", form.get("To"))
+            return _laml(laml.say_and_hangup(NOT_IN_SERVICE))
+        call = await calls.open_call(
+            request.app[POOL],
+            org_id=route.org_id,
+            call_sid=call_sid,
+            account_sid=form.get("AccountSid"),
+            direction=(form.get("Direction") or "inbound")[:32],
+            from_number=(form.get("From") or "")[:128],
+            to_number=route.number,
+            status=form.get("CallStatus") or "ringing",
+        )
+        metrics.WEBHOOK_OUTCOMES.labels("voice", "call_opened").inc()
+        token = self._issue_token(call.org_id, call.id, call_sid)
+        stream = laml.StreamSpec(
+            url=self._config.media_url,
+            name=f"voxsouth-{call.id}",
+            status_callback=self._config.public_base_url + "/laml/stream-status",
+            parameters={"token": token},
+            allow_insecure=self._config.allow_insecure_media,
+        )
+        return _laml(
+            laml.voice_response(
+                disclosure=self._config.disclosure,
+                stream=stream,
+                dial_target=route.dial_target,
+                hold_seconds=self._config.hold_seconds,
+            )
+        )
+
+    async def call_status(self, request: web.Request) -> web.Response:
+        form = await self._verified_form(request, "status")
+        status = _required(form, "CallStatus")
+        if status not in calls.CALL_STATUSES:
+            raise web.HTTPBadRequest(reason=f"unknown CallStatus {status[:32]!r}")
+        outcome = await calls.apply_call_status(
+            request.app[POOL],
+            call_sid=_required(form, "CallSid"),
+            status=status,
+            sequence=_optional_int(form, "SequenceNumber"),
+            at=_rfc2822(form.get("Timestamp")),
+            duration_seconds=_optional_int(form, "CallDuration"),
+        )
+        metrics.WEBHOOK_OUTCOMES.labels("status", outcome).inc()
+        return web.Response(status=204)
+
+    async def stream_status(self, request: web.Request) -> web.Response:
+        form = await self._verified_form(request, "stream_status")
+        known = await calls.apply_stream_status(
+            request.app[POOL],
+            call_sid=_required(form, "CallSid"),
+            stream_sid=_required(form, "StreamSid"),
+            name=form.get("StreamName"),
+            event=_required(form, "StreamEvent"),
+            error=(form.get("StreamError") or None),
+            at=_iso8601(form.get("Timestamp")),
+        )
+        outcome = "applied" if known else "unknown_call"
+        metrics.WEBHOOK_OUTCOMES.labels("stream_status", outcome).inc()
+        return web.Response(status=204)
+
+
+def _laml(document: str) -> web.Response:
+    return web.Response(text=document, content_type="text/xml")
+
+
+def _required(form: MultiDict[str], name: str) -> str:
+    value = form.get(name)
+    if not value or len(value) > 256:
+        raise web.HTTPBadRequest(reason=f"{name} is missing or invalid")
+    return value
+
+
+def _optional_int(form: MultiDict[str], name: str) -> int | None:
+    value = form.get(name)
+    if value is None or value == "":
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > 9:
+        raise web.HTTPBadRequest(reason=f"{name} is not a whole number")
+    return int(value)
+
+
+def _rfc2822(value: str | None) -> datetime:
+    """Call callbacks stamp RFC 2822 times; a missing or odd one means 'now'."""
+    if value:
+        try:
+            parsed = parsedate_to_datetime(value)
+            if parsed.tzinfo is not None:
+                return parsed
+        except (TypeError, ValueError):
+            pass
+    return datetime.now(UTC)
+
+
+def _iso8601(value: str | None) -> datetime:
+    """Stream callbacks stamp ISO 8601 times."""
+    if value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if parsed.tzinfo is not None:
+                return parsed
+        except ValueError:
+            pass
+    return datetime.now(UTC)

@@ -1,0 +1,137 @@
+"""The media plane's public contract: the domain events a call's media stream produces.
+
+Events are the media plane's only output. storage/ persists them (and may journal them to disk
+and replay them, so every event round-trips through `event_to_dict` / `event_from_dict`);
+control/ reads what storage wrote. Every event carries a unique `event_id` so that a replayed
+event is written once.
+
+Offsets (`start_ms`, `end_ms`) are milliseconds of call audio on that track since the stream
+started, counted in samples (lost frames included), not wall-clock time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeAlias
+
+Track: TypeAlias = Literal["inbound", "outbound"]
+"""SignalWire's track names: inbound is the caller (far end), outbound the agent side."""
+
+SPEAKER_BY_TRACK: dict[Track, str] = {"inbound": "caller", "outbound": "agent"}
+
+
+def _new_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamEvent:
+    """Fields every event has: which org, call and stream it belongs to, and when it happened."""
+
+    org_id: uuid.UUID
+    call_id: uuid.UUID
+    stream_sid: str
+    event_id: uuid.UUID = field(default_factory=_new_id)
+    occurred_at: datetime = field(default_factory=_now)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamStarted(StreamEvent):
+    call_sid: str
+    stream_name: str | None
+    tracks: tuple[Track, ...]
+    encoding: str
+    sample_rate: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrackStats:
+    """Audio accounting for one track of a stream."""
+
+    track: Track
+    frames_received: int
+    frames_lost: int
+    audio_lost_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamStopped(StreamEvent):
+    """The last event of a stream: every transcript segment of the stream precedes it."""
+
+    reason: str
+    """`stop` (the platform's stop message), `disconnected` (socket dropped), or an error."""
+    tracks: tuple[TrackStats, ...]
+    messages_lost: int
+    """Gaps in the global sequenceNumber (any message type)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TranscriptSegment(StreamEvent):
+    track: Track
+    start_ms: int
+    end_ms: int
+    text: str
+    confidence: float | None
+    is_final: bool
+    engine: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DtmfReceived(StreamEvent):
+    track: Track
+    digit: str
+    offset_ms: int
+
+
+MediaEvent: TypeAlias = StreamStarted | StreamStopped | TranscriptSegment | DtmfReceived
+
+_EVENT_TYPES: dict[str, type[MediaEvent]] = {
+    cls.__name__: cls for cls in (StreamStarted, StreamStopped, TranscriptSegment, DtmfReceived)
+}
+
+
+def event_to_dict(event: MediaEvent) -> dict[str, Any]:
+    """A JSON-ready dict with a `type` discriminator."""
+    data: dict[str, Any] = {"type": type(event).__name__}
+    for f in dataclasses.fields(event):
+        data[f.name] = _to_json(getattr(event, f.name))
+    return data
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, TrackStats):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return [_to_json(v) for v in value]
+    return value
+
+
+def event_from_dict(data: dict[str, Any]) -> MediaEvent:
+    """Inverse of `event_to_dict`; raises KeyError/ValueError/TypeError on a malformed dict."""
+    cls = _EVENT_TYPES[data["type"]]
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        if f.name in ("org_id", "call_id", "event_id"):
+            value = uuid.UUID(value)
+        elif f.name == "occurred_at":
+            value = datetime.fromisoformat(value)
+        elif f.name == "tracks" and cls is StreamStopped:
+            value = tuple(TrackStats(**t) for t in value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)

@@ -1,0 +1,48 @@
+"""Prometheus metrics of the media plane (default registry; server/ exposes it on /metrics).
+
+Labels are bounded sets (track, reason kind); never call or stream ids.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+STREAMS_ACTIVE = Gauge("voxsouth_media_streams_active", "Media streams open on this process.")
+CALLS_ACTIVE = Gauge("voxsouth_media_calls_active", "Calls with at least one open media stream.")
+STREAMS_TOTAL = Counter(
+    "voxsouth_media_streams_total", "Media streams ended, by how they ended.", ["outcome"]
+)
+STREAM_ERRORS = Counter(
+    "voxsouth_media_stream_errors_total",
+    "Streams closed for bad input, or bad input tolerated, by kind.",
+    ["kind"],
+)
+FRAMES_RECEIVED = Counter(
+    "voxsouth_media_frames_received_total", "Media frames received.", ["track"]
+)
+FRAMES_LOST = Counter(
+    "voxsouth_media_frames_lost_total", "Media frames missing from chunk numbering.", ["track"]
+)
+AUDIO_LOST = Counter(
+    "voxsouth_media_audio_lost_seconds_total", "Seconds of audio missing in streams.", ["track"]
+)
+FRAME_SECONDS = Histogram(
+    "voxsouth_media_frame_processing_seconds",
+    "Per-frame work (parse, decode, VAD), sampled one frame in 16.",
+    buckets=(5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 5e-3),
+)
+UTTERANCES = Counter("voxsouth_utterances_total", "Utterances found by endpointing.", ["track"])
+TRANSCRIPTION_LATENCY = Histogram(
+    "voxsouth_transcription_latency_seconds",
+    "End of speech (last voiced frame received) to final text.",
+    buckets=(0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0),
+)
+TRANSCRIPTION_SECONDS = Histogram(
+    "voxsouth_transcription_decode_seconds",
+    "Time one utterance spends in the engine.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0),
+)
+TRANSCRIPTION_QUEUE = Gauge(
+    "voxsouth_transcription_queue_depth", "Utterances waiting for a transcription worker."
+)
+DROPPED_WORK = Counter("voxsouth_dropped_work_total", "Work skipped to keep up, by kind.", ["kind"])

@@ -1,0 +1,270 @@
+"""The media websocket server: a thin loop around `StreamParser` and `CallSession`.
+
+Per connection: wait (bounded) for `start`, verify its token and the call, then feed every
+message to the session. Utterances go to the transcription service without waiting; events go
+to the sink, which must not block. Every way a stream can end (stop, bad input, flood, a dropped
+socket, server shutdown) runs the same finish: open utterances are transcribed (bounded wait),
+then `StreamStopped` is emitted last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Literal, TypeAlias
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from media import metrics
+from media.codecs import UnsupportedFormat
+from media.events import MediaEvent
+from media.protocol import (
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_NORMAL,
+    CLOSE_POLICY_VIOLATION,
+    CLOSE_UNSUPPORTED_DATA,
+    Dtmf,
+    FloodGuard,
+    Media,
+    Start,
+    Stop,
+    StreamParser,
+    StreamProtocolError,
+    UnknownEvent,
+)
+from media.session import CallSession, SessionConfig, UtteranceReady
+from media.stream_token import StreamGrant, TokenError, verify_token
+from media.transcription.engine import Transcription
+from media.transcription.service import TranscriptionService
+from media.vad import WebRtcVoiceDetector
+
+log = logging.getLogger(__name__)
+
+CallState: TypeAlias = Literal["active", "unknown", "ended"]
+CallGate: TypeAlias = Callable[[StreamGrant], Awaitable[CallState]]
+"""Looks the granted call up once per stream (the only database touch on the media path)."""
+EventSink: TypeAlias = Callable[[MediaEvent], None]
+"""Takes an event without blocking (storage's writer queues or journals it)."""
+
+_FRAME_SAMPLE_EVERY = 16
+
+
+@dataclass(frozen=True, slots=True)
+class MediaServerConfig:
+    token_secret: bytes
+    path: str = "/media"
+    session: SessionConfig = SessionConfig()
+    vad_aggressiveness: int = 2
+    max_message_bytes: int = 64 * 1024
+    start_timeout_s: float = 10.0
+    finish_timeout_s: float = 10.0
+    flood_rate_per_s: float = 500.0
+    """Messages per second per stream; SignalWire sends 100 (two tracks of 50)."""
+    flood_burst: float = 2_000.0
+
+
+class MediaServer:
+    def __init__(
+        self,
+        config: MediaServerConfig,
+        *,
+        transcriber: TranscriptionService | None,
+        call_gate: CallGate,
+        sink: EventSink,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self._transcriber = transcriber
+        self._call_gate = call_gate
+        self._sink = sink
+        self._monotonic = monotonic
+        self._wall_clock = wall_clock
+        self._streams_per_call: collections.Counter[object] = collections.Counter()
+
+    def serve(self, sock: socket.socket) -> AbstractAsyncContextManager[Server]:
+        """The websockets server on an already bound socket (use as an async context)."""
+        return serve(
+            self.handle,
+            sock=sock,
+            process_request=self._check_path,
+            max_size=self.config.max_message_bytes,
+            # Frames arrive every 20 ms, so a dead peer shows quickly; pings catch a silent one.
+            ping_interval=20,
+            ping_timeout=20,
+            compression=None,
+        )
+
+    def _check_path(self, conn: ServerConnection, request: Request) -> Response | None:
+        if request.path.split("?", 1)[0] != self.config.path:
+            metrics.STREAM_ERRORS.labels("bad_path").inc()
+            return conn.respond(HTTPStatus.NOT_FOUND, "not found\n")
+        return None
+
+    async def handle(self, ws: ServerConnection) -> None:
+        parser = StreamParser()
+        session: CallSession | None = None
+        pending: set[asyncio.Future[Transcription | None]] = set()
+        outcome = "disconnected"
+        try:
+            async with asyncio.timeout(self.config.start_timeout_s):
+                while session is None:
+                    msg = parser.receive(await ws.recv())
+                    if isinstance(msg, Start):
+                        session = await self._open(msg)
+                    elif isinstance(msg, UnknownEvent):
+                        metrics.STREAM_ERRORS.labels("unknown_event").inc()
+            outcome = await self._stream(ws, parser, session, pending)
+        except StreamProtocolError as exc:
+            outcome = exc.kind
+            metrics.STREAM_ERRORS.labels(exc.kind).inc()
+            await ws.close(exc.close_code, exc.reason)
+        except TimeoutError:
+            outcome = "start_timeout"
+            metrics.STREAM_ERRORS.labels(outcome).inc()
+            await ws.close(CLOSE_POLICY_VIOLATION, "no start message in time")
+        except ConnectionClosed:
+            outcome = "disconnected"
+        except Exception:
+            outcome = "internal_error"
+            log.exception("media stream failed")
+            metrics.STREAM_ERRORS.labels(outcome).inc()
+            await ws.close(CLOSE_INTERNAL_ERROR, "internal error")
+        finally:
+            metrics.STREAMS_TOTAL.labels(outcome if session else "rejected").inc()
+            if session is not None:
+                await self._finish(session, pending, outcome, parser.messages_lost)
+
+    async def _stream(
+        self,
+        ws: ServerConnection,
+        parser: StreamParser,
+        session: CallSession,
+        pending: set[asyncio.Future[Transcription | None]],
+    ) -> str:
+        guard = FloodGuard(self.config.flood_rate_per_s, self.config.flood_burst)
+        frames = 0
+        received = {t: metrics.FRAMES_RECEIVED.labels(t) for t in ("inbound", "outbound")}
+        async for message in ws:
+            now = self._monotonic()
+            if not guard.allow(now):
+                raise StreamProtocolError(
+                    "flood", "messages faster than real time", CLOSE_POLICY_VIOLATION
+                )
+            msg = parser.receive(message)
+            if isinstance(msg, Media):
+                frames += 1
+                sample = frames % _FRAME_SAMPLE_EVERY == 0
+                started = time.perf_counter() if sample else 0.0
+                try:
+                    ready = session.on_media(msg, now)
+                except ValueError:
+                    raise StreamProtocolError("bad_payload", "undecodable media payload") from None
+                received[msg.track].inc()
+                for item in ready:
+                    self._transcribe(session, item, pending)
+                if sample:
+                    metrics.FRAME_SECONDS.observe(time.perf_counter() - started)
+            elif isinstance(msg, Dtmf):
+                self._sink(session.on_dtmf(msg))
+            elif isinstance(msg, Stop):
+                await ws.close(CLOSE_NORMAL, "stream stopped")
+                return "stop"
+            elif isinstance(msg, UnknownEvent):
+                metrics.STREAM_ERRORS.labels("unknown_event").inc()
+        return "disconnected"
+
+    async def _open(self, start: Start) -> CallSession:
+        token = start.custom_parameters.get("token", "")
+        try:
+            grant = verify_token(
+                self.config.token_secret, token, call_sid=start.call_sid, now=self._wall_clock()
+            )
+        except TokenError as exc:
+            raise StreamProtocolError(
+                f"token_{exc.reason}",
+                f"stream token rejected: {exc.reason}",
+                CLOSE_POLICY_VIOLATION,
+            ) from None
+        state = await self._call_gate(grant)
+        if state != "active":
+            raise StreamProtocolError(f"call_{state}", f"call is {state}", CLOSE_POLICY_VIOLATION)
+        try:
+            session = CallSession(
+                start,
+                org_id=grant.org_id,
+                call_id=grant.call_id,
+                config=self.config.session,
+                vad_factory=lambda: WebRtcVoiceDetector(self.config.vad_aggressiveness),
+            )
+        except UnsupportedFormat as exc:
+            raise StreamProtocolError(
+                "unsupported_format", str(exc), CLOSE_UNSUPPORTED_DATA
+            ) from None
+        metrics.STREAMS_ACTIVE.inc()
+        self._streams_per_call[grant.call_id] += 1
+        metrics.CALLS_ACTIVE.set(len(self._streams_per_call))
+        self._sink(session.started_event())
+        return session
+
+    def _transcribe(
+        self,
+        session: CallSession,
+        ready: UtteranceReady,
+        pending: set[asyncio.Future[Transcription | None]],
+    ) -> None:
+        metrics.UTTERANCES.labels(ready.track).inc()
+        if self._transcriber is None:
+            return
+        engine = self._transcriber.engine.name
+        future = self._transcriber.submit(ready.utterance.pcm, ready.utterance.sample_rate)
+        pending.add(future)
+
+        def deliver(f: asyncio.Future[Transcription | None]) -> None:
+            pending.discard(f)
+            if f.cancelled() or (result := f.result()) is None or not result.text:
+                return
+            metrics.TRANSCRIPTION_LATENCY.observe(self._monotonic() - ready.speech_ended_at)
+            self._sink(session.segment_event(ready, result, engine))
+
+        future.add_done_callback(deliver)
+
+    async def _finish(
+        self,
+        session: CallSession,
+        pending: set[asyncio.Future[Transcription | None]],
+        outcome: str,
+        messages_lost: int,
+    ) -> None:
+        for ready in session.finish():
+            self._transcribe(session, ready, pending)
+        if pending:
+            # Bounded wait: a stream's segments must be emitted before its StreamStopped, and
+            # whatever is still late after the timeout is given up (and counted) instead.
+            _done, late = await asyncio.wait(set(pending), timeout=self.config.finish_timeout_s)
+            for future in late:
+                future.cancel()
+                metrics.DROPPED_WORK.labels("transcription_after_stream_end").inc()
+        for track, pipeline in session.tracks.items():
+            metrics.FRAMES_LOST.labels(track).inc(pipeline.frames_lost)
+            metrics.AUDIO_LOST.labels(track).inc(
+                pipeline.samples_lost / pipeline.decoder.output_rate
+            )
+        self._sink(session.stopped_event(outcome, messages_lost))
+        metrics.STREAMS_ACTIVE.dec()
+        self._streams_per_call[session.call_id] -= 1
+        if self._streams_per_call[session.call_id] <= 0:
+            del self._streams_per_call[session.call_id]
+        metrics.CALLS_ACTIVE.set(len(self._streams_per_call))
+
+
+__all__ = ["CallGate", "CallState", "EventSink", "MediaServer", "MediaServerConfig", "Server"]

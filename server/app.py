@@ -1,0 +1,174 @@
+"""Composition root: one process, two planes, one Postgres.
+
+`running(settings)` starts everything and yields the bound URLs; leaving it shuts down in the
+order that loses nothing: stop taking HTTP, close media streams (each finishes: open utterances
+are transcribed and its StreamStopped emitted), stop the transcription workers, flush the
+event writer (what Postgres cannot take goes to the journal), close the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import asyncpg
+from aiohttp import web
+
+from control.app_keys import POOL
+from control.webhooks import WebhookConfig, Webhooks
+from media.server import CallState, MediaServer, MediaServerConfig
+from media.session import SessionConfig
+from media.stream_token import StreamGrant, issue_token
+from media.transcription.engine import TranscriptionEngine
+from media.transcription.service import TranscriptionService
+from media.vad import EndpointerConfig
+from server.health import Health
+from server.middleware import request_middleware
+from server.settings import Settings
+from storage import calls
+from storage.db import Pool, create_pool
+from storage.embedded import start_embedded
+from storage.event_writer import EventWriter
+from storage.journal import Journal
+from storage.migrate import migrate
+
+log = logging.getLogger(__name__)
+
+MAX_WEBHOOK_BODY = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RunningServer:
+    http_url: str
+    """Where this process listens for HTTP (may differ from the public URL)."""
+    media_url: str
+    """The stream URL put in LaML."""
+    public_url: str
+    pool: Pool
+    writer: EventWriter
+    dsn: str
+
+
+async def database_dsn(settings: Settings) -> str:
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    return await start_embedded(settings.data_dir / "postgres")
+
+
+async def open_database(settings: Settings) -> tuple[str, Pool]:
+    """The DSN and a migrated pool."""
+    dsn = await database_dsn(settings)
+    pool = await create_pool(dsn, max_size=settings.db_pool_size)
+    async with pool.acquire() as conn:
+        applied = await migrate(conn)
+    for m in applied:
+        log.info("applied migration %04d_%s", m.version, m.name)
+    return dsn, pool
+
+
+def _load_engine(settings: Settings) -> TranscriptionEngine:
+    from media.transcription.whisper import WhisperEngine  # heavy: only when configured
+
+    return WhisperEngine(
+        settings.whisper_model, settings.data_dir / "models", settings.transcription_workers
+    )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    return socket.create_server((host, port), reuse_port=False, backlog=1024)
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[RunningServer]:
+    async with AsyncExitStack() as stack:
+        engine_task = None
+        if settings.transcription_engine == "whisper":
+            # Load the model while Postgres starts: both take a moment.
+            engine_task = asyncio.create_task(asyncio.to_thread(_load_engine, settings))
+        try:
+            dsn, pool = await open_database(settings)
+        except BaseException:
+            if engine_task is not None:
+                engine_task.cancel()
+            raise
+        stack.push_async_callback(pool.close)
+        transcriber = None
+        if engine_task is not None:
+            engine = await engine_task
+            transcriber = await stack.enter_async_context(
+                TranscriptionService(
+                    engine,
+                    settings.transcription_workers,
+                    settings.transcription_queue,
+                )
+            )
+        writer = await stack.enter_async_context(
+            EventWriter(pool, Journal(settings.data_dir / "journal"))
+        )
+
+        token_secret = settings.secret("stream_token_secret").encode()
+        media_sock = _bind(settings.media_host, settings.media_port)
+        http_sock = _bind(settings.http_host, settings.http_port)
+        media_port = media_sock.getsockname()[1]
+        http_port = http_sock.getsockname()[1]
+        http_url = f"http://{settings.http_host}:{http_port}"
+        media_url = settings.media_public_url or f"ws://{settings.media_host}:{media_port}/media"
+        public_url = (settings.public_url or http_url).rstrip("/")
+
+        async def call_gate(grant: StreamGrant) -> CallState:
+            try:
+                return await calls.call_state(pool, grant.call_id, grant.org_id)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                # The token already proves the call; a database blip must not drop live audio.
+                log.warning("call lookup failed; admitting stream on its valid token")
+                return "active"
+
+        media = MediaServer(
+            MediaServerConfig(
+                token_secret=token_secret,
+                session=SessionConfig(
+                    endpointer=EndpointerConfig(
+                        hangover_ms=settings.endpoint_hangover_ms,
+                        max_utterance_ms=settings.max_utterance_ms,
+                    ),
+                    l16_big_endian=settings.l16_big_endian,
+                ),
+                vad_aggressiveness=settings.vad_aggressiveness,
+            ),
+            transcriber=transcriber,
+            call_gate=call_gate,
+            sink=writer.submit,
+        )
+        await stack.enter_async_context(media.serve(media_sock))
+
+        def issue(org_id: uuid.UUID, call_id: uuid.UUID, call_sid: str) -> str:
+            expires = int(time.time()) + settings.stream_token_ttl_s
+            return issue_token(token_secret, StreamGrant(org_id, call_id, call_sid, expires))
+
+        app = web.Application(middlewares=[request_middleware], client_max_size=MAX_WEBHOOK_BODY)
+        app[POOL] = pool
+        webhooks = Webhooks(
+            WebhookConfig(
+                signing_key=settings.secret("signalwire_signing_key"),
+                public_base_url=public_url,
+                media_url=media_url,
+                disclosure=settings.disclosure_text or None,
+                hold_seconds=settings.hold_seconds,
+                allow_insecure_media=not settings.production,
+            ),
+            issue,
+        )
+        app.add_routes(webhooks.routes())
+        app.add_routes(Health(lambda: transcriber is not None).routes())
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        await web.SockSite(runner, http_sock).start()
+        log.info("HTTP on %s, media on %s", http_url, media_url)
+        yield RunningServer(http_url, media_url, public_url, pool, writer, dsn)

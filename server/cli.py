@@ -1,0 +1,210 @@
+"""The `voxsouth` command: serve, migrate, simulate, admin."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import uvloop
+
+from control.numbers import is_e164
+from server.app import database_dsn, open_database, running
+from server.errors import VoxsouthError
+from server.log_setup import configure_logging
+from server.settings import Settings, SettingsError, generated_secret_names, load_settings
+from server.simulator.audio import AudioFileError, read_call_audio
+from server.simulator.client import SignalWireSimulator, SimulationError
+from server.simulator.report import format_report, wait_for_streams_done
+from storage import calls
+from storage.db import create_pool
+from storage.embedded import EmbeddedPostgresError
+
+DEMO_ORG = "Demo organization"
+DEMO_NUMBER = "+15550100000"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voxsouth", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the server (HTTP control plane and media websockets)")
+    sub.add_parser("migrate", help="apply database migrations and exit")
+
+    sim = sub.add_parser("simulate", help="play SignalWire's side of calls against the server")
+    sim.add_argument("--wav", type=Path, required=True, help="stereo: left caller, right agent")
+    sim.add_argument("--calls", type=int, default=1, help="concurrent calls (default 1)")
+    sim.add_argument("--speed", type=float, default=1.0, help="1 = real time (default)")
+    sim.add_argument(
+        "--dtmf", action="append", default=[], metavar="SECONDS:DIGIT", help="e.g. 3.0:0"
+    )
+    sim.add_argument("--to", default=None, help=f"called number (default: demo {DEMO_NUMBER})")
+    sim.add_argument("--from", dest="from_number", default="+15550199999")
+    sim.add_argument("--server", default=None, help="server base URL (default: from settings)")
+    sim.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for results")
+
+    admin = sub.add_parser("admin", help="set up organizations and numbers")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    org = admin_sub.add_parser("create-org", help="create an organization")
+    org.add_argument("name")
+    org.add_argument("--number", help="an E.164 number SignalWire sends to this server")
+    org.add_argument("--dial-target", help="E.164 number to connect its calls to")
+    num = admin_sub.add_parser("add-number", help="route a number to an organization")
+    num.add_argument("org_id")
+    num.add_argument("number")
+    num.add_argument("--dial-target")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        for line in str(exc).splitlines():
+            print(f"voxsouth: invalid setting: {line}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    commands = {"serve": _serve, "migrate": _migrate, "simulate": _simulate, "admin": _admin}
+    try:
+        return uvloop.run(commands[args.command](settings, args))
+    except (VoxsouthError, EmbeddedPostgresError, SimulationError, AudioFileError) as exc:
+        print(f"voxsouth: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"voxsouth: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with running(settings) as srv:
+        print(_banner(settings, srv.http_url, srv.public_url, srv.media_url), flush=True)
+        await stop.wait()
+        print("voxsouth: shutting down", flush=True)
+    return 0
+
+
+def _banner(settings: Settings, http_url: str, public_url: str, media_url: str) -> str:
+    lines = [
+        "voxsouth is running",
+        f"  control plane      {http_url}",
+        f"  media streams      {media_url}",
+        f"  health, metrics    {http_url}/health/ready  {http_url}/metrics",
+        "  SignalWire number settings (use your public https URL):",
+        f"    voice webhook    {public_url}/laml/voice  (POST)",
+        f"    status callback  {public_url}/laml/status  (POST)",
+        "  try it without a phone:",
+        "    .venv/bin/voxsouth simulate --wav tests/fixtures/speech/two_party.wav",
+    ]
+    generated = generated_secret_names(settings)
+    if generated or not settings.public_url:
+        lines.append(f"  development mode: data and generated secrets in {settings.data_dir}/")
+        lines.append("  production must set VOXSOUTH_ENV=production, VOXSOUTH_PUBLIC_URL,")
+        lines.append("    VOXSOUTH_MEDIA_PUBLIC_URL, VOXSOUTH_SIGNALWIRE_SIGNING_KEY,")
+        lines.append("    VOXSOUTH_STREAM_TOKEN_SECRET and DATABASE_URL")
+    return "\n".join(lines)
+
+
+async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    _dsn, pool = await open_database(settings)
+    await pool.close()
+    print("voxsouth: database is up to date")
+    return 0
+
+
+async def _admin(settings: Settings, args: argparse.Namespace) -> int:
+    for value in (getattr(args, "number", None), args.dial_target):
+        if value is not None and not is_e164(value):
+            raise VoxsouthError(f"{value!r} is not an E.164 number (+ and 7 to 15 digits)")
+    _dsn, pool = await open_database(settings)
+    try:
+        if args.admin_command == "create-org":
+            org_id = await calls.create_org(pool, args.name)
+            if args.number:
+                await calls.add_phone_number(pool, org_id, args.number, args.dial_target)
+            print(org_id)
+        else:
+            import uuid
+
+            try:
+                org_id = uuid.UUID(args.org_id)
+            except ValueError:
+                raise VoxsouthError(f"{args.org_id!r} is not an organization id") from None
+            try:
+                await calls.add_phone_number(pool, org_id, args.number, args.dial_target)
+            except asyncpg.ForeignKeyViolationError:
+                raise VoxsouthError(f"no organization {org_id}") from None
+            except asyncpg.UniqueViolationError:
+                raise VoxsouthError(f"{args.number} belongs to another organization") from None
+            print(f"{args.number} → {org_id}")
+    finally:
+        await pool.close()
+    return 0
+
+
+async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    audio = read_call_audio(args.wav)
+    dtmf = []
+    for item in args.dtmf:
+        at, _, digit = item.partition(":")
+        try:
+            dtmf.append((float(at), digit))
+        except ValueError:
+            raise VoxsouthError(f"--dtmf takes SECONDS:DIGIT, not {item!r}") from None
+    if args.calls < 1 or args.speed <= 0:
+        raise VoxsouthError("--calls must be at least 1 and --speed above 0")
+    dsn = await database_dsn(settings)
+    to_number = args.to or await _demo_number(dsn)
+    base_url = args.server or settings.http_base_url
+    async with aiohttp.ClientSession() as http:
+        sim = SignalWireSimulator(
+            http, base_url=base_url, signing_key=settings.secret("signalwire_signing_key")
+        )
+        results = await asyncio.gather(
+            *(
+                sim.call(
+                    audio,
+                    to_number=to_number,
+                    from_number=args.from_number,
+                    speed=args.speed,
+                    dtmf=dtmf,
+                )
+                for _ in range(args.calls)
+            )
+        )
+        failures = 0
+        for result in results:
+            if result.errors:
+                failures += 1
+                print(f"call {result.call_sid}: {'; '.join(result.errors)}", file=sys.stderr)
+            report = await wait_for_streams_done(dsn, result.call_sid, args.timeout)
+            print(format_report(report))
+    return 1 if failures else 0
+
+
+async def _demo_number(dsn: str) -> str:
+    """Development convenience: the demo org and number, created on first use."""
+    pool = await create_pool(dsn, max_size=1)
+    try:
+        if await calls.route_number(pool, DEMO_NUMBER) is None:
+            org_id = await calls.create_org(pool, DEMO_ORG)
+            with contextlib.suppress(asyncpg.UniqueViolationError):
+                await calls.add_phone_number(pool, org_id, DEMO_NUMBER)
+    finally:
+        await pool.close()
+    return DEMO_NUMBER
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""The error root and the one place errors become HTTP responses.
+
+    VoxsouthError
+    ├── ApiError            an HTTP error with a stable code (status, code, message, details)
+    ├── SettingsError       (server.settings) invalid or missing configuration at start-up
+    └── EmbeddedPostgresError (storage.embedded) the default database did not start
+
+Every error response has the shape
+`{"error": {"code": ..., "message": ..., "request_id": ..., "details": {...}}}`;
+internal errors never carry a traceback or SQL to the client.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+
+class VoxsouthError(Exception):
+    pass
+
+
+class ApiError(VoxsouthError):
+    def __init__(
+        self, status: int, code: str, message: str, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+def code_for_status(status: int) -> str:
+    """A stable machine-readable code for aiohttp's own HTTP exceptions (404, 405, 413, ...)."""
+    try:
+        return HTTPStatus(status).name
+    except ValueError:
+        return "HTTP_ERROR"
+
+
+def error_body(code: str, message: str, request_id: str, details: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "error": {"code": code, "message": message, "request_id": request_id, "details": details}
+    }

@@ -1,0 +1,158 @@
+"""Settings: environment variables prefixed `VOXSOUTH_` (and an optional `.env`), validated once.
+
+`make serve` needs none of them. In development, missing secrets are generated into
+`<data dir>/secrets/` (one file each, mode 0600, never logged) and reused on the next start.
+Production (`VOXSOUTH_ENV=production`) refuses generated secrets, and needs public https/wss
+URLs: SignalWire signs webhooks over the public URL and only connects to `wss://` streams.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GENERATED_SECRETS = ("signalwire_signing_key", "stream_token_secret")
+
+
+class SettingsError(Exception):
+    """Invalid or missing settings; the message lists every problem, one per line."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VOXSOUTH_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    env: Literal["development", "production"] = "development"
+    data_dir: Path = Path(".voxsouth")
+    database_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("VOXSOUTH_DATABASE_URL", "DATABASE_URL")
+    )
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    media_host: str = "127.0.0.1"
+    media_port: int = Field(default=8081, ge=0, le=65535)
+    public_url: str | None = None
+    """Base URL SignalWire uses for webhooks, e.g. https://voice.example.com."""
+    media_public_url: str | None = None
+    """The stream URL put in LaML, e.g. wss://voice.example.com/media."""
+
+    signalwire_signing_key: SecretStr | None = None
+    stream_token_secret: SecretStr | None = None
+    stream_token_ttl_s: int = Field(default=300, ge=10, le=3600)
+
+    disclosure_text: str = "This call may be recorded and transcribed for quality and training."
+    hold_seconds: int = Field(default=600, ge=1, le=14_400)
+
+    transcription_engine: Literal["whisper", "none"] = "whisper"
+    whisper_model: str = "bundled:tiny.en"
+    transcription_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
+    transcription_queue: int = Field(default=64, ge=1, le=10_000)
+
+    vad_aggressiveness: int = Field(default=2, ge=0, le=3)
+    endpoint_hangover_ms: int = Field(default=500, ge=100, le=5_000)
+    max_utterance_ms: int = Field(default=15_000, ge=1_000, le=60_000)
+    l16_big_endian: bool = True
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "text"] = "auto"
+
+    @model_validator(mode="after")
+    def _check_urls(self) -> Settings:
+        for name in ("public_url", "media_public_url"):
+            value = getattr(self, name)
+            if value is not None and ("?" in value or "#" in value):
+                raise ValueError(f"{name} must not carry a query string or fragment")
+        if self.media_public_url is not None and not self.media_public_url.startswith(
+            ("wss://", "ws://")
+        ):
+            raise ValueError("media_public_url must be a wss:// URL")
+        if self.public_url is not None and not self.public_url.startswith(("https://", "http://")):
+            raise ValueError("public_url must be an https:// URL")
+        return self
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def http_base_url(self) -> str:
+        return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
+
+    @property
+    def media_url(self) -> str:
+        return self.media_public_url or f"ws://{self.media_host}:{self.media_port}/media"
+
+    def secret(self, name: str) -> str:
+        value = getattr(self, name)
+        assert isinstance(value, SecretStr), f"{name} not loaded"
+        return value.get_secret_value()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Reads and validates the environment; raises SettingsError listing every problem."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = "VOXSOUTH_" + "_".join(str(p) for p in err["loc"]).upper() if err["loc"] else ""
+            lines.append(f"{field}: {err['msg']}" if field else err["msg"])
+        raise SettingsError("\n".join(lines)) from None
+    problems = []
+    if settings.production:
+        for name in GENERATED_SECRETS:
+            if getattr(settings, name) is None:
+                problems.append(f"VOXSOUTH_{name.upper()}: required in production")
+        if not settings.public_url or not settings.public_url.startswith("https://"):
+            problems.append("VOXSOUTH_PUBLIC_URL: an https:// URL is required in production")
+        if not settings.media_public_url or not settings.media_public_url.startswith("wss://"):
+            problems.append("VOXSOUTH_MEDIA_PUBLIC_URL: a wss:// URL is required in production")
+    if problems:
+        raise SettingsError("\n".join(problems))
+    if settings.production:
+        return settings
+    return settings.model_copy(update=_dev_secrets(settings))
+
+
+def _dev_secrets(settings: Settings) -> dict[str, SecretStr]:
+    """Missing secrets in development: read from, or generated into, the data folder."""
+    folder = settings.data_dir / "secrets"
+    found: dict[str, SecretStr] = {}
+    for name in GENERATED_SECRETS:
+        if getattr(settings, name) is not None:
+            continue
+        path = folder / name
+        if not path.exists():
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # Written aside, then linked into place: two processes starting at once agree on
+            # one secret, and neither can read a half-written file.
+            staging = folder / f".{name}.{os.getpid()}"
+            fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32))
+            try:
+                os.link(staging, path)
+            except FileExistsError:
+                pass
+            finally:
+                staging.unlink()
+        found[name] = SecretStr(path.read_text().strip())
+    return found
+
+
+def generated_secret_names(settings: Settings) -> list[str]:
+    """Settings whose values came from generated files (what production must set itself)."""
+    return [
+        n
+        for n in GENERATED_SECRETS
+        if os.environ.get(f"VOXSOUTH_{n.upper()}") is None
+        and (settings.data_dir / "secrets" / n).exists()
+    ]

@@ -1,0 +1,224 @@
+"""Organizations, phone numbers, calls and stream status: the rows webhooks create and move.
+
+Status callbacks may arrive late, twice or out of order; `apply_call_status` only ever moves a
+call forward (queued → initiated → ringing → in-progress → a terminal state), so a stale or
+repeated callback changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import asyncpg
+
+from storage.db import QUERY_TIMEOUT_S, Executor
+
+TERMINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+_PROGRESS = ("queued", "initiated", "ringing", "in-progress")
+CALL_STATUSES = frozenset(_PROGRESS) | TERMINAL_STATUSES
+
+
+def status_rank(status: str) -> int:
+    return len(_PROGRESS) if status in TERMINAL_STATUSES else _PROGRESS.index(status)
+
+
+@dataclass(frozen=True, slots=True)
+class NumberRoute:
+    org_id: uuid.UUID
+    number: str
+    dial_target: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallRef:
+    id: uuid.UUID
+    org_id: uuid.UUID
+    status: str
+
+
+async def create_org(conn: Executor, name: str) -> uuid.UUID:
+    org_id: uuid.UUID = await conn.fetchval(
+        "INSERT INTO organizations (name) VALUES ($1) RETURNING id", name, timeout=QUERY_TIMEOUT_S
+    )
+    return org_id
+
+
+async def add_phone_number(
+    conn: Executor,
+    org_id: uuid.UUID,
+    number: str,
+    dial_target: str | None = None,
+) -> None:
+    """Adds the number to the org, or moves its dial target; raises UniqueViolationError when the
+    number belongs to another org."""
+    result = await conn.execute(
+        """INSERT INTO phone_numbers (org_id, number, dial_target) VALUES ($1, $2, $3)
+           ON CONFLICT (number) DO UPDATE SET dial_target = EXCLUDED.dial_target
+           WHERE phone_numbers.org_id = EXCLUDED.org_id""",
+        org_id,
+        number,
+        dial_target,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    if result.endswith(" 0"):
+        raise asyncpg.UniqueViolationError(f"{number} belongs to another organization")
+
+
+async def route_number(conn: Executor, number: str) -> NumberRoute | None:
+    row = await conn.fetchrow(
+        "SELECT org_id, number, dial_target FROM phone_numbers WHERE number = $1",
+        number,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    return NumberRoute(row["org_id"], row["number"], row["dial_target"]) if row else None
+
+
+async def open_call(
+    conn: Executor,
+    *,
+    org_id: uuid.UUID,
+    call_sid: str,
+    account_sid: str | None,
+    direction: str,
+    from_number: str,
+    to_number: str,
+    status: str,
+) -> CallRef:
+    """Creates the call row; a re-delivered voice webhook gets the same row back."""
+    row = await conn.fetchrow(
+        """INSERT INTO calls (org_id, call_sid, account_sid, direction, from_number, to_number,
+                              status)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (call_sid) DO UPDATE SET updated_at = calls.updated_at
+           RETURNING id, org_id, status""",
+        org_id,
+        call_sid,
+        account_sid,
+        direction,
+        from_number,
+        to_number,
+        status if status in CALL_STATUSES else "queued",
+        timeout=QUERY_TIMEOUT_S,
+    )
+    assert row is not None
+    return CallRef(row["id"], row["org_id"], row["status"])
+
+
+async def apply_call_status(
+    conn: Executor,
+    *,
+    call_sid: str,
+    status: str,
+    sequence: int | None,
+    at: datetime,
+    duration_seconds: int | None,
+) -> Literal["applied", "stale", "unknown_call"]:
+    """Moves the call forward to `status`; never backwards, never out of a terminal state."""
+    result = await conn.execute(
+        """UPDATE calls SET
+               status = $2,
+               status_sequence = GREATEST(status_sequence, $3),
+               answered_at = CASE WHEN $2 = 'in-progress' THEN COALESCE(answered_at, $4)
+                                  ELSE answered_at END,
+               ended_at = CASE WHEN $5 THEN COALESCE(ended_at, $4) ELSE ended_at END,
+               duration_seconds = COALESCE($6, duration_seconds),
+               updated_at = now()
+           WHERE call_sid = $1
+             AND COALESCE(array_position($7::text[], status), $8) < $9""",
+        call_sid,
+        status,
+        sequence,
+        at,
+        status in TERMINAL_STATUSES,
+        duration_seconds,
+        list(_PROGRESS),
+        len(_PROGRESS) + 1,  # terminal: array_position is NULL, so rank len+1 (never exceeded)
+        status_rank(status) + 1,  # array_position is 1-based
+        timeout=QUERY_TIMEOUT_S,
+    )
+    if not result.endswith(" 0"):
+        return "applied"
+    exists = await conn.fetchval(
+        "SELECT true FROM calls WHERE call_sid = $1", call_sid, timeout=QUERY_TIMEOUT_S
+    )
+    return "stale" if exists else "unknown_call"
+
+
+async def apply_stream_status(
+    conn: Executor,
+    *,
+    call_sid: str,
+    stream_sid: str,
+    name: str | None,
+    event: str,
+    error: str | None,
+    at: datetime,
+) -> bool:
+    """Records a stream statusCallback; a stopped or failed stream never goes back to streaming.
+    Returns False when the call is unknown."""
+    status = {"stream-started": "streaming", "stream-stopped": "stopped"}.get(event, "failed")
+    result = await conn.execute(
+        """INSERT INTO media_streams (org_id, call_id, stream_sid, name, status, error,
+                                      started_at, stopped_at)
+           SELECT org_id, id, $2, $3, $4, $5,
+                  CASE WHEN $4 = 'streaming' THEN $6::timestamptz END,
+                  CASE WHEN $4 <> 'streaming' THEN $6::timestamptz END
+           FROM calls WHERE call_sid = $1
+           ON CONFLICT (stream_sid) DO UPDATE SET
+               name = COALESCE(media_streams.name, EXCLUDED.name),
+               status = CASE WHEN media_streams.status = 'streaming' THEN EXCLUDED.status
+                             ELSE media_streams.status END,
+               error = COALESCE(media_streams.error, EXCLUDED.error),
+               started_at = COALESCE(media_streams.started_at, EXCLUDED.started_at),
+               stopped_at = COALESCE(media_streams.stopped_at, EXCLUDED.stopped_at)""",
+        call_sid,
+        stream_sid,
+        name,
+        status,
+        error,
+        at,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    return not result.endswith(" 0")
+
+
+async def call_state(
+    conn: Executor, call_id: uuid.UUID, org_id: uuid.UUID
+) -> Literal["active", "unknown", "ended"]:
+    status = await conn.fetchval(
+        "SELECT status FROM calls WHERE id = $1 AND org_id = $2",
+        call_id,
+        org_id,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    if status is None:
+        return "unknown"
+    return "ended" if status in TERMINAL_STATUSES else "active"
+
+
+async def call_report(conn: Executor, call_sid: str) -> dict[str, Any] | None:
+    """The call with its streams and transcript, as plain data (the simulator prints it)."""
+    call = await conn.fetchrow(
+        "SELECT * FROM calls WHERE call_sid = $1", call_sid, timeout=QUERY_TIMEOUT_S
+    )
+    if call is None:
+        return None
+    streams = await conn.fetch(
+        "SELECT * FROM media_streams WHERE call_id = $1 ORDER BY created_at",
+        call["id"],
+        timeout=QUERY_TIMEOUT_S,
+    )
+    segments = await conn.fetch(
+        """SELECT speaker, track, start_ms, end_ms, text, confidence, engine
+           FROM transcript_segments WHERE call_id = $1 ORDER BY start_ms, track""",
+        call["id"],
+        timeout=QUERY_TIMEOUT_S,
+    )
+    return {
+        "call": dict(call),
+        "streams": [dict(s) for s in streams],
+        "transcript": [dict(s) for s in segments],
+    }

@@ -1,0 +1,304 @@
+"""Persists the media plane's events in batches, and never loses one.
+
+`submit` never blocks (the media loop calls it). A single writer task takes up to `batch_max`
+events at a time, writes them in one transaction and announces each with `NOTIFY
+voxsouth_events` (delivered at commit, so a listener always finds the rows).
+
+When Postgres is unreachable the batch goes to the local journal, and so does everything after
+it until the journal has been replayed (retries back off exponentially): events reach Postgres
+in the order they happened. When the in-memory queue is full, `submit` writes the event
+straight to the journal. Writes are idempotent by event id, so a replay may repeat safely.
+A batch Postgres refuses as invalid is retried one event at a time; the invalid ones go to the
+journal's rejected file and are counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Sequence
+
+import asyncpg
+
+from media.events import (
+    SPEAKER_BY_TRACK,
+    DtmfReceived,
+    MediaEvent,
+    StreamStarted,
+    StreamStopped,
+    TranscriptSegment,
+)
+from storage import metrics
+from storage.db import QUERY_TIMEOUT_S, Connection, Pool
+from storage.journal import Journal
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "voxsouth_events"
+
+# Errors that mean "Postgres is not there right now", as opposed to "this data is wrong".
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.QueryCanceledError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+_STREAM_STARTED = """
+INSERT INTO media_streams (org_id, call_id, stream_sid, name, codec, sample_rate, tracks,
+                           status, started_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, 'streaming', $8)
+ON CONFLICT (stream_sid) DO UPDATE SET
+    name = COALESCE(media_streams.name, EXCLUDED.name),
+    codec = EXCLUDED.codec,
+    sample_rate = EXCLUDED.sample_rate,
+    tracks = EXCLUDED.tracks,
+    started_at = LEAST(media_streams.started_at, EXCLUDED.started_at)"""
+
+_STREAM_STOPPED = """
+INSERT INTO media_streams (org_id, call_id, stream_sid, status, frames_received_inbound,
+                           frames_received_outbound, frames_lost_inbound, frames_lost_outbound,
+                           audio_lost_ms, messages_lost, end_reason, stopped_at)
+VALUES ($1, $2, $3, 'stopped', $4, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (stream_sid) DO UPDATE SET
+    status = CASE WHEN media_streams.status = 'failed' THEN 'failed' ELSE 'stopped' END,
+    frames_received_inbound = EXCLUDED.frames_received_inbound,
+    frames_received_outbound = EXCLUDED.frames_received_outbound,
+    frames_lost_inbound = EXCLUDED.frames_lost_inbound,
+    frames_lost_outbound = EXCLUDED.frames_lost_outbound,
+    audio_lost_ms = EXCLUDED.audio_lost_ms,
+    messages_lost = EXCLUDED.messages_lost,
+    end_reason = EXCLUDED.end_reason,
+    stopped_at = COALESCE(media_streams.stopped_at, EXCLUDED.stopped_at)"""
+
+# Derived from the streams, so a replayed StreamStopped cannot count its loss twice.
+_CALL_AUDIO_LOST = """
+UPDATE calls SET audio_lost_ms = (
+    SELECT COALESCE(sum(audio_lost_ms), 0) FROM media_streams WHERE call_id = $1)
+WHERE id = $1"""
+
+_SEGMENT = """
+INSERT INTO transcript_segments (id, org_id, call_id, stream_sid, track, speaker, start_ms,
+                                 end_ms, text, confidence, is_final, engine, spoken_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+ON CONFLICT (id) DO NOTHING"""
+
+_DTMF = """
+INSERT INTO dtmf_events (id, org_id, call_id, stream_sid, track, digit, offset_ms, received_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (id) DO NOTHING"""
+
+
+async def write_events(conn: Connection, events: Sequence[MediaEvent]) -> None:
+    """Writes one batch in one transaction (the caller's), in order, with its notifications."""
+    notes = []
+    for e in events:
+        if isinstance(e, TranscriptSegment):
+            await conn.execute(
+                _SEGMENT, e.event_id, e.org_id, e.call_id, e.stream_sid, e.track,
+                SPEAKER_BY_TRACK[e.track], e.start_ms, e.end_ms, e.text, e.confidence,
+                e.is_final, e.engine, e.occurred_at,
+            )  # fmt: skip
+        elif isinstance(e, StreamStarted):
+            await conn.execute(
+                _STREAM_STARTED, e.org_id, e.call_id, e.stream_sid, e.stream_name, e.encoding,
+                e.sample_rate, list(e.tracks), e.occurred_at,
+            )  # fmt: skip
+        elif isinstance(e, StreamStopped):
+            by_track = {t.track: t for t in e.tracks}
+            inbound, outbound = by_track.get("inbound"), by_track.get("outbound")
+            await conn.execute(
+                _STREAM_STOPPED, e.org_id, e.call_id, e.stream_sid,
+                inbound.frames_received if inbound else 0,
+                outbound.frames_received if outbound else 0,
+                inbound.frames_lost if inbound else 0,
+                outbound.frames_lost if outbound else 0,
+                sum(t.audio_lost_ms for t in e.tracks), e.messages_lost, e.reason[:64],
+                e.occurred_at,
+            )  # fmt: skip
+            await conn.execute(_CALL_AUDIO_LOST, e.call_id)
+        elif isinstance(e, DtmfReceived):
+            await conn.execute(
+                _DTMF, e.event_id, e.org_id, e.call_id, e.stream_sid, e.track, e.digit,
+                e.offset_ms, e.occurred_at,
+            )  # fmt: skip
+        notes.append(
+            (
+                NOTIFY_CHANNEL,
+                json.dumps(
+                    {
+                        "type": type(e).__name__,
+                        "event_id": str(e.event_id),
+                        "org_id": str(e.org_id),
+                        "call_id": str(e.call_id),
+                    }
+                ),
+            )
+        )
+    await conn.executemany("SELECT pg_notify($1, $2)", notes)
+
+
+class EventWriter:
+    def __init__(
+        self,
+        pool: Pool,
+        journal: Journal,
+        *,
+        batch_max: int = 500,
+        max_queue: int = 50_000,
+        retry_initial_s: float = 0.25,
+        retry_max_s: float = 5.0,
+    ) -> None:
+        self._pool = pool
+        self._journal = journal
+        self._batch_max = batch_max
+        self._queue: asyncio.Queue[MediaEvent] = asyncio.Queue(max_queue)
+        self._retry_initial = retry_initial_s
+        self._retry_max = retry_max_s
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: list[MediaEvent] = []
+        metrics.JOURNAL_PENDING.set(journal.pending)
+
+    @property
+    def journal_pending(self) -> int:
+        return self._journal.pending
+
+    def submit(self, event: MediaEvent) -> None:
+        """Never blocks: a full queue sends the event straight to the journal."""
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self._journal.append((event,))
+            metrics.EVENTS_JOURNALED.inc()
+            metrics.JOURNAL_PENDING.set(self._journal.pending)
+            return
+        metrics.WRITER_QUEUE.set(self._queue.qsize())
+
+    async def __aenter__(self) -> EventWriter:
+        self._task = asyncio.create_task(self._run(), name="event-writer")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self, timeout_s: float = 10.0) -> None:
+        """Writes what is queued (bounded by `timeout_s`); the rest is journaled, then synced."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        # A batch the cancelled task had taken but not finished is written again (idempotent).
+        rest = [*self._inflight, *self._drain_queue(self._queue.qsize())]
+        self._inflight = []
+        if rest:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    if self._journal.pending or not await self._write(rest):
+                        self._park(rest)
+            except TimeoutError:
+                self._park(rest)
+        self._journal.sync()
+
+    def _drain_queue(self, limit: int) -> list[MediaEvent]:
+        batch: list[MediaEvent] = []
+        while len(batch) < limit:
+            try:
+                batch.append(self._queue.get_nowait())
+            except asyncio.QueueEmpty:
+                break
+        return batch
+
+    def _park(self, batch: Sequence[MediaEvent]) -> None:
+        self._journal.append(batch)
+        metrics.EVENTS_JOURNALED.inc(len(batch))
+        metrics.JOURNAL_PENDING.set(self._journal.pending)
+
+    async def _run(self) -> None:
+        backoff = self._retry_initial
+        next_retry = 0.0
+        while True:
+            if self._journal.pending:
+                wait = max(0.0, next_retry - time.monotonic())
+                batch = await self._next_batch(wait)
+                if batch:
+                    self._park(batch)  # keep order: older events are still in the journal
+                if time.monotonic() >= next_retry:
+                    if await self._replay():
+                        backoff = self._retry_initial
+                    else:
+                        next_retry = time.monotonic() + backoff
+                        backoff = min(backoff * 2, self._retry_max)
+                continue
+            self._inflight = batch = await self._next_batch(None)
+            if not await self._write(batch):
+                self._park(batch)
+                next_retry = time.monotonic() + backoff
+                backoff = min(backoff * 2, self._retry_max)
+            self._inflight = []
+
+    async def _next_batch(self, wait_s: float | None) -> list[MediaEvent]:
+        """Waits for at least one event (up to `wait_s`), then takes what else is queued."""
+        try:
+            async with asyncio.timeout(wait_s):
+                first = await self._queue.get()
+        except TimeoutError:
+            return []
+        batch = [first, *self._drain_queue(self._batch_max - 1)]
+        metrics.WRITER_QUEUE.set(self._queue.qsize())
+        return batch
+
+    async def _replay(self) -> bool:
+        events = self._journal.read()
+        for start in range(0, len(events), self._batch_max):
+            if not await self._write(events[start : start + self._batch_max]):
+                return False
+        log.info("replayed %d journaled events into Postgres", len(events))
+        self._journal.clear()
+        metrics.JOURNAL_PENDING.set(0)
+        return True
+
+    async def _write(self, batch: Sequence[MediaEvent]) -> bool:
+        """True when every event is either in Postgres or rejected as invalid; False when
+        Postgres is unavailable (nothing was committed)."""
+        started = time.perf_counter()
+        try:
+            await self._transaction(batch)
+        except _UNAVAILABLE as exc:
+            metrics.DB_WRITE_FAILURES.labels("unavailable").inc()
+            log.warning("Postgres unavailable for %d events: %s", len(batch), exc)
+            return False
+        except asyncpg.PostgresError:
+            metrics.DB_WRITE_FAILURES.labels("invalid").inc()
+            return await self._write_one_by_one(batch)
+        metrics.DB_WRITE_SECONDS.observe(time.perf_counter() - started)
+        metrics.EVENTS_WRITTEN.inc(len(batch))
+        return True
+
+    async def _write_one_by_one(self, batch: Sequence[MediaEvent]) -> bool:
+        for event in batch:
+            try:
+                await self._transaction((event,))
+            except _UNAVAILABLE:
+                return False
+            except asyncpg.PostgresError as exc:
+                log.error("Postgres rejected %s %s: %s", type(event).__name__, event.event_id, exc)
+                self._journal.reject(event, str(exc))
+                metrics.EVENTS_REJECTED.inc()
+            else:
+                metrics.EVENTS_WRITTEN.inc()
+        return True
+
+    async def _transaction(self, batch: Sequence[MediaEvent]) -> None:
+        async with asyncio.timeout(QUERY_TIMEOUT_S * 2):
+            async with self._pool.acquire() as conn, conn.transaction():
+                await write_events(conn, batch)

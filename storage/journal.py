@@ -1,0 +1,75 @@
+"""A local, append-only journal of media events Postgres could not take yet.
+
+JSON lines in the data folder, written and flushed before the writer moves on, so events
+survive a database outage and a process restart (replayed at the next start). Replay is safe to
+repeat: every write is idempotent by event id. Events Postgres rejects as invalid go to
+`rejected.jsonl` beside it, to be looked at, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from media.events import MediaEvent, event_from_dict, event_to_dict
+
+log = logging.getLogger(__name__)
+
+
+class Journal:
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / "events.jsonl"
+        self.rejected_path = folder / "rejected.jsonl"
+        self.pending = self._count_lines(self.path)
+
+    @staticmethod
+    def _count_lines(path: Path) -> int:
+        if not path.exists():
+            return 0
+        with path.open("rb") as f:
+            return sum(1 for line in f if line.strip())
+
+    def append(self, events: Iterable[MediaEvent]) -> None:
+        self.pending += self._write(self.path, events)
+
+    def reject(self, event: MediaEvent, error: str) -> None:
+        record = {"error": error, "event": event_to_dict(event)}
+        with self.rejected_path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    @staticmethod
+    def _write(path: Path, events: Iterable[MediaEvent]) -> int:
+        lines = [json.dumps(event_to_dict(e)) + "\n" for e in events]
+        with path.open("a", encoding="utf-8") as f:
+            f.writelines(lines)
+            f.flush()
+        return len(lines)
+
+    def read(self) -> list[MediaEvent]:
+        """Every parseable event, in order. A torn last line (a crash mid-write) is skipped."""
+        if not self.path.exists():
+            return []
+        events: list[MediaEvent] = []
+        with self.path.open(encoding="utf-8", errors="replace") as f:
+            for number, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    events.append(event_from_dict(json.loads(line)))
+                except (ValueError, KeyError, TypeError):
+                    log.error("journal %s line %d is unreadable; skipped", self.path, number)
+        return events
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.pending = 0
+
+    def sync(self) -> None:
+        """fsync, for shutdown: what is in the journal then survives a power cut too."""
+        if self.path.exists():
+            with self.path.open("rb") as f:
+                os.fsync(f.fileno())
