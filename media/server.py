@@ -101,6 +101,9 @@ class MediaServer:
             # Frames arrive every 20 ms, so a dead peer shows quickly; pings catch a silent one.
             ping_interval=20,
             ping_timeout=20,
+            # A peer closed for misbehaving may never answer the close handshake (a flooder
+            # blocked on its own full send buffer): drop it after 2 s instead of websockets' 10.
+            close_timeout=2,
             compression=None,
         )
 

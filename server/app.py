@@ -50,6 +50,7 @@ class RunningServer:
     media_url: str
     """The stream URL put in LaML."""
     public_url: str
+    settings: Settings
     pool: Pool
     writer: EventWriter
     dsn: str
@@ -140,6 +141,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
                     l16_big_endian=settings.l16_big_endian,
                 ),
                 vad_aggressiveness=settings.vad_aggressiveness,
+                start_timeout_s=settings.media_start_timeout_s,
             ),
             transcriber=transcriber,
             call_gate=call_gate,
@@ -165,10 +167,11 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
             issue,
         )
         app.add_routes(webhooks.routes())
-        app.add_routes(Health(lambda: transcriber is not None).routes())
+        engine_ok = transcriber is not None or settings.transcription_engine == "none"
+        app.add_routes(Health(lambda: engine_ok).routes())
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         await web.SockSite(runner, http_sock).start()
         log.info("HTTP on %s, media on %s", http_url, media_url)
-        yield RunningServer(http_url, media_url, public_url, pool, writer, dsn)
+        yield RunningServer(http_url, media_url, public_url, settings, pool, writer, dsn)

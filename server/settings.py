@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     signalwire_signing_key: SecretStr | None = None
     stream_token_secret: SecretStr | None = None
     stream_token_ttl_s: int = Field(default=300, ge=10, le=3600)
+    media_start_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    """A media socket that sends no `start` within this is closed."""
 
     disclosure_text: str = "This call may be recorded and transcribed for quality and training."
     hold_seconds: int = Field(default=600, ge=1, le=14_400)

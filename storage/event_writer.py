@@ -15,10 +15,11 @@ journal's rejected file and are counted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import asyncpg
 
@@ -159,16 +160,31 @@ class EventWriter:
         self._pool = pool
         self._journal = journal
         self._batch_max = batch_max
-        self._queue: asyncio.Queue[MediaEvent] = asyncio.Queue(max_queue)
+        # None is close()'s wake-up call, never an event.
+        self._queue: asyncio.Queue[MediaEvent | None] = asyncio.Queue(max_queue)
         self._retry_initial = retry_initial_s
         self._retry_max = retry_max_s
         self._task: asyncio.Task[None] | None = None
         self._inflight: list[MediaEvent] = []
+        self._stopping = False
+        self._progress = asyncio.Event()
         metrics.JOURNAL_PENDING.set(journal.pending)
 
     @property
     def journal_pending(self) -> int:
         return self._journal.pending
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, nothing in flight, nothing journaled: all submitted is in Postgres."""
+        return self._queue.empty() and not self._inflight and not self._journal.pending
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Waits until `predicate()` holds, re-checked after every write, park and replay
+        (bound it with a timeout)."""
+        while not predicate():
+            self._progress.clear()
+            await self._progress.wait()
 
     def submit(self, event: MediaEvent) -> None:
         """Never blocks: a full queue sends the event straight to the journal."""
@@ -189,23 +205,27 @@ class EventWriter:
         await self.close()
 
     async def close(self, timeout_s: float = 10.0) -> None:
-        """Writes what is queued (bounded by `timeout_s`); the rest is journaled, then synced."""
+        """Lets the batch in progress finish, writes what is queued, journals whatever is left
+        when `timeout_s` runs out (or Postgres is away), and syncs the journal to disk."""
+        self._stopping = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(None)  # wakes the writer if it is waiting for events
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            # Cancelled at the deadline if a write hangs; then its batch is written again below.
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                async with asyncio.timeout_at(deadline):
+                    await self._task
             self._task = None
-        # A batch the cancelled task had taken but not finished is written again (idempotent).
         rest = [*self._inflight, *self._drain_queue(self._queue.qsize())]
         self._inflight = []
         if rest:
-            try:
-                async with asyncio.timeout(timeout_s):
-                    if self._journal.pending or not await self._write(rest):
-                        self._park(rest)
-            except TimeoutError:
+            written = False
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(max(deadline, loop.time() + 1.0)):
+                    written = not self._journal.pending and await self._write(rest)
+            if not written:
                 self._park(rest)
         self._journal.sync()
 
@@ -213,20 +233,23 @@ class EventWriter:
         batch: list[MediaEvent] = []
         while len(batch) < limit:
             try:
-                batch.append(self._queue.get_nowait())
+                event = self._queue.get_nowait()
             except asyncio.QueueEmpty:
                 break
+            if event is not None:
+                batch.append(event)
         return batch
 
     def _park(self, batch: Sequence[MediaEvent]) -> None:
         self._journal.append(batch)
         metrics.EVENTS_JOURNALED.inc(len(batch))
         metrics.JOURNAL_PENDING.set(self._journal.pending)
+        self._progress.set()
 
     async def _run(self) -> None:
         backoff = self._retry_initial
         next_retry = 0.0
-        while True:
+        while not self._stopping:
             if self._journal.pending:
                 wait = max(0.0, next_retry - time.monotonic())
                 batch = await self._next_batch(wait)
@@ -238,13 +261,15 @@ class EventWriter:
                     else:
                         next_retry = time.monotonic() + backoff
                         backoff = min(backoff * 2, self._retry_max)
+                    self._progress.set()
                 continue
             self._inflight = batch = await self._next_batch(None)
-            if not await self._write(batch):
+            if batch and not await self._write(batch):
                 self._park(batch)
                 next_retry = time.monotonic() + backoff
                 backoff = min(backoff * 2, self._retry_max)
             self._inflight = []
+            self._progress.set()
 
     async def _next_batch(self, wait_s: float | None) -> list[MediaEvent]:
         """Waits for at least one event (up to `wait_s`), then takes what else is queued."""
@@ -252,6 +277,8 @@ class EventWriter:
             async with asyncio.timeout(wait_s):
                 first = await self._queue.get()
         except TimeoutError:
+            return []
+        if first is None:  # close() wants us to stop
             return []
         batch = [first, *self._drain_queue(self._batch_max - 1)]
         metrics.WRITER_QUEUE.set(self._queue.qsize())

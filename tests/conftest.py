@@ -1,0 +1,106 @@
+"""Shared fixtures: a real Postgres for the session, and the real server on loopback.
+
+Postgres is `VOXSOUTH_TEST_DATABASE_URL` when set, else an embedded cluster started once in the
+session's temp folder. Each session works in a fresh database created there, migrated once.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from server.app import RunningServer, running
+from server.settings import Settings, load_settings
+from storage import calls
+from storage.db import Pool, create_pool
+from storage.embedded import start_embedded
+from storage.migrate import migrate
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SPEECH = FIXTURES / "speech"
+
+# One scaled unit for every wait in the suite: slow machines set VOXSOUTH_TEST_TIMEOUT_SCALE.
+TIMEOUT_SCALE = float(os.environ.get("VOXSOUTH_TEST_TIMEOUT_SCALE", "1"))
+
+
+def timeout(seconds: float) -> float:
+    return seconds * TIMEOUT_SCALE
+
+
+@pytest.fixture(scope="session")
+async def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
+    admin_dsn = os.environ.get("VOXSOUTH_TEST_DATABASE_URL") or await start_embedded(
+        tmp_path_factory.mktemp("pg")
+    )
+    name = f"voxsouth_test_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
+    dsn = _with_database(admin_dsn, name)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return dsn
+
+
+def _with_database(dsn: str, name: str) -> str:
+    """The same server, another database (works for host and unix-socket DSNs)."""
+    head, sep, query = dsn.partition("?")
+    base = head.rsplit("/", 1)[0] if head.count("/") > 2 else head
+    return f"{base}/{name}{sep}{query}"
+
+
+@pytest.fixture(scope="session")
+async def pool(pg_dsn: str) -> AsyncIterator[Pool]:
+    pool = await create_pool(pg_dsn, max_size=4)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def make_settings(pg_dsn: str, tmp_path: Path) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": pg_dsn,
+            "data_dir": tmp_path / "data",
+            "http_port": 0,
+            "media_port": 0,
+            "transcription_engine": "none",
+            "log_format": "text",
+        }
+        values.update(overrides)
+        return load_settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def start_server(
+    make_settings: Callable[..., Settings],
+) -> Callable[..., AbstractAsyncContextManager[RunningServer]]:
+    """`async with start_server(**settings) as srv:` the whole server on ephemeral ports."""
+
+    def start(**overrides: Any) -> AbstractAsyncContextManager[RunningServer]:
+        return running(make_settings(**overrides))
+
+    return start
+
+
+@pytest.fixture
+async def org_number(pool: Pool) -> tuple[uuid.UUID, str]:
+    """A fresh org owning a fresh number."""
+    org_id = await calls.create_org(pool, "Test org")
+    number = "+1555" + str(uuid.uuid4().int)[:7]
+    await calls.add_phone_number(pool, org_id, number)
+    return org_id, number
