@@ -113,6 +113,10 @@ def load_settings(**overrides: object) -> Settings:
         for name in GENERATED_SECRETS:
             if getattr(settings, name) is None:
                 problems.append(f"VOXSOUTH_{name.upper()}: required in production")
+        if settings.database_url is None:
+            problems.append(
+                "DATABASE_URL: required in production (the embedded one is for development)"
+            )
         if not settings.public_url or not settings.public_url.startswith("https://"):
             problems.append("VOXSOUTH_PUBLIC_URL: an https:// URL is required in production")
         if not settings.media_public_url or not settings.media_public_url.startswith("wss://"):

@@ -11,9 +11,9 @@ from contextlib import AbstractAsyncContextManager
 import aiohttp
 
 from server.app import RunningServer
-from storage.db import Pool
 from server.simulator.audio import read_call_audio
 from server.simulator.report import wait_for_streams_done
+from storage.db import Pool
 from tests.conftest import SPEECH, timeout
 from tests.support.calls import simulator
 

@@ -1,0 +1,137 @@
+"""The `voxsouth` command as a user runs it: a real process, real signals, real output."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import uuid
+from pathlib import Path
+
+import aiohttp
+
+from tests.conftest import SPEECH, timeout
+
+
+def cli_env(tmp_path: Path, pg_dsn: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXSOUTH_")}
+    env.update(
+        VOXSOUTH_DATA_DIR=str(tmp_path / "data"),
+        VOXSOUTH_DATABASE_URL=pg_dsn,
+        VOXSOUTH_HTTP_PORT="0",
+        VOXSOUTH_MEDIA_PORT="0",
+        VOXSOUTH_TRANSCRIPTION_ENGINE="none",
+        VOXSOUTH_LOG_FORMAT="json",
+    )
+    env.update(extra)
+    return env
+
+
+async def run_cli(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server", *args, env=env, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(timeout(60)):
+        out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_an_invalid_setting_is_one_clear_line_and_a_nonzero_exit(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    env = cli_env(tmp_path, pg_dsn, VOXSOUTH_HTTP_PORT="eighty", VOXSOUTH_ENV="staging")
+    code, out, err = await run_cli("serve", env=env, cwd=tmp_path)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 2, err
+    assert any("VOXSOUTH_HTTP_PORT" in line for line in lines)
+    assert any("VOXSOUTH_ENV" in line for line in lines)
+
+
+async def test_production_refuses_to_start_without_its_secrets_and_public_urls(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    env = cli_env(tmp_path, pg_dsn, VOXSOUTH_ENV="production")
+    code, _, err = await run_cli("serve", env=env, cwd=tmp_path)
+    assert code == 2
+    for name in (
+        "VOXSOUTH_SIGNALWIRE_SIGNING_KEY",
+        "VOXSOUTH_STREAM_TOKEN_SECRET",
+        "VOXSOUTH_PUBLIC_URL",
+        "VOXSOUTH_MEDIA_PUBLIC_URL",
+    ):
+        assert name in err
+    assert not (tmp_path / "data" / "secrets").exists()
+
+
+async def test_serve_prints_its_urls_becomes_ready_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    env = cli_env(tmp_path, pg_dsn)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server", "serve", env=env, cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        banner: list[str] = []
+        async with asyncio.timeout(timeout(60)):
+            while not banner or not banner[-1].strip().startswith("health, metrics"):
+                line = await proc.stdout.readline()
+                assert line, "serve exited before printing its URLs"
+                banner.append(line.decode())
+        http_url = next(line.split()[-1] for line in banner if "control plane" in line)
+        async with aiohttp.ClientSession() as http, http.get(f"{http_url}/health/ready") as resp:
+            assert resp.status == 200
+        secrets = tmp_path / "data" / "secrets"
+        for name in ("signalwire_signing_key", "stream_token_secret"):
+            assert (secrets / name).stat().st_mode & 0o777 == 0o600
+            # Secrets are never printed or logged.
+            assert (secrets / name).read_text() not in "".join(banner)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(timeout(30)):
+            _, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    for name in ("signalwire_signing_key", "stream_token_secret"):
+        assert (secrets / name).read_text() not in err.decode()
+
+
+async def test_admin_and_simulate_against_a_running_server(tmp_path: Path, pg_dsn: str) -> None:
+    number = "+1555" + str(uuid.uuid4().int)[:7]
+    env = cli_env(tmp_path, pg_dsn)
+    code, out, err = await run_cli(
+        "admin", "create-org", "CLI org", "--number", number, env=env, cwd=tmp_path
+    )
+    assert code == 0, err
+    uuid.UUID(out.strip())
+    code, _, err = await run_cli(
+        "admin", "create-org", "Bad", "--number", "555", env=env, cwd=tmp_path
+    )
+    assert code == 1 and "E.164" in err
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server", "serve", env=env, cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(timeout(60)):
+            while b"control plane" not in (line := await proc.stdout.readline()):
+                assert line, "serve exited early"
+        http_url = line.decode().split()[-1]
+        code, out, err = await run_cli(
+            "simulate", "--wav", str(SPEECH / "caller_mono.wav"), "--speed", "8",
+            "--to", number, "--server", http_url, env=env, cwd=tmp_path,
+        )  # fmt: skip
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(timeout(30)):
+            await proc.wait()
+    assert code == 0, err
+    assert "status=completed" in out
+    assert f"to={number}" in out
+    assert "ended=stop" in out
