@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 
-_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-_URI = re.compile(r"^(?:sips?|tel):(\+?[0-9]{7,15})(?:[@;].*)?$", re.IGNORECASE)
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+# Matched with fullmatch: `$` would also accept a trailing newline.
+_URI = re.compile(r"(?:sips?|tel):(\+?[0-9]{7,15})(?:[@;].*)?", re.IGNORECASE | re.DOTALL)
 
 
 def is_e164(value: str) -> bool:
-    return bool(_E164.match(value))
+    return bool(_E164.fullmatch(value))
 
 
 def normalize_number(value: str | None) -> str | None:
@@ -18,9 +19,9 @@ def normalize_number(value: str | None) -> str | None:
     if not value:
         return None
     value = value.strip()
-    if _E164.match(value):
+    if _E164.fullmatch(value):
         return value
-    if m := _URI.match(value):
+    if m := _URI.fullmatch(value):
         number = m[1] if m[1].startswith("+") else "+" + m[1]
-        return number if _E164.match(number) else None
+        return number if _E164.fullmatch(number) else None
     return None

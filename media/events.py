@@ -126,6 +126,8 @@ def event_from_dict(data: dict[str, Any]) -> MediaEvent:
             continue
         value = data[f.name]
         if f.name in ("org_id", "call_id", "event_id"):
+            if not isinstance(value, str):
+                raise TypeError(f"{f.name} must be a string")
             value = uuid.UUID(value)
         elif f.name == "occurred_at":
             value = datetime.fromisoformat(value)

@@ -29,7 +29,9 @@ CLOSE_INVALID_DATA: Final = 1007
 CLOSE_POLICY_VIOLATION: Final = 1008
 CLOSE_INTERNAL_ERROR: Final = 1011
 
-TRACKS: Final[frozenset[str]] = frozenset(("inbound", "outbound"))
+# A tuple, not a set: membership of an unhashable JSON value (a list, an object) is then just
+# False instead of a TypeError.
+TRACKS: Final = ("inbound", "outbound")
 
 # One second of the widest format (L16@24000) is 48,000 bytes; nothing legitimate is larger.
 MAX_PAYLOAD_BYTES: Final = 48_000

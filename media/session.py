@@ -24,6 +24,9 @@ from media.protocol import Dtmf, Media, Start
 from media.transcription.engine import Transcription
 from media.vad import Endpointer, EndpointerConfig, Utterance, VoiceDetector
 
+MAX_SILENCE_FILL_SAMPLES = 16_000
+"""Gaps up to this (2 s at 8 kHz) are filled with silence and run through the VAD."""
+
 
 @dataclass(frozen=True, slots=True)
 class SessionConfig:
@@ -57,18 +60,17 @@ class TrackPipeline:
         """Raises ValueError for a payload the decoder cannot take."""
         pcm = self.decoder.decode(payload)
         utterances: list[Utterance] = []
-        last = self._last_chunk
-        if last is not None and chunk <= last:
+        # Chunks count from 1 per track; anything before the first one we see was lost too.
+        last = self._last_chunk if self._last_chunk is not None else 0
+        if chunk <= last:
             return utterances  # a repeated chunk: its audio is already in
         self.frames_received += 1
-        if last is not None and chunk > last + 1:
+        if chunk > last + 1:
             gap = chunk - last - 1
             self.frames_lost += gap
             lost_samples = gap * len(pcm) // 2
             self.samples_lost += lost_samples
-            self._pending.clear()
-            lost_frames = round(lost_samples / self.endpointer.frame_samples)
-            if (u := self.endpointer.skip(lost_frames)) is not None:
+            if (u := self._fill_gap(lost_samples)) is not None:
                 utterances.append(u)
         self._last_chunk = chunk
         # Payload sizes are not fixed by the protocol: re-chunk into the VAD's 20 ms frames.
@@ -82,6 +84,22 @@ class TrackPipeline:
             if self.endpointer.last_frame_voiced:
                 self.last_voiced_at = now
         return utterances
+
+    def _fill_gap(self, lost_samples: int) -> Utterance | None:
+        """Lost audio counts as silence and keeps its place on the track's clock."""
+        if lost_samples <= MAX_SILENCE_FILL_SAMPLES:
+            self._pending += bytes(lost_samples * 2)
+            return None
+        # A long outage (or a forged chunk number): finish the partial frame with silence,
+        # then move the clock without materialising the rest.
+        utterance = None
+        if self._pending:
+            pad = self.endpointer.frame_bytes - len(self._pending)
+            self._pending += bytes(pad)
+            lost_samples -= pad // 2
+            utterance = self.endpointer.feed(bytes(self._pending))
+            self._pending.clear()
+        return self.endpointer.skip(lost_samples) or utterance
 
     def stats(self, track: Track) -> TrackStats:
         return TrackStats(

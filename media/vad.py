@@ -80,6 +80,7 @@ class Endpointer:
         self._preroll: deque[bytes] = deque(maxlen=config.preroll_ms // config.frame_ms)
         self._frames: list[bytes] = []
         self._in_speech = False
+        self._continuation = False
         self._start_sample = 0
         self._voiced_frames = 0
         self._trailing_silence = 0
@@ -123,20 +124,14 @@ class Endpointer:
             return utterance
         return None
 
-    def skip(self, frames: int) -> Utterance | None:
-        """Account for lost frames: the clock moves on and they count as silence."""
-        utterance = None
-        for _ in range(frames):
-            self.sample_clock += self.frame_samples
-            self.last_frame_voiced = False
-            if self._in_speech:
-                self._frames.append(bytes(self.frame_bytes))
-                self._trailing_silence += 1
-                if self._trailing_silence >= self._hangover:
-                    utterance = self._finish()
-            else:
-                self._window.append(False)
-                self._preroll.append(bytes(self.frame_bytes))
+    def skip(self, samples: int) -> Utterance | None:
+        """A long stretch of lost audio: it ends the utterance in progress (as silence would)
+        and the clock moves on by `samples`, so later offsets stay true."""
+        utterance = self._finish() if self._in_speech else None
+        self.sample_clock += samples
+        self.last_frame_voiced = False
+        self._window.clear()
+        self._preroll.clear()
         return utterance
 
     def flush(self) -> Utterance | None:
@@ -147,15 +142,18 @@ class Endpointer:
 
     def _begin(self, frame: bytes) -> None:
         self._in_speech = True
+        self._continuation = False
         self._frames = [*self._preroll, frame]
+        self._start_sample = self.sample_clock - len(self._frames) * self.frame_samples
+        # The voiced frames of the start window are in the utterance too (preroll + this one).
+        self._voiced_frames = min(sum(self._window), len(self._frames))
         self._preroll.clear()
         self._window.clear()
-        self._start_sample = self.sample_clock - len(self._frames) * self.frame_samples
-        self._voiced_frames = 1
         self._trailing_silence = 0
 
     def _begin_continuation(self) -> None:
         self._in_speech = True
+        self._continuation = True
         self._frames = []
         self._start_sample = self.sample_clock
         self._voiced_frames = 0
@@ -168,7 +166,9 @@ class Endpointer:
         voiced = self._voiced_frames
         self._frames = []
         self._window.clear()
-        if voiced < self._min_voiced:
+        continuation, self._continuation = self._continuation, False
+        # The rest of a cut monologue is kept however short: it is the end of real speech.
+        if voiced < (1 if continuation else self._min_voiced):
             return None
         speech_frames = len(frames) - trailing
         kept = frames[: speech_frames + min(trailing, self._tail)]

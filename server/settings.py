@@ -13,7 +13,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 GENERATED_SECRETS = ("signalwire_signing_key", "stream_token_secret")
@@ -66,19 +66,15 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"
 
-    @model_validator(mode="after")
-    def _check_urls(self) -> Settings:
-        for name in ("public_url", "media_public_url"):
-            value = getattr(self, name)
-            if value is not None and ("?" in value or "#" in value):
-                raise ValueError(f"{name} must not carry a query string or fragment")
-        if self.media_public_url is not None and not self.media_public_url.startswith(
-            ("wss://", "ws://")
-        ):
-            raise ValueError("media_public_url must be a wss:// URL")
-        if self.public_url is not None and not self.public_url.startswith(("https://", "http://")):
-            raise ValueError("public_url must be an https:// URL")
-        return self
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        return _check_url(value, ("https://", "http://"), "an https:// URL")
+
+    @field_validator("media_public_url")
+    @classmethod
+    def _check_media_public_url(cls, value: str | None) -> str | None:
+        return _check_url(value, ("wss://", "ws://"), "a wss:// URL")
 
     @property
     def production(self) -> bool:
@@ -98,6 +94,16 @@ class Settings(BaseSettings):
         return value.get_secret_value()
 
 
+def _check_url(value: str | None, schemes: tuple[str, ...], what: str) -> str | None:
+    if value is None:
+        return None
+    if not value.startswith(schemes):
+        raise ValueError(f"must be {what}")
+    if "?" in value or "#" in value:
+        raise ValueError("must not carry a query string or fragment")
+    return value
+
+
 def load_settings(**overrides: object) -> Settings:
     """Reads and validates the environment; raises SettingsError listing every problem."""
     try:
@@ -105,8 +111,11 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            field = "VOXSOUTH_" + "_".join(str(p) for p in err["loc"]).upper() if err["loc"] else ""
-            lines.append(f"{field}: {err['msg']}" if field else err["msg"])
+            name = "_".join(str(p) for p in err["loc"]).upper()
+            if name and not name.startswith("VOXSOUTH_") and name != "DATABASE_URL":
+                name = "VOXSOUTH_" + name
+            message = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{name}: {message}" if name else message)
         raise SettingsError("\n".join(lines)) from None
     problems = []
     if settings.production:
@@ -155,10 +164,10 @@ def _dev_secrets(settings: Settings) -> dict[str, SecretStr]:
 
 
 def generated_secret_names(settings: Settings) -> list[str]:
-    """Settings whose values came from generated files (what production must set itself)."""
-    return [
-        n
-        for n in GENERATED_SECRETS
-        if os.environ.get(f"VOXSOUTH_{n.upper()}") is None
-        and (settings.data_dir / "secrets" / n).exists()
-    ]
+    """Settings whose values in use came from generated files (what production must set)."""
+    names = []
+    for name in GENERATED_SECRETS:
+        path = settings.data_dir / "secrets" / name
+        if path.exists() and settings.secret(name) == path.read_text().strip():
+            names.append(name)
+    return names

@@ -6,6 +6,7 @@ session's temp folder. Each session works in a fresh database created there, mig
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -32,6 +33,21 @@ TIMEOUT_SCALE = float(os.environ.get("VOXSOUTH_TEST_TIMEOUT_SCALE", "1"))
 
 def timeout(seconds: float) -> float:
     return seconds * TIMEOUT_SCALE
+
+
+@pytest.fixture(autouse=True)
+async def no_unhandled_loop_errors() -> AsyncIterator[None]:
+    """Fails a test that leaves an exception nobody handled on the event loop (a task that
+    died unobserved, a callback that raised)."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    try:
+        yield
+    finally:
+        loop.set_exception_handler(previous)
+    assert not errors, [f"{e.get('message')}: {e.get('exception')!r}" for e in errors]
 
 
 @pytest.fixture(scope="session")

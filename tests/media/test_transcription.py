@@ -1,0 +1,138 @@
+"""The transcription worker pool and the offline Whisper engine."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sys
+import threading
+import wave
+from pathlib import Path
+
+import pytest
+
+from media import metrics
+from media.transcription import whisper
+from media.transcription.engine import Transcription
+from media.transcription.service import TranscriptionService
+from media.transcription.whisper import BundledModel, ModelError, WhisperEngine, resolve_model
+from tests.conftest import SPEECH, timeout
+
+
+class GatedEngine:
+    """Our engine interface, blocking until the test opens the gate: lets a test hold the
+    workers busy and watch the queue."""
+
+    name = "gated"
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.started = threading.Event()
+        self.seen: list[bytes] = []
+
+    def transcribe(self, pcm16: bytes, sample_rate: int) -> Transcription:
+        self.started.set()
+        self.gate.wait(timeout(10))
+        self.seen.append(pcm16)
+        return Transcription(text=pcm16.decode(), confidence=1.0)
+
+
+async def test_a_full_queue_skips_the_oldest_waiting_utterance_and_counts_it() -> None:
+    engine = GatedEngine()
+    dropped = metrics.DROPPED_WORK.labels("transcription_queue_full")
+    before = dropped._value.get()
+    async with TranscriptionService(engine, workers=1, max_queue=2) as service:
+        busy = service.submit(b"busy", 8000)
+        assert await asyncio.to_thread(engine.started.wait, timeout(5))  # the worker is busy
+        waiting = [service.submit(t, 8000) for t in (b"one", b"two", b"three")]
+        # "one" was the oldest waiting when "three" arrived: skipped, resolved as None.
+        assert await asyncio.wait_for(waiting[0], timeout(5)) is None
+        engine.gate.set()
+        results = await asyncio.wait_for(asyncio.gather(busy, *waiting[1:]), timeout(10))
+    assert [r.text if r else None for r in results] == ["busy", "two", "three"]
+    assert dropped._value.get() == before + 1
+    assert b"one" not in engine.seen
+
+
+async def test_an_engine_failure_resolves_to_none_and_the_worker_goes_on() -> None:
+    class Flaky:
+        name = "flaky"
+
+        def transcribe(self, pcm16: bytes, sample_rate: int) -> Transcription:
+            if pcm16 == b"bad":
+                raise RuntimeError("decoder exploded")
+            return Transcription(text="fine", confidence=None)
+
+    async with TranscriptionService(Flaky(), workers=1, max_queue=4) as service:
+        bad, good = service.submit(b"bad", 8000), service.submit(b"good", 8000)
+        assert await asyncio.wait_for(bad, timeout(5)) is None
+        result = await asyncio.wait_for(good, timeout(5))
+    assert result is not None and result.text == "fine"
+
+
+def test_whisper_transcribes_a_phone_band_utterance() -> None:
+    with wave.open(str(SPEECH / "caller_mono.wav")) as w:
+        pcm = w.readframes(w.getnframes())
+    # The first sentence: 0.5 s lead-in, then about 3 s of speech.
+    first = pcm[: 8000 * 2 * 4]
+    engine = WhisperEngine("bundled:tiny.en", Path("unused"), workers=1)
+    result = engine.transcribe(first, 8000)
+    assert engine.name == "faster-whisper:tiny.en"
+    assert {"calling", "account"} <= set(result.text.lower().replace(",", "").split())
+    assert result.confidence is not None and 0.3 < result.confidence <= 1.0
+
+
+def test_a_local_model_folder_must_hold_a_model(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="no model.bin"):
+        resolve_model(str(tmp_path), tmp_path)
+    with pytest.raises(ModelError, match="unknown bundled model"):
+        resolve_model("bundled:huge", tmp_path)
+    # Anything else is a hub name, handed to faster-whisper as is.
+    assert resolve_model("Systran/faster-whisper-small.en", tmp_path) == (
+        "Systran/faster-whisper-small.en",
+        "faster-whisper-small.en",
+    )
+
+
+def _split_model_packages(root: Path, content: bytes) -> tuple[str, str]:
+    """Two importable packages holding a model split in two, like the base-model wheels."""
+    names = (f"split_part1_{id(root)}", f"split_part2_{id(root)}")
+    half = len(content) // 2
+    chunks = (content[:half], content[half:])
+    for i, (name, chunk) in enumerate(zip(names, chunks, strict=True), start=1):
+        data = root / name / "data"
+        data.mkdir(parents=True)
+        (root / name / "__init__.py").write_text("")
+        (data / f"model.bin.part{i}").write_bytes(chunk)
+        if i == 1:
+            for extra in ("config.json", "tokenizer.json", "vocabulary.txt"):
+                (data / extra).write_text(extra)
+    return names
+
+
+def test_a_split_bundled_model_is_reassembled_once_and_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    content = b"model weights " * 1000
+    packages = _split_model_packages(tmp_path / "site", content)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    good = BundledModel("split", packages, hashlib.sha256(content).hexdigest())
+    monkeypatch.setitem(whisper.BUNDLED_MODELS, "split", good)
+    folder, label = resolve_model("bundled:split", tmp_path / "cache")
+    assert label == "split"
+    assert (Path(folder) / "model.bin").read_bytes() == content
+    assert (Path(folder) / "tokenizer.json").exists()
+
+    bad = BundledModel("split-bad", packages, "0" * 64)
+    monkeypatch.setitem(whisper.BUNDLED_MODELS, "split-bad", bad)
+    with pytest.raises(ModelError, match="sha256"):
+        resolve_model("bundled:split-bad", tmp_path / "cache")
+    assert not (tmp_path / "cache" / "whisper-split-bad").exists()
+
+
+def test_a_missing_model_package_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    missing = BundledModel("gone", ("no_such_model_package",), "0" * 64)
+    monkeypatch.setitem(whisper.BUNDLED_MODELS, "gone", missing)
+    with pytest.raises(ModelError, match="no_such_model_package"):
+        resolve_model("bundled:gone", tmp_path)
+    assert "no_such_model_package" not in sys.modules
