@@ -114,6 +114,15 @@ def start_server(
 
 
 @pytest.fixture
+async def srv(
+    start_server: Callable[..., AbstractAsyncContextManager[RunningServer]],
+) -> AsyncIterator[RunningServer]:
+    """The server with default test settings (no transcription engine)."""
+    async with start_server() as server:
+        yield server
+
+
+@pytest.fixture
 async def org_number(pool: Pool) -> tuple[uuid.UUID, str]:
     """A fresh org owning a fresh number."""
     org_id = await calls.create_org(pool, "Test org")

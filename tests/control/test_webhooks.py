@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -16,14 +15,6 @@ from server.app import RunningServer
 from storage import calls
 from storage.db import Pool
 from tests.support.calls import answer_call, simulator
-
-
-@pytest.fixture
-async def srv(
-    start_server: Callable[..., AbstractAsyncContextManager[RunningServer]],
-) -> AsyncIterator[RunningServer]:
-    async with start_server() as server:
-        yield server
 
 
 @pytest.fixture

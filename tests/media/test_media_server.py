@@ -10,7 +10,7 @@ import base64
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -27,14 +27,6 @@ from tests.conftest import timeout
 from tests.support.calls import AnsweredCall, answer_call
 
 SILENCE = base64.b64encode(b"\xff" * 160).decode()
-
-
-@pytest.fixture
-async def srv(
-    start_server: Callable[..., AbstractAsyncContextManager[RunningServer]],
-) -> AsyncIterator[RunningServer]:
-    async with start_server() as server:
-        yield server
 
 
 @pytest.fixture

@@ -7,6 +7,9 @@ import os
 import signal
 import sys
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -67,15 +70,23 @@ async def test_production_refuses_to_start_without_its_secrets_and_public_urls(
     assert not (tmp_path / "data" / "secrets").exists()
 
 
-async def test_serve_prints_its_urls_becomes_ready_and_stops_cleanly_on_sigterm(
-    tmp_path: Path, pg_dsn: str
-) -> None:
-    env = cli_env(tmp_path, pg_dsn)
+@dataclass
+class Serving:
+    http_url: str
+    banner: str
+    stderr: str = ""
+    returncode: int | None = None
+
+
+@asynccontextmanager
+async def serving(env: dict[str, str], cwd: Path) -> AsyncIterator[Serving]:
+    """`voxsouth serve` as a process: yields once it printed its URLs; SIGTERM on exit."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", "serve", env=env, cwd=tmp_path,
+        sys.executable, "-m", "server", "serve", env=env, cwd=cwd,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert proc.stdout is not None
+    served = Serving(http_url="", banner="")
     try:
         banner: list[str] = []
         async with asyncio.timeout(timeout(60)):
@@ -83,21 +94,33 @@ async def test_serve_prints_its_urls_becomes_ready_and_stops_cleanly_on_sigterm(
                 line = await proc.stdout.readline()
                 assert line, "serve exited before printing its URLs"
                 banner.append(line.decode())
-        http_url = next(line.split()[-1] for line in banner if "control plane" in line)
-        async with aiohttp.ClientSession() as http, http.get(f"{http_url}/health/ready") as resp:
-            assert resp.status == 200
-        secrets = tmp_path / "data" / "secrets"
-        for name in ("signalwire_signing_key", "stream_token_secret"):
-            assert (secrets / name).stat().st_mode & 0o777 == 0o600
-            # Secrets are never printed or logged.
-            assert (secrets / name).read_text() not in "".join(banner)
+        served.banner = "".join(banner)
+        served.http_url = next(line.split()[-1] for line in banner if "control plane" in line)
+        yield served
     finally:
         proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(timeout(30)):
             _, err = await proc.communicate()
-    assert proc.returncode == 0, err.decode()[-2000:]
+    served.stderr, served.returncode = err.decode(), proc.returncode
+
+
+async def test_serve_prints_its_urls_becomes_ready_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    secrets = tmp_path / "data" / "secrets"
+    async with serving(cli_env(tmp_path, pg_dsn), tmp_path) as served:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{served.http_url}/health/ready") as resp,
+        ):
+            assert resp.status == 200
+        for name in ("signalwire_signing_key", "stream_token_secret"):
+            assert (secrets / name).stat().st_mode & 0o777 == 0o600
+    assert served.returncode == 0, served.stderr[-2000:]
     for name in ("signalwire_signing_key", "stream_token_secret"):
-        assert (secrets / name).read_text() not in err.decode()
+        # Secrets are never printed or logged.
+        secret = (secrets / name).read_text()
+        assert secret not in served.banner and secret not in served.stderr
 
 
 async def test_admin_and_simulate_against_a_running_server(tmp_path: Path, pg_dsn: str) -> None:
@@ -113,24 +136,11 @@ async def test_admin_and_simulate_against_a_running_server(tmp_path: Path, pg_ds
     )
     assert code == 1 and "E.164" in err
 
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", "serve", env=env, cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    try:
-        async with asyncio.timeout(timeout(60)):
-            while b"control plane" not in (line := await proc.stdout.readline()):
-                assert line, "serve exited early"
-        http_url = line.decode().split()[-1]
+    async with serving(env, tmp_path) as served:
         code, out, err = await run_cli(
             "simulate", "--wav", str(SPEECH / "caller_mono.wav"), "--speed", "8",
-            "--to", number, "--server", http_url, env=env, cwd=tmp_path,
+            "--to", number, "--server", served.http_url, env=env, cwd=tmp_path,
         )  # fmt: skip
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(timeout(30)):
-            await proc.wait()
     assert code == 0, err
     assert "status=completed" in out
     assert f"to={number}" in out
