@@ -90,6 +90,11 @@ class MediaServer:
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         self._streams_per_call: collections.Counter[object] = collections.Counter()
+        self._shutting_down = False
+
+    def begin_shutdown(self) -> None:
+        """Streams closed from now on are recorded as `server_shutdown`, not `disconnected`."""
+        self._shutting_down = True
 
     def serve(self, sock: socket.socket) -> AbstractAsyncContextManager[Server]:
         """The websockets server on an already bound socket (use as an async context)."""
@@ -117,7 +122,7 @@ class MediaServer:
         parser = StreamParser()
         session: CallSession | None = None
         pending: set[asyncio.Future[Transcription | None]] = set()
-        outcome = "disconnected"
+        outcome = "unknown"
         try:
             async with asyncio.timeout(self.config.start_timeout_s):
                 while session is None:
@@ -136,7 +141,7 @@ class MediaServer:
             metrics.STREAM_ERRORS.labels(outcome).inc()
             await ws.close(CLOSE_POLICY_VIOLATION, "no start message in time")
         except ConnectionClosed:
-            outcome = "disconnected"
+            outcome = self._gone()
         except Exception:
             outcome = "internal_error"
             log.exception("media stream failed")
@@ -184,7 +189,10 @@ class MediaServer:
                 return "stop"
             elif isinstance(msg, UnknownEvent):
                 metrics.STREAM_ERRORS.labels("unknown_event").inc()
-        return "disconnected"
+        return self._gone()
+
+    def _gone(self) -> str:
+        return "server_shutdown" if self._shutting_down else "disconnected"
 
     async def _open(self, start: Start) -> CallSession:
         token = start.custom_parameters.get("token", "")

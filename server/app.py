@@ -148,6 +148,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
             sink=writer.submit,
         )
         await stack.enter_async_context(media.serve(media_sock))
+        stack.callback(media.begin_shutdown)  # runs first on the way out
 
         def issue(org_id: uuid.UUID, call_id: uuid.UUID, call_sid: str) -> str:
             expires = int(time.time()) + settings.stream_token_ttl_s

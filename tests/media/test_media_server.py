@@ -235,3 +235,28 @@ async def test_only_the_media_path_accepts_websockets(srv: RunningServer) -> Non
         async with connect(srv.media_url.replace("/media", "/other")):
             pass
     assert raised.value.response.status_code == 404
+
+
+async def test_shutting_down_mid_call_still_records_the_open_stream(
+    start_server: Callable[..., AbstractAsyncContextManager[RunningServer]],
+    org_number: tuple[uuid.UUID, str],
+    pool: Pool,
+) -> None:
+    async with start_server() as server:
+        async with aiohttp.ClientSession() as http:
+            answered = await answer_call(http, server, server.settings, org_number[1])
+        ws = await connect(server.media_url)
+        await ws.send(start(answered))
+        for chunk in range(1, 11):
+            await ws.send(media(chunk + 1, chunk))
+    # Leaving the server closed the socket (1001), finished the stream and flushed the writer.
+    assert ws.close_code == 1001
+    row = await pool.fetchrow(
+        "SELECT end_reason, frames_received_inbound FROM media_streams s JOIN calls c "
+        "ON c.id = s.call_id WHERE c.call_sid = $1",
+        answered.call_sid,
+    )
+    assert row is not None and dict(row) == {
+        "end_reason": "server_shutdown",
+        "frames_received_inbound": 10,
+    }
