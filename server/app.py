@@ -115,7 +115,9 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
 
         token_secret = settings.secret("stream_token_secret").encode()
         media_sock = _bind(settings.media_host, settings.media_port)
+        stack.callback(media_sock.close)  # the servers close them too; this covers a failed start
         http_sock = _bind(settings.http_host, settings.http_port)
+        stack.callback(http_sock.close)
         media_port = media_sock.getsockname()[1]
         http_port = http_sock.getsockname()[1]
         http_url = f"http://{settings.http_host}:{http_port}"

@@ -84,10 +84,6 @@ class Settings(BaseSettings):
     def http_base_url(self) -> str:
         return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
 
-    @property
-    def media_url(self) -> str:
-        return self.media_public_url or f"ws://{self.media_host}:{self.media_port}/media"
-
     def secret(self, name: str) -> str:
         value = getattr(self, name)
         assert isinstance(value, SecretStr), f"{name} not loaded"

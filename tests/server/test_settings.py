@@ -54,7 +54,6 @@ def test_defaults_work_with_no_environment(tmp_path: Path) -> None:
     assert not settings.production
     assert settings.database_url is None
     assert settings.http_base_url == "http://127.0.0.1:8080"
-    assert settings.media_url == "ws://127.0.0.1:8081/media"
     assert settings.l16_big_endian is True
     assert settings.vad_aggressiveness == 2
     assert settings.endpoint_hangover_ms == 500
@@ -188,7 +187,6 @@ def test_complete_production_settings_load(tmp_path: Path, monkeypatch: pytest.M
     assert settings.production
     assert settings.secret("signalwire_signing_key") == "PSK_production_signing_key"
     assert settings.http_base_url == "https://voice.example.com"
-    assert settings.media_url == "wss://voice.example.com/media"
     assert generated_secret_names(settings) == []
     assert not (tmp_path / "secrets").exists()
 
