@@ -160,7 +160,7 @@ class MediaServer:
         pending: set[asyncio.Future[Transcription | None]],
     ) -> str:
         guard = FloodGuard(self.config.flood_rate_per_s, self.config.flood_burst)
-        frames = 0
+        messages = 0
         received = {t: metrics.FRAMES_RECEIVED.labels(t) for t in ("inbound", "outbound")}
         async for message in ws:
             now = self._monotonic()
@@ -168,11 +168,11 @@ class MediaServer:
                 raise StreamProtocolError(
                     "flood", "messages faster than real time", CLOSE_POLICY_VIOLATION
                 )
+            messages += 1
+            sample = messages % _FRAME_SAMPLE_EVERY == 0
+            started = time.perf_counter() if sample else 0.0
             msg = parser.receive(message)
             if isinstance(msg, Media):
-                frames += 1
-                sample = frames % _FRAME_SAMPLE_EVERY == 0
-                started = time.perf_counter() if sample else 0.0
                 try:
                     ready = session.on_media(msg, now)
                 except ValueError:
