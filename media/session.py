@@ -70,8 +70,7 @@ class TrackPipeline:
             self.frames_lost += gap
             lost_samples = gap * len(pcm) // 2
             self.samples_lost += lost_samples
-            if (u := self._fill_gap(lost_samples)) is not None:
-                utterances.append(u)
+            utterances += self._fill_gap(lost_samples)
         self._last_chunk = chunk
         # Payload sizes are not fixed by the protocol: re-chunk into the VAD's 20 ms frames.
         self._pending += pcm
@@ -85,21 +84,23 @@ class TrackPipeline:
                 self.last_voiced_at = now
         return utterances
 
-    def _fill_gap(self, lost_samples: int) -> Utterance | None:
+    def _fill_gap(self, lost_samples: int) -> list[Utterance]:
         """Lost audio counts as silence and keeps its place on the track's clock."""
         if lost_samples <= MAX_SILENCE_FILL_SAMPLES:
             self._pending += bytes(lost_samples * 2)
-            return None
+            return []
         # A long outage (or a forged chunk number): finish the partial frame with silence,
-        # then move the clock without materialising the rest.
-        utterance = None
+        # then move the clock without materialising the rest. Both steps may end an utterance
+        # (the pad can complete a monologue cut, whose continuation the skip then ends).
+        ended = []
         if self._pending:
             pad = self.endpointer.frame_bytes - len(self._pending)
             self._pending += bytes(pad)
             lost_samples -= pad // 2
-            utterance = self.endpointer.feed(bytes(self._pending))
+            ended.append(self.endpointer.feed(bytes(self._pending)))
             self._pending.clear()
-        return self.endpointer.skip(lost_samples) or utterance
+        ended.append(self.endpointer.skip(lost_samples))
+        return [u for u in ended if u is not None]
 
     def stats(self, track: Track) -> TrackStats:
         return TrackStats(

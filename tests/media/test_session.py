@@ -248,6 +248,29 @@ def test_a_gap_inside_speech_is_silence_in_the_utterance() -> None:
     assert not gap.any()
 
 
+def test_a_long_outage_ends_the_utterance_and_moves_the_clock_exactly() -> None:
+    session = make_session()
+    speech = ulaw_payloads(pattern(("T", 30)))
+    # 30 frames of speech, then 500 frames (10 s) lost, then 40 frames of speech and silence.
+    after = ulaw_payloads(pattern(("T", 20), (".", 40)))
+    ready = feed(session, speech)
+    ready += feed(session, after, chunks=range(531, 531 + len(after)))
+    first, second = (r.utterance for r in ready)
+    assert (first.start_ms, first.end_ms) == (0, 600)  # ended by the outage, not lost
+    assert (second.start_ms, second.end_ms) == (530 * 20, 550 * 20)
+    [stats] = session.stopped_event("stop", 0).tracks
+    assert (stats.frames_lost, stats.audio_lost_ms) == (500, 10_000)
+
+
+def test_a_forged_chunk_number_costs_no_memory() -> None:
+    session = make_session()
+    feed(session, ulaw_payloads("TTTT"))
+    feed(session, ulaw_payloads("."), chunks=[10**11])
+    pipeline = session.tracks["inbound"]
+    assert pipeline.endpointer.clock_ms == (10**11) * 20
+    assert pipeline.stats("inbound").frames_lost == 10**11 - 5
+
+
 def test_repeated_chunks_are_ignored() -> None:
     session = make_session()
     silence = ulaw_payloads("." * 30)
