@@ -39,3 +39,5 @@ def configure_logging(level: str, fmt: str) -> None:
     # Each access is already counted in metrics; the access log would double every line.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("websockets").setLevel(logging.WARNING)
+    # faster-whisper logs every utterance it decodes at INFO; our metrics count them instead.
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)
