@@ -1,4 +1,4 @@
-"""Typed keys for what the composition root puts on the aiohttp application."""
+"""Typed keys for what the composition root and middleware put on the app and requests."""
 
 from __future__ import annotations
 
@@ -7,3 +7,5 @@ from aiohttp import web
 from storage.db import Pool
 
 POOL = web.AppKey("pool", Pool)
+REQUEST_ID = web.RequestKey("request_id", str)
+"""Set by server/middleware.py for every request; audit records carry it."""

@@ -20,7 +20,11 @@ from dataclasses import dataclass
 import asyncpg
 from aiohttp import web
 
+from control.api import audit as audit_api
+from control.api import calls as calls_api
+from control.api.session import SessionRoutes, SignInConfig
 from control.app_keys import POOL
+from control.auth import auth_middleware
 from control.webhooks import WebhookConfig, Webhooks
 from media.server import CallState, MediaServer, MediaServerConfig
 from media.session import SessionConfig
@@ -40,7 +44,8 @@ from storage.migrate import migrate
 
 log = logging.getLogger(__name__)
 
-MAX_WEBHOOK_BODY = 64 * 1024
+MAX_BODY = 64 * 1024
+"""Webhook forms and API bodies are small; anything larger is refused with 413."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +59,7 @@ class RunningServer:
     pool: Pool
     writer: EventWriter
     dsn: str
+    app: web.Application
 
 
 async def database_dsn(settings: Settings) -> str:
@@ -156,7 +162,9 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
             expires = int(time.time()) + settings.stream_token_ttl_s
             return issue_token(token_secret, StreamGrant(org_id, call_id, call_sid, expires))
 
-        app = web.Application(middlewares=[request_middleware], client_max_size=MAX_WEBHOOK_BODY)
+        app = web.Application(
+            middlewares=[request_middleware, auth_middleware], client_max_size=MAX_BODY
+        )
         app[POOL] = pool
         webhooks = Webhooks(
             WebhookConfig(
@@ -170,6 +178,10 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
             issue,
         )
         app.add_routes(webhooks.routes())
+        sign_in = SignInConfig(secure_cookie=public_url.startswith("https://"))
+        app.add_routes(SessionRoutes(sign_in).routes())
+        app.add_routes(calls_api.routes())
+        app.add_routes(audit_api.routes())
         engine_ok = transcriber is not None or settings.transcription_engine == "none"
         app.add_routes(Health(lambda: engine_ok).routes())
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
@@ -177,4 +189,4 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
         stack.push_async_callback(runner.cleanup)
         await web.SockSite(runner, http_sock).start()
         log.info("HTTP on %s, media on %s", http_url, media_url)
-        yield RunningServer(http_url, media_url, public_url, settings, pool, writer, dsn)
+        yield RunningServer(http_url, media_url, public_url, settings, pool, writer, dsn, app)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,7 +15,9 @@ import aiohttp
 import asyncpg
 import uvloop
 
+from control import credentials
 from control.numbers import is_e164
+from control.permissions import ROLES
 from server.app import database_dsn, open_database, running
 from server.errors import VoxsouthError
 from server.log_setup import configure_logging
@@ -22,7 +25,7 @@ from server.settings import Settings, SettingsError, generated_secret_names, loa
 from server.simulator.audio import AudioFileError, read_call_audio
 from server.simulator.client import SignalWireSimulator, SimulationError
 from server.simulator.report import format_report, wait_for_streams_done
-from storage import calls
+from storage import accounts, calls
 from storage.db import create_pool
 from storage.embedded import EmbeddedPostgresError
 
@@ -58,6 +61,16 @@ def _parser() -> argparse.ArgumentParser:
     num.add_argument("org_id")
     num.add_argument("number")
     num.add_argument("--dial-target")
+    user = admin_sub.add_parser("create-user", help="create a user (password read from stdin)")
+    user.add_argument("email")
+    member = admin_sub.add_parser("add-member", help="give a user a role in an organization")
+    member.add_argument("org_id")
+    member.add_argument("email")
+    member.add_argument("role", choices=ROLES)
+    key = admin_sub.add_parser("create-api-key", help="create an API key (printed once)")
+    key.add_argument("org_id")
+    key.add_argument("--role", choices=ROLES, required=True)
+    key.add_argument("--name", required=True)
     return parser
 
 
@@ -106,6 +119,11 @@ def _banner(settings: Settings, http_url: str, public_url: str, media_url: str) 
         f"    status callback  {public_url}/laml/status  (POST)",
         "  try it without a phone:",
         "    .venv/bin/voxsouth simulate --wav tests/fixtures/speech/two_party.wav",
+        "  first sign-in (API at /api/):",
+        '    ORG=$(.venv/bin/voxsouth admin create-org "My org" --number +1XXXXXXXXXX)',
+        "    .venv/bin/voxsouth admin create-user you@example.com   # password on stdin",
+        "    .venv/bin/voxsouth admin add-member $ORG you@example.com owner",
+        f"    then POST {http_url}/api/auth/login {{email, password}}",
     ]
     generated = generated_secret_names(settings)
     if generated or not settings.public_url:
@@ -124,7 +142,7 @@ async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _admin(settings: Settings, args: argparse.Namespace) -> int:
-    for value in (getattr(args, "number", None), args.dial_target):
+    for value in (getattr(args, "number", None), getattr(args, "dial_target", None)):
         if value is not None and not is_e164(value):
             raise VoxsouthError(f"{value!r} is not an E.164 number (+ and 7 to 15 digits)")
     _dsn, pool = await open_database(settings)
@@ -134,13 +152,8 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
             if args.number:
                 await calls.add_phone_number(pool, org_id, args.number, args.dial_target)
             print(org_id)
-        else:
-            import uuid
-
-            try:
-                org_id = uuid.UUID(args.org_id)
-            except ValueError:
-                raise VoxsouthError(f"{args.org_id!r} is not an organization id") from None
+        elif args.admin_command == "add-number":
+            org_id = _org_id(args.org_id)
             try:
                 await calls.add_phone_number(pool, org_id, args.number, args.dial_target)
             except asyncpg.ForeignKeyViolationError:
@@ -148,9 +161,50 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
             except asyncpg.UniqueViolationError:
                 raise VoxsouthError(f"{args.number} belongs to another organization") from None
             print(f"{args.number} → {org_id}")
+        elif args.admin_command == "create-user":
+            password = sys.stdin.readline().rstrip("\n")
+            if problem := credentials.password_problem(password):
+                raise VoxsouthError(f"password {problem} (give it on standard input)")
+            try:
+                user_id = await accounts.create_user(
+                    pool, args.email, credentials.hash_password(password)
+                )
+            except asyncpg.CheckViolationError:
+                raise VoxsouthError(f"{args.email!r} is not an email address") from None
+            except asyncpg.UniqueViolationError:
+                raise VoxsouthError(f"{args.email} already has an account") from None
+            print(user_id)
+        elif args.admin_command == "add-member":
+            org_id = _org_id(args.org_id)
+            user = await accounts.user_by_email(pool, args.email)
+            if user is None:
+                raise VoxsouthError(f"no user {args.email}")
+            try:
+                await accounts.add_member(pool, org_id, user.id, args.role)
+            except asyncpg.ForeignKeyViolationError:
+                raise VoxsouthError(f"no organization {org_id}") from None
+            print(f"{args.email} is {args.role} of {org_id}")
+        else:
+            org_id = _org_id(args.org_id)
+            new_key = credentials.new_api_key()
+            try:
+                await accounts.create_api_key(
+                    pool, org_id=org_id, name=args.name, prefix=new_key.prefix,
+                    key_hash=new_key.key_hash, role=args.role, created_by=None,
+                )  # fmt: skip
+            except asyncpg.ForeignKeyViolationError:
+                raise VoxsouthError(f"no organization {org_id}") from None
+            print(new_key.key)
     finally:
         await pool.close()
     return 0
+
+
+def _org_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise VoxsouthError(f"{value!r} is not an organization id") from None
 
 
 async def _simulate(settings: Settings, args: argparse.Namespace) -> int:

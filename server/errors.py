@@ -1,9 +1,10 @@
 """The error root and the one place errors become HTTP responses.
 
-    VoxsouthError
-    ├── ApiError            an HTTP error with a stable code (status, code, message, details)
-    ├── SettingsError       (server.settings) invalid or missing configuration at start-up
-    └── EmbeddedPostgresError (storage.embedded) the default database did not start
+    VoxsouthError             a failure the CLI reports in one line
+    SettingsError             (server.settings) invalid or missing configuration at start-up
+    EmbeddedPostgresError     (storage.embedded) the default database did not start
+    ApiError                  (control.errors) an HTTP error with a stable code, raised by
+                              control/ and rendered by server/middleware.py
 
 Every error response has the shape
 `{"error": {"code": ..., "message": ..., "request_id": ..., "details": {...}}}`;
@@ -18,17 +19,6 @@ from typing import Any
 
 class VoxsouthError(Exception):
     pass
-
-
-class ApiError(VoxsouthError):
-    def __init__(
-        self, status: int, code: str, message: str, details: dict[str, Any] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details or {}
 
 
 def code_for_status(status: int) -> str:

@@ -12,8 +12,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import Counter, Histogram
 
+from control.app_keys import REQUEST_ID
+from control.errors import ApiError
 from server import request_context
-from server.errors import ApiError, code_for_status, error_body
+from server.errors import code_for_status, error_body
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     incoming = request.headers.get("X-Request-ID", "")
     rid = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
     token = request_context.request_id.set(rid)
+    request[REQUEST_ID] = rid
     started = time.perf_counter()
     route = _route_label(request)
     try:
@@ -57,7 +60,9 @@ async def _handle(request: web.Request, handler: Handler, rid: str) -> web.Strea
         return await handler(request)
     except ApiError as exc:
         return web.json_response(
-            error_body(exc.code, exc.message, rid, exc.details), status=exc.status
+            error_body(exc.code, exc.message, rid, exc.details),
+            status=exc.status,
+            headers=exc.headers,
         )
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -222,3 +222,82 @@ async def call_report(conn: Executor, call_sid: str) -> dict[str, Any] | None:
         "streams": [dict(s) for s in streams],
         "transcript": [dict(s) for s in segments],
     }
+
+
+_CALL_COLUMNS = """id, call_sid, direction, from_number, to_number, status, started_at,
+    answered_at, ended_at, duration_seconds, disposition, disposition_notes, recording_consent,
+    consent_verified_by, escalated, escalation_time, audio_lost_ms, started_by"""
+
+
+async def list_calls(
+    conn: Executor,
+    org_id: uuid.UUID,
+    *,
+    status: str | None = None,
+    direction: str | None = None,
+    escalated: bool | None = None,
+    started_from: datetime | None = None,
+    started_before: datetime | None = None,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """An org's calls, newest first; `after` is the (started_at, id) of the last row seen."""
+    rows = await conn.fetch(
+        f"""SELECT {_CALL_COLUMNS} FROM calls
+            WHERE org_id = $1
+              AND ($2::text IS NULL OR status = $2)
+              AND ($3::text IS NULL OR direction = $3)
+              AND ($4::boolean IS NULL OR escalated = $4)
+              AND ($5::timestamptz IS NULL OR started_at >= $5)
+              AND ($6::timestamptz IS NULL OR started_at < $6)
+              AND ($7::timestamptz IS NULL OR (started_at, id) < ($7, $8::uuid))
+            ORDER BY started_at DESC, id DESC
+            LIMIT $9""",
+        org_id,
+        status,
+        direction,
+        escalated,
+        started_from,
+        started_before,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    return [dict(r) for r in rows]
+
+
+async def get_call(
+    conn: Executor, org_id: uuid.UUID, call_id: uuid.UUID, *, with_transcript: bool
+) -> dict[str, Any] | None:
+    """One of the org's calls with its streams (and transcript when asked); None otherwise."""
+    call = await conn.fetchrow(
+        f"SELECT {_CALL_COLUMNS} FROM calls WHERE org_id = $1 AND id = $2",
+        org_id,
+        call_id,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    if call is None:
+        return None
+    result = dict(call)
+    streams = await conn.fetch(
+        """SELECT stream_sid, name, status, codec, sample_rate, tracks, frames_received_inbound,
+                  frames_received_outbound, frames_lost_inbound, frames_lost_outbound,
+                  audio_lost_ms, end_reason, error, started_at, stopped_at
+           FROM media_streams WHERE org_id = $1 AND call_id = $2 ORDER BY created_at""",
+        org_id,
+        call_id,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    result["streams"] = [dict(s) for s in streams]
+    if with_transcript:
+        segments = await conn.fetch(
+            """SELECT id, speaker, track, start_ms, end_ms, text, confidence, is_final, engine
+               FROM transcript_segments WHERE org_id = $1 AND call_id = $2
+               ORDER BY start_ms, track""",
+            org_id,
+            call_id,
+            timeout=QUERY_TIMEOUT_S,
+        )
+        result["transcript"] = [dict(s) for s in segments]
+    return result

@@ -31,13 +31,16 @@ def cli_env(tmp_path: Path, pg_dsn: str, **extra: str) -> dict[str, str]:
     return env
 
 
-async def run_cli(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str, str]:
+async def run_cli(
+    *args: str, env: dict[str, str], cwd: Path, stdin: bytes = b""
+) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "server", *args, env=env, cwd=cwd,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     async with asyncio.timeout(timeout(60)):
-        out, err = await proc.communicate()
+        out, err = await proc.communicate(stdin)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 
@@ -145,3 +148,38 @@ async def test_admin_and_simulate_against_a_running_server(tmp_path: Path, pg_ds
     assert "status=completed" in out
     assert f"to={number}" in out
     assert "ended=stop" in out
+
+
+async def test_a_first_user_and_api_key_from_the_shell(tmp_path: Path, pg_dsn: str) -> None:
+    env = cli_env(tmp_path, pg_dsn)
+    email = f"first-{uuid.uuid4().hex[:6]}@example.com"
+    code, org_id, err = await run_cli("admin", "create-org", "Shell org", env=env, cwd=tmp_path)
+    assert code == 0, err
+    org_id = org_id.strip()
+    code, _, err = await run_cli(
+        "admin", "create-user", email, env=env, cwd=tmp_path, stdin=b"short\n"
+    )
+    assert code == 1 and "at least 12 characters" in err
+    code, _, err = await run_cli(
+        "admin", "create-user", email, env=env, cwd=tmp_path, stdin=b"a perfectly long password\n"
+    )
+    assert code == 0, err
+    code, out, err = await run_cli(
+        "admin", "add-member", org_id, email, "owner", env=env, cwd=tmp_path
+    )
+    assert code == 0 and "owner" in out, err
+    code, key, err = await run_cli(
+        "admin", "create-api-key", org_id, "--role", "admin", "--name", "ci",
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert code == 0 and key.startswith("vxs_"), err
+    async with serving(env, tmp_path) as served, aiohttp.ClientSession() as http:
+        headers = {"Authorization": f"Bearer {key.strip()}"}
+        async with http.get(f"{served.http_url}/api/auth/me", headers=headers) as resp:
+            me = await resp.json()
+        async with http.post(
+            f"{served.http_url}/api/auth/login",
+            json={"email": email, "password": "a perfectly long password"},
+        ) as resp:
+            assert resp.status == 200
+    assert me["org_id"] == org_id and me["role"] == "admin" and me["actor_type"] == "api_key"

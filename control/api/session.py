@@ -1,0 +1,213 @@
+"""Signing in and out: /api/auth/login, /logout, /me, /password."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from control import credentials
+from control.api.bodies import parse_body, plain
+from control.app_keys import POOL, REQUEST_ID
+from control.auth import SESSION_COOKIE, principal, public, requires
+from control.errors import ApiError
+from control.permissions import Action
+from control.rate_limit import RateLimiter
+from storage import accounts
+
+# Verified when the email is unknown, so both cases take the same time.
+_DUMMY_HASH = credentials.hash_password(secrets.token_urlsafe(16))
+
+
+@dataclass(frozen=True, slots=True)
+class SignInConfig:
+    ttl: timedelta = timedelta(hours=12)
+    secure_cookie: bool = True
+    login_rate_per_s: float = 10 / 60
+    login_burst: float = 10
+
+
+class LoginBody(BaseModel):
+    email: str = Field(min_length=3, max_length=320)
+    password: str = Field(min_length=1, max_length=1024)
+    org_id: uuid.UUID | None = None
+
+
+class PasswordBody(BaseModel):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+def client_addr(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+class SessionRoutes:
+    def __init__(self, config: SignInConfig) -> None:
+        self._config = config
+        self._login_limiter = RateLimiter(config.login_rate_per_s, config.login_burst)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/api/auth/login", self.login),
+            web.post("/api/auth/logout", self.logout),
+            web.get("/api/auth/me", self.me),
+            web.post("/api/auth/password", self.change_password),
+        ]
+
+    @public
+    async def login(self, request: web.Request) -> web.Response:
+        wait = self._login_limiter.acquire(client_addr(request), time.monotonic())
+        if wait:
+            raise _too_many("RATE_LIMITED", "too many sign-in attempts; slow down", wait)
+        body = await parse_body(request, LoginBody)
+        pool = request.app[POOL]
+        now = datetime.now(UTC)
+        user = await accounts.user_by_email(pool, body.email)
+        if user is not None and user.locked_until is not None and user.locked_until > now:
+            await _audit_login(request, "auth.login_locked", None, user.id, body.email)
+            wait_s = (user.locked_until - now).total_seconds()
+            raise _too_many("ACCOUNT_LOCKED", "too many failed sign-ins; try again later", wait_s)
+        stored = user.password_hash if user is not None else _DUMMY_HASH
+        ok = await asyncio.to_thread(credentials.verify_password, stored, body.password)
+        if user is None or not ok:
+            if user is not None:
+                await accounts.record_login_failure(pool, user.id, now)
+            await _audit_login(request, "auth.login_failed", None, None, body.email)
+            raise ApiError(401, "INVALID_CREDENTIALS", "wrong email or password")
+
+        memberships = await accounts.memberships(pool, user.id)
+        chosen = [m for m in memberships if body.org_id in (None, m.org_id)]
+        if not chosen:
+            raise ApiError(403, "NOT_A_MEMBER", "you are not a member of that organization")
+        if len(chosen) > 1:
+            orgs = [{"org_id": str(m.org_id), "name": m.org_name} for m in chosen]
+            raise ApiError(409, "ORG_REQUIRED", "choose an organization", {"orgs": orgs})
+        membership = chosen[0]
+        await accounts.record_login_success(pool, user.id)
+        token, csrf = credentials.new_session_token(), secrets.token_urlsafe(24)
+        await accounts.create_session(
+            pool,
+            token_hash=credentials.token_hash(token),
+            csrf_token=csrf,
+            user_id=user.id,
+            org_id=membership.org_id,
+            expires_at=now + self._config.ttl,
+        )
+        await _audit_login(request, "auth.login", membership.org_id, user.id, user.email)
+        response = web.json_response(
+            {
+                "user": {"id": str(user.id), "email": user.email},
+                "org": {"id": str(membership.org_id), "name": membership.org_name},
+                "role": membership.role,
+                "csrf_token": csrf,
+            }
+        )
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            max_age=int(self._config.ttl.total_seconds()),
+            httponly=True,
+            secure=self._config.secure_cookie,
+            samesite="Strict",
+            path="/",
+        )
+        return response
+
+    @requires(Action.SELF)
+    async def logout(self, request: web.Request) -> web.Response:
+        who = principal(request)
+        if who.session_id is not None:
+            await accounts.revoke_session(request.app[POOL], who.session_id)
+            await _audit(request, "auth.logout")
+        response = web.Response(status=204)
+        response.del_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @requires(Action.SELF)
+    async def me(self, request: web.Request) -> web.Response:
+        who = principal(request)
+        return web.json_response(
+            plain(
+                {
+                    "actor_type": who.actor_type,
+                    "actor_id": who.actor_id,
+                    "email": who.email,
+                    "org_id": who.org_id,
+                    "role": who.role,
+                    "plan": who.plan,
+                }
+            )
+        )
+
+    @requires(Action.SELF)
+    async def change_password(self, request: web.Request) -> web.Response:
+        who = principal(request)
+        if who.actor_type != "user" or who.email is None:
+            raise ApiError(403, "USERS_ONLY", "API keys have no password; sign in as a user")
+        body = await parse_body(request, PasswordBody)
+        pool = request.app[POOL]
+        user = await accounts.user_by_email(pool, who.email)
+        assert user is not None
+        ok = await asyncio.to_thread(
+            credentials.verify_password, user.password_hash, body.current_password
+        )
+        if not ok:
+            raise ApiError(403, "INVALID_CREDENTIALS", "the current password is wrong")
+        if problem := credentials.password_problem(body.new_password):
+            raise ApiError(
+                422,
+                "VALIDATION_FAILED",
+                "the new password is not acceptable",
+                {"fields": [{"field": "new_password", "message": problem}]},
+            )
+        new_hash = await asyncio.to_thread(credentials.hash_password, body.new_password)
+        await accounts.set_password(pool, user.id, new_hash)
+        await _audit(request, "auth.password_changed")
+        response = web.Response(status=204)
+        response.del_cookie(SESSION_COOKIE, path="/")  # every session ended with the change
+        return response
+
+
+def _too_many(code: str, message: str, wait_s: float) -> ApiError:
+    retry = str(max(1, int(wait_s + 0.999)))
+    return ApiError(429, code, message, {"retry_after_s": int(retry)}, {"Retry-After": retry})
+
+
+async def _audit_login(
+    request: web.Request,
+    action: str,
+    org_id: uuid.UUID | None,
+    user_id: uuid.UUID | None,
+    email: str,
+) -> None:
+    await accounts.record_audit(
+        request.app[POOL],
+        org_id=org_id,
+        actor_type="user" if user_id else "anonymous",
+        actor_id=user_id,
+        action=action,
+        resource_type="user",
+        resource_id=email[:320],
+        request_id=request.get(REQUEST_ID),
+        client_addr=client_addr(request),
+    )
+
+
+async def _audit(request: web.Request, action: str) -> None:
+    who = principal(request)
+    await accounts.record_audit(
+        request.app[POOL],
+        org_id=who.org_id,
+        actor_type=who.actor_type,
+        actor_id=who.actor_id,
+        action=action,
+        request_id=request.get(REQUEST_ID),
+        client_addr=client_addr(request),
+    )

@@ -1,0 +1,84 @@
+"""Who may do what: the one role × action table and the one plan × feature table.
+
+Every API route declares the action it needs (`control.auth.requires`); nothing else in the
+code decides permissions. Roles, from most to least powerful:
+owner (everything, including the organization itself), admin (team, numbers, keys, audit),
+operator (works calls), analyst (reads everything about calls), viewer (reads calls).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final, Literal, TypeAlias, get_args
+
+Role: TypeAlias = Literal["owner", "admin", "operator", "analyst", "viewer"]
+ROLES: Final[tuple[Role, ...]] = get_args(Role)
+
+
+class Action(StrEnum):
+    CALLS_READ = "calls:read"
+    CALLS_CREATE = "calls:create"
+    CALLS_UPDATE = "calls:update"
+    TRANSCRIPTS_READ = "transcripts:read"
+    CONSENT_RECORD = "consent:record"
+    NUMBERS_READ = "numbers:read"
+    NUMBERS_MANAGE = "numbers:manage"
+    TEAM_READ = "team:read"
+    TEAM_MANAGE = "team:manage"
+    API_KEYS_MANAGE = "api_keys:manage"
+    AUDIT_READ = "audit:read"
+    ORG_MANAGE = "org:manage"
+    SELF = "self"
+    """What any signed-in principal may do to itself (who am I, change my password)."""
+
+
+_READ = {Action.SELF, Action.CALLS_READ, Action.NUMBERS_READ, Action.TEAM_READ}
+
+ROLE_PERMISSIONS: Final[dict[Role, frozenset[Action]]] = {
+    "owner": frozenset(Action),
+    "admin": frozenset(Action) - {Action.ORG_MANAGE},
+    "operator": frozenset(
+        _READ
+        | {Action.TRANSCRIPTS_READ, Action.CALLS_CREATE, Action.CALLS_UPDATE, Action.CONSENT_RECORD}
+    ),
+    "analyst": frozenset(_READ | {Action.TRANSCRIPTS_READ}),
+    "viewer": frozenset(_READ),
+}
+
+
+def allowed(role: Role, action: Action) -> bool:
+    return action in ROLE_PERMISSIONS[role]
+
+
+Plan: TypeAlias = Literal["base", "pro", "insights", "enterprise"]
+PLANS: Final[tuple[Plan, ...]] = get_args(Plan)
+
+
+class Feature(StrEnum):
+    LIVE_TRANSCRIPTION = "live_transcription"
+    OUTBOUND_CALLS = "outbound_calls"
+    API_KEYS = "api_keys"
+    ESCALATIONS = "escalations"
+    SURVEYS = "surveys"
+    CAMPAIGNS = "campaigns"
+    AUDIT_EXPORT = "audit_export"
+
+
+PLAN_FEATURES: Final[dict[Plan, frozenset[Feature]]] = {
+    "base": frozenset({Feature.LIVE_TRANSCRIPTION, Feature.OUTBOUND_CALLS}),
+    "pro": frozenset({Feature.LIVE_TRANSCRIPTION, Feature.OUTBOUND_CALLS, Feature.API_KEYS}),
+    "insights": frozenset(
+        {
+            Feature.LIVE_TRANSCRIPTION,
+            Feature.OUTBOUND_CALLS,
+            Feature.API_KEYS,
+            Feature.ESCALATIONS,
+            Feature.SURVEYS,
+        }
+    ),
+    "enterprise": frozenset(Feature),
+}
+
+
+def plan_includes(plan: Plan, feature: Feature) -> bool:
+    return feature in PLAN_FEATURES[plan]
