@@ -34,6 +34,7 @@ from media.events import (
 from storage import metrics
 from storage.db import QUERY_TIMEOUT_S, Connection, Pool
 from storage.journal import Journal
+from storage.tenancy import enter_tenant
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +99,16 @@ ON CONFLICT (id) DO NOTHING"""
 
 
 async def write_events(conn: Connection, events: Sequence[MediaEvent]) -> None:
-    """Writes one batch in one transaction (the caller's), in order, with its notifications."""
+    """Writes one batch in one transaction (the caller's, which ends the tenant role), in
+    order, with its notifications."""
     notes = []
+    current_org = None
     for e in events:
+        if e.org_id != current_org:
+            # Each event is written as its own org's tenant: row-level security checks that
+            # the media plane writes only into the org its stream token named.
+            await enter_tenant(conn, e.org_id)
+            current_org = e.org_id
         if isinstance(e, TranscriptSegment):
             await conn.execute(
                 _SEGMENT, e.event_id, e.org_id, e.call_id, e.stream_sid, e.track,

@@ -12,6 +12,7 @@ from control.auth import principal, requires
 from control.errors import ApiError
 from control.permissions import Action
 from storage import accounts
+from storage.tenancy import tenant
 
 
 def routes() -> list[web.RouteDef]:
@@ -31,13 +32,15 @@ async def list_audit_logs(request: web.Request) -> web.Response:
         raise ApiError(
             400, "INVALID_QUERY", "actor_id must be a uuid, before a record id, limit 1-500"
         ) from None
-    rows = await accounts.list_audit(
-        request.app[POOL],
-        principal(request).org_id,
-        action=q.get("action"),
-        actor_id=actor_id,
-        before_id=before,
-        limit=limit,
-    )
+    org_id = principal(request).org_id
+    async with tenant(request.app[POOL], org_id) as conn:
+        rows = await accounts.list_audit(
+            conn,
+            org_id,
+            action=q.get("action"),
+            actor_id=actor_id,
+            before_id=before,
+            limit=limit,
+        )
     next_before = rows[-1]["id"] if len(rows) == limit else None
     return web.json_response({"records": plain(rows), "next_before": next_before})

@@ -15,6 +15,7 @@ from control.auth import principal, requires
 from control.errors import ApiError
 from control.permissions import Action, allowed
 from storage import accounts, calls
+from storage.tenancy import tenant
 
 MAX_PAGE = 200
 
@@ -33,17 +34,22 @@ async def list_calls(request: web.Request) -> web.Response:
     if status is not None and status not in calls.CALL_STATUSES:
         raise _bad_query("status", f"one of {', '.join(sorted(calls.CALL_STATUSES))}")
     limit = _int(q.get("limit"), "limit", default=50, low=1, high=MAX_PAGE)
-    rows = await calls.list_calls(
-        request.app[POOL],
-        principal(request).org_id,
-        status=status,
-        direction=q.get("direction"),
-        escalated=_bool(q.get("escalated"), "escalated"),
-        started_from=_time(q.get("from"), "from"),
-        started_before=_time(q.get("to"), "to"),
-        after=_cursor(q.get("cursor")),
-        limit=limit,
-    )
+    org_id = principal(request).org_id
+    escalated = _bool(q.get("escalated"), "escalated")
+    started_from, started_before = _time(q.get("from"), "from"), _time(q.get("to"), "to")
+    after = _cursor(q.get("cursor"))
+    async with tenant(request.app[POOL], org_id) as conn:
+        rows = await calls.list_calls(
+            conn,
+            org_id,
+            status=status,
+            direction=q.get("direction"),
+            escalated=escalated,
+            started_from=started_from,
+            started_before=started_before,
+            after=after,
+            limit=limit,
+        )
     next_cursor = (
         _encode_cursor(rows[-1]["started_at"], rows[-1]["id"]) if len(rows) == limit else None
     )
@@ -58,23 +64,22 @@ async def get_call(request: web.Request) -> web.Response:
     except ValueError:
         raise ApiError(404, "NOT_FOUND", "no such call") from None
     with_transcript = allowed(who.role, Action.TRANSCRIPTS_READ)
-    call = await calls.get_call(
-        request.app[POOL], who.org_id, call_id, with_transcript=with_transcript
-    )
-    if call is None:  # another org's call is "no such call" too: nothing leaks
-        raise ApiError(404, "NOT_FOUND", "no such call")
-    if with_transcript:
-        await accounts.record_audit(
-            request.app[POOL],
-            org_id=who.org_id,
-            actor_type=who.actor_type,
-            actor_id=who.actor_id,
-            action="transcript.read",
-            resource_type="call",
-            resource_id=str(call_id),
-            request_id=request.get(REQUEST_ID),
-            client_addr=request.remote,
-        )
+    async with tenant(request.app[POOL], who.org_id) as conn:
+        call = await calls.get_call(conn, who.org_id, call_id, with_transcript=with_transcript)
+        if call is None:  # another org's call is "no such call" too: nothing leaks
+            raise ApiError(404, "NOT_FOUND", "no such call")
+        if with_transcript:
+            await accounts.record_audit(
+                conn,
+                org_id=who.org_id,
+                actor_type=who.actor_type,
+                actor_id=who.actor_id,
+                action="transcript.read",
+                resource_type="call",
+                resource_id=str(call_id),
+                request_id=request.get(REQUEST_ID),
+                client_addr=request.remote,
+            )
     return web.json_response(plain(call))
 
 

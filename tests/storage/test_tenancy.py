@@ -1,0 +1,129 @@
+"""Row-level security: the second wall between organizations, tested without the first.
+
+Every query here deliberately leaves out its org filter; Postgres alone must keep org A's
+rows away from org B's tenant.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+import pytest
+
+from media.events import DtmfReceived, MediaEvent, StreamStarted, TranscriptSegment
+from storage import accounts, calls
+from storage.db import Pool
+from storage.event_writer import write_events
+from storage.tenancy import tenant
+from tests.support.accounts import Org, make_org
+
+ORG_TABLES = (
+    "phone_numbers", "calls", "media_streams", "transcript_segments", "dtmf_events",
+    "memberships", "sessions", "api_keys", "audit_log",
+)  # fmt: skip
+
+
+async def populate(pool: Pool, org: Org) -> uuid.UUID:
+    """A row in every org table for `org`; returns its call id."""
+    ref = await calls.open_call(
+        pool, org_id=org.id, call_sid=str(uuid.uuid4()), account_sid=None, direction="inbound",
+        from_number="+15550199999", to_number=org.number, status="in-progress",
+    )  # fmt: skip
+    sid = str(uuid.uuid4())
+    async with pool.acquire() as conn, conn.transaction():
+        ids: dict[str, Any] = {"org_id": org.id, "call_id": ref.id, "stream_sid": sid}
+        events: list[MediaEvent] = [
+            StreamStarted(
+                **ids, call_sid="x", stream_name=None, tracks=("inbound",),
+                encoding="audio/x-mulaw", sample_rate=8000,
+            ),
+            TranscriptSegment(
+                **ids, track="inbound", start_ms=0, end_ms=10, text="hi", confidence=None,
+                is_final=True, engine="t",
+            ),
+            DtmfReceived(**ids, track="inbound", digit="1", offset_ms=5),
+        ]  # fmt: skip
+        await write_events(conn, events)
+    user_id = await pool.fetchval("SELECT user_id FROM memberships WHERE org_id = $1", org.id)
+    await accounts.create_session(
+        pool, token_hash=uuid.uuid4().bytes, csrf_token="c", user_id=user_id, org_id=org.id,
+        expires_at=await pool.fetchval("SELECT now() + interval '1 hour'"),
+    )  # fmt: skip
+    await accounts.record_audit(pool, org_id=org.id, actor_type="system", actor_id=None,
+                                action="test")  # fmt: skip
+    return ref.id
+
+
+@pytest.fixture
+async def two_orgs(pool: Pool) -> tuple[Org, Org, uuid.UUID]:
+    a, b = await make_org(pool, "RLS A"), await make_org(pool, "RLS B")
+    call_a = await populate(pool, a)
+    await populate(pool, b)
+    return a, b, call_a
+
+
+async def test_every_org_table_has_row_level_security(pool: Pool) -> None:
+    rows = await pool.fetch(
+        """SELECT c.table_name, t.relrowsecurity,
+                  (SELECT count(*) FROM pg_policies p WHERE p.tablename = c.table_name) AS policies
+           FROM information_schema.columns c JOIN pg_class t ON t.relname = c.table_name
+           WHERE c.table_schema = 'public' AND c.column_name = 'org_id'"""
+    )
+    found = {r["table_name"]: (r["relrowsecurity"], r["policies"]) for r in rows}
+    assert set(found) == set(ORG_TABLES), "a new org table must get RLS and be listed here"
+    assert all(enabled and policies >= 1 for enabled, policies in found.values()), found
+
+
+async def test_a_query_without_its_org_filter_sees_only_its_own_org(
+    pool: Pool, two_orgs: tuple[Org, Org, uuid.UUID]
+) -> None:
+    a, b, _ = two_orgs
+    async with tenant(pool, b.id) as conn:
+        for table in ORG_TABLES:
+            orgs = {r["org_id"] for r in await conn.fetch(f"SELECT org_id FROM {table}")}
+            assert orgs == {b.id}, table
+        assert [r["id"] for r in await conn.fetch("SELECT id FROM organizations")] == [b.id]
+
+
+async def test_another_orgs_rows_cannot_be_changed_or_forged(
+    pool: Pool, two_orgs: tuple[Org, Org, uuid.UUID]
+) -> None:
+    a, b, call_a = two_orgs
+    async with tenant(pool, b.id) as conn:
+        assert await conn.execute("UPDATE calls SET disposition = 'x' WHERE id = $1", call_a) == (
+            "UPDATE 0"
+        )
+        assert await conn.execute("DELETE FROM transcript_segments") != "DELETE 0"  # its own
+    async with tenant(pool, b.id) as conn:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
+            await conn.execute(
+                "INSERT INTO phone_numbers (org_id, number) VALUES ($1, '+15550001111')", a.id
+            )
+    assert (
+        await pool.fetchval("SELECT count(*) FROM transcript_segments WHERE org_id = $1", a.id) == 1
+    )
+
+
+async def test_no_org_set_means_no_rows(pool: Pool, two_orgs: tuple[Org, Org, uuid.UUID]) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL ROLE voxsouth_app")
+        assert await conn.fetchval("SELECT count(*) FROM calls") == 0
+
+
+async def test_the_tenant_role_cannot_rewrite_the_audit_trail(
+    pool: Pool, two_orgs: tuple[Org, Org, uuid.UUID]
+) -> None:
+    _, b, _ = two_orgs
+    async with tenant(pool, b.id) as conn:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("DELETE FROM audit_log")
+
+
+async def test_the_tenant_role_ends_with_the_transaction(pool: Pool, two_orgs: object) -> None:
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            await conn.execute("SELECT set_config('role', 'voxsouth_app', true)")
+            assert await conn.fetchval("SELECT current_user") == "voxsouth_app"
+        assert await conn.fetchval("SELECT current_user") != "voxsouth_app"
