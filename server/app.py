@@ -22,6 +22,7 @@ from aiohttp import web
 
 from control.api import audit as audit_api
 from control.api import calls as calls_api
+from control.api import team as team_api
 from control.api.session import SessionRoutes, SignInConfig
 from control.app_keys import POOL
 from control.auth import auth_middleware
@@ -182,6 +183,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
         app.add_routes(SessionRoutes(sign_in).routes())
         app.add_routes(calls_api.routes())
         app.add_routes(audit_api.routes())
+        app.add_routes(team_api.routes())
         engine_ok = transcriber is not None or settings.transcription_engine == "none"
         app.add_routes(Health(lambda: engine_ok).routes())
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)

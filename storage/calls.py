@@ -301,3 +301,30 @@ async def get_call(
         )
         result["transcript"] = [dict(s) for s in segments]
     return result
+
+
+async def update_call(
+    conn: Executor, org_id: uuid.UUID, call_id: uuid.UUID, changes: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Applies `changes` (column → value; columns chosen by the caller, never by a client) to
+    one of the org's calls; returns its (before, after) values of those columns."""
+    columns = sorted(changes)
+    before = await conn.fetchrow(
+        f"SELECT {', '.join(columns)} FROM calls WHERE org_id = $1 AND id = $2 FOR UPDATE",
+        org_id,
+        call_id,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    if before is None:
+        return None
+    assignments = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, start=3))
+    after = await conn.fetchrow(
+        f"""UPDATE calls SET {assignments}, updated_at = now() WHERE org_id = $1 AND id = $2
+            RETURNING {", ".join(columns)}""",
+        org_id,
+        call_id,
+        *(changes[c] for c in columns),
+        timeout=QUERY_TIMEOUT_S,
+    )
+    assert after is not None
+    return dict(before), dict(after)

@@ -3,16 +3,45 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from aiohttp import web
 
 from control.api.bodies import plain
-from control.app_keys import POOL
+from control.app_keys import POOL, REQUEST_ID
 from control.auth import principal, requires
 from control.errors import ApiError
 from control.permissions import Action
 from storage import accounts
+from storage.db import Connection
 from storage.tenancy import tenant
+
+
+async def record(
+    conn: Connection,
+    request: web.Request,
+    action: str,
+    *,
+    resource_type: str,
+    resource_id: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    """Audits what the authenticated caller just did, in the caller's transaction."""
+    who = principal(request)
+    await accounts.record_audit(
+        conn,
+        org_id=who.org_id,
+        actor_type=who.actor_type,
+        actor_id=who.actor_id,
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        request_id=request.get(REQUEST_ID),
+        client_addr=request.remote,
+        before=before,
+        after=after,
+    )
 
 
 def routes() -> list[web.RouteDef]:

@@ -6,15 +6,18 @@ import base64
 import binascii
 import uuid
 from datetime import datetime
+from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
 
-from control.api.bodies import plain
-from control.app_keys import POOL, REQUEST_ID
+from control.api import audit
+from control.api.bodies import parse_body, plain
+from control.app_keys import POOL
 from control.auth import principal, requires
 from control.errors import ApiError
 from control.permissions import Action, allowed
-from storage import accounts, calls
+from storage import calls
 from storage.tenancy import tenant
 
 MAX_PAGE = 200
@@ -24,7 +27,61 @@ def routes() -> list[web.RouteDef]:
     return [
         web.get("/api/calls", list_calls),
         web.get("/api/calls/{call_id}", get_call),
+        web.patch("/api/calls/{call_id}", update_call),
+        web.post("/api/calls/{call_id}/consent", record_consent),
     ]
+
+
+class CallUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    disposition: str | None = Field(default=None, max_length=100)
+    disposition_notes: str | None = Field(default=None, max_length=10_000)
+
+
+class ConsentBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    recording_consent: bool
+
+
+@requires(Action.CALLS_UPDATE)
+async def update_call(request: web.Request) -> web.Response:
+    body = await parse_body(request, CallUpdate)
+    changes = body.model_dump(exclude_unset=True)
+    if not changes:
+        raise ApiError(422, "VALIDATION_FAILED", "nothing to change", {"fields": []})
+    return await _change_call(request, changes, "call.update")
+
+
+@requires(Action.CONSENT_RECORD)
+async def record_consent(request: web.Request) -> web.Response:
+    """An agent's own verification of recording consent: it wins over any detector."""
+    body = await parse_body(request, ConsentBody)
+    who = principal(request)
+    verifier = f"{who.actor_type}:{who.actor_id}"
+    changes = {"recording_consent": body.recording_consent, "consent_verified_by": verifier}
+    return await _change_call(request, changes, "call.consent")
+
+
+async def _change_call(request: web.Request, changes: dict[str, Any], action: str) -> web.Response:
+    call_id = _call_id(request)
+    org_id = principal(request).org_id
+    async with tenant(request.app[POOL], org_id) as conn:
+        result = await calls.update_call(conn, org_id, call_id, changes)
+        if result is None:
+            raise ApiError(404, "NOT_FOUND", "no such call")
+        before, after = result
+        await audit.record(
+            conn, request, action, resource_type="call", resource_id=str(call_id),
+            before=plain(before), after=plain(after),
+        )  # fmt: skip
+    return web.json_response(plain({"id": call_id, **after}))
+
+
+def _call_id(request: web.Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.match_info["call_id"])
+    except ValueError:
+        raise ApiError(404, "NOT_FOUND", "no such call") from None
 
 
 @requires(Action.CALLS_READ)
@@ -59,26 +116,15 @@ async def list_calls(request: web.Request) -> web.Response:
 @requires(Action.CALLS_READ)
 async def get_call(request: web.Request) -> web.Response:
     who = principal(request)
-    try:
-        call_id = uuid.UUID(request.match_info["call_id"])
-    except ValueError:
-        raise ApiError(404, "NOT_FOUND", "no such call") from None
+    call_id = _call_id(request)
     with_transcript = allowed(who.role, Action.TRANSCRIPTS_READ)
     async with tenant(request.app[POOL], who.org_id) as conn:
         call = await calls.get_call(conn, who.org_id, call_id, with_transcript=with_transcript)
         if call is None:  # another org's call is "no such call" too: nothing leaks
             raise ApiError(404, "NOT_FOUND", "no such call")
         if with_transcript:
-            await accounts.record_audit(
-                conn,
-                org_id=who.org_id,
-                actor_type=who.actor_type,
-                actor_id=who.actor_id,
-                action="transcript.read",
-                resource_type="call",
-                resource_id=str(call_id),
-                request_id=request.get(REQUEST_ID),
-                client_addr=request.remote,
+            await audit.record(
+                conn, request, "transcript.read", resource_type="call", resource_id=str(call_id)
             )
     return web.json_response(plain(call))
 

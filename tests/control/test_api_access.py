@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -69,7 +70,7 @@ async def test_every_role_against_every_route(
     for method, path, declared in routes:
         if not isinstance(declared, Action):
             continue
-        url = srv.http_url + path.replace("{call_id}", str(uuid.uuid4()))
+        url = srv.http_url + re.sub(r"\{[a-z_]+\}", str(uuid.uuid4()), path)
         for role in ROLES:
             async with http.request(method, url, headers=org.bearer(role), json={}) as resp:
                 body = await resp.json() if resp.status != 204 else {}
