@@ -22,6 +22,7 @@ from aiohttp import web
 
 from control.api import audit as audit_api
 from control.api import calls as calls_api
+from control.api import numbers as numbers_api
 from control.api import team as team_api
 from control.api.session import SessionRoutes, SignInConfig
 from control.app_keys import POOL
@@ -184,6 +185,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
         app.add_routes(calls_api.routes())
         app.add_routes(audit_api.routes())
         app.add_routes(team_api.routes())
+        app.add_routes(numbers_api.routes())
         engine_ok = transcriber is not None or settings.transcription_engine == "none"
         app.add_routes(Health(lambda: engine_ok).routes())
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)

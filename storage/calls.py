@@ -328,3 +328,25 @@ async def update_call(
     )
     assert after is not None
     return dict(before), dict(after)
+
+
+async def list_numbers(conn: Executor, org_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT id, number, dial_target, created_at FROM phone_numbers WHERE org_id = $1 "
+        "ORDER BY number",
+        org_id,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    return [dict(r) for r in rows]
+
+
+async def delete_number(
+    conn: Executor, org_id: uuid.UUID, number_id: uuid.UUID
+) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        "DELETE FROM phone_numbers WHERE org_id = $1 AND id = $2 RETURNING number, dial_target",
+        org_id,
+        number_id,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    return dict(row) if row else None

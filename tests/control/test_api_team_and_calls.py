@@ -162,3 +162,35 @@ async def test_a_removed_member_is_signed_out_of_that_org(
     assert status == 204
     async with http.get(f"{srv.http_url}/api/auth/me") as resp:
         assert resp.status == 401
+
+
+async def test_numbers_are_managed_per_org_and_a_taken_number_is_not_revealed(
+    srv: RunningServer, http: aiohttp.ClientSession, org: Org, pool: Pool
+) -> None:
+    other = await make_org(pool, "Numbers rival")
+    base = f"{srv.http_url}/api/numbers"
+    number = "+1555" + str(uuid.uuid4().int)[:7]
+    status, _ = await call(
+        http,
+        "POST",
+        base,
+        org.bearer("admin"),
+        json={"number": number, "dial_target": "+15557654321"},
+    )
+    assert status == 201
+    status, body = await call(http, "POST", base, other.bearer("admin"), json={"number": number})
+    assert (status, body["error"]["code"]) == (409, "NUMBER_TAKEN")
+    assert str(org.id) not in str(body)
+    status, body = await call(http, "POST", base, org.bearer("admin"), json={"number": "555"})
+    assert status == 422 and body["error"]["details"]["fields"][0]["field"] == "number"
+
+    status, listing = await call(http, "GET", base, org.bearer("viewer"))
+    numbers = {n["number"]: n for n in listing["numbers"]}
+    assert numbers[number]["dial_target"] == "+15557654321" and org.number in numbers
+    _, rival = await call(http, "GET", base, other.bearer("viewer"))
+    assert number not in {n["number"] for n in rival["numbers"]}
+
+    number_id = numbers[number]["id"]
+    assert (await call(http, "DELETE", f"{base}/{number_id}", other.bearer("owner")))[0] == 404
+    assert (await call(http, "DELETE", f"{base}/{number_id}", org.bearer("admin")))[0] == 204
+    assert await pool.fetchval("SELECT count(*) FROM phone_numbers WHERE number = $1", number) == 0
