@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import uuid
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, TypeVar
@@ -69,6 +70,8 @@ def declared_permission(handler: object) -> Action | Literal["public"] | None:
 
 
 PRINCIPAL = web.RequestKey("principal", Principal)
+current_principal: ContextVar[Principal | None] = ContextVar("current_principal", default=None)
+"""The caller of the request in progress, for log lines."""
 
 
 def principal(request: web.Request) -> Principal:
@@ -130,4 +133,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if not allowed(who.role, declared):
         raise ApiError(403, "FORBIDDEN", f"the {who.role} role may not {declared.value}")
     request[PRINCIPAL] = who
-    return await handler(request)
+    token = current_principal.set(who)
+    try:
+        return await handler(request)
+    finally:
+        current_principal.reset(token)

@@ -7,6 +7,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from control.auth import current_principal
 from server import request_context
 
 
@@ -19,6 +20,9 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": request_context.request_id.get(),
         }
+        if (who := current_principal.get()) is not None:
+            entry["org_id"] = str(who.org_id)
+            entry[who.actor_type] = str(who.actor_id)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)
