@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from media.events import DtmfReceived, MediaEvent, StreamStarted, TranscriptSegment
-from storage import accounts, calls, team
+from storage import accounts, calls, idempotency, team
 from storage.db import Pool
 from storage.event_writer import write_events
 from storage.tenancy import tenant
@@ -21,7 +21,7 @@ from tests.support.accounts import Org, make_org
 
 ORG_TABLES = (
     "phone_numbers", "calls", "media_streams", "transcript_segments", "dtmf_events",
-    "memberships", "sessions", "api_keys", "audit_log", "invitations",
+    "memberships", "sessions", "api_keys", "audit_log", "invitations", "idempotency_keys",
 )  # fmt: skip
 
 
@@ -53,6 +53,7 @@ async def populate(pool: Pool, org: Org) -> uuid.UUID:
     )  # fmt: skip
     await accounts.record_audit(pool, org_id=org.id, actor_type="system", actor_id=None,
                                 action="test")  # fmt: skip
+    await idempotency.claim(pool, org.id, "key", b"hash", await pool.fetchval("SELECT now()"))
     async with pool.acquire() as conn:
         await team.create_invitation(
             conn, org_id=org.id, email="invitee@example.com", role="viewer",
