@@ -71,20 +71,22 @@ class Webhooks:
     async def voice(self, request: web.Request) -> web.Response:
         form = await self._verified_form(request, "voice")
         call_sid = _required(form, "CallSid")
-        to_number = normalize_number(form.get("To"))
-        route = await calls.route_number(request.app[POOL], to_number) if to_number else None
+        direction = (form.get("Direction") or "inbound")[:32]
+        # Inbound calls reach one of our numbers (To); calls we placed come from one (From).
+        ours = normalize_number(form.get("From" if direction.startswith("outbound") else "To"))
+        route = await calls.route_number(request.app[POOL], ours) if ours else None
         if route is None:
             metrics.WEBHOOK_OUTCOMES.labels("voice", "unknown_number").inc()
-            log.warning("voice webhook for a number no org owns: %r", form.get("To"))
+            log.warning("voice webhook for a number no org owns (%s)", direction)
             return _laml(laml.say_and_hangup(NOT_IN_SERVICE))
         call = await calls.open_call(
             request.app[POOL],
             org_id=route.org_id,
             call_sid=call_sid,
             account_sid=form.get("AccountSid"),
-            direction=(form.get("Direction") or "inbound")[:32],
-            from_number=(form.get("From") or "")[:128],
-            to_number=route.number,
+            direction=direction,
+            from_number=_number_or_raw(form.get("From")),
+            to_number=_number_or_raw(form.get("To")),
             status=form.get("CallStatus") or "ringing",
         )
         metrics.WEBHOOK_OUTCOMES.labels("voice", "call_opened").inc()
@@ -135,6 +137,11 @@ class Webhooks:
         outcome = "applied" if known else "unknown_call"
         metrics.WEBHOOK_OUTCOMES.labels("stream_status", outcome).inc()
         return web.Response(status=204)
+
+
+def _number_or_raw(value: str | None) -> str:
+    """E.164 when the value carries one (SIP and tel URIs do), else the value as sent."""
+    return normalize_number(value) or (value or "")[:128]
 
 
 def _laml(document: str) -> web.Response:

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     """The stream URL put in LaML, e.g. wss://voice.example.com/media."""
 
     signalwire_signing_key: SecretStr | None = None
+    signalwire_space_url: str | None = None
+    """e.g. https://example.signalwire.com; with the project id and API token it enables
+    outbound calls (without them POST /api/calls answers 503 SIGNALWIRE_CONFIG_MISSING)."""
+    signalwire_project_id: str | None = None
+    signalwire_api_token: SecretStr | None = None
     stream_token_secret: SecretStr | None = None
     stream_token_ttl_s: int = Field(default=300, ge=10, le=3600)
     media_start_timeout_s: float = Field(default=10.0, gt=0, le=120)

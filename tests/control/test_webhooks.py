@@ -238,3 +238,24 @@ async def test_health_and_metrics(srv: RunningServer, http: aiohttp.ClientSessio
         assert name in text
     async with http.get(f"{srv.http_url}/no/such/route") as resp:
         assert resp.status == 404 and (await resp.json())["error"]["code"] == "NOT_FOUND"
+
+
+async def test_the_answer_webhook_of_a_call_we_placed_is_routed_by_our_from_number(
+    srv: RunningServer, http: aiohttp.ClientSession, org_number: tuple[uuid.UUID, str], pool: Pool
+) -> None:
+    org_id, number = org_number
+    params = {**voice_params("+15557770000"), "From": number, "Direction": "outbound-api"}
+    status, body = await simulator(http, srv, srv.settings).post_signed(
+        f"{srv.public_url}/laml/voice", params
+    )
+    assert status == 200 and ET.fromstring(body).find("./Start/Stream") is not None
+    row = await pool.fetchrow(
+        "SELECT org_id, direction, from_number, to_number FROM calls WHERE call_sid = $1",
+        params["CallSid"],
+    )
+    assert row is not None and dict(row) == {
+        "org_id": org_id,
+        "direction": "outbound-api",
+        "from_number": number,
+        "to_number": "+15557770000",
+    }
