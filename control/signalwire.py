@@ -1,0 +1,486 @@
+"""SignalWire Compatibility (LaML) REST client: place outbound calls and hang them up.
+
+The wire shapes are docs/protocols.md section e. The errors form one tree:
+
+    SignalWireError              root: .status (HTTP status or None), .code (SignalWire's error
+    │                            code as a string, or None), .message. Raised bare for a 2xx
+    │                            answer that is not what the API documents ("malformed response").
+    ├── SignalWireRejected       4xx other than 429: the request is wrong (bad number, bad
+    │                            credentials, unknown call). Never retried.
+    └── SignalWireUnavailable    429, 5xx, timeouts and connection errors once the retries the
+                                 deadline allows are spent, or the circuit is open (no request
+                                 was sent). .retry_after_s: when SignalWire or the breaker said
+                                 when to come back.
+
+Time: every client call has ONE deadline, `total_timeout_s` from its start, computed once. Each
+attempt runs under `asyncio.timeout_at(min(now + request_timeout_s, deadline))`, and a backoff
+that would end past the deadline is not slept: the call fails at once instead.
+
+Circuit breaker (per client): `breaker_failures` consecutive calls ending in
+SignalWireUnavailable open it; while open, calls fail fast. After `breaker_reset_s` (the injected
+clock) one trial call, with a single attempt, is let through: success closes the circuit,
+failure opens it again. A SignalWireRejected outcome is a success for the breaker: SignalWire
+answered, so it is up.
+
+Nothing secret is logged: the API token only ever travels in the Authorization header, which is
+never logged, and `SignalWireConfig`'s repr hides it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
+
+import aiohttp
+from prometheus_client import Counter, Gauge
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "2010-04-01"
+DEFAULT_STATUS_CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")
+
+REQUESTS = Counter(
+    "voxsouth_signalwire_requests_total",
+    "SignalWire REST requests by outcome: ok, rejected, malformed, unexpected, rate_limited,"
+    " server_error, timeout, connection_error; circuit_open counts calls refused unsent.",
+    ["operation", "outcome"],
+)
+CIRCUIT_OPEN = Gauge(
+    "voxsouth_signalwire_circuit_open",
+    "1 while a SignalWire client's circuit breaker is open or half-open, else 0.",
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class SignalWireConfig:
+    space_url: str
+    """e.g. https://example.signalwire.com (no path)."""
+    project_id: str
+    """The AccountSid (a UUID); also the HTTP Basic user name."""
+    api_token: str = field(repr=False)
+    """The HTTP Basic password. Kept out of repr so a logged config leaks nothing."""
+    request_timeout_s: float = 10.0
+    total_timeout_s: float = 20.0
+    """One deadline for all attempts of one call, backoff included."""
+    max_attempts: int = 4
+    backoff_initial_s: float = 0.25
+    backoff_max_s: float = 4.0
+    breaker_failures: int = 5
+    """Consecutive unavailable outcomes that open the circuit."""
+    breaker_reset_s: float = 30.0
+    """Open → half-open after this long."""
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or self.breaker_failures < 1:
+            raise ValueError("max_attempts and breaker_failures must be at least 1")
+        if min(self.request_timeout_s, self.total_timeout_s) <= 0:
+            raise ValueError("timeouts must be positive")
+        if min(self.backoff_initial_s, self.backoff_max_s, self.breaker_reset_s) < 0:
+            raise ValueError("backoff and breaker reset must not be negative")
+
+
+class SignalWireError(Exception):
+    """Root of this module's errors (see the module docstring for the tree)."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.status is not None:
+            parts.append(f"status={self.status}")
+        if self.code is not None:
+            parts.append(f"code={self.code}")
+        return " ".join(parts)
+
+
+class SignalWireRejected(SignalWireError):
+    """SignalWire refused the request as wrong (4xx other than 429). Never retried."""
+
+
+class SignalWireUnavailable(SignalWireError):
+    """SignalWire could not be reached or did not serve the request in time."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after_s: float | None = None,
+    ):
+        super().__init__(message, status=status, code=code)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True, slots=True)
+class CallCreated:
+    sid: str
+    """SignalWire's CallSid, exactly as it was sent."""
+    status: str
+    """Usually "queued"; empty if SignalWire sent none."""
+    raw: dict[str, Any]
+
+
+class Admission(enum.Enum):
+    CLOSED = "closed"
+    """Circuit closed: a normal call, with retries."""
+    TRIAL = "trial"
+    """Half-open: this call is the one trial, with a single attempt."""
+    REFUSED = "refused"
+    """Open (or a trial is in flight): fail fast without a request."""
+
+
+class CircuitBreaker:
+    """Sans-I/O breaker over call outcomes; time comes from `clock`.
+
+    Every `admit()` that does not return REFUSED must be followed by exactly one of
+    `record_success()`, `record_failure()` or `release()` (the call ended without an outcome,
+    e.g. it was cancelled).
+    """
+
+    def __init__(self, failures: int, reset_s: float, clock: Callable[[], float]) -> None:
+        self._threshold = failures
+        self._reset_s = reset_s
+        self._clock = clock
+        self._consecutive = 0
+        self._opened_at: float | None = None
+        self._trial_in_flight = False
+
+    @property
+    def is_open(self) -> bool:
+        """Open or half-open: not every call goes through."""
+        return self._opened_at is not None
+
+    def retry_after_s(self) -> float | None:
+        if self._opened_at is None:
+            return None
+        return max(0.0, self._opened_at + self._reset_s - self._clock())
+
+    def admit(self) -> Admission:
+        if self._opened_at is None:
+            return Admission.CLOSED
+        if self._trial_in_flight or self._clock() - self._opened_at < self._reset_s:
+            return Admission.REFUSED
+        self._trial_in_flight = True
+        return Admission.TRIAL
+
+    def record_success(self) -> None:
+        self._consecutive = 0
+        self._opened_at = None
+        self._trial_in_flight = False
+
+    def record_failure(self) -> None:
+        self._consecutive += 1
+        if self._trial_in_flight or self._consecutive >= self._threshold:
+            self._opened_at = self._clock()
+        self._trial_in_flight = False
+
+    def release(self) -> None:
+        # The trial (if this was it) told us nothing: the next call may try again at once.
+        self._trial_in_flight = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Transient:
+    """One attempt failed in a way that may be retried."""
+
+    error: SignalWireUnavailable
+    outcome: str
+    maybe_sent: bool
+    """The request may have reached SignalWire (a read timeout, a dropped connection)."""
+    retry_after_s: float | None = None
+
+
+class SignalWireClient:
+    """Calls SignalWire's Compatibility REST API over a session the caller owns."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        config: SignalWireConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._session = session
+        self._config = config
+        self._rng = rng or random.Random()
+        self._headers = {
+            "Authorization": aiohttp.encode_basic_auth(config.project_id, config.api_token),
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "application/json",
+        }
+        self._breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_s, clock)
+        self._base = (
+            f"{config.space_url.rstrip('/')}/api/laml/{API_VERSION}"
+            f"/Accounts/{quote(config.project_id, safe='')}"
+        )
+
+    async def create_call(
+        self,
+        *,
+        to: str,
+        from_: str,
+        url: str,
+        status_callback: str,
+        status_callback_events: Sequence[str] = DEFAULT_STATUS_CALLBACK_EVENTS,
+    ) -> CallCreated:
+        """Places an outbound call; SignalWire fetches cXML from `url` (POST) once it connects.
+
+        Returns the CallSid SignalWire sent. Retries, within the one deadline, only when the
+        call cannot have been created: a 429 or 5xx answer, or a failure to connect. It does
+        NOT retry once the request may have reached SignalWire without an answer (a read
+        timeout, a connection dropped mid-request): a retry could place a second call, so it
+        raises SignalWireUnavailable and the call may or may not exist (its status callback
+        will tell). A 5xx answer is taken at its word that nothing was created.
+        """
+        if isinstance(status_callback_events, str):
+            raise TypeError("status_callback_events is a sequence of event names, not a str")
+        form = [
+            ("To", to),
+            ("From", from_),
+            ("Url", url),
+            ("Method", "POST"),
+            ("StatusCallback", status_callback),
+            ("StatusCallbackMethod", "POST"),
+            *(("StatusCallbackEvent", event) for event in status_callback_events),
+        ]
+        return await self._call(
+            "create_call", "/Calls.json", form, _parse_call, retry_after_sending=False
+        )
+
+    async def hang_up(self, call_sid: str) -> None:
+        """Ends the call (`Status=completed`). Retried after any transient failure, a timeout
+        included: asking twice for a hang-up is harmless (though a retry after a hang-up that
+        did land may come back as SignalWireRejected, code 10000, the call being over)."""
+        await self._call(
+            "hang_up",
+            f"/Calls/{quote(call_sid, safe='')}.json",
+            [("Status", "completed")],
+            _ignore_body,
+            retry_after_sending=True,
+        )
+
+    async def _call(
+        self,
+        operation: str,
+        path: str,
+        form: list[tuple[str, str]],
+        parse: Callable[[int, bytes], T],
+        *,
+        retry_after_sending: bool,
+    ) -> T:
+        admission = self._breaker.admit()
+        if admission is Admission.REFUSED:
+            REQUESTS.labels(operation, "circuit_open").inc()
+            raise SignalWireUnavailable(
+                "circuit open: SignalWire failed repeatedly; request not sent",
+                retry_after_s=self._breaker.retry_after_s(),
+            )
+        attempts = 1 if admission is Admission.TRIAL else self._config.max_attempts
+        try:
+            result = await self._attempts(
+                operation, path, form, parse, attempts, retry_after_sending
+            )
+        except SignalWireUnavailable:
+            self._breaker.record_failure()
+            CIRCUIT_OPEN.set(1 if self._breaker.is_open else 0)
+            raise
+        except SignalWireError:
+            self._breaker.record_success()  # SignalWire answered: it is up
+            CIRCUIT_OPEN.set(0)
+            raise
+        except BaseException:
+            self._breaker.release()
+            raise
+        self._breaker.record_success()
+        CIRCUIT_OPEN.set(0)
+        return result
+
+    async def _attempts(
+        self,
+        operation: str,
+        path: str,
+        form: list[tuple[str, str]],
+        parse: Callable[[int, bytes], T],
+        attempts: int,
+        retry_after_sending: bool,
+    ) -> T:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._config.total_timeout_s
+        for attempt in range(attempts):
+            result = await self._attempt(operation, path, form, parse, deadline)
+            if not isinstance(result, _Transient):
+                return result
+            REQUESTS.labels(operation, result.outcome).inc()
+            if result.maybe_sent and not retry_after_sending:
+                raise result.error
+            if attempt + 1 >= attempts:
+                raise result.error
+            if result.retry_after_s is not None:
+                delay = result.retry_after_s
+            else:
+                cap = min(self._config.backoff_max_s, self._config.backoff_initial_s * 2**attempt)
+                delay = self._rng.uniform(0, cap)
+            if loop.time() + delay >= deadline:
+                log.warning(
+                    "signalwire %s: %s; giving up: a retry after %.3fs would pass the deadline",
+                    operation,
+                    result.error,
+                    delay,
+                )
+                raise result.error
+            log.info(
+                "signalwire %s attempt %d failed: %s; retrying in %.3fs",
+                operation,
+                attempt + 1,
+                result.error,
+                delay,
+            )
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _attempt(
+        self,
+        operation: str,
+        path: str,
+        form: list[tuple[str, str]],
+        parse: Callable[[int, bytes], T],
+        deadline: float,
+    ) -> T | _Transient:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        attempt_deadline = min(now + self._config.request_timeout_s, deadline)
+        # Connecting gets half the attempt's budget, so that a stalled connect shows up as
+        # ConnectionTimeoutError (nothing sent: safe to retry even create_call) rather than as
+        # the attempt's own timeout, which cannot tell a stalled connect from a lost answer.
+        client_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=max(attempt_deadline - now, 0.0) / 2
+        )
+        try:
+            async with asyncio.timeout_at(attempt_deadline):
+                async with self._session.post(
+                    self._base + path,
+                    data=urlencode(form),
+                    headers=self._headers,
+                    allow_redirects=False,
+                    timeout=client_timeout,
+                ) as resp:
+                    status = resp.status
+                    retry_after = resp.headers.get("Retry-After")
+                    raw = await resp.read()
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            return _Transient(
+                SignalWireUnavailable(f"cannot connect to SignalWire: {type(exc).__name__}"),
+                "connection_error",
+                maybe_sent=False,
+            )
+        except TimeoutError:
+            return _Transient(
+                SignalWireUnavailable(
+                    "no answer from SignalWire in time; the request may have been carried out"
+                ),
+                "timeout",
+                maybe_sent=True,
+            )
+        except aiohttp.ClientError as exc:
+            return _Transient(
+                SignalWireUnavailable(
+                    f"connection to SignalWire failed mid-request ({type(exc).__name__});"
+                    " the request may have been carried out"
+                ),
+                "connection_error",
+                maybe_sent=True,
+            )
+
+        if 200 <= status < 300:
+            try:
+                result = parse(status, raw)
+            except SignalWireError:
+                REQUESTS.labels(operation, "malformed").inc()
+                raise
+            REQUESTS.labels(operation, "ok").inc()
+            return result
+        code, message = parse_error_body(raw)
+        message = message or f"HTTP {status}"
+        if status == 429 or status >= 500:
+            retry_after_s = _parse_retry_after(retry_after)
+            return _Transient(
+                SignalWireUnavailable(
+                    message, status=status, code=code, retry_after_s=retry_after_s
+                ),
+                "rate_limited" if status == 429 else "server_error",
+                maybe_sent=False,
+                retry_after_s=retry_after_s,
+            )
+        if 400 <= status < 500:
+            REQUESTS.labels(operation, "rejected").inc()
+            raise SignalWireRejected(message, status=status, code=code)
+        REQUESTS.labels(operation, "unexpected").inc()
+        raise SignalWireError(f"unexpected answer: {message}", status=status, code=code)
+
+
+def parse_error_body(raw: bytes) -> tuple[str | None, str | None]:
+    """(code, message) from either SignalWire error shape, or (None, None).
+
+    `{"code": 20003, "message": ..., "more_info": ..., "status": 401}` or
+    `{"errors": [{"code": "21211", "message": ..., "more_info": ...}]}`; codes come back as str.
+    """
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        body = errors[0]
+    code = body.get("code")
+    message = body.get("message")
+    return (
+        str(code) if isinstance(code, str | int) and not isinstance(code, bool) else None,
+        message if isinstance(message, str) else None,
+    )
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (fractions tolerated); an HTTP-date or garbage gives None."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _parse_call(status: int, raw: bytes) -> CallCreated:
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("sid"), str) or not body["sid"]:
+        raise SignalWireError("malformed response", status=status)
+    call_status = body.get("status")
+    return CallCreated(
+        sid=body["sid"], status=call_status if isinstance(call_status, str) else "", raw=body
+    )
+
+
+def _ignore_body(status: int, raw: bytes) -> None:
+    return None

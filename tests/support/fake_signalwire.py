@@ -1,0 +1,282 @@
+"""A fake SignalWire Compatibility REST API (calls) on loopback, for client tests.
+
+It speaks the shapes of docs/protocols.md section e: HTTP Basic auth (Project ID : API token),
+form-encoded bodies, `.json` paths under /api/laml/2010-04-01/Accounts/{AccountSid}, Call JSON
+answers and both error shapes. Every request is recorded before anything else happens, and a
+test can script what the next requests of an operation get:
+
+    fake.script("create", [Fail(500), Fail(429, retry_after=0), Ok()])
+
+Operations are "create" (POST …/Calls.json) and "update" (POST …/Calls/{CallSid}.json). When
+an operation's script is empty, requests are handled as `Ok()`: for real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+
+from aiohttp import web
+
+API_BASE = "/api/laml/2010-04-01"
+MORE_INFO = "https://developer.signalwire.com/rest/compatibility-api/overview/error-codes"
+
+
+@dataclass(frozen=True, slots=True)
+class Ok:
+    """Handle the request as SignalWire would: check auth, path and form, then answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    """Answer `status` at once, before auth (as a load balancer or rate limiter would)."""
+
+    status: int
+    retry_after: float | None = None
+    """Sent as the Retry-After header (seconds) when set."""
+    body: dict[str, Any] | None = None
+    """The JSON body; default: SignalWire's `{"code", "message", "more_info", "status"}`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hang:
+    """Send nothing until the test sets `release`; then handle the request as `Ok()` would
+    (SignalWire got it, so the call may exist even though the client gave up)."""
+
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+Behaviour = Ok | Fail | Hang
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    operation: str
+    """"create", "update" or "unknown"."""
+    method: str
+    path: str
+    form: list[tuple[str, str]]
+    headers: dict[str, str]
+
+
+_KNOWN_ERRORS: dict[int, tuple[int, str]] = {
+    401: (20003, "Authenticate"),
+    404: (20404, "The requested resource was not found"),
+    429: (20429, "Too Many Requests"),
+}
+
+
+def error_body(status: int, code: int | None = None, message: str | None = None) -> dict[str, Any]:
+    """SignalWire's usual error shape; 5xx codes are not documented, so they carry none."""
+    known_code, known_message = _KNOWN_ERRORS.get(status, (None, None))
+    body: dict[str, Any] = {
+        "message": message or known_message or f"HTTP {status}",
+        "more_info": MORE_INFO,
+        "status": status,
+    }
+    if (code or known_code) is not None:
+        body["code"] = code or known_code
+    return body
+
+
+def create_error_body(code: str, message: str) -> dict[str, Any]:
+    """The `errors` array shape that create-call 400s use (code as a string)."""
+    return {"errors": [{"code": code, "message": message, "more_info": MORE_INFO}]}
+
+
+class FakeSignalWire:
+    def __init__(self, project_id: str, api_token: str) -> None:
+        self.project_id = project_id
+        self.api_token = api_token
+        self.requests: list[RecordedRequest] = []
+        self.calls: dict[str, dict[str, Any]] = {}
+        """Calls created so far, by CallSid, as their current Call JSON."""
+        self.url = ""
+        """http://127.0.0.1:PORT once running: the client's space_url."""
+        self._scripts: dict[str, deque[Behaviour]] = {"create": deque(), "update": deque()}
+        self._hangs: list[Hang] = []
+        self._arrived = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+
+    def script(self, operation: str, behaviours: Iterable[Behaviour]) -> None:
+        """Queue what the next requests of `operation` ("create" or "update") get."""
+        self._scripts[operation].extend(behaviours)
+
+    def requests_for(self, operation: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.operation == operation]
+
+    async def wait_for_requests(self, count: int) -> None:
+        """Returns once at least `count` requests have arrived (wrap it in a timeout)."""
+        async with self._arrived:
+            await self._arrived.wait_for(lambda: len(self.requests) >= count)
+
+    async def start(self) -> None:
+        app = web.Application()
+        accounts = f"{API_BASE}/Accounts/{{account_sid}}"
+        app.router.add_post(f"{accounts}/Calls.json", self._create)
+        app.router.add_post(f"{accounts}/Calls/{{call_sid}}.json", self._update)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+
+    async def close(self) -> None:
+        for hang in self._hangs:  # let parked handlers finish so shutdown does not wait
+            hang.release.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _record(self, operation: str, request: web.Request) -> list[tuple[str, str]]:
+        form = [(k, v) for k, v in (await request.post()).items() if isinstance(v, str)]
+        async with self._arrived:
+            self.requests.append(
+                RecordedRequest(
+                    operation, request.method, request.path, form, dict(request.headers)
+                )
+            )
+            self._arrived.notify_all()
+        return form
+
+    async def _scripted(self, operation: str) -> web.Response | None:
+        """The scripted answer, or None to go on as Ok()."""
+        script = self._scripts[operation]
+        behaviour = script.popleft() if script else Ok()
+        if isinstance(behaviour, Fail):
+            headers = {}
+            if behaviour.retry_after is not None:
+                retry_after = behaviour.retry_after
+                headers["Retry-After"] = (
+                    str(int(retry_after)) if retry_after == int(retry_after) else str(retry_after)
+                )
+            body = behaviour.body if behaviour.body is not None else error_body(behaviour.status)
+            return web.json_response(body, status=behaviour.status, headers=headers)
+        if isinstance(behaviour, Hang):
+            self._hangs.append(behaviour)
+            await behaviour.release.wait()
+        return None
+
+    def _refused(self, request: web.Request) -> web.Response | None:
+        """401 for wrong credentials, 404 for another account's path, else None."""
+        expected = f"{self.project_id}:{self.api_token}"
+        header = request.headers.get("Authorization", "")
+        scheme, _, encoded = header.partition(" ")
+        try:
+            given = base64.b64decode(encoded, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            given = None
+        if scheme.lower() != "basic" or given != expected:
+            return web.json_response(error_body(401), status=401)
+        if request.match_info["account_sid"] != self.project_id:
+            # What SignalWire answers for a path under another account is not documented.
+            return web.json_response(error_body(404), status=404)
+        return None
+
+    async def _create(self, request: web.Request) -> web.Response:
+        form = await self._record("create", request)
+        scripted = await self._scripted("create")
+        if scripted is not None:
+            return scripted
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        fields: dict[str, list[str]] = {}
+        for key, value in form:
+            fields.setdefault(key, []).append(value)
+
+        def first(name: str) -> str:
+            return fields.get(name, [""])[0]
+
+        missing = [
+            ("To", "21211", "Missing required parameter: To"),
+            ("From", "21213", "Missing required parameter: From"),
+            ("Url", "21205", "Url or ApplicationSid is required"),
+        ]
+        for name, code, message in missing:
+            if not first(name):
+                return web.json_response(create_error_body(code, message), status=400)
+        for name in ("Method", "StatusCallbackMethod"):
+            if first(name) and first(name) not in ("GET", "POST"):
+                return web.json_response(create_error_body("21209", f"Invalid {name}"), status=400)
+        sid = str(uuid.uuid4())
+        now = format_datetime(datetime.now(UTC))
+        uri = f"{API_BASE}/Accounts/{self.project_id}/Calls/{sid}"
+        call: dict[str, Any] = {
+            "sid": sid,
+            "account_sid": self.project_id,
+            "date_created": now,
+            "date_updated": now,
+            "parent_call_sid": None,
+            "to": first("To"),
+            "formatted_to": first("To"),
+            "to_formatted": first("To"),
+            "from": first("From"),
+            "formatted_from": first("From"),
+            "from_formatted": first("From"),
+            "phone_number_sid": None,
+            "status": "queued",
+            "start_time": None,
+            "end_time": None,
+            "duration": None,
+            "price": None,
+            "price_unit": "USD",
+            "direction": "outbound-api",
+            "answered_by": None,
+            "api_version": "2010-04-01",
+            "forwarded_from": None,
+            "caller_name": None,
+            "uri": f"{uri}.json",
+            "subresource_uris": {
+                "notifications": f"{uri}/Notifications.json",
+                "recordings": f"{uri}/Recordings.json",
+            },
+            "annotation": None,
+            "group_sid": None,
+        }
+        self.calls[sid] = call
+        return web.json_response(call, status=201)
+
+    async def _update(self, request: web.Request) -> web.Response:
+        form = dict(await self._record("update", request))
+        scripted = await self._scripted("update")
+        if scripted is not None:
+            return scripted
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        call = self.calls.get(request.match_info["call_sid"])
+        if call is None:
+            return web.json_response(error_body(404), status=404)
+        status = form.get("Status")
+        if status is not None:
+            if status not in ("completed", "canceled"):
+                return web.json_response(
+                    error_body(400, 10000, f"Invalid Status: {status}"), status=400
+                )
+            if call["status"] in ("completed", "canceled", "failed", "busy", "no-answer"):
+                return web.json_response(
+                    error_body(400, 10000, "Call is not in progress"), status=400
+                )
+            call["status"] = status
+            call["date_updated"] = format_datetime(datetime.now(UTC))
+        return web.json_response(call, status=200)
+
+
+@asynccontextmanager
+async def running_fake_signalwire(project_id: str, api_token: str) -> AsyncIterator[FakeSignalWire]:
+    fake = FakeSignalWire(project_id, api_token)
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.close()
