@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+import aiohttp
 import asyncpg
 from aiohttp import web
 
@@ -24,9 +25,11 @@ from control.api import audit as audit_api
 from control.api import calls as calls_api
 from control.api import numbers as numbers_api
 from control.api import team as team_api
+from control.api.outbound import SIGNALWIRE, OutboundConfig, OutboundRoutes
 from control.api.session import SessionRoutes, SignInConfig
 from control.app_keys import POOL
 from control.auth import auth_middleware
+from control.signalwire import SignalWireClient, SignalWireConfig
 from control.webhooks import WebhookConfig, Webhooks
 from media.server import CallState, MediaServer, MediaServerConfig
 from media.session import SessionConfig
@@ -87,6 +90,16 @@ def _load_engine(settings: Settings) -> TranscriptionEngine:
     return WhisperEngine(
         settings.whisper_model, settings.data_dir / "models", settings.transcription_workers
     )
+
+
+def _signalwire_config(settings: Settings) -> SignalWireConfig | None:
+    """SignalWire REST settings, when all three are set (outbound calls need them)."""
+    token = settings.signalwire_api_token
+    if settings.signalwire_space_url and settings.signalwire_project_id and token:
+        return SignalWireConfig(
+            settings.signalwire_space_url, settings.signalwire_project_id, token.get_secret_value()
+        )
+    return None
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -186,6 +199,10 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
         app.add_routes(audit_api.routes())
         app.add_routes(team_api.routes())
         app.add_routes(numbers_api.routes())
+        app.add_routes(OutboundRoutes(OutboundConfig(public_url)).routes())
+        if (signalwire := _signalwire_config(settings)) is not None:
+            http_client = await stack.enter_async_context(aiohttp.ClientSession())
+            app[SIGNALWIRE] = SignalWireClient(http_client, signalwire)
         engine_ok = transcriber is not None or settings.transcription_engine == "none"
         app.add_routes(Health(lambda: engine_ok).routes())
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)

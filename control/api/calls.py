@@ -63,7 +63,7 @@ async def record_consent(request: web.Request) -> web.Response:
 
 
 async def _change_call(request: web.Request, changes: dict[str, Any], action: str) -> web.Response:
-    call_id = _call_id(request)
+    call_id = call_id_of(request)
     org_id = principal(request).org_id
     async with tenant(request.app[POOL], org_id) as conn:
         result = await calls.update_call(conn, org_id, call_id, changes)
@@ -77,7 +77,7 @@ async def _change_call(request: web.Request, changes: dict[str, Any], action: st
     return web.json_response(plain({"id": call_id, **after}))
 
 
-def _call_id(request: web.Request) -> uuid.UUID:
+def call_id_of(request: web.Request) -> uuid.UUID:
     try:
         return uuid.UUID(request.match_info["call_id"])
     except ValueError:
@@ -116,7 +116,7 @@ async def list_calls(request: web.Request) -> web.Response:
 @requires(Action.CALLS_READ)
 async def get_call(request: web.Request) -> web.Response:
     who = principal(request)
-    call_id = _call_id(request)
+    call_id = call_id_of(request)
     with_transcript = allowed(who.role, Action.TRANSCRIPTS_READ)
     async with tenant(request.app[POOL], who.org_id) as conn:
         call = await calls.get_call(conn, who.org_id, call_id, with_transcript=with_transcript)
