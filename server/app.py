@@ -21,6 +21,7 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
+from control.api import api_keys as api_keys_api
 from control.api import audit as audit_api
 from control.api import calls as calls_api
 from control.api import numbers as numbers_api
@@ -199,6 +200,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
         app.add_routes(audit_api.routes())
         app.add_routes(team_api.routes())
         app.add_routes(numbers_api.routes())
+        app.add_routes(api_keys_api.routes())
         app.add_routes(OutboundRoutes(OutboundConfig(public_url)).routes())
         if (signalwire := _signalwire_config(settings)) is not None:
             http_client = await stack.enter_async_context(aiohttp.ClientSession())

@@ -303,3 +303,13 @@ async def list_audit(
 
 def _json(value: str | None) -> Any:
     return json.loads(value) if value is not None else None
+
+
+async def list_api_keys(conn: Executor, org_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """SELECT id, name, prefix, role, created_by, created_at, last_used_at, revoked_at
+           FROM api_keys WHERE org_id = $1 ORDER BY created_at DESC, id""",
+        org_id,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    return [dict(r) for r in rows]

@@ -194,3 +194,31 @@ async def test_numbers_are_managed_per_org_and_a_taken_number_is_not_revealed(
     assert (await call(http, "DELETE", f"{base}/{number_id}", other.bearer("owner")))[0] == 404
     assert (await call(http, "DELETE", f"{base}/{number_id}", org.bearer("admin")))[0] == 204
     assert await pool.fetchval("SELECT count(*) FROM phone_numbers WHERE number = $1", number) == 0
+
+
+async def test_api_keys_are_shown_once_listed_by_prefix_and_revocable(
+    srv: RunningServer, http: aiohttp.ClientSession, org: Org, pool: Pool
+) -> None:
+    await pool.execute("UPDATE organizations SET plan = 'pro' WHERE id = $1", org.id)
+    base = f"{srv.http_url}/api/api-keys"
+    status, created = await call(
+        http, "POST", base, org.bearer("admin"), json={"name": "crm", "role": "viewer"}
+    )
+    assert status == 201 and created["key"].startswith(f"vxs_{created['prefix']}_")
+    status, listing = await call(http, "GET", base, org.bearer("admin"))
+    listed = {k["id"]: k for k in listing["api_keys"]}[created["id"]]
+    assert "key" not in listed and "key_hash" not in listed and listed["role"] == "viewer"
+    new_key = {"Authorization": f"Bearer {created['key']}"}
+    assert (await call(http, "GET", f"{srv.http_url}/api/calls", new_key))[0] == 200
+    assert (await call(http, "DELETE", f"{base}/{created['id']}", org.bearer("admin")))[0] == 204
+    assert (await call(http, "GET", f"{srv.http_url}/api/calls", new_key))[0] == 401
+    assert (await call(http, "DELETE", f"{base}/{created['id']}", org.bearer("admin")))[0] == 404
+    status, body = await call(
+        http, "POST", base, org.bearer("admin"), json={"name": "x", "role": "owner"}
+    )
+    assert (status, body["error"]["code"]) == (403, "OWNER_ONLY")
+    await pool.execute("UPDATE organizations SET plan = 'base' WHERE id = $1", org.id)
+    status, body = await call(
+        http, "POST", base, org.bearer("owner"), json={"name": "x", "role": "viewer"}
+    )
+    assert (status, body["error"]["code"]) == (403, "PLAN_REQUIRED")
