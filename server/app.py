@@ -39,6 +39,12 @@ from media.transcription.engine import TranscriptionEngine
 from media.transcription.service import TranscriptionService
 from media.vad import EndpointerConfig
 from server.health import Health
+from server.http_security import (
+    HttpSecurityConfig,
+    api_rate_limit_middleware,
+    cors_middleware,
+    security_headers_middleware,
+)
 from server.middleware import request_middleware
 from server.settings import Settings
 from storage import calls
@@ -178,8 +184,23 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
             expires = int(time.time()) + settings.stream_token_ttl_s
             return issue_token(token_secret, StreamGrant(org_id, call_id, call_sid, expires))
 
+        security = HttpSecurityConfig(
+            https=public_url.startswith("https://"),
+            cors_origins=settings.cors_origin_set,
+            api_rate_per_s=settings.api_rate_per_s,
+            api_burst=settings.api_burst,
+        )
+        # Security headers wrap everything, so error responses carry them too; the request
+        # middleware renders every error raised inside it; CORS answers preflights before auth.
         app = web.Application(
-            middlewares=[request_middleware, auth_middleware], client_max_size=MAX_BODY
+            middlewares=[
+                security_headers_middleware(security),
+                request_middleware,
+                cors_middleware(security),
+                api_rate_limit_middleware(security),
+                auth_middleware,
+            ],
+            client_max_size=MAX_BODY,
         )
         app[POOL] = pool
         webhooks = Webhooks(

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     max_utterance_ms: int = Field(default=15_000, ge=1_000, le=60_000)
     l16_big_endian: bool = True
 
+    cors_origins: str = ""
+    """Comma-separated origins allowed to call /api/ from a browser, e.g. https://app.example.com"""
+    api_rate_per_s: float = Field(default=20.0, gt=0)
+    api_burst: float = Field(default=60.0, ge=1)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"
 
@@ -75,6 +80,20 @@ class Settings(BaseSettings):
     @classmethod
     def _check_public_url(cls, value: str | None) -> str | None:
         return _check_url(value, ("https://", "http://"), "an https:// URL")
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_cors_origins(cls, value: str) -> str:
+        from server.http_security import is_origin
+
+        bad = [o for o in (o.strip() for o in value.split(",")) if o and not is_origin(o)]
+        if bad:
+            raise ValueError(f"not an origin (scheme://host[:port], lower case): {bad[0]}")
+        return value
+
+    @property
+    def cors_origin_set(self) -> frozenset[str]:
+        return frozenset(o.strip() for o in self.cors_origins.split(",") if o.strip())
 
     @field_validator("media_public_url")
     @classmethod

@@ -272,3 +272,15 @@ async def test_the_audit_log_cannot_be_changed_or_deleted(pool: Pool, org: Org) 
     for statement in ("UPDATE audit_log SET action = 'x'", "DELETE FROM audit_log"):
         with pytest.raises(asyncpg.RaiseError, match="append-only"):
             await pool.execute(statement)
+
+
+async def test_responses_carry_security_headers_even_when_refused(
+    srv: RunningServer, http: aiohttp.ClientSession
+) -> None:
+    for path in ("/api/calls", "/health/live", "/no/such/page"):
+        async with http.get(srv.http_url + path) as resp:
+            assert resp.headers["X-Content-Type-Options"] == "nosniff", path
+            assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"], path
+    async with http.get(srv.http_url + "/api/calls") as resp:
+        assert resp.status == 401 and resp.headers["Cache-Control"] == "no-store"
+        assert "Strict-Transport-Security" not in resp.headers  # served over plain http here

@@ -300,3 +300,15 @@ def test_database_url_as_override(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path, database_url="postgresql://override/db")
     assert settings.database_url is not None
     assert settings.database_url.get_secret_value() == "postgresql://override/db"
+
+
+def test_cors_origins_are_checked_at_start_up(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    ok = load_settings(
+        data_dir=tmp_path, cors_origins="https://app.example.com, http://localhost:3000"
+    )
+    assert ok.cors_origin_set == {"https://app.example.com", "http://localhost:3000"}
+    with pytest.raises(SettingsError, match="VOXSOUTH_CORS_ORIGINS: .*https://app.example.com/"):
+        load_settings(data_dir=tmp_path, cors_origins="https://app.example.com/")
