@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from importlib.metadata import version
 
 import aiohttp
 import asyncpg
@@ -26,6 +27,7 @@ from control.api import audit as audit_api
 from control.api import calls as calls_api
 from control.api import numbers as numbers_api
 from control.api import team as team_api
+from control.api.openapi import OpenApiRoutes
 from control.api.outbound import SIGNALWIRE, OutboundConfig, OutboundRoutes
 from control.api.session import SessionRoutes, SignInConfig
 from control.app_keys import POOL
@@ -222,6 +224,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
         app.add_routes(team_api.routes())
         app.add_routes(numbers_api.routes())
         app.add_routes(api_keys_api.routes())
+        app.add_routes(OpenApiRoutes("Voxsouth", version("voxsouth")).routes())
         app.add_routes(OutboundRoutes(OutboundConfig(public_url)).routes())
         if (signalwire := _signalwire_config(settings)) is not None:
             http_client = await stack.enter_async_context(aiohttp.ClientSession())

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from control import credentials
 from control.api import audit
 from control.api.bodies import parse_body, plain
+from control.api.openapi import doc
 from control.app_keys import POOL
 from control.auth import principal, requires
 from control.errors import ApiError
@@ -32,6 +33,7 @@ class NewKeyBody(BaseModel):
     role: Role
 
 
+@doc("List API keys (prefix, role, last use; never the key)")
 @requires(Action.API_KEYS_MANAGE)
 async def list_keys(request: web.Request) -> web.Response:
     org_id = principal(request).org_id
@@ -40,6 +42,7 @@ async def list_keys(request: web.Request) -> web.Response:
     return web.json_response({"api_keys": plain(rows)})
 
 
+@doc("Create an API key (shown once)", body=NewKeyBody, status=201)
 @requires(Action.API_KEYS_MANAGE)
 async def create_key(request: web.Request) -> web.Response:
     who = principal(request)
@@ -62,6 +65,7 @@ async def create_key(request: web.Request) -> web.Response:
     return web.json_response(plain({"id": key_id, **after, "key": new.key}), status=201)
 
 
+@doc("Revoke an API key", status=204, errors=(404,))
 @requires(Action.API_KEYS_MANAGE)
 async def revoke_key(request: web.Request) -> web.Response:
     try:

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from control.api.bodies import plain
+from control.api.openapi import Query, doc
 from control.app_keys import POOL, REQUEST_ID
 from control.auth import principal, requires
 from control.errors import ApiError
@@ -48,6 +49,15 @@ def routes() -> list[web.RouteDef]:
     return [web.get("/api/audit-logs", list_audit_logs)]
 
 
+@doc(
+    "Read the organization's audit trail, newest first",
+    query=(
+        Query("action", {"type": "string"}),
+        Query("actor_id", {"type": "string", "format": "uuid"}),
+        Query("before", {"type": "integer"}, "next_before of the previous page"),
+        Query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+    ),
+)
 @requires(Action.AUDIT_READ)
 async def list_audit_logs(request: web.Request) -> web.Response:
     q = request.query

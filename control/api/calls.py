@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from control.api import audit
 from control.api.bodies import parse_body, plain
+from control.api.openapi import Query, doc
 from control.app_keys import POOL
 from control.auth import principal, requires
 from control.errors import ApiError
@@ -43,6 +44,7 @@ class ConsentBody(BaseModel):
     recording_consent: bool
 
 
+@doc("Set a call's disposition or notes", body=CallUpdate, errors=(404,))
 @requires(Action.CALLS_UPDATE)
 async def update_call(request: web.Request) -> web.Response:
     body = await parse_body(request, CallUpdate)
@@ -52,6 +54,7 @@ async def update_call(request: web.Request) -> web.Response:
     return await _change_call(request, changes, "call.update")
 
 
+@doc("Record recording consent verified by an agent", body=ConsentBody, errors=(404,))
 @requires(Action.CONSENT_RECORD)
 async def record_consent(request: web.Request) -> web.Response:
     """An agent's own verification of recording consent: it wins over any detector."""
@@ -84,6 +87,18 @@ def call_id_of(request: web.Request) -> uuid.UUID:
         raise ApiError(404, "NOT_FOUND", "no such call") from None
 
 
+@doc(
+    "List the organization's calls, newest first",
+    query=(
+        Query("status", {"type": "string"}, "call status"),
+        Query("direction", {"type": "string"}, "inbound, outbound-api, outbound-dial"),
+        Query("escalated", {"type": "boolean"}),
+        Query("from", {"type": "string", "format": "date-time"}, "started at or after"),
+        Query("to", {"type": "string", "format": "date-time"}, "started before"),
+        Query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
+        Query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+    ),
+)
 @requires(Action.CALLS_READ)
 async def list_calls(request: web.Request) -> web.Response:
     q = request.query
@@ -113,6 +128,7 @@ async def list_calls(request: web.Request) -> web.Response:
     return web.json_response({"calls": plain(rows), "next_cursor": next_cursor})
 
 
+@doc("A call with its streams (and transcript, for roles that may read it)", errors=(404,))
 @requires(Action.CALLS_READ)
 async def get_call(request: web.Request) -> web.Response:
     who = principal(request)

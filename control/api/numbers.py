@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from control.api import audit
 from control.api.bodies import parse_body, plain
+from control.api.openapi import doc
 from control.app_keys import POOL
 from control.auth import principal, requires
 from control.errors import ApiError
@@ -34,6 +35,7 @@ class NumberBody(BaseModel):
     dial_target: str | None = Field(default=None, pattern=E164)
 
 
+@doc("List the organization's phone numbers")
 @requires(Action.NUMBERS_READ)
 async def list_numbers(request: web.Request) -> web.Response:
     org_id = principal(request).org_id
@@ -42,6 +44,7 @@ async def list_numbers(request: web.Request) -> web.Response:
     return web.json_response({"numbers": plain(rows)})
 
 
+@doc("Add a phone number (and where it rings)", body=NumberBody, status=201, errors=(409,))
 @requires(Action.NUMBERS_MANAGE)
 async def add_number(request: web.Request) -> web.Response:
     body = await parse_body(request, NumberBody)
@@ -59,6 +62,7 @@ async def add_number(request: web.Request) -> web.Response:
     return web.json_response(body.model_dump(), status=201)
 
 
+@doc("Remove a phone number", status=204, errors=(404,))
 @requires(Action.NUMBERS_MANAGE)
 async def remove_number(request: web.Request) -> web.Response:
     try:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from control.api import audit
 from control.api.bodies import parse_body, plain
 from control.api.calls import call_id_of
+from control.api.openapi import doc
 from control.app_keys import POOL
 from control.auth import principal, requires
 from control.errors import ApiError
@@ -60,6 +61,12 @@ class OutboundRoutes:
             web.post("/api/calls/{call_id}/hangup", self.hang_up),
         ]
 
+    @doc(
+        "Place an outbound call through SignalWire (Idempotency-Key supported)",
+        body=OutboundCall,
+        status=201,
+        errors=(409, 503),
+    )
     @requires(Action.CALLS_CREATE)
     async def start_call(self, request: web.Request) -> web.Response:
         who = principal(request)
@@ -151,6 +158,7 @@ class OutboundRoutes:
             )  # fmt: skip
         return dict(plain(result))
 
+    @doc("Ask SignalWire to end a call", status=202, errors=(404, 409, 503))
     @requires(Action.CALLS_UPDATE)
     async def hang_up(self, request: web.Request) -> web.Response:
         client = _client(request)

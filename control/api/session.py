@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from control import credentials
 from control.api.bodies import parse_body, plain
+from control.api.openapi import doc
 from control.app_keys import POOL, REQUEST_ID
 from control.auth import SESSION_COOKIE, principal, public, requires
 from control.errors import ApiError
@@ -61,6 +62,11 @@ class SessionRoutes:
             web.post("/api/auth/password", self.change_password),
         ]
 
+    @doc(
+        "Sign in; sets the session cookie and returns the CSRF token",
+        body=LoginBody,
+        errors=(401, 409),
+    )
     @public
     async def login(self, request: web.Request) -> web.Response:
         wait = self._login_limiter.acquire(client_addr(request), time.monotonic())
@@ -120,6 +126,7 @@ class SessionRoutes:
         )
         return response
 
+    @doc("Sign out (ends this session)", status=204)
     @requires(Action.SELF)
     async def logout(self, request: web.Request) -> web.Response:
         who = principal(request)
@@ -130,6 +137,7 @@ class SessionRoutes:
         response.del_cookie(SESSION_COOKIE, path="/")
         return response
 
+    @doc("Who am I: the signed-in user or API key, its org, role and plan")
     @requires(Action.SELF)
     async def me(self, request: web.Request) -> web.Response:
         who = principal(request)
@@ -146,6 +154,7 @@ class SessionRoutes:
             )
         )
 
+    @doc("Change your password (ends every session of yours)", body=PasswordBody, status=204)
     @requires(Action.SELF)
     async def change_password(self, request: web.Request) -> web.Response:
         who = principal(request)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from control import credentials
 from control.api import audit
 from control.api.bodies import parse_body, plain
+from control.api.openapi import doc
 from control.app_keys import POOL, REQUEST_ID
 from control.auth import principal, public, requires
 from control.errors import ApiError
@@ -71,6 +72,7 @@ def _user_id(request: web.Request) -> uuid.UUID:
         raise ApiError(404, "NOT_FOUND", "no such member") from None
 
 
+@doc("List the members of the organization and their roles")
 @requires(Action.TEAM_READ)
 async def list_members(request: web.Request) -> web.Response:
     org_id = principal(request).org_id
@@ -79,6 +81,7 @@ async def list_members(request: web.Request) -> web.Response:
     return web.json_response({"members": plain(rows)})
 
 
+@doc("Invite someone (the token is shown once)", body=InviteBody, status=201)
 @requires(Action.TEAM_MANAGE)
 async def invite(request: web.Request) -> web.Response:
     body = await parse_body(request, InviteBody)
@@ -108,6 +111,7 @@ async def invite(request: web.Request) -> web.Response:
     )
 
 
+@doc("Accept an invitation (creates the account when new)", body=AcceptBody, errors=(404,))
 @public
 async def accept_invitation(request: web.Request) -> web.Response:
     body = await parse_body(request, AcceptBody)
@@ -152,6 +156,7 @@ async def accept_invitation(request: web.Request) -> web.Response:
     )
 
 
+@doc("Change a member's role", body=RoleBody, errors=(404, 409))
 @requires(Action.TEAM_MANAGE)
 async def change_role(request: web.Request) -> web.Response:
     body = await parse_body(request, RoleBody)
@@ -172,6 +177,7 @@ async def change_role(request: web.Request) -> web.Response:
     return web.json_response({"user_id": str(user_id), "role": new})
 
 
+@doc("Remove a member (their sessions end)", status=204, errors=(404, 409))
 @requires(Action.TEAM_MANAGE)
 async def remove_member(request: web.Request) -> web.Response:
     user_id = _user_id(request)

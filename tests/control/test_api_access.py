@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
+from openapi_spec_validator import validate
 
 from control.auth import declared_permission
 from control.permissions import ROLES, Action, allowed
@@ -284,3 +285,34 @@ async def test_responses_carry_security_headers_even_when_refused(
     async with http.get(srv.http_url + "/api/calls") as resp:
         assert resp.status == 401 and resp.headers["Cache-Control"] == "no-store"
         assert "Strict-Transport-Security" not in resp.headers  # served over plain http here
+
+
+async def test_the_openapi_document_describes_every_api_route(
+    srv: RunningServer, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(f"{srv.http_url}/api/openapi.json") as resp:
+        spec = await resp.json()
+    assert spec["openapi"] == "3.1.0"
+    validate(spec)  # raises on anything OpenAPI 3.1 does not allow
+    served = {
+        (r.method.lower(), r.resource.canonical)
+        for r in srv.app.router.routes()
+        if r.resource
+        and r.resource.canonical.startswith("/api/")
+        and r.method != "HEAD"
+        and r.resource.canonical not in ("/api/openapi.json", "/api/docs")
+    }
+    documented = {(m, p) for p, methods in spec["paths"].items() for m in methods}
+    assert documented == served
+    login = spec["paths"]["/api/auth/login"]["post"]
+    assert login["security"] == [] and "401" in login["responses"]
+    start = spec["paths"]["/api/calls"]["post"]
+    assert start["description"] == "Needs the `calls:create` permission."
+    body = spec["components"]["schemas"]["OutboundCall"]
+    assert set(body["required"]) == {"to", "from"}
+    assert [p["name"] for p in spec["paths"]["/api/calls/{call_id}"]["get"]["parameters"]] == [
+        "call_id"
+    ]
+    async with http.get(f"{srv.http_url}/api/docs") as resp:
+        page = await resp.text()
+    assert resp.status == 200 and "/api/calls/{call_id}/hangup" in page
