@@ -43,6 +43,7 @@ from media.vad import EndpointerConfig
 from server.health import Health
 from server.http_security import (
     HttpSecurityConfig,
+    api_query_text_middleware,
     api_rate_limit_middleware,
     cors_middleware,
     security_headers_middleware,
@@ -200,6 +201,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
                 request_middleware,
                 cors_middleware(security),
                 api_rate_limit_middleware(security),
+                api_query_text_middleware,
                 auth_middleware,
             ],
             client_max_size=MAX_BODY,

@@ -30,6 +30,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
 from control import credentials
+from control.api.bodies import storable_text
 from control.auth import SESSION_COOKIE
 from control.errors import ApiError
 from control.rate_limit import RateLimiter
@@ -206,3 +207,17 @@ def api_rate_limit_middleware(
         return await handler(request)
 
     return api_rate_limit
+
+
+@web.middleware
+async def api_query_text_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuses /api/ query strings carrying text Postgres cannot store (a %00, or bytes that
+    decode to lone surrogates) before any handler passes them to a query."""
+    if _is_api(request):
+        for name, value in request.query.items():
+            if not storable_text(name + value):
+                raise ApiError(
+                    400, "INVALID_QUERY", f"query parameter {name[:40]!r} is not valid text",
+                    {"fields": [{"field": name[:40], "message": "not valid text"}]},
+                )  # fmt: skip
+    return await handler(request)

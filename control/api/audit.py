@@ -65,7 +65,7 @@ async def list_audit_logs(request: web.Request) -> web.Response:
         actor_id = uuid.UUID(q["actor_id"]) if "actor_id" in q else None
         before = int(q["before"]) if "before" in q else None
         limit = int(q.get("limit", "100"))
-        if not 1 <= limit <= 500:
+        if not 1 <= limit <= 500 or (before is not None and not 1 <= before < 2**63):
             raise ValueError
     except ValueError:
         raise ApiError(

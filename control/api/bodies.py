@@ -21,6 +21,9 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
         data = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ApiError(400, "INVALID_JSON", "the body is not valid JSON") from None
+    if (where := _unstorable_text(data, "")) is not None:
+        fields = [{"field": where or "body", "message": "text with NUL or unpaired surrogates"}]
+        raise ApiError(422, "VALIDATION_FAILED", "the body is invalid", {"fields": fields})
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -31,6 +34,36 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
         raise ApiError(
             422, "VALIDATION_FAILED", "the body is invalid", {"fields": fields}
         ) from None
+
+
+def storable_text(text: str) -> bool:
+    """Postgres text takes neither NUL characters nor lone surrogates (not valid UTF-8)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unstorable_text(value: Any, path: str) -> str | None:
+    """The path of the first string Postgres cannot store (JSON may carry NUL characters and
+    lone UTF-16 surrogates as escapes; text columns take neither), or None."""
+    if isinstance(value, str):
+        return None if storable_text(value) else path
+    items: Any = (
+        value.items()
+        if isinstance(value, dict)
+        else (enumerate(value) if isinstance(value, list) else ())
+    )
+    for key, item in items:
+        if isinstance(key, str) and _unstorable_text(key, path) is not None:
+            return path or "body"
+        child = f"{path}.{key}" if path else str(key)
+        if (found := _unstorable_text(item, child)) is not None:
+            return found
+    return None
 
 
 def plain(value: Any) -> Any:

@@ -316,3 +316,21 @@ async def test_the_openapi_document_describes_every_api_route(
     async with http.get(f"{srv.http_url}/api/docs") as resp:
         page = await resp.text()
     assert resp.status == 200 and "/api/calls/{call_id}/hangup" in page
+
+
+async def test_text_postgres_cannot_store_is_refused_not_crashed_on(
+    srv: RunningServer, http: aiohttp.ClientSession, org: Org
+) -> None:
+    admin = org.bearer("admin")
+    raw = b'{"email": "a\\u0000b@example.com", "role": "viewer"}'
+    for body in (raw, b'{"email": "\\ud8cd@example.com", "role": "viewer"}'):
+        async with http.post(
+            f"{srv.http_url}/api/team/invitations",
+            data=body,
+            headers={**admin, "Content-Type": "application/json"},
+        ) as resp:
+            assert resp.status == 422, await resp.text()
+            assert (await resp.json())["error"]["details"]["fields"][0]["field"] == "email"
+    for query in ("action=%00", "before=-99999999999999999999999", "before=0"):
+        async with http.get(f"{srv.http_url}/api/audit-logs?{query}", headers=admin) as resp:
+            assert resp.status == 400 and (await resp.json())["error"]["code"] == "INVALID_QUERY"
