@@ -60,7 +60,7 @@ def summarize(ns: Samples) -> Summary:
         p50_us=float(p50) / 1000,
         p90_us=float(p90) / 1000,
         p99_us=float(p99) / 1000,
-        max_us=float(ns.max()) / 1000,
+        max_us=float(np.max(ns)) / 1000,
         mean_us=float(ns.mean()) / 1000,
     )
 
