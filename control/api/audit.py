@@ -14,12 +14,12 @@ from control.auth import principal, requires
 from control.errors import ApiError
 from control.permissions import Action
 from storage import accounts
-from storage.db import Connection
+from storage.db import Executor
 from storage.tenancy import tenant
 
 
 async def record(
-    conn: Connection,
+    conn: Executor,
     request: web.Request,
     action: str,
     *,

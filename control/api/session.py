@@ -13,6 +13,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from control import credentials
+from control.api import audit
 from control.api.bodies import parse_body, plain
 from control.api.openapi import doc
 from control.app_keys import POOL, REQUEST_ID
@@ -132,7 +133,10 @@ class SessionRoutes:
         who = principal(request)
         if who.session_id is not None:
             await accounts.revoke_session(request.app[POOL], who.session_id)
-            await _audit(request, "auth.logout")
+            await audit.record(
+                request.app[POOL], request, "auth.logout",
+                resource_type="session", resource_id=str(who.session_id),
+            )  # fmt: skip
         response = web.Response(status=204)
         response.del_cookie(SESSION_COOKIE, path="/")
         return response
@@ -178,7 +182,9 @@ class SessionRoutes:
             )
         new_hash = await asyncio.to_thread(credentials.hash_password, body.new_password)
         await accounts.set_password(pool, user.id, new_hash)
-        await _audit(request, "auth.password_changed")
+        await audit.record(
+            pool, request, "auth.password_changed", resource_type="user", resource_id=str(user.id)
+        )
         response = web.Response(status=204)
         response.del_cookie(SESSION_COOKIE, path="/")  # every session ended with the change
         return response
@@ -204,19 +210,6 @@ async def _audit_login(
         action=action,
         resource_type="user",
         resource_id=email[:320],
-        request_id=request.get(REQUEST_ID),
-        client_addr=client_addr(request),
-    )
-
-
-async def _audit(request: web.Request, action: str) -> None:
-    who = principal(request)
-    await accounts.record_audit(
-        request.app[POOL],
-        org_id=who.org_id,
-        actor_type=who.actor_type,
-        actor_id=who.actor_id,
-        action=action,
         request_id=request.get(REQUEST_ID),
         client_addr=client_addr(request),
     )
