@@ -183,17 +183,32 @@ def api_client_key(request: web.BaseRequest) -> str:
     return f"addr:{request.remote or 'unknown'}"
 
 
+ADDRESS_FACTOR = 10
+
+
 def api_rate_limit_middleware(
     config: HttpSecurityConfig, *, clock: Callable[[], float] = time.monotonic
 ) -> Middleware:
     """A token bucket per `api_client_key` for /api/; over it, ApiError(429, "RATE_LIMITED")
-    with Retry-After. In memory, per process."""
+    with Retry-After. In memory, per process.
+
+    Made-up keys and cookies each get a fresh client bucket, so every address also has a
+    bucket ADDRESS_FACTOR times larger: enough for many honest clients behind one NAT, not
+    for one address cycling through invented credentials."""
     limiter = RateLimiter(config.api_rate_per_s, config.api_burst)
+    by_address = RateLimiter(
+        config.api_rate_per_s * ADDRESS_FACTOR, config.api_burst * ADDRESS_FACTOR
+    )
 
     @web.middleware
     async def api_rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
         if _is_api(request):
-            wait = limiter.acquire(api_client_key(request), clock())
+            now, client = clock(), api_client_key(request)
+            address = f"addr:{request.remote or 'unknown'}"
+            if client == address:  # no credentials: the address is the client
+                wait = limiter.acquire(client, now)
+            else:
+                wait = by_address.acquire(address, now) or limiter.acquire(client, now)
             if wait > 0:
                 # Rounded to the millisecond first, so float noise cannot add a whole second.
                 retry = max(1, math.ceil(round(wait, 3)))

@@ -421,3 +421,13 @@ async def test_request_body_over_the_limit_is_a_json_413() -> None:
         assert_error(await resp.json(), "REQUEST_ENTITY_TOO_LARGE", resp.headers["X-Request-ID"])
         assert resp.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
         assert resp.headers["Cache-Control"] == "no-store"
+
+
+async def test_one_address_cannot_escape_the_limit_by_inventing_credentials() -> None:
+    async with serve(config(api_rate_per_s=0.001, api_burst=1)) as client:
+        # Each made-up key has its own client bucket; the address bucket (10x) still ends it.
+        statuses = [
+            (await client.get("/api/ok", headers=bearer(credentials.new_api_key().key))).status
+            for _ in range(11)
+        ]
+    assert statuses == [200] * 10 + [429]
