@@ -156,8 +156,9 @@ def cors_middleware(config: HttpSecurityConfig) -> Middleware:
             return await handler(request)  # the browser withholds the response
         try:
             response = await handler(request)
-        except ApiError as exc:
-            # request_middleware renders it with these headers, so the page can read the error.
+        except (ApiError, web.HTTPException) as exc:
+            # request_middleware renders it with these headers, so the page can read the error
+            # (ours, or aiohttp's own 404, 405 and 413).
             _grant(exc.headers, origin)
             exc.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = CORS_EXPOSE_HEADERS
             raise

@@ -55,6 +55,12 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     return response
 
 
+def _kept_header(name: str) -> bool:
+    """Headers of aiohttp's own HTTP errors that survive into our JSON error response."""
+    lowered = name.lower()
+    return lowered in ("allow", "retry-after", "vary") or lowered.startswith("access-control-")
+
+
 async def _handle(request: web.Request, handler: Handler, rid: str) -> web.StreamResponse:
     try:
         return await handler(request)
@@ -70,7 +76,7 @@ async def _handle(request: web.Request, handler: Handler, rid: str) -> web.Strea
         return web.json_response(
             error_body(code_for_status(exc.status), exc.reason, rid, {}),
             status=exc.status,
-            headers={k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")},
+            headers={k: v for k, v in exc.headers.items() if _kept_header(k)},
         )
     except (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
         log.exception("dependency unavailable")

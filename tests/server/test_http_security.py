@@ -431,3 +431,13 @@ async def test_one_address_cannot_escape_the_limit_by_inventing_credentials() ->
             for _ in range(11)
         ]
     assert statuses == [200] * 10 + [429]
+
+
+async def test_aiohttp_own_errors_are_readable_cross_origin() -> None:
+    async with serve(config()) as client:
+        resp = await client.get("/api/no-such-route", headers={"Origin": APP_ORIGIN})
+        assert resp.status == 404
+        assert resp.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+        assert (await resp.json())["error"]["code"] == "NOT_FOUND"
+        resp = await client.get("/api/no-such-route", headers={"Origin": "https://evil.example"})
+        assert "Access-Control-Allow-Origin" not in resp.headers
