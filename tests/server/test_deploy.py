@@ -8,12 +8,15 @@ from pathlib import Path
 from prometheus_client import REGISTRY
 
 import control.metrics
+import control.signalwire
 import media.metrics
 import server.middleware
 import storage.metrics
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
-assert control.metrics and media.metrics and server.middleware and storage.metrics  # registered
+# Imported for their metrics, which register on import.
+assert control.metrics and control.signalwire and media.metrics and server.middleware
+assert storage.metrics
 
 
 def exported_samples() -> set[str]:
