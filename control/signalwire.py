@@ -206,6 +206,45 @@ class _Transient:
     retry_after_s: float | None = None
 
 
+FORM = "application/x-www-form-urlencoded"
+JSON_TYPE = "application/json"
+RELAY_CALLER_IDS = "/api/relay/rest/verified_caller_ids"
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    method: str
+    url: str
+    body: bytes
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallerId:
+    """A number SignalWire verifies as the org's own, so it may be a caller ID."""
+
+    id: str
+    number: str
+    verified: bool
+    raw: dict[str, Any]
+
+
+def _parse_caller_id(status: int, raw: bytes) -> CallerId:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise SignalWireError("malformed response", status=status) from None
+    if not isinstance(data, dict):
+        raise SignalWireError("malformed response", status=status)
+    if isinstance(data.get("data"), dict):  # a single-object envelope
+        data = data["data"]
+    caller_id, number = data.get("id"), data.get("number")
+    if not isinstance(caller_id, str) or not caller_id or not isinstance(number, str):
+        raise SignalWireError("malformed response: no caller ID id", status=status)
+    verified = data.get("verified") is True or data.get("status") == "Verified"
+    return CallerId(caller_id, number, verified, data)
+
+
 class SignalWireClient:
     """Calls SignalWire's Compatibility REST API over a session the caller owns."""
 
@@ -222,9 +261,9 @@ class SignalWireClient:
         self._rng = rng or random.Random()
         self._headers = {
             "Authorization": aiohttp.encode_basic_auth(config.project_id, config.api_token),
-            "Content-Type": "application/x-www-form-urlencoded",
             "Accept": "application/json",
         }
+        self._space = config.space_url.rstrip("/")
         self._breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_s, clock)
         self._base = (
             f"{config.space_url.rstrip('/')}/api/laml/{API_VERSION}"
@@ -261,7 +300,7 @@ class SignalWireClient:
             *(("StatusCallbackEvent", event) for event in status_callback_events),
         ]
         return await self._call(
-            "create_call", "/Calls.json", form, _parse_call, retry_after_sending=False
+            "create_call", self._laml("/Calls.json", form), _parse_call, retry_after_sending=False
         )
 
     async def hang_up(self, call_sid: str) -> None:
@@ -270,17 +309,51 @@ class SignalWireClient:
         did land may come back as SignalWireRejected, code 10000, the call being over)."""
         await self._call(
             "hang_up",
-            f"/Calls/{quote(call_sid, safe='')}.json",
-            [("Status", "completed")],
+            self._laml(f"/Calls/{quote(call_sid, safe='')}.json", [("Status", "completed")]),
             _ignore_body,
             retry_after_sending=True,
         )
 
+    # Verified caller IDs: SignalWire's space REST API (JSON), not the LaML compatibility API.
+    # Shapes from SignalWire's generated SDK types: POST {number, name?, extension?} places a
+    # call that reads a six-digit code; PUT {id}/verification {verification_code} submits it;
+    # POST {id}/verification redials; the object has id, number, verified, status.
+
+    async def create_verified_caller_id(self, number: str, name: str | None = None) -> CallerId:
+        """Starts verification: SignalWire calls `number` and reads a code. Not retried once
+        sent (a retry would place a second verification call)."""
+        body = {"number": number, **({"name": name} if name else {})}
+        return await self._call(
+            "create_caller_id", self._relay("", "POST", body), _parse_caller_id,
+            retry_after_sending=False,
+        )  # fmt: skip
+
+    async def submit_caller_id_code(self, caller_id: str, code: str) -> CallerId:
+        return await self._call(
+            "verify_caller_id",
+            self._relay(f"/{quote(caller_id, safe='')}/verification", "PUT",
+                        {"verification_code": code}),
+            _parse_caller_id,
+            retry_after_sending=False,  # each wrong submission uses one of five attempts
+        )  # fmt: skip
+
+    async def delete_caller_id(self, caller_id: str) -> None:
+        await self._call(
+            "delete_caller_id", self._relay(f"/{quote(caller_id, safe='')}", "DELETE", None),
+            _ignore_body, retry_after_sending=True,
+        )  # fmt: skip
+
+    def _laml(self, path: str, form: list[tuple[str, str]]) -> _Request:
+        return _Request("POST", self._base + path, urlencode(form).encode(), FORM)
+
+    def _relay(self, path: str, method: str, body: dict[str, str] | None) -> _Request:
+        data = json.dumps(body).encode() if body is not None else b""
+        return _Request(method, f"{self._space}{RELAY_CALLER_IDS}{path}", data, JSON_TYPE)
+
     async def _call(
         self,
         operation: str,
-        path: str,
-        form: list[tuple[str, str]],
+        request: _Request,
         parse: Callable[[int, bytes], T],
         *,
         retry_after_sending: bool,
@@ -294,9 +367,7 @@ class SignalWireClient:
             )
         attempts = 1 if admission is Admission.TRIAL else self._config.max_attempts
         try:
-            result = await self._attempts(
-                operation, path, form, parse, attempts, retry_after_sending
-            )
+            result = await self._attempts(operation, request, parse, attempts, retry_after_sending)
         except SignalWireUnavailable:
             self._breaker.record_failure()
             CIRCUIT_OPEN.set(1 if self._breaker.is_open else 0)
@@ -315,8 +386,7 @@ class SignalWireClient:
     async def _attempts(
         self,
         operation: str,
-        path: str,
-        form: list[tuple[str, str]],
+        request: _Request,
         parse: Callable[[int, bytes], T],
         attempts: int,
         retry_after_sending: bool,
@@ -324,7 +394,7 @@ class SignalWireClient:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._config.total_timeout_s
         for attempt in range(attempts):
-            result = await self._attempt(operation, path, form, parse, deadline)
+            result = await self._attempt(operation, request, parse, deadline)
             if not isinstance(result, _Transient):
                 return result
             REQUESTS.labels(operation, result.outcome).inc()
@@ -358,8 +428,7 @@ class SignalWireClient:
     async def _attempt(
         self,
         operation: str,
-        path: str,
-        form: list[tuple[str, str]],
+        request: _Request,
         parse: Callable[[int, bytes], T],
         deadline: float,
     ) -> T | _Transient:
@@ -374,10 +443,11 @@ class SignalWireClient:
         )
         try:
             async with asyncio.timeout_at(attempt_deadline):
-                async with self._session.post(
-                    self._base + path,
-                    data=urlencode(form),
-                    headers=self._headers,
+                async with self._session.request(
+                    request.method,
+                    request.url,
+                    data=request.body,
+                    headers={**self._headers, "Content-Type": request.content_type},
                     allow_redirects=False,
                     timeout=client_timeout,
                 ) as resp:

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from control.api import api_keys as api_keys_api
 from control.api import audit as audit_api
+from control.api import caller_ids as caller_ids_api
 from control.api import calls as calls_api
 from control.api import numbers as numbers_api
 from control.api import team as team_api
@@ -226,6 +227,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
         app.add_routes(team_api.routes())
         app.add_routes(numbers_api.routes())
         app.add_routes(api_keys_api.routes())
+        app.add_routes(caller_ids_api.routes())
         app.add_routes(OpenApiRoutes("Voxsouth", version("voxsouth")).routes())
         app.add_routes(OutboundRoutes(OutboundConfig(public_url)).routes())
         if (signalwire := _signalwire_config(settings)) is not None:

@@ -350,3 +350,24 @@ async def delete_number(
         timeout=QUERY_TIMEOUT_S,
     )
     return dict(row) if row else None
+
+
+async def list_caller_ids(conn: Executor, org_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT id, number, name, verified_at, created_at FROM caller_ids WHERE org_id = $1 "
+        "ORDER BY number",
+        org_id,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    return [dict(r) for r in rows]
+
+
+async def allowed_from_numbers(conn: Executor, org_id: uuid.UUID) -> set[str]:
+    """The org's own numbers and its verified caller IDs: what outbound calls may show."""
+    rows = await conn.fetch(
+        """SELECT number FROM phone_numbers WHERE org_id = $1
+           UNION SELECT number FROM caller_ids WHERE org_id = $1 AND verified_at IS NOT NULL""",
+        org_id,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    return {r["number"] for r in rows}

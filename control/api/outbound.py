@@ -70,7 +70,7 @@ class OutboundRoutes:
     @requires(Action.CALLS_CREATE)
     async def start_call(self, request: web.Request) -> web.Response:
         who = principal(request)
-        client = _client(request)
+        client = signalwire_client(request)
         if not plan_includes(who.plan, Feature.OUTBOUND_CALLS):
             raise ApiError(403, "PLAN_REQUIRED", "your plan does not include outbound calls")
         wait = self._limiter.acquire(str(who.org_id), time.monotonic())
@@ -124,10 +124,10 @@ class OutboundRoutes:
         who = principal(request)
         pool = request.app[POOL]
         async with tenant(pool, who.org_id) as conn:
-            ours = {n["number"] for n in await calls.list_numbers(conn, who.org_id)}
-        if body.from_ not in ours:
-            fields = [{"field": "from", "message": "not one of your numbers"}]
-            raise ApiError(422, "FROM_NOT_ALLOWED", "from must be one of your numbers",
+            allowed = await calls.allowed_from_numbers(conn, who.org_id)
+        if body.from_ not in allowed:
+            fields = [{"field": "from", "message": "not your number or verified caller ID"}]
+            raise ApiError(422, "FROM_NOT_ALLOWED", "from must be your number or caller ID",
                            {"fields": fields})  # fmt: skip
         base = self._config.public_url
         try:
@@ -140,7 +140,7 @@ class OutboundRoutes:
                 422, "SIGNALWIRE_REJECTED", exc.message, {"signalwire_code": exc.code}
             ) from None
         except SignalWireUnavailable as exc:
-            raise _unavailable(exc) from None
+            raise unavailable(exc) from None
         async with tenant(pool, who.org_id) as conn:
             # The answer webhook may have created the row already: open_call returns it then.
             ref = await calls.open_call(
@@ -161,7 +161,7 @@ class OutboundRoutes:
     @doc("Ask SignalWire to end a call", status=202, errors=(404, 409, 503))
     @requires(Action.CALLS_UPDATE)
     async def hang_up(self, request: web.Request) -> web.Response:
-        client = _client(request)
+        client = signalwire_client(request)
         who = principal(request)
         call_id = call_id_of(request)
         async with tenant(request.app[POOL], who.org_id) as conn:
@@ -175,7 +175,7 @@ class OutboundRoutes:
         except SignalWireRejected as exc:
             raise ApiError(409, "CALL_ENDED", exc.message, {"signalwire_code": exc.code}) from None
         except SignalWireUnavailable as exc:
-            raise _unavailable(exc) from None
+            raise unavailable(exc) from None
         async with tenant(request.app[POOL], who.org_id) as conn:
             await audit.record(conn, request, "call.hangup", resource_type="call",
                                resource_id=str(call_id))  # fmt: skip
@@ -183,7 +183,7 @@ class OutboundRoutes:
         return web.json_response({"id": str(call_id), "hangup": "requested"}, status=202)
 
 
-def _unavailable(exc: SignalWireUnavailable) -> ApiError:
+def unavailable(exc: SignalWireUnavailable) -> ApiError:
     retry = str(max(1, round(exc.retry_after_s or 1)))
     return ApiError(
         503, "SIGNALWIRE_UNAVAILABLE", "SignalWire is not answering; retry", {},
@@ -191,7 +191,7 @@ def _unavailable(exc: SignalWireUnavailable) -> ApiError:
     )  # fmt: skip
 
 
-def _client(request: web.Request) -> SignalWireClient:
+def signalwire_client(request: web.Request) -> SignalWireClient:
     client = request.app.get(SIGNALWIRE)
     if client is None:
         raise ApiError(

@@ -149,3 +149,49 @@ async def test_hanging_up_asks_signalwire_to_complete_the_call(
     assert status == 202, body
     [update] = fake.requests_for("update")
     assert dict(update.form) == {"Status": "completed"} and placed["call_sid"] in update.path
+
+
+async def test_a_caller_id_is_usable_once_signalwire_verified_it(
+    wired: RunningServer, fake: FakeSignalWire, org: Org, pool: Pool
+) -> None:
+    admin, operator = org.bearer("admin"), org.bearer("operator")
+    number = "+15558880000"
+    call_from_it = {"to": "+15557654321", "from": number}
+    status, added, _ = await post(wired, "/api/caller-ids", admin, {"number": number})
+    assert status == 201 and added["verified"] is False
+    [signalwire_id] = fake.caller_ids
+    assert fake.caller_ids[signalwire_id]["number"] == number
+    # Not verified yet: it cannot be the caller ID of a call.
+    status, body, _ = await post(wired, "/api/calls", operator, call_from_it)
+    assert (status, body["error"]["code"]) == (422, "FROM_NOT_ALLOWED")
+
+    verify = f"/api/caller-ids/{added['id']}/verify"
+    status, body, _ = await post(wired, verify, admin, {"code": "999999"})
+    assert (status, body["error"]["code"]) == (422, "CODE_REJECTED")
+    code = fake.verification_codes[signalwire_id]
+    status, body, _ = await post(wired, verify, admin, {"code": code})
+    assert status == 200 and body["verified"] is True
+    assert (await post(wired, "/api/calls", operator, call_from_it))[0] == 201
+
+    status, body, _ = await post(wired, "/api/caller-ids", admin, {"number": number})
+    assert (status, body["error"]["code"]) == (409, "CALLER_ID_EXISTS")
+    other = await make_org(pool, "Caller ID rival")
+    status, _, _ = await post(wired, verify, other.bearer("admin"), {"code": code})
+    assert status == 404  # another org's caller ID does not exist for it
+    assert (await post(wired, "/api/calls", other.bearer("operator"), call_from_it))[0] == 422
+
+    async with (
+        aiohttp.ClientSession() as http,
+        http.delete(f"{wired.http_url}/api/caller-ids/{added['id']}", headers=admin) as resp,
+    ):
+        assert resp.status == 204
+    assert fake.caller_ids == {}
+    actions = await pool.fetch(
+        "SELECT action FROM audit_log WHERE org_id = $1 AND action LIKE 'caller_id.%' ORDER BY id",
+        org.id,
+    )
+    assert [a["action"] for a in actions] == [
+        "caller_id.add",
+        "caller_id.verify",
+        "caller_id.remove",
+    ]

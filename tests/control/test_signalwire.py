@@ -461,3 +461,28 @@ async def test_the_api_token_never_reaches_logs_errors_or_reprs(
     for text in seen:
         assert TOKEN not in text
         assert encoded not in text
+
+
+async def test_caller_id_verification_speaks_the_space_rest_api() -> None:
+    async with running_fake_signalwire(PROJECT, TOKEN) as fake, aiohttp.ClientSession() as http:
+        client = SignalWireClient(http, SignalWireConfig(fake.url, PROJECT, TOKEN))
+        created = await client.create_verified_caller_id("+15558880001", "Front desk")
+        assert created.verified is False and created.number == "+15558880001"
+        [sent] = fake.requests_for("caller_id")
+        assert (sent.method, sent.path) == ("POST", "/api/relay/rest/verified_caller_ids")
+        assert sent.headers["Content-Type"] == "application/json"
+        assert dict(sent.form) == {"number": "+15558880001", "name": "Front desk"}
+        with pytest.raises(SignalWireRejected):
+            await client.submit_caller_id_code(created.id, "000000")
+        verified = await client.submit_caller_id_code(
+            created.id, fake.verification_codes[created.id]
+        )
+        assert verified.verified is True
+        submitted = fake.requests_for("caller_id")[-1]
+        assert (submitted.method, submitted.path) == (
+            "PUT",
+            f"/api/relay/rest/verified_caller_ids/{created.id}/verification",
+        )
+        assert dict(submitted.form) == {"verification_code": fake.verification_codes[created.id]}
+        await client.delete_caller_id(created.id)
+        assert fake.caller_ids == {}

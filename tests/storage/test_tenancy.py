@@ -22,6 +22,7 @@ from tests.support.accounts import Org, make_org
 ORG_TABLES = (
     "phone_numbers", "calls", "media_streams", "transcript_segments", "dtmf_events",
     "memberships", "sessions", "api_keys", "audit_log", "invitations", "idempotency_keys",
+    "caller_ids",
 )  # fmt: skip
 
 
@@ -53,6 +54,11 @@ async def populate(pool: Pool, org: Org) -> uuid.UUID:
     )  # fmt: skip
     await accounts.record_audit(pool, org_id=org.id, actor_type="system", actor_id=None,
                                 action="test")  # fmt: skip
+    await pool.execute(
+        "INSERT INTO caller_ids (org_id, number, signalwire_id) VALUES ($1, $2, 'sw-1')",
+        org.id,
+        org.number,
+    )
     await idempotency.claim(pool, org.id, "key", b"hash", await pool.fetchval("SELECT now()"))
     async with pool.acquire() as conn:
         await team.create_invitation(
