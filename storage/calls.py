@@ -236,6 +236,7 @@ async def list_calls(
     status: str | None = None,
     direction: str | None = None,
     escalated: bool | None = None,
+    consent: Literal["granted", "refused", "unknown"] | None = None,
     started_from: datetime | None = None,
     started_before: datetime | None = None,
     after: tuple[datetime, uuid.UUID] | None = None,
@@ -251,6 +252,10 @@ async def list_calls(
               AND ($5::timestamptz IS NULL OR started_at >= $5)
               AND ($6::timestamptz IS NULL OR started_at < $6)
               AND ($7::timestamptz IS NULL OR (started_at, id) < ($7, $8::uuid))
+              AND ($10::text IS NULL
+                   OR ($10 = 'granted' AND recording_consent)
+                   OR ($10 = 'refused' AND NOT recording_consent)
+                   OR ($10 = 'unknown' AND recording_consent IS NULL))
             ORDER BY started_at DESC, id DESC
             LIMIT $9""",
         org_id,
@@ -262,6 +267,7 @@ async def list_calls(
         after[0] if after else None,
         after[1] if after else None,
         limit,
+        consent,
         timeout=QUERY_TIMEOUT_S,
     )
     return [dict(r) for r in rows]

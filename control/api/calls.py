@@ -22,6 +22,7 @@ from storage import calls
 from storage.tenancy import tenant
 
 MAX_PAGE = 200
+CONSENT = ("granted", "refused", "unknown")
 
 
 def routes() -> list[web.RouteDef]:
@@ -93,6 +94,7 @@ def call_id_of(request: web.Request) -> uuid.UUID:
         Query("status", {"type": "string"}, "call status"),
         Query("direction", {"type": "string"}, "inbound, outbound-api, outbound-dial"),
         Query("escalated", {"type": "boolean"}),
+        Query("consent", {"type": "string", "enum": list(CONSENT)}, "recording consent"),
         Query("from", {"type": "string", "format": "date-time"}, "started at or after"),
         Query("to", {"type": "string", "format": "date-time"}, "started before"),
         Query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
@@ -106,6 +108,9 @@ async def list_calls(request: web.Request) -> web.Response:
     if status is not None and status not in calls.CALL_STATUSES:
         raise _bad_query("status", f"one of {', '.join(sorted(calls.CALL_STATUSES))}")
     limit = _int(q.get("limit"), "limit", default=50, low=1, high=MAX_PAGE)
+    consent = q.get("consent")
+    if consent is not None and consent not in CONSENT:
+        raise _bad_query("consent", "granted, refused or unknown")
     org_id = principal(request).org_id
     escalated = _bool(q.get("escalated"), "escalated")
     started_from, started_before = _time(q.get("from"), "from"), _time(q.get("to"), "to")
@@ -117,6 +122,7 @@ async def list_calls(request: web.Request) -> web.Response:
             status=status,
             direction=q.get("direction"),
             escalated=escalated,
+            consent=consent,  # type: ignore[arg-type]  # checked against CONSENT above
             started_from=started_from,
             started_before=started_before,
             after=after,

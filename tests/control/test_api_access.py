@@ -220,7 +220,17 @@ async def test_calls_are_listed_newest_first_a_page_at_a_time_with_filters(
         f"{srv.http_url}/api/calls?status=completed", headers=org.bearer("viewer")
     ) as r:
         assert [c["id"] for c in (await r.json())["calls"]] == [str(ids[0])]
-    for bad in ("limit=0", "status=exploded", "escalated=maybe", "from=yesterday", "cursor=%21"):
+    await pool.execute("UPDATE calls SET recording_consent = false WHERE id = $1", ids[1])
+    for consent, expected in (("refused", [ids[1]]), ("unknown", [ids[2], ids[0]])):
+        async with http.get(
+            f"{srv.http_url}/api/calls?consent={consent}", headers=org.bearer("viewer")
+        ) as r:
+            assert [c["id"] for c in (await r.json())["calls"]] == [str(i) for i in expected]
+    bad_queries = (
+        "limit=0", "status=exploded", "escalated=maybe", "from=yesterday", "cursor=%21",
+        "consent=maybe",
+    )  # fmt: skip
+    for bad in bad_queries:
         async with http.get(f"{srv.http_url}/api/calls?{bad}", headers=org.bearer("viewer")) as r:
             body = await r.json()
         assert r.status == 400 and body["error"]["code"] == "INVALID_QUERY", bad
