@@ -1,0 +1,94 @@
+"""Escalation phrases and consent answers, from transcript text. Pure."""
+
+from __future__ import annotations
+
+import pytest
+
+from media.detectors.text import classify_consent, find_phrases, word_matches, words
+
+ESCALATION = ("supervisor", "manager", "cancel my account", "lawyer", "complaint")
+
+
+def test_words_fold_case_punctuation_and_curly_apostrophes() -> None:
+    assert words("I DON\u2019T need a Manager, thanks!") == [
+        "i",
+        "don't",
+        "need",
+        "a",
+        "manager",
+        "thanks",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("heard", "wanted", "match"),
+    [
+        ("supervisors", "supervisor", True),  # one insertion
+        ("superviser", "supervisor", True),  # one substitution
+        ("supervsior", "supervisor", True),  # neighbouring letters swapped
+        ("supper", "supervisor", False),
+        ("manger", "manager", True),
+        ("lawer", "lawyer", True),
+        ("cat", "can", False),  # short words must match exactly
+    ],
+)
+def test_words_match_within_one_edit_when_long_enough(heard: str, wanted: str, match: bool) -> None:
+    assert word_matches(heard, wanted) is match
+
+
+def test_phrases_are_found_despite_transcription_errors() -> None:
+    [m] = find_phrases("I want to talk to your superviser right now.", ESCALATION)
+    assert (m.phrase, m.start_word, m.end_word, m.exact, m.negated) == (
+        "supervisor",
+        6,
+        7,
+        False,
+        False,
+    )
+    [m] = find_phrases("Just cancel my acount, please", ESCALATION)
+    assert m.phrase == "cancel my account" and not m.exact
+
+
+def test_a_negation_just_before_a_phrase_is_noticed() -> None:
+    [m] = find_phrases("No, I don't need a manager, thank you.", ESCALATION)
+    assert m.negated
+    [m] = find_phrases("I never said I was fine, get me a manager", ESCALATION)
+    assert not m.negated  # "never" is far from it
+
+
+def test_nothing_is_found_in_a_neutral_sentence() -> None:
+    assert find_phrases("Thank you for calling, how can I help you today?", ESCALATION) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Yes.", "Yeah, that's fine.", "Sure, go ahead.", "I agree", "OK", "No problem.",
+     "Yes, I consent to that"],
+)  # fmt: skip
+def test_agreement_grants_consent(text: str) -> None:
+    answer = classify_consent(text)
+    assert answer is not None and answer.verdict == "granted", text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["No.", "Please don't record this.", "I do not consent.", "I don't agree", "Not okay",
+     "No thanks", "I'd rather not"],
+)  # fmt: skip
+def test_refusal_refuses_consent(text: str) -> None:
+    answer = classify_consent(text)
+    assert answer is not None and answer.verdict == "refused", text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Why would I agree?", "Do I have to say yes?", "yes?", "Can I say no", "No, that's fine.",
+     "Yeah no", "I'm calling about my bill", ""],
+)  # fmt: skip
+def test_questions_mixed_answers_and_other_talk_decide_nothing(text: str) -> None:
+    assert classify_consent(text) is None, text
+
+
+def test_the_evidence_names_what_decided() -> None:
+    answer = classify_consent("I don't agree with that")
+    assert answer is not None and answer.evidence == "i don't agree"
