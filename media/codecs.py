@@ -14,6 +14,7 @@ the same module name (DESIGN decision). This module is the one place the project
 
 from __future__ import annotations
 
+import math
 import sys
 import warnings
 from dataclasses import dataclass
@@ -144,3 +145,9 @@ def ulaw_decode(ulaw: bytes) -> bytes:
 def alaw_decode(alaw: bytes) -> bytes:
     """Decode G.711 A-law to 16-bit native-endian PCM (two bytes per input byte)."""
     return audioop.alaw2lin(alaw, 2)
+
+
+def level_dbfs(pcm16: bytes) -> float:
+    """RMS level of 16-bit PCM in dB relative to full scale (-120 for digital silence)."""
+    rms = audioop.rms(pcm16, 2) if pcm16 else 0
+    return 20 * math.log10(rms / 32768) if rms else -120.0
