@@ -14,6 +14,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 
@@ -120,6 +121,14 @@ async def srv(
     """The server with default test settings (no transcription engine)."""
     async with start_server() as server:
         yield server
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client whose cookie jar keeps cookies for 127.0.0.1 (aiohttp's default jar
+    ignores IP hosts), so sign-in sessions work against the test server."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        yield session
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -19,13 +18,6 @@ from storage.db import Pool
 from tests.support.accounts import PASSWORD, Org, make_org
 
 NOT_BEHIND_AUTH = ("/laml/", "/health/", "/metrics")
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    # A cookie jar that keeps cookies for 127.0.0.1 (aiohttp's default ignores IP hosts).
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
-        yield session
 
 
 @pytest.fixture

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import aiohttp
-import pytest
 
 from server.app import RunningServer
 from storage import calls
 from storage.db import Pool
 from tests.support.calls import answer_call, simulator
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def voice_params(to: str, call_sid: str | None = None) -> dict[str, str]:
