@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -22,3 +23,11 @@ class ApiError(Exception):
         self.message = message
         self.details = details or {}
         self.headers = headers or {}
+
+
+def retry_later(status: int, code: str, message: str, wait_s: float) -> ApiError:
+    """A 429 or 503 saying when to come back: whole seconds, rounded up, at least 1 (rounded
+    to the millisecond first, so float noise cannot add a second), in `Retry-After` and in
+    `details.retry_after_s`."""
+    retry = max(1, math.ceil(round(wait_s, 3)))
+    return ApiError(status, code, message, {"retry_after_s": retry}, {"Retry-After": str(retry)})

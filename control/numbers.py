@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
-_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+_E164_BODY = r"\+[1-9][0-9]{6,14}"
+E164 = f"^{_E164_BODY}$"
+"""For pydantic `Field(pattern=...)` (its regex engine's `$` is the end of the text)."""
+_E164 = re.compile(_E164_BODY)
 # Matched with fullmatch: `$` would also accept a trailing newline.
 _URI = re.compile(r"(?:sips?|tel):(\+?[0-9]{7,15})(?:[@;].*)?", re.IGNORECASE | re.DOTALL)
 

@@ -20,7 +20,6 @@ renderer copies (cors_middleware uses it). Responses rendered from aiohttp's own
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Callable, MutableMapping
@@ -32,7 +31,7 @@ from aiohttp.typedefs import Handler, Middleware
 from control import credentials
 from control.api.bodies import storable_text
 from control.auth import SESSION_COOKIE
-from control.errors import ApiError
+from control.errors import ApiError, retry_later
 from control.rate_limit import RateLimiter
 
 API_PREFIX = "/api/"
@@ -211,15 +210,7 @@ def api_rate_limit_middleware(
             else:
                 wait = by_address.acquire(address, now) or limiter.acquire(client, now)
             if wait > 0:
-                # Rounded to the millisecond first, so float noise cannot add a whole second.
-                retry = max(1, math.ceil(round(wait, 3)))
-                raise ApiError(
-                    429,
-                    "RATE_LIMITED",
-                    "too many requests; slow down",
-                    {"retry_after_s": retry},
-                    {hdrs.RETRY_AFTER: str(retry)},
-                )
+                raise retry_later(429, "RATE_LIMITED", "too many requests; slow down", wait)
         return await handler(request)
 
     return api_rate_limit

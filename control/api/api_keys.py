@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from control import credentials
 from control.api import audit
-from control.api.bodies import parse_body, plain
+from control.api.bodies import parse_body, path_uuid, plain
 from control.api.openapi import doc
 from control.app_keys import POOL
 from control.auth import principal, requires
@@ -68,10 +66,7 @@ async def create_key(request: web.Request) -> web.Response:
 @doc("Revoke an API key", status=204, errors=(404,))
 @requires(Action.API_KEYS_MANAGE)
 async def revoke_key(request: web.Request) -> web.Response:
-    try:
-        key_id = uuid.UUID(request.match_info["key_id"])
-    except ValueError:
-        raise ApiError(404, "NOT_FOUND", "no such API key") from None
+    key_id = path_uuid(request, "key_id", "API key")
     org_id = principal(request).org_id
     async with tenant(request.app[POOL], org_id) as conn:
         if not await accounts.revoke_api_key(conn, org_id, key_id):

@@ -66,6 +66,14 @@ def _unstorable_text(value: Any, path: str) -> str | None:
     return None
 
 
+def path_uuid(request: web.Request, name: str, what: str) -> uuid.UUID:
+    """The UUID path parameter `name`; anything else is "no such <what>" (404)."""
+    try:
+        return uuid.UUID(request.match_info[name])
+    except ValueError:
+        raise ApiError(404, "NOT_FOUND", f"no such {what}") from None
+
+
 def plain(value: Any) -> Any:
     """JSON-ready copy of rows: uuids and datetimes as strings, bytes never leave."""
     if isinstance(value, dict):

@@ -4,25 +4,22 @@ submitting the code verifies it."""
 
 from __future__ import annotations
 
-import uuid
-
 import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from control.api import audit
-from control.api.bodies import parse_body, plain
+from control.api.bodies import parse_body, path_uuid, plain
 from control.api.openapi import doc
 from control.api.outbound import signalwire_client, unavailable
 from control.app_keys import POOL
 from control.auth import principal, requires
 from control.errors import ApiError
+from control.numbers import E164
 from control.permissions import Action
 from control.signalwire import SignalWireRejected, SignalWireUnavailable
 from storage import calls
 from storage.tenancy import tenant
-
-E164 = r"^\+[1-9][0-9]{6,14}$"
 
 
 def routes() -> list[web.RouteDef]:
@@ -95,7 +92,7 @@ async def add_caller_id(request: web.Request) -> web.Response:
 async def verify_caller_id(request: web.Request) -> web.Response:
     client = signalwire_client(request)
     body = await parse_body(request, VerifyBody)
-    row_id, org_id = _row_id(request), principal(request).org_id
+    row_id, org_id = path_uuid(request, "caller_id", "caller ID"), principal(request).org_id
     async with tenant(request.app[POOL], org_id) as conn:
         row = await conn.fetchrow(
             "SELECT signalwire_id, number FROM caller_ids WHERE org_id = $1 AND id = $2",
@@ -130,7 +127,7 @@ async def verify_caller_id(request: web.Request) -> web.Response:
 @requires(Action.NUMBERS_MANAGE)
 async def remove_caller_id(request: web.Request) -> web.Response:
     client = signalwire_client(request)
-    row_id, org_id = _row_id(request), principal(request).org_id
+    row_id, org_id = path_uuid(request, "caller_id", "caller ID"), principal(request).org_id
     async with tenant(request.app[POOL], org_id) as conn:
         row = await conn.fetchrow(
             "DELETE FROM caller_ids WHERE org_id = $1 AND id = $2 RETURNING signalwire_id, number",
@@ -147,10 +144,3 @@ async def remove_caller_id(request: web.Request) -> web.Response:
         await audit.record(conn, request, "caller_id.remove", resource_type="caller_id",
                            resource_id=str(row_id), before={"number": row["number"]})  # fmt: skip
     return web.Response(status=204)
-
-
-def _row_id(request: web.Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.match_info["caller_id"])
-    except ValueError:
-        raise ApiError(404, "NOT_FOUND", "no such caller ID") from None

@@ -12,7 +12,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from control.api import audit
-from control.api.bodies import parse_body, plain
+from control.api.bodies import parse_body, path_uuid, plain
 from control.api.openapi import Query, doc
 from control.app_keys import POOL
 from control.auth import principal, requires
@@ -82,10 +82,7 @@ async def _change_call(request: web.Request, changes: dict[str, Any], action: st
 
 
 def call_id_of(request: web.Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.match_info["call_id"])
-    except ValueError:
-        raise ApiError(404, "NOT_FOUND", "no such call") from None
+    return path_uuid(request, "call_id", "call")
 
 
 @doc(

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
-
 import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from control.api import audit
-from control.api.bodies import parse_body, plain
+from control.api.bodies import parse_body, path_uuid, plain
 from control.api.openapi import doc
 from control.app_keys import POOL
 from control.auth import principal, requires
 from control.errors import ApiError
+from control.numbers import E164
 from control.permissions import Action
 from storage import calls
 from storage.tenancy import tenant
-
-E164 = r"^\+[1-9][0-9]{6,14}$"
 
 
 def routes() -> list[web.RouteDef]:
@@ -65,10 +62,7 @@ async def add_number(request: web.Request) -> web.Response:
 @doc("Remove a phone number", status=204, errors=(404,))
 @requires(Action.NUMBERS_MANAGE)
 async def remove_number(request: web.Request) -> web.Response:
-    try:
-        number_id = uuid.UUID(request.match_info["number_id"])
-    except ValueError:
-        raise ApiError(404, "NOT_FOUND", "no such number") from None
+    number_id = path_uuid(request, "number_id", "number")
     org_id = principal(request).org_id
     async with tenant(request.app[POOL], org_id) as conn:
         removed = await calls.delete_number(conn, org_id, number_id)

@@ -22,14 +22,13 @@ from control.api.calls import call_id_of
 from control.api.openapi import doc
 from control.app_keys import POOL
 from control.auth import principal, requires
-from control.errors import ApiError
+from control.errors import ApiError, retry_later
+from control.numbers import E164
 from control.permissions import Action, Feature, plan_includes
 from control.rate_limit import RateLimiter
 from control.signalwire import SignalWireClient, SignalWireRejected, SignalWireUnavailable
 from storage import calls, idempotency
 from storage.tenancy import tenant
-
-E164 = r"^\+[1-9][0-9]{6,14}$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +74,7 @@ class OutboundRoutes:
             raise ApiError(403, "PLAN_REQUIRED", "your plan does not include outbound calls")
         wait = self._limiter.acquire(str(who.org_id), time.monotonic())
         if wait:
-            retry = str(max(1, round(wait)))
-            raise ApiError(429, "RATE_LIMITED", "too many calls started; slow down", {},
-                           {"Retry-After": retry})  # fmt: skip
+            raise retry_later(429, "RATE_LIMITED", "too many calls started; slow down", wait)
         body = await parse_body(request, OutboundCall)
         key = request.headers.get("Idempotency-Key")
         if key is not None:
@@ -184,11 +181,9 @@ class OutboundRoutes:
 
 
 def unavailable(exc: SignalWireUnavailable) -> ApiError:
-    retry = str(max(1, round(exc.retry_after_s or 1)))
-    return ApiError(
-        503, "SIGNALWIRE_UNAVAILABLE", "SignalWire is not answering; retry", {},
-        {"Retry-After": retry},
-    )  # fmt: skip
+    return retry_later(
+        503, "SIGNALWIRE_UNAVAILABLE", "SignalWire is not answering; retry", exc.retry_after_s or 1
+    )
 
 
 def signalwire_client(request: web.Request) -> SignalWireClient:

@@ -18,7 +18,7 @@ from control.api.bodies import parse_body, plain
 from control.api.openapi import doc
 from control.app_keys import POOL, REQUEST_ID
 from control.auth import SESSION_COOKIE, principal, public, requires
-from control.errors import ApiError
+from control.errors import ApiError, retry_later
 from control.permissions import Action
 from control.rate_limit import RateLimiter
 from storage import accounts
@@ -72,7 +72,7 @@ class SessionRoutes:
     async def login(self, request: web.Request) -> web.Response:
         wait = self._login_limiter.acquire(client_addr(request), time.monotonic())
         if wait:
-            raise _too_many("RATE_LIMITED", "too many sign-in attempts; slow down", wait)
+            raise retry_later(429, "RATE_LIMITED", "too many sign-in attempts; slow down", wait)
         body = await parse_body(request, LoginBody)
         pool = request.app[POOL]
         now = datetime.now(UTC)
@@ -80,7 +80,9 @@ class SessionRoutes:
         if user is not None and user.locked_until is not None and user.locked_until > now:
             await _audit_login(request, "auth.login_locked", None, user.id, body.email)
             wait_s = (user.locked_until - now).total_seconds()
-            raise _too_many("ACCOUNT_LOCKED", "too many failed sign-ins; try again later", wait_s)
+            raise retry_later(
+                429, "ACCOUNT_LOCKED", "too many failed sign-ins; try again later", wait_s
+            )
         stored = user.password_hash if user is not None else _DUMMY_HASH
         ok = await asyncio.to_thread(credentials.verify_password, stored, body.password)
         if user is None or not ok:
@@ -188,11 +190,6 @@ class SessionRoutes:
         response = web.Response(status=204)
         response.del_cookie(SESSION_COOKIE, path="/")  # every session ended with the change
         return response
-
-
-def _too_many(code: str, message: str, wait_s: float) -> ApiError:
-    retry = str(max(1, int(wait_s + 0.999)))
-    return ApiError(429, code, message, {"retry_after_s": int(retry)}, {"Retry-After": retry})
 
 
 async def _audit_login(

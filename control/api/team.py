@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from control import credentials
 from control.api import audit
-from control.api.bodies import parse_body, plain
+from control.api.bodies import parse_body, path_uuid, plain
 from control.api.openapi import doc
 from control.app_keys import POOL, REQUEST_ID
 from control.auth import principal, public, requires
@@ -63,13 +63,6 @@ async def _role_of(conn: Connection, org_id: uuid.UUID, user_id: uuid.UUID) -> s
     if role is None:
         raise ApiError(404, "NOT_FOUND", "no such member")
     return role
-
-
-def _user_id(request: web.Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.match_info["user_id"])
-    except ValueError:
-        raise ApiError(404, "NOT_FOUND", "no such member") from None
 
 
 @doc("List the members of the organization and their roles")
@@ -160,7 +153,7 @@ async def accept_invitation(request: web.Request) -> web.Response:
 @requires(Action.TEAM_MANAGE)
 async def change_role(request: web.Request) -> web.Response:
     body = await parse_body(request, RoleBody)
-    user_id = _user_id(request)
+    user_id = path_uuid(request, "user_id", "member")
     org_id = principal(request).org_id
     async with tenant(request.app[POOL], org_id) as conn:
         _only_owners_touch_owners(request, await _role_of(conn, org_id, user_id), body.role)
@@ -180,7 +173,7 @@ async def change_role(request: web.Request) -> web.Response:
 @doc("Remove a member (their sessions end)", status=204, errors=(404, 409))
 @requires(Action.TEAM_MANAGE)
 async def remove_member(request: web.Request) -> web.Response:
-    user_id = _user_id(request)
+    user_id = path_uuid(request, "user_id", "member")
     org_id = principal(request).org_id
     async with tenant(request.app[POOL], org_id) as conn:
         _only_owners_touch_owners(request, await _role_of(conn, org_id, user_id))
