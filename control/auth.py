@@ -88,7 +88,8 @@ async def authenticate(request: web.Request) -> Principal | None:
         key = await accounts.api_key_principal(pool, prefix) if prefix else None
         if key is None or not credentials.api_key_matches(value.strip(), key.key_hash):
             return None
-        await accounts.touch_api_key(pool, key.key_id, now)
+        if key.last_used_at is None or now - key.last_used_at >= accounts.TOUCH_EVERY:
+            await accounts.touch_api_key(pool, key.key_id, now)
         return Principal(
             org_id=key.org_id,
             role=key.role,  # type: ignore[arg-type]  # constrained by a CHECK in the schema

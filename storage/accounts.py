@@ -51,6 +51,7 @@ class ApiKeyPrincipal:
     plan: str
     role: str
     key_hash: bytes
+    last_used_at: datetime | None
 
 
 async def create_user(conn: Executor, email: str, password_hash: str) -> uuid.UUID:
@@ -208,13 +209,16 @@ async def create_api_key(
 async def api_key_principal(conn: Executor, prefix: str) -> ApiKeyPrincipal | None:
     """The live key with that prefix; the caller checks the whole key against `key_hash`."""
     row = await conn.fetchrow(
-        """SELECT k.id AS key_id, k.org_id, o.plan, k.role, k.key_hash
+        """SELECT k.id AS key_id, k.org_id, o.plan, k.role, k.key_hash, k.last_used_at
            FROM api_keys k JOIN organizations o ON o.id = k.org_id
            WHERE k.prefix = $1 AND k.revoked_at IS NULL""",
         prefix,
         timeout=QUERY_TIMEOUT_S,
     )
     return ApiKeyPrincipal(**dict(row)) if row else None
+
+
+TOUCH_EVERY = timedelta(minutes=1)
 
 
 async def touch_api_key(conn: Executor, key_id: uuid.UUID, now: datetime) -> None:

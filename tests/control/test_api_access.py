@@ -336,3 +336,18 @@ async def test_text_postgres_cannot_store_is_refused_not_crashed_on(
     for query in ("action=%00", "before=-99999999999999999999999", "before=0"):
         async with http.get(f"{srv.http_url}/api/audit-logs?{query}", headers=admin) as resp:
             assert resp.status == 400 and (await resp.json())["error"]["code"] == "INVALID_QUERY"
+
+
+async def test_an_api_keys_last_use_is_recorded_at_most_once_a_minute(
+    srv: RunningServer, http: aiohttp.ClientSession, org: Org, pool: Pool
+) -> None:
+    prefix = org.keys["viewer"].split("_")[1]
+    query = "SELECT last_used_at FROM api_keys WHERE prefix = $1"
+    assert await pool.fetchval(query, prefix) is None
+    async with http.get(f"{srv.http_url}/api/calls", headers=org.bearer("viewer")) as resp:
+        assert resp.status == 200
+    first = await pool.fetchval(query, prefix)
+    assert first is not None
+    async with http.get(f"{srv.http_url}/api/calls", headers=org.bearer("viewer")) as resp:
+        assert resp.status == 200
+    assert await pool.fetchval(query, prefix) == first
