@@ -60,6 +60,16 @@ class StreamSpec:
         object.__setattr__(self, "parameters", MappingProxyType(dict(self.parameters)))
 
 
+@dataclass(frozen=True, slots=True)
+class ConsentGather:
+    """Ask for recording consent by keypad: the prompt is said inside a one-digit `<Gather>`
+    whose action receives `Digits` (empty when the caller pressed nothing)."""
+
+    action_url: str
+    prompt: str
+    timeout_s: int = 8
+
+
 def voice_response(
     *,
     disclosure: str | None,
@@ -67,6 +77,7 @@ def voice_response(
     dial_target: str | None,
     dial_caller_id: str | None = None,
     hold_seconds: int = 600,
+    consent_gather: ConsentGather | None = None,
 ) -> str:
     """Return the document that answers an inbound or outbound call we record.
 
@@ -74,13 +85,15 @@ def voice_response(
     `statusCallbackMethod="POST"` and one `<Parameter>` per entry of `stream.parameters`; then
     `<Dial>` to `dial_target` (with `callerId` only when `dial_caller_id` is given), or, with no
     target, `<Pause length=hold_seconds>` so the forked call stays up (a `<Start>` with no next
-    verb hangs up). Raises ValueError when `hold_seconds` < 1 or a value contains a character
-    XML cannot represent.
+    verb hangs up). With `consent_gather`, the stream starts first, then the `<Gather>` asks
+    (the disclosure is its prompt) and the call continues in the document its action returns.
+    Raises ValueError when `hold_seconds` < 1 or a value contains a character XML cannot
+    represent.
     """
     if hold_seconds < 1:
         raise ValueError("hold_seconds must be at least 1")
     response = ET.Element("Response")
-    if disclosure and disclosure.strip():
+    if consent_gather is None and disclosure and disclosure.strip():
         ET.SubElement(response, "Say").text = disclosure
     stream_el = ET.SubElement(
         ET.SubElement(response, "Start"),
@@ -95,6 +108,40 @@ def voice_response(
     )
     for name, value in stream.parameters.items():
         ET.SubElement(stream_el, "Parameter", {"name": name, "value": value})
+    if consent_gather is not None:
+        gather = ET.SubElement(
+            response,
+            "Gather",
+            {
+                "input": "dtmf",
+                "numDigits": "1",
+                "timeout": str(consent_gather.timeout_s),
+                "action": consent_gather.action_url,
+                "method": "POST",
+                "actionOnEmptyResult": "true",
+            },
+        )
+        ET.SubElement(gather, "Say").text = consent_gather.prompt
+        return _serialize(response)
+    _continue(response, dial_target, dial_caller_id, hold_seconds)
+    return _serialize(response)
+
+
+def continuation(
+    *, say: str | None, dial_target: str | None, dial_caller_id: str | None, hold_seconds: int
+) -> str:
+    """The rest of a call after the consent `<Gather>`: an optional `<Say>`, then `<Dial>` or
+    `<Pause>` as in `voice_response`."""
+    response = ET.Element("Response")
+    if say and say.strip():
+        ET.SubElement(response, "Say").text = say
+    _continue(response, dial_target, dial_caller_id, hold_seconds)
+    return _serialize(response)
+
+
+def _continue(
+    response: ET.Element, dial_target: str | None, dial_caller_id: str | None, hold_seconds: int
+) -> None:
     if dial_target:
         dial = ET.SubElement(response, "Dial")
         if dial_caller_id:
@@ -102,7 +149,6 @@ def voice_response(
         dial.text = dial_target
     else:
         ET.SubElement(response, "Pause", {"length": str(hold_seconds)})
-    return _serialize(response)
 
 
 def say_and_hangup(text: str) -> str:

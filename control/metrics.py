@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 SIGNATURE_FAILURES = Counter(
     "voxsouth_webhook_signature_failures_total",
@@ -13,4 +13,19 @@ WEBHOOK_OUTCOMES = Counter(
     "voxsouth_webhook_outcomes_total",
     "What webhooks did: call opened, unknown number, stale or duplicate callback, ...",
     ["route", "outcome"],
+)
+FEED_SUBSCRIBERS = Gauge(
+    "voxsouth_feed_subscribers", "Live feed clients connected to this process."
+)
+FEED_EVENTS = Counter(
+    "voxsouth_feed_events_total", "Feed events this process read and handed out, by type.", ["type"]
+)
+FEED_OVERFLOWS = Counter(
+    "voxsouth_feed_overflows_total", "Live feed clients told to resync because they fell behind."
+)
+RECORDING_ACTIONS = Counter(
+    "voxsouth_recording_actions_total",
+    "Call recordings this process started or stopped at SignalWire (action: start, stop), by"
+    " outcome: ok, failed, or unconfigured (no SignalWire REST credentials: nothing was done).",
+    ["action", "outcome"],
 )

@@ -3,7 +3,8 @@
 Every API route declares the action it needs (`control.auth.requires`); nothing else in the
 code decides permissions. Roles, from most to least powerful:
 owner (everything, including the organization itself), admin (team, numbers, keys, audit),
-operator (works calls), analyst (reads everything about calls), viewer (reads calls).
+operator (works calls and handles escalations), analyst (reads everything about calls),
+viewer (reads calls).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ class Action(StrEnum):
     CALLS_UPDATE = "calls:update"
     TRANSCRIPTS_READ = "transcripts:read"
     CONSENT_RECORD = "consent:record"
+    FEED_READ = "feed:read"
+    ESCALATIONS_READ = "escalations:read"
+    ESCALATIONS_HANDLE = "escalations:handle"
+    RULES_MANAGE = "rules:manage"
     NUMBERS_READ = "numbers:read"
     NUMBERS_MANAGE = "numbers:manage"
     TEAM_READ = "team:read"
@@ -32,14 +37,27 @@ class Action(StrEnum):
     """What any signed-in principal may do to itself (who am I, change my password)."""
 
 
-_READ = {Action.SELF, Action.CALLS_READ, Action.NUMBERS_READ, Action.TEAM_READ}
+_READ = {
+    Action.SELF,
+    Action.CALLS_READ,
+    Action.NUMBERS_READ,
+    Action.TEAM_READ,
+    Action.FEED_READ,
+    Action.ESCALATIONS_READ,
+}
 
 ROLE_PERMISSIONS: Final[dict[Role, frozenset[Action]]] = {
     "owner": frozenset(Action),
     "admin": frozenset(Action) - {Action.ORG_MANAGE},
     "operator": frozenset(
         _READ
-        | {Action.TRANSCRIPTS_READ, Action.CALLS_CREATE, Action.CALLS_UPDATE, Action.CONSENT_RECORD}
+        | {
+            Action.TRANSCRIPTS_READ,
+            Action.CALLS_CREATE,
+            Action.CALLS_UPDATE,
+            Action.CONSENT_RECORD,
+            Action.ESCALATIONS_HANDLE,
+        }
     ),
     "analyst": frozenset(_READ | {Action.TRANSCRIPTS_READ}),
     "viewer": frozenset(_READ),

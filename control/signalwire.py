@@ -1,4 +1,5 @@
-"""SignalWire Compatibility (LaML) REST client: place outbound calls and hang them up.
+"""SignalWire Compatibility (LaML) REST client: place outbound calls, hang them up, and start
+and stop their recordings.
 
 The wire shapes are docs/protocols.md section e. The errors form one tree:
 
@@ -314,6 +315,47 @@ class SignalWireClient:
             retry_after_sending=True,
         )
 
+    async def start_recording(self, call_sid: str, status_callback: str) -> str:
+        """Starts a dual-channel recording of both tracks of the call; returns its RecordingSid.
+
+        SignalWire then POSTs the recording status callback to `status_callback` when the
+        recording is in progress, completed, or absent (no audio).
+        """
+        form = [
+            ("RecordingChannels", "dual"),
+            ("RecordingStatusCallback", status_callback),
+            # One field, events separated by spaces (SignalWire's CreateCallRecordingRequest),
+            # unlike create-call's StatusCallbackEvent, which repeats the field.
+            ("RecordingStatusCallbackEvent", "in-progress completed absent"),
+            ("RecordingStatusCallbackMethod", "POST"),
+            ("RecordingTrack", "both"),
+        ]
+        return await self._call(
+            "start_recording",
+            self._laml(f"/Calls/{quote(call_sid, safe='')}/Recordings.json", form),
+            _parse_recording_sid,
+            # Not retried once the request may have reached SignalWire (a read timeout, a
+            # connection dropped mid-request), as for create_call: if the first request did
+            # start a recording, its SID was lost with the answer, and a retry would start a
+            # second recording of the same call (or be refused, if one may run at a time). We
+            # would then hold one SID while another recording ran that a consent refusal
+            # could not stop. Failing instead leaves the caller to decide; the recording
+            # status callback, if SignalWire did start one, still reports it by its SID.
+            retry_after_sending=False,
+        )
+
+    async def stop_recording(self, call_sid: str, recording_sid: str) -> None:
+        """Stops the recording (`Status=stopped`). Retried after any transient failure, a
+        timeout included: asking twice to stop is harmless (though a retry after a stop that
+        did land may come back as SignalWireRejected, the recording being over)."""
+        path = f"/Calls/{quote(call_sid, safe='')}/Recordings/{quote(recording_sid, safe='')}.json"
+        await self._call(
+            "stop_recording",
+            self._laml(path, [("Status", "stopped")]),
+            _ignore_body,
+            retry_after_sending=True,
+        )
+
     # Verified caller IDs: SignalWire's space REST API (JSON), not the LaML compatibility API.
     # Shapes from SignalWire's generated SDK types: POST {number, name?, extension?} places a
     # call that reads a six-digit code; PUT {id}/verification {verification_code} submits it;
@@ -550,6 +592,17 @@ def _parse_call(status: int, raw: bytes) -> CallCreated:
     return CallCreated(
         sid=body["sid"], status=call_status if isinstance(call_status, str) else "", raw=body
     )
+
+
+def _parse_recording_sid(status: int, raw: bytes) -> str:
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("sid"), str) or not body["sid"]:
+        raise SignalWireError("malformed response", status=status)
+    sid: str = body["sid"]
+    return sid
 
 
 def _ignore_body(status: int, raw: bytes) -> None:

@@ -17,11 +17,11 @@ from email.utils import parsedate_to_datetime
 from aiohttp import web
 from multidict import MultiDict
 
-from control import laml, metrics
+from control import jurisdiction, laml, metrics
 from control.app_keys import POOL
 from control.numbers import normalize_number
 from control.signatures import SIGNATURE_HEADERS, verify_signature
-from storage import calls
+from storage import calls, consent, feed, recordings
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,8 @@ StreamTokenIssuer = Callable[[uuid.UUID, uuid.UUID, str], str]
 """(org id, call id, CallSid) → the token the media plane verifies on `start`."""
 
 NOT_IN_SERVICE = "The number you have called is not in service. Goodbye."
+KEYPAD_PROMPT = "Press 1 to allow recording, or 2 to decline."
+KEYPAD_ANSWERS: dict[str, consent.Verdict] = {"1": "granted", "2": "refused"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,8 @@ class Webhooks:
             web.post("/laml/voice", self.voice, name="laml_voice"),
             web.post("/laml/status", self.call_status, name="laml_status"),
             web.post("/laml/stream-status", self.stream_status, name="laml_stream_status"),
+            web.post("/laml/consent", self.keypad_consent, name="laml_consent"),
+            web.post("/laml/recording", self.recording_status, name="laml_recording"),
         ]
 
     async def _verified_form(self, request: web.Request, route: str) -> MultiDict[str]:
@@ -79,17 +83,37 @@ class Webhooks:
             metrics.WEBHOOK_OUTCOMES.labels("voice", "unknown_number").inc()
             log.warning("voice webhook for a number no org owns (%s)", direction)
             return _laml(laml.say_and_hangup(NOT_IN_SERVICE))
+        from_number = _number_or_raw(form.get("From"))
+        to_number = _number_or_raw(form.get("To"))
+        rule = jurisdiction.decide((from_number, to_number), route.consent_default)
+        pool = request.app[POOL]
         call = await calls.open_call(
-            request.app[POOL],
+            pool,
             org_id=route.org_id,
             call_sid=call_sid,
             account_sid=form.get("AccountSid"),
             direction=direction,
-            from_number=_number_or_raw(form.get("From")),
-            to_number=_number_or_raw(form.get("To")),
+            from_number=from_number,
+            to_number=to_number,
             status=form.get("CallStatus") or "ringing",
+            consent_rule=rule.rule,
+            consent_rule_reason=rule.reason,
         )
         metrics.WEBHOOK_OUTCOMES.labels("voice", "call_opened").inc()
+        keypad = route.consent_mode == "keypad"
+        disclosure = self._config.disclosure
+        if disclosure or keypad:
+            prompt = " ".join(p for p in (disclosure, KEYPAD_PROMPT if keypad else None) if p)
+            await consent.disclosure_played(
+                pool, call.org_id, call.id, detector="laml_gather" if keypad else "laml_say",
+                text=prompt,
+            )  # fmt: skip
+        await feed.append(
+            pool, call.org_id, call.id, "call_started",
+            {"call_sid": call_sid, "direction": direction, "from_number": from_number,
+             "to_number": to_number, "consent_rule": rule.rule},
+            event_id=uuid.uuid5(call.id, "call_started"),
+        )  # fmt: skip
         token = self._issue_token(call.org_id, call.id, call_sid)
         stream = laml.StreamSpec(
             url=self._config.media_url,
@@ -98,14 +122,63 @@ class Webhooks:
             parameters={"token": token},
             allow_insecure=self._config.allow_insecure_media,
         )
+        gather = None
+        if keypad:
+            gather = laml.ConsentGather(
+                action_url=self._config.public_base_url + "/laml/consent",
+                prompt=" ".join(p for p in (disclosure, KEYPAD_PROMPT) if p),
+            )
         return _laml(
             laml.voice_response(
-                disclosure=self._config.disclosure,
+                disclosure=disclosure,
                 stream=stream,
                 dial_target=route.dial_target,
                 hold_seconds=self._config.hold_seconds,
+                consent_gather=gather,
             )
         )
+
+    async def keypad_consent(self, request: web.Request) -> web.Response:
+        """The consent `<Gather>`'s action: 1 grants, 2 refuses, anything else (or nothing)
+        leaves consent undecided; then the call goes on as it would have."""
+        form = await self._verified_form(request, "consent")
+        call_sid = _required(form, "CallSid")
+        pool = request.app[POOL]
+        call = await calls.call_by_sid(pool, call_sid)
+        if call is None:
+            metrics.WEBHOOK_OUTCOMES.labels("consent", "unknown_call").inc()
+            return _laml(laml.say_and_hangup(NOT_IN_SERVICE))
+        digits = (form.get("Digits") or "")[:8]
+        verdict = KEYPAD_ANSWERS.get(digits)
+        if verdict is not None:
+            await consent.record_verdict(
+                pool, call.org_id, call.id, verdict, detector="keypad", evidence=f"digit {digits}"
+            )
+        metrics.WEBHOOK_OUTCOMES.labels("consent", verdict or "no_answer").inc()
+        ours = call.from_number if call.direction.startswith("outbound") else call.to_number
+        route = await calls.route_number(pool, ours)
+        return _laml(
+            laml.continuation(
+                say="This call will not be recorded." if verdict == "refused" else None,
+                dial_target=route.dial_target if route else None,
+                dial_caller_id=None,
+                hold_seconds=self._config.hold_seconds,
+            )
+        )
+
+    async def recording_status(self, request: web.Request) -> web.Response:
+        form = await self._verified_form(request, "recording")
+        known = await recordings.apply_status(
+            request.app[POOL],
+            call_sid=_required(form, "CallSid"),
+            recording_sid=_required(form, "RecordingSid"),
+            status=_required(form, "RecordingStatus")[:32],
+            url=(form.get("RecordingUrl") or None),
+            duration_s=_optional_int(form, "RecordingDuration"),
+            channels=_optional_int(form, "RecordingChannels"),
+        )
+        metrics.WEBHOOK_OUTCOMES.labels("recording", "applied" if known else "unknown_call").inc()
+        return web.Response(status=204)
 
     async def call_status(self, request: web.Request) -> web.Response:
         form = await self._verified_form(request, "status")
@@ -121,6 +194,12 @@ class Webhooks:
             duration_seconds=_optional_int(form, "CallDuration"),
         )
         metrics.WEBHOOK_OUTCOMES.labels("status", outcome).inc()
+        if outcome == "applied":
+            call = await calls.call_by_sid(request.app[POOL], form["CallSid"])
+            if call is not None:
+                await feed.append(
+                    request.app[POOL], call.org_id, call.id, "call_status", {"status": status}
+                )
         return web.Response(status=204)
 
     async def stream_status(self, request: web.Request) -> web.Response:

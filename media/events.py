@@ -90,11 +90,62 @@ class DtmfReceived(StreamEvent):
     offset_ms: int
 
 
-MediaEvent: TypeAlias = StreamStarted | StreamStopped | TranscriptSegment | DtmfReceived
+ConsentVerdict: TypeAlias = Literal["granted", "refused"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsentEvidence(StreamEvent):
+    """Something that bears on the call's recording consent: the disclosure was spoken (`kind`
+    "disclosure", no verdict), or the other party answered it (`kind` "answer", a verdict)."""
+
+    kind: Literal["disclosure", "answer"]
+    detector: str
+    """What noticed it: `agent_speech`, `caller_speech` or `keypad`."""
+    verdict: ConsentVerdict | None
+    track: Track
+    offset_ms: int
+    evidence: str
+    """The phrase or digit that decided it (never the whole utterance)."""
+    segment_id: uuid.UUID | None = None
+    """The transcript segment it was heard in (its `event_id`)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EscalationRaised(StreamEvent):
+    rule_id: uuid.UUID | None
+    rule_name: str
+    kind: str
+    severity: str
+    track: Track | None
+    """None for signals about both parties (dead air, talk-over, composites)."""
+    start_ms: int
+    end_ms: int
+    evidence: str
+    segment_id: uuid.UUID | None = None
+
+
+MediaEvent: TypeAlias = (
+    StreamStarted
+    | StreamStopped
+    | TranscriptSegment
+    | DtmfReceived
+    | ConsentEvidence
+    | EscalationRaised
+)
 
 _EVENT_TYPES: dict[str, type[MediaEvent]] = {
-    cls.__name__: cls for cls in (StreamStarted, StreamStopped, TranscriptSegment, DtmfReceived)
+    cls.__name__: cls
+    for cls in (
+        StreamStarted,
+        StreamStopped,
+        TranscriptSegment,
+        DtmfReceived,
+        ConsentEvidence,
+        EscalationRaised,
+    )
 }
+_UUID_FIELDS = frozenset({"org_id", "call_id", "event_id", "rule_id", "segment_id"})
+_OPTIONAL_UUID_FIELDS = frozenset({"rule_id", "segment_id"})
 
 
 def event_to_dict(event: MediaEvent) -> dict[str, Any]:
@@ -125,7 +176,7 @@ def event_from_dict(data: dict[str, Any]) -> MediaEvent:
         if f.name not in data:
             continue
         value = data[f.name]
-        if f.name in ("org_id", "call_id", "event_id"):
+        if f.name in _UUID_FIELDS and not (value is None and f.name in _OPTIONAL_UUID_FIELDS):
             if not isinstance(value, str):
                 raise TypeError(f"{f.name} must be a string")
             value = uuid.UUID(value)

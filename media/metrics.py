@@ -47,3 +47,18 @@ TRANSCRIPTION_QUEUE = Gauge(
     "voxsouth_transcription_queue_depth", "Utterances waiting for a transcription worker."
 )
 DROPPED_WORK = Counter("voxsouth_dropped_work_total", "Work skipped to keep up, by kind.", ["kind"])
+HELD_DROPPED = Counter(
+    "voxsouth_consent_held_dropped_total",
+    "Transcript segments and digits held for all-party consent, then dropped (refused, never "
+    "given, or too many held).",
+)
+CONSENT_FINDINGS = Counter(
+    "voxsouth_consent_findings_total",
+    "Disclosures and consent answers detected, by detector and verdict.",
+    ["detector", "verdict"],
+)
+ESCALATIONS_RAISED = Counter(
+    "voxsouth_escalations_raised_total",
+    "Escalations raised, by rule kind and severity.",
+    ["kind", "severity"],
+)

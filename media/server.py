@@ -14,6 +14,7 @@ import collections
 import logging
 import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from websockets.http11 import Request, Response
 
 from media import metrics
 from media.codecs import UnsupportedFormat
-from media.events import MediaEvent
+from media.events import ConsentEvidence, ConsentVerdict, EscalationRaised, MediaEvent
 from media.protocol import (
     CLOSE_INTERNAL_ERROR,
     CLOSE_NORMAL,
@@ -41,7 +42,7 @@ from media.protocol import (
     StreamProtocolError,
     UnknownEvent,
 )
-from media.session import CallSession, SessionConfig, UtteranceReady
+from media.session import CallPolicy, CallSession, SessionConfig, UtteranceReady
 from media.stream_token import StreamGrant, TokenError, verify_token
 from media.transcription.engine import Transcription
 from media.transcription.service import TranscriptionService
@@ -50,8 +51,17 @@ from media.vad import WebRtcVoiceDetector
 log = logging.getLogger(__name__)
 
 CallState: TypeAlias = Literal["active", "unknown", "ended"]
-CallGate: TypeAlias = Callable[[StreamGrant], Awaitable[CallState]]
-"""Looks the granted call up once per stream (the only database touch on the media path)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallAdmission:
+    state: CallState
+    policy: CallPolicy = CallPolicy()
+
+
+CallGate: TypeAlias = Callable[[StreamGrant], Awaitable[CallAdmission]]
+"""Looks the granted call up once per stream (the only database touch on the media path):
+whether it is live, and its consent and escalation policy."""
 EventSink: TypeAlias = Callable[[MediaEvent], None]
 """Takes an event without blocking (storage's writer queues or journals it)."""
 
@@ -90,7 +100,24 @@ class MediaServer:
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         self._streams_per_call: collections.Counter[object] = collections.Counter()
+        self._sessions: dict[uuid.UUID, set[CallSession]] = collections.defaultdict(set)
         self._shutting_down = False
+
+    def apply_consent(
+        self, call_id: uuid.UUID, verdict: ConsentVerdict, *, by_person: bool
+    ) -> None:
+        """A consent verdict from outside the stream (an agent, the keypad flow, another
+        node): the call's streams on this node release or drop what they hold."""
+        for session in self._sessions.get(call_id, ()):
+            self._emit(session.apply_consent(verdict, by_person=by_person))
+
+    def _emit(self, events: list[MediaEvent]) -> None:
+        for event in events:
+            if isinstance(event, EscalationRaised):
+                metrics.ESCALATIONS_RAISED.labels(event.kind, event.severity).inc()
+            elif isinstance(event, ConsentEvidence):
+                metrics.CONSENT_FINDINGS.labels(event.detector, event.verdict or "none").inc()
+            self._sink(event)
 
     def begin_shutdown(self) -> None:
         """Streams closed from now on are recorded as `server_shutdown`, not `disconnected`."""
@@ -180,10 +207,13 @@ class MediaServer:
                 received[msg.track].inc()
                 for item in ready:
                     self._transcribe(session, item, pending)
+                if session.outbox:
+                    self._emit(session.outbox)
+                    session.outbox.clear()
                 if sample:
                     metrics.FRAME_SECONDS.observe(time.perf_counter() - started)
             elif isinstance(msg, Dtmf):
-                self._sink(session.on_dtmf(msg))
+                self._emit(session.on_dtmf(msg))
             elif isinstance(msg, Stop):
                 await ws.close(CLOSE_NORMAL, "stream stopped")
                 return "stop"
@@ -206,8 +236,9 @@ class MediaServer:
                 f"stream token rejected: {exc.reason}",
                 CLOSE_POLICY_VIOLATION,
             ) from None
-        state = await self._call_gate(grant)
-        if state != "active":
+        admission = await self._call_gate(grant)
+        if admission.state != "active":
+            state = admission.state
             raise StreamProtocolError(f"call_{state}", f"call is {state}", CLOSE_POLICY_VIOLATION)
         try:
             session = CallSession(
@@ -216,6 +247,7 @@ class MediaServer:
                 call_id=grant.call_id,
                 config=self.config.session,
                 vad_factory=lambda: WebRtcVoiceDetector(self.config.vad_aggressiveness),
+                policy=admission.policy,
             )
         except UnsupportedFormat as exc:
             raise StreamProtocolError(
@@ -223,6 +255,7 @@ class MediaServer:
             ) from None
         metrics.STREAMS_ACTIVE.inc()
         self._streams_per_call[grant.call_id] += 1
+        self._sessions[grant.call_id].add(session)
         metrics.CALLS_ACTIVE.set(len(self._streams_per_call))
         self._sink(session.started_event())
         return session
@@ -245,7 +278,7 @@ class MediaServer:
             if f.cancelled() or (result := f.result()) is None or not result.text:
                 return
             metrics.TRANSCRIPTION_LATENCY.observe(self._monotonic() - ready.speech_ended_at)
-            self._sink(session.segment_event(ready, result, engine))
+            self._emit(session.on_transcript(ready, result, engine))
 
         future.add_done_callback(deliver)
 
@@ -271,11 +304,22 @@ class MediaServer:
                 pipeline.samples_lost / pipeline.decoder.output_rate
             )
         self._sink(session.stopped_event(outcome, messages_lost))
+        metrics.HELD_DROPPED.inc(session.held_dropped)
         metrics.STREAMS_ACTIVE.dec()
         self._streams_per_call[session.call_id] -= 1
+        self._sessions[session.call_id].discard(session)
         if self._streams_per_call[session.call_id] <= 0:
             del self._streams_per_call[session.call_id]
+            self._sessions.pop(session.call_id, None)
         metrics.CALLS_ACTIVE.set(len(self._streams_per_call))
 
 
-__all__ = ["CallGate", "CallState", "EventSink", "MediaServer", "MediaServerConfig", "Server"]
+__all__ = [
+    "CallAdmission",
+    "CallGate",
+    "CallState",
+    "EventSink",
+    "MediaServer",
+    "MediaServerConfig",
+    "Server",
+]

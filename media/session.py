@@ -1,19 +1,33 @@
-"""One media stream of one call: decode → VAD/endpointing per track, and the events it yields.
+"""One media stream of one call: decode → VAD/endpointing per track → detectors, and the events
+it yields.
 
 `CallSession` is synchronous and does no I/O: the websocket loop (media/server.py) feeds it
-parsed messages and takes back utterances to transcribe and events to emit. Wall-clock time
-enters only as the `now` argument, used to measure end-of-speech → text latency.
+parsed messages and transcripts and takes back utterances to transcribe and events to emit.
+Wall-clock time enters only as the `now` argument, used to measure end-of-speech → text latency.
+
+Detectors run here: the escalation rules on every 20 ms frame (acoustic), every transcript and
+every digit, and consent on transcripts and digits. Where the call's policy says all-party
+consent is still missing, its transcript segments and digits are held in memory: written once
+consent is given, dropped on refusal or when the stream ends without it.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
-from media.codecs import Decoder, parse_format
+from media.codecs import Decoder, level_dbfs, parse_format
+from media.detectors.consent import ConsentFinding, ConsentTracker
+from media.detectors.rules import Fired, Rule, RuleEngine
 from media.events import (
+    ConsentEvidence,
+    ConsentVerdict,
     DtmfReceived,
+    EscalationRaised,
+    MediaEvent,
     StreamStarted,
     StreamStopped,
     Track,
@@ -26,6 +40,29 @@ from media.vad import Endpointer, EndpointerConfig, Utterance, VoiceDetector
 
 MAX_SILENCE_FILL_SAMPLES = 16_000
 """Gaps up to this (2 s at 8 kHz) are filled with silence and run through the VAD."""
+MAX_HELD_EVENTS = 5_000
+"""Held events beyond this (hours of talk without consent) drop the oldest."""
+
+FrameObserver: TypeAlias = Callable[[int, bool, bytes], None]
+"""(track clock at the frame's end in ms, voiced, the 20 ms frame of 16-bit PCM)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallPolicy:
+    """What the control plane decided for the call, looked up once when its stream opens."""
+
+    rules: tuple[Rule, ...] = ()
+    hold_until_consent: bool = False
+    """All-party consent is required: persist nothing of the call's content until given."""
+    consent: ConsentVerdict | None = None
+    """Already decided when the stream opens."""
+    consent_by_person: bool = False
+    """`consent` was verified by a person: no detector may change it."""
+    disclosure_played: bool = False
+    """The platform played the disclosure before the stream started."""
+    keypad_answers: bool = False
+    """The call flow asks for consent by keypad (1 accepts, 2 declines)."""
+    consent_window_ms: int = 30_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +83,12 @@ class UtteranceReady:
 class TrackPipeline:
     """Decoder, re-chunker and endpointer of one track, with its audio accounting."""
 
-    def __init__(self, decoder: Decoder, endpointer: Endpointer) -> None:
+    def __init__(
+        self, decoder: Decoder, endpointer: Endpointer, observer: FrameObserver | None = None
+    ) -> None:
         self.decoder = decoder
         self.endpointer = endpointer
+        self._observer = observer
         self.frames_received = 0
         self.frames_lost = 0
         self.samples_lost = 0
@@ -80,8 +120,11 @@ class TrackPipeline:
             del self._pending[:size]
             if (u := self.endpointer.feed(frame)) is not None:
                 utterances.append(u)
-            if self.endpointer.last_frame_voiced:
+            voiced = self.endpointer.last_frame_voiced
+            if voiced:
                 self.last_voiced_at = now
+            if self._observer is not None:
+                self._observer(self.endpointer.clock_ms, voiced, frame)
         return utterances
 
     def _fill_gap(self, lost_samples: int) -> list[Utterance]:
@@ -120,8 +163,10 @@ class CallSession:
         call_id: uuid.UUID,
         config: SessionConfig,
         vad_factory: Callable[[], VoiceDetector],
+        policy: CallPolicy = CallPolicy(),
     ) -> None:
-        """Raises media.codecs.UnsupportedFormat for a media format it cannot decode."""
+        """Raises media.codecs.UnsupportedFormat for a media format it cannot decode, and
+        ValueError for a rule set that does not hold together."""
         self.start = start
         self.org_id = org_id
         self.call_id = call_id
@@ -130,6 +175,21 @@ class CallSession:
         self._format = parse_format(
             start.encoding, start.sample_rate, l16_big_endian=config.l16_big_endian
         )
+        self._rules = RuleEngine(policy.rules, start.tracks) if policy.rules else None
+        self._needs_level = self._rules is not None and self._rules.needs_level
+        self._consent = ConsentTracker(
+            disclosure_played=policy.disclosure_played,
+            keypad_answers=policy.keypad_answers,
+            window_ms=policy.consent_window_ms,
+        )
+        self.consent: ConsentVerdict | None = policy.consent
+        self._consent_locked = policy.consent_by_person and policy.consent is not None
+        self._holding = policy.hold_until_consent and policy.consent != "granted"
+        self._held: deque[MediaEvent] = deque(maxlen=MAX_HELD_EVENTS)
+        self.held_dropped = 0
+        """Held events given up: on refusal, at stream end without consent, or overflow."""
+        self.outbox: list[MediaEvent] = []
+        """Events raised while feeding audio (acoustic escalations): the caller drains it."""
         self.tracks: dict[Track, TrackPipeline] = {}
         for track in start.tracks:
             self._pipeline(track)
@@ -141,8 +201,21 @@ class CallSession:
             endpointer = Endpointer(
                 self._config.endpointer, decoder.output_rate, self._vad_factory()
             )
-            pipeline = self.tracks[track] = TrackPipeline(decoder, endpointer)
+            observer = None
+            if self._rules is not None:
+                observer = self._frame_observer(track, self._rules)
+            pipeline = self.tracks[track] = TrackPipeline(decoder, endpointer, observer)
         return pipeline
+
+    def _frame_observer(self, track: Track, rules: RuleEngine) -> FrameObserver:
+        needs_level = self._needs_level
+
+        def observe(clock_ms: int, voiced: bool, frame: bytes) -> None:
+            level = level_dbfs(frame) if needs_level and voiced else -120.0
+            if fired := rules.on_frame(track, clock_ms, voiced, level):
+                self.outbox += [self._escalation(f) for f in fired]
+
+        return observe
 
     def started_event(self) -> StreamStarted:
         return StreamStarted(
@@ -157,35 +230,36 @@ class CallSession:
         )
 
     def on_media(self, msg: Media, now: float) -> list[UtteranceReady]:
-        """Raises ValueError for an undecodable payload."""
+        """Raises ValueError for an undecodable payload. Escalations from the audio itself
+        land in `outbox`."""
         pipeline = self._pipeline(msg.track)
         return [
             UtteranceReady(msg.track, u, pipeline.last_voiced_at)
             for u in pipeline.feed(msg.chunk, msg.payload, now)
         ]
 
-    def on_dtmf(self, msg: Dtmf) -> DtmfReceived:
-        return DtmfReceived(
+    def on_dtmf(self, msg: Dtmf) -> list[MediaEvent]:
+        offset_ms = self._pipeline(msg.track).endpointer.clock_ms
+        digit = DtmfReceived(
             org_id=self.org_id,
             call_id=self.call_id,
             stream_sid=self.start.stream_sid,
             track=msg.track,
             digit=msg.digit,
-            offset_ms=self._pipeline(msg.track).endpointer.clock_ms,
+            offset_ms=offset_ms,
         )
+        events = self._content(digit)
+        events += self._consent_events(self._consent.on_digit(msg.track, msg.digit, offset_ms))
+        if self._rules is not None:
+            fired = self._rules.on_digit(msg.track, msg.digit, offset_ms)
+            events += [self._escalation(f) for f in fired]
+        return events
 
-    def finish(self) -> list[UtteranceReady]:
-        """End of stream: the utterances still open on every track."""
-        ready = []
-        for track, pipeline in self.tracks.items():
-            if (u := pipeline.endpointer.flush()) is not None:
-                ready.append(UtteranceReady(track, u, pipeline.last_voiced_at))
-        return ready
-
-    def segment_event(
+    def on_transcript(
         self, ready: UtteranceReady, result: Transcription, engine: str
-    ) -> TranscriptSegment:
-        return TranscriptSegment(
+    ) -> list[MediaEvent]:
+        """The segment (or nothing, while it is held), then what the detectors made of it."""
+        segment = TranscriptSegment(
             org_id=self.org_id,
             call_id=self.call_id,
             stream_sid=self.start.stream_sid,
@@ -197,8 +271,98 @@ class CallSession:
             is_final=True,
             engine=engine,
         )
+        events = self._content(segment)
+        sid = segment.event_id
+        if ready.track == "outbound":
+            findings = self._consent.on_agent_text(
+                segment.start_ms, segment.end_ms, result.text, sid
+            )
+        else:
+            findings = self._consent.on_caller_text(segment.start_ms, result.text, sid)
+        events += self._consent_events(findings)
+        if self._rules is not None:
+            fired = self._rules.on_text(
+                ready.track, segment.start_ms, segment.end_ms, result.text, sid
+            )
+            events += [self._escalation(f) for f in fired]
+        return events
+
+    def apply_consent(self, verdict: ConsentVerdict, *, by_person: bool) -> list[MediaEvent]:
+        """A verdict reached outside this stream (an agent, the keypad flow, another stream of
+        the call): held content released or dropped."""
+        if self._consent_locked and not by_person:
+            return []
+        self._consent_locked = self._consent_locked or by_person
+        return self._decide(verdict)
+
+    def _content(self, event: MediaEvent) -> list[MediaEvent]:
+        if not self._holding:
+            return [event]
+        if len(self._held) == self._held.maxlen:
+            self.held_dropped += 1
+        self._held.append(event)
+        return []
+
+    def _consent_events(self, findings: list[ConsentFinding]) -> list[MediaEvent]:
+        events: list[MediaEvent] = []
+        for f in findings:
+            evidence = ConsentEvidence(
+                org_id=self.org_id,
+                call_id=self.call_id,
+                stream_sid=self.start.stream_sid,
+                kind=f.kind,
+                detector=f.detector,
+                verdict=f.verdict,
+                track=f.track,
+                offset_ms=f.offset_ms,
+                evidence=f.evidence,
+                segment_id=f.segment_id,
+            )
+            events.append(evidence)
+            if f.verdict is not None and not self._consent_locked:
+                # The verdict's own segment (the "yes") is released with the rest.
+                events += self._decide(f.verdict)
+        return events
+
+    def _decide(self, verdict: ConsentVerdict) -> list[MediaEvent]:
+        self.consent = verdict
+        if not self._holding:
+            return []
+        held, self._held = list(self._held), deque(maxlen=MAX_HELD_EVENTS)
+        if verdict == "granted":
+            self._holding = False
+            return held
+        self.held_dropped += len(held)
+        return []
+
+    def _escalation(self, fired: Fired) -> EscalationRaised:
+        return EscalationRaised(
+            org_id=self.org_id,
+            call_id=self.call_id,
+            stream_sid=self.start.stream_sid,
+            rule_id=fired.rule.id,
+            rule_name=fired.rule.name,
+            kind=fired.rule.kind,
+            severity=fired.rule.severity,
+            track=fired.track,
+            start_ms=fired.start_ms,
+            end_ms=fired.end_ms,
+            evidence=fired.evidence,
+            segment_id=fired.segment_id,
+        )
+
+    def finish(self) -> list[UtteranceReady]:
+        """End of stream: the utterances still open on every track."""
+        ready = []
+        for track, pipeline in self.tracks.items():
+            if (u := pipeline.endpointer.flush()) is not None:
+                ready.append(UtteranceReady(track, u, pipeline.last_voiced_at))
+        return ready
 
     def stopped_event(self, reason: str, messages_lost: int) -> StreamStopped:
+        """The last event; content still held for want of consent is dropped with it."""
+        self.held_dropped += len(self._held)
+        self._held.clear()
         return StreamStopped(
             org_id=self.org_id,
             call_id=self.call_id,

@@ -17,30 +17,37 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from importlib.metadata import version
+from typing import Any
 
 import aiohttp
-import asyncpg
 from aiohttp import web
 
 from control.api import api_keys as api_keys_api
 from control.api import audit as audit_api
 from control.api import caller_ids as caller_ids_api
 from control.api import calls as calls_api
+from control.api import escalations as escalations_api
+from control.api import feed as feed_api
 from control.api import numbers as numbers_api
+from control.api import rules as rules_api
 from control.api import team as team_api
 from control.api.openapi import OpenApiRoutes
 from control.api.outbound import SIGNALWIRE, OutboundConfig, OutboundRoutes
 from control.api.session import SessionRoutes, SignInConfig
-from control.app_keys import POOL
+from control.app_keys import FEED_HUB, POOL
 from control.auth import auth_middleware
+from control.feed import FeedHub
+from control.recordings import RecordingController
+from control.rule_catalog import RULE_CATALOG
 from control.signalwire import SignalWireClient, SignalWireConfig
 from control.webhooks import WebhookConfig, Webhooks
-from media.server import CallState, MediaServer, MediaServerConfig
+from media.server import CallAdmission, MediaServer, MediaServerConfig
 from media.session import SessionConfig
 from media.stream_token import StreamGrant, issue_token
 from media.transcription.engine import TranscriptionEngine
 from media.transcription.service import TranscriptionService
 from media.vad import EndpointerConfig
+from server.call_policy import DetectorRuleCatalog, admit, parse_call_id
 from server.health import Health
 from server.http_security import (
     HttpSecurityConfig,
@@ -51,7 +58,6 @@ from server.http_security import (
 )
 from server.middleware import request_middleware
 from server.settings import Settings
-from storage import calls
 from storage.db import Pool, create_pool
 from storage.embedded import start_embedded
 from storage.event_writer import EventWriter
@@ -156,13 +162,10 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
         media_url = settings.media_public_url or f"ws://{settings.media_host}:{media_port}/media"
         public_url = (settings.public_url or http_url).rstrip("/")
 
-        async def call_gate(grant: StreamGrant) -> CallState:
-            try:
-                return await calls.call_state(pool, grant.call_id, grant.org_id)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                # The token already proves the call; a database blip must not drop live audio.
-                log.warning("call lookup failed; admitting stream on its valid token")
-                return "active"
+        catalog = DetectorRuleCatalog()
+
+        async def call_gate(grant: StreamGrant) -> CallAdmission:
+            return await admit(pool, catalog, grant)
 
         media = MediaServer(
             MediaServerConfig(
@@ -181,6 +184,29 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
             call_gate=call_gate,
             sink=writer.submit,
         )
+        sw_client = None
+        if (signalwire := _signalwire_config(settings)) is not None:
+            http_client = await stack.enter_async_context(aiohttp.ClientSession())
+            sw_client = SignalWireClient(http_client, signalwire)
+        recorder = RecordingController(pool, sw_client, public_url + "/laml/recording")
+        stack.push_async_callback(recorder.aclose)
+
+        def on_feed_event(event: dict[str, Any]) -> None:
+            """Every process hears every feed event once: consent decided anywhere reaches
+            this node's streams of the call, and recordings follow consent."""
+            call_id = parse_call_id(event["call_id"])
+            if call_id is None:
+                return
+            data = event["data"]
+            if event["type"] == "stream_started":
+                recorder.stream_started(call_id)
+            elif event["type"] == "consent" and data.get("applied"):
+                verdict = data.get("verdict")
+                if verdict in ("granted", "refused"):
+                    media.apply_consent(call_id, verdict, by_person=bool(data.get("by_person")))
+                    recorder.consent_decided(call_id, verdict)
+
+        hub = await stack.enter_async_context(FeedHub(pool, dsn, observer=on_feed_event))
         await stack.enter_async_context(media.serve(media_sock))
         stack.callback(media.begin_shutdown)  # runs first on the way out
 
@@ -208,6 +234,8 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
             client_max_size=MAX_BODY,
         )
         app[POOL] = pool
+        app[FEED_HUB] = hub
+        app[RULE_CATALOG] = catalog
         webhooks = Webhooks(
             WebhookConfig(
                 signing_key=settings.secret("signalwire_signing_key"),
@@ -228,11 +256,13 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
         app.add_routes(numbers_api.routes())
         app.add_routes(api_keys_api.routes())
         app.add_routes(caller_ids_api.routes())
+        app.add_routes(escalations_api.routes())
+        app.add_routes(rules_api.routes())
+        app.add_routes(feed_api.routes())
         app.add_routes(OpenApiRoutes("Voxsouth", version("voxsouth")).routes())
         app.add_routes(OutboundRoutes(OutboundConfig(public_url)).routes())
-        if (signalwire := _signalwire_config(settings)) is not None:
-            http_client = await stack.enter_async_context(aiohttp.ClientSession())
-            app[SIGNALWIRE] = SignalWireClient(http_client, signalwire)
+        if sw_client is not None:
+            app[SIGNALWIRE] = sw_client
         engine_ok = transcriber is not None or settings.transcription_engine == "none"
         app.add_routes(Health(lambda: engine_ok).routes())
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)

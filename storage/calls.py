@@ -30,6 +30,8 @@ class NumberRoute:
     org_id: uuid.UUID
     number: str
     dial_target: str | None
+    consent_default: Literal["one_party", "all_party"] = "all_party"
+    consent_mode: Literal["speech", "keypad"] = "speech"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +71,17 @@ async def add_phone_number(
 
 async def route_number(conn: Executor, number: str) -> NumberRoute | None:
     row = await conn.fetchrow(
-        "SELECT org_id, number, dial_target FROM phone_numbers WHERE number = $1",
+        """SELECT n.org_id, n.number, n.dial_target, o.consent_default, o.consent_mode
+           FROM phone_numbers n JOIN organizations o ON o.id = n.org_id WHERE n.number = $1""",
         number,
         timeout=QUERY_TIMEOUT_S,
     )
-    return NumberRoute(row["org_id"], row["number"], row["dial_target"]) if row else None
+    if row is None:
+        return None
+    return NumberRoute(
+        row["org_id"], row["number"], row["dial_target"], row["consent_default"],
+        row["consent_mode"],
+    )  # fmt: skip
 
 
 async def open_call(
@@ -86,12 +94,14 @@ async def open_call(
     from_number: str,
     to_number: str,
     status: str,
+    consent_rule: Literal["one_party", "all_party"] | None = None,
+    consent_rule_reason: str | None = None,
 ) -> CallRef:
     """Creates the call row; a re-delivered voice webhook gets the same row back."""
     row = await conn.fetchrow(
         """INSERT INTO calls (org_id, call_sid, account_sid, direction, from_number, to_number,
-                              status)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)
+                              status, consent_rule, consent_rule_reason)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
            ON CONFLICT (call_sid) DO UPDATE SET updated_at = calls.updated_at
            RETURNING id, org_id, status""",
         org_id,
@@ -101,10 +111,50 @@ async def open_call(
         from_number,
         to_number,
         status if status in CALL_STATUSES else "queued",
+        consent_rule,
+        consent_rule_reason,
         timeout=QUERY_TIMEOUT_S,
     )
     assert row is not None
     return CallRef(row["id"], row["org_id"], row["status"])
+
+
+@dataclass(frozen=True, slots=True)
+class CallRow:
+    id: uuid.UUID
+    org_id: uuid.UUID
+    direction: str
+    from_number: str
+    to_number: str
+
+
+async def call_by_sid(conn: Executor, call_sid: str) -> CallRow | None:
+    row = await conn.fetchrow(
+        """SELECT id, org_id, direction, from_number, to_number FROM calls
+           WHERE call_sid = $1""",
+        call_sid,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    return None if row is None else CallRow(**dict(row))
+
+
+async def call_admission(
+    conn: Executor, call_id: uuid.UUID, org_id: uuid.UUID
+) -> dict[str, Any] | None:
+    """What the media plane needs when a call's stream opens: its status and consent state."""
+    row = await conn.fetchrow(
+        """SELECT c.status, c.consent_rule, c.recording_consent, c.consent_verified_by,
+                  o.consent_mode,
+                  EXISTS (SELECT 1 FROM consent_events e
+                          WHERE e.call_id = c.id AND e.kind = 'disclosure'
+                            AND e.detector LIKE 'laml_%') AS disclosure_played
+           FROM calls c JOIN organizations o ON o.id = c.org_id
+           WHERE c.id = $1 AND c.org_id = $2""",
+        call_id,
+        org_id,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    return None if row is None else dict(row)
 
 
 async def apply_call_status(
@@ -226,7 +276,8 @@ async def call_report(conn: Executor, call_sid: str) -> dict[str, Any] | None:
 
 _CALL_COLUMNS = """id, call_sid, direction, from_number, to_number, status, started_at,
     answered_at, ended_at, duration_seconds, disposition, disposition_notes, recording_consent,
-    consent_verified_by, escalated, escalation_time, audio_lost_ms, started_by"""
+    consent_verified_by, consent_rule, consent_rule_reason, consent_decided_at, recording_state,
+    escalated, escalation_time, audio_lost_ms, started_by"""
 
 
 async def list_calls(
@@ -296,6 +347,24 @@ async def get_call(
         timeout=QUERY_TIMEOUT_S,
     )
     result["streams"] = [dict(s) for s in streams]
+    consent = await conn.fetch(
+        """SELECT id, kind, detector, verdict, track, offset_ms, evidence, segment_id, actor,
+                  occurred_at
+           FROM consent_events WHERE org_id = $1 AND call_id = $2 ORDER BY occurred_at""",
+        org_id,
+        call_id,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    result["consent_events"] = [dict(c) for c in consent]
+    raised = await conn.fetch(
+        """SELECT id, rule_name, kind, severity, track, start_ms, end_ms, evidence, raised_at,
+                  status
+           FROM escalations WHERE org_id = $1 AND call_id = $2 ORDER BY raised_at""",
+        org_id,
+        call_id,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    result["escalations"] = [dict(e) for e in raised]
     if with_transcript:
         segments = await conn.fetch(
             """SELECT id, speaker, track, start_ms, end_ms, text, confidence, is_final, engine

@@ -1,8 +1,9 @@
 """Persists the media plane's events in batches, and never loses one.
 
 `submit` never blocks (the media loop calls it). A single writer task takes up to `batch_max`
-events at a time, writes them in one transaction and announces each with `NOTIFY
-voxsouth_events` (delivered at commit, so a listener always finds the rows).
+events at a time, writes them in one transaction and adds each to the supervisors' feed
+(storage/feed.py), whose `NOTIFY voxsouth_events` is delivered at commit, so a listener always
+finds the rows.
 
 When Postgres is unreachable the batch goes to the local journal, and so does everything after
 it until the journal has been replayed (retries back off exponentially): events reach Postgres
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -25,20 +25,32 @@ import asyncpg
 
 from media.events import (
     SPEAKER_BY_TRACK,
+    ConsentEvidence,
     DtmfReceived,
+    EscalationRaised,
     MediaEvent,
     StreamStarted,
     StreamStopped,
     TranscriptSegment,
+    event_to_dict,
 )
-from storage import metrics
+from storage import feed, metrics
 from storage.db import QUERY_TIMEOUT_S, Connection, Pool
 from storage.journal import Journal
 from storage.tenancy import enter_tenant
 
 log = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "voxsouth_events"
+NOTIFY_CHANNEL = feed.NOTIFY_CHANNEL
+
+FEED_TYPES: dict[type[MediaEvent], str] = {
+    StreamStarted: "stream_started",
+    StreamStopped: "stream_stopped",
+    TranscriptSegment: "transcript",
+    DtmfReceived: "dtmf",
+    ConsentEvidence: "consent",
+    EscalationRaised: "escalation",
+}
 
 # Errors that mean "Postgres is not there right now", as opposed to "this data is wrong".
 _UNAVAILABLE = (
@@ -98,10 +110,39 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (id) DO NOTHING"""
 
 
+_CONSENT_EVENT = """
+INSERT INTO consent_events (id, org_id, call_id, kind, detector, verdict, track, offset_ms,
+                            evidence, segment_id, occurred_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (id) DO NOTHING"""
+
+# A detector's verdict never replaces a person's (consent_verified_by "user:…"/"api_key:…"),
+# and a replayed older answer never replaces a newer one.
+_CONSENT_VERDICT = """
+UPDATE calls SET recording_consent = ($2 = 'granted'), consent_verified_by = 'detector:' || $3,
+                 consent_decided_at = $4, updated_at = now()
+WHERE id = $1
+  AND (consent_verified_by IS NULL OR consent_verified_by LIKE 'detector:%')
+  AND (consent_decided_at IS NULL OR consent_decided_at <= $4)
+RETURNING recording_consent"""
+
+# rule_id is kept only while the rule exists: a rule deleted mid-call must not make the
+# escalation unwritable.
+_ESCALATION = """
+INSERT INTO escalations (id, org_id, call_id, rule_id, rule_name, kind, severity, track,
+                         start_ms, end_ms, evidence, segment_id, raised_at)
+VALUES ($1, $2, $3, (SELECT id FROM escalation_rules WHERE id = $4), $5, $6, $7, $8, $9, $10,
+        $11, $12, $13)
+ON CONFLICT (id) DO NOTHING"""
+
+_CALL_ESCALATED = """
+UPDATE calls SET escalated = true, escalation_time = LEAST(escalation_time, $2), updated_at = now()
+WHERE id = $1"""
+
+
 async def write_events(conn: Connection, events: Sequence[MediaEvent]) -> None:
     """Writes one batch in one transaction (the caller's, which ends the tenant role), in
-    order, with its notifications."""
-    notes = []
+    order, each with its feed row and notification."""
     current_org = None
     for e in events:
         if e.org_id != current_org:
@@ -109,6 +150,8 @@ async def write_events(conn: Connection, events: Sequence[MediaEvent]) -> None:
             # the media plane writes only into the org its stream token named.
             await enter_tenant(conn, e.org_id)
             current_org = e.org_id
+        payload = event_to_dict(e)
+        del payload["org_id"]
         if isinstance(e, TranscriptSegment):
             await conn.execute(
                 _SEGMENT, e.event_id, e.org_id, e.call_id, e.stream_sid, e.track,
@@ -138,20 +181,24 @@ async def write_events(conn: Connection, events: Sequence[MediaEvent]) -> None:
                 _DTMF, e.event_id, e.org_id, e.call_id, e.stream_sid, e.track, e.digit,
                 e.offset_ms, e.occurred_at,
             )  # fmt: skip
-        notes.append(
-            (
-                NOTIFY_CHANNEL,
-                json.dumps(
-                    {
-                        "type": type(e).__name__,
-                        "event_id": str(e.event_id),
-                        "org_id": str(e.org_id),
-                        "call_id": str(e.call_id),
-                    }
-                ),
-            )
-        )
-    await conn.executemany("SELECT pg_notify($1, $2)", notes)
+        elif isinstance(e, ConsentEvidence):
+            await conn.execute(
+                _CONSENT_EVENT, e.event_id, e.org_id, e.call_id, e.kind, e.detector, e.verdict,
+                e.track, e.offset_ms, e.evidence, e.segment_id, e.occurred_at,
+            )  # fmt: skip
+            if e.verdict is not None:
+                applied = await conn.fetchval(
+                    _CONSENT_VERDICT, e.call_id, e.verdict, e.detector, e.occurred_at
+                )
+                payload["applied"] = applied is not None
+        elif isinstance(e, EscalationRaised):
+            await conn.execute(
+                _ESCALATION, e.event_id, e.org_id, e.call_id, e.rule_id, e.rule_name, e.kind,
+                e.severity, e.track, e.start_ms, e.end_ms, e.evidence, e.segment_id,
+                e.occurred_at,
+            )  # fmt: skip
+            await conn.execute(_CALL_ESCALATED, e.call_id, e.occurred_at)
+        await feed.append(conn, e.org_id, e.call_id, FEED_TYPES[type(e)], payload, e.event_id)
 
 
 class EventWriter:

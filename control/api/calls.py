@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
-from datetime import datetime
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -14,11 +13,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from control.api import audit
 from control.api.bodies import parse_body, path_uuid, plain
 from control.api.openapi import Query, doc
+from control.api.query import (
+    bad_query,
+    decode_cursor,
+    encode_cursor,
+    parse_bool,
+    parse_int,
+    parse_time,
+)
 from control.app_keys import POOL
 from control.auth import principal, requires
 from control.errors import ApiError
 from control.permissions import Action, allowed
-from storage import calls
+from storage import calls, consent
+from storage.db import Connection
 from storage.tenancy import tenant
 
 MAX_PAGE = 200
@@ -62,17 +70,37 @@ async def record_consent(request: web.Request) -> web.Response:
     body = await parse_body(request, ConsentBody)
     who = principal(request)
     verifier = f"{who.actor_type}:{who.actor_id}"
-    changes = {"recording_consent": body.recording_consent, "consent_verified_by": verifier}
-    return await _change_call(request, changes, "call.consent")
+    now = datetime.now(UTC)
+    changes = {
+        "recording_consent": body.recording_consent,
+        "consent_verified_by": verifier,
+        "consent_decided_at": now,
+    }
+    verdict: consent.Verdict = "granted" if body.recording_consent else "refused"
+
+    async def evidence(conn: Connection) -> None:
+        await consent.add_evidence(
+            conn, who.org_id, call_id_of(request), verdict, detector="agent",
+            evidence="verified by an agent", actor=verifier, applied=True, at=now,
+        )  # fmt: skip
+
+    return await _change_call(request, changes, "call.consent", also=evidence)
 
 
-async def _change_call(request: web.Request, changes: dict[str, Any], action: str) -> web.Response:
+async def _change_call(
+    request: web.Request,
+    changes: dict[str, Any],
+    action: str,
+    also: Callable[[Connection], Awaitable[None]] | None = None,
+) -> web.Response:
     call_id = call_id_of(request)
     org_id = principal(request).org_id
     async with tenant(request.app[POOL], org_id) as conn:
         result = await calls.update_call(conn, org_id, call_id, changes)
         if result is None:
             raise ApiError(404, "NOT_FOUND", "no such call")
+        if also is not None:
+            await also(conn)
         before, after = result
         await audit.record(
             conn, request, action, resource_type="call", resource_id=str(call_id),
@@ -103,15 +131,15 @@ async def list_calls(request: web.Request) -> web.Response:
     q = request.query
     status = q.get("status")
     if status is not None and status not in calls.CALL_STATUSES:
-        raise _bad_query("status", f"one of {', '.join(sorted(calls.CALL_STATUSES))}")
-    limit = _int(q.get("limit"), "limit", default=50, low=1, high=MAX_PAGE)
+        raise bad_query("status", f"one of {', '.join(sorted(calls.CALL_STATUSES))}")
+    limit = parse_int(q.get("limit"), "limit", default=50, low=1, high=MAX_PAGE)
     consent = q.get("consent")
     if consent is not None and consent not in CONSENT:
-        raise _bad_query("consent", "granted, refused or unknown")
+        raise bad_query("consent", "granted, refused or unknown")
     org_id = principal(request).org_id
-    escalated = _bool(q.get("escalated"), "escalated")
-    started_from, started_before = _time(q.get("from"), "from"), _time(q.get("to"), "to")
-    after = _cursor(q.get("cursor"))
+    escalated = parse_bool(q.get("escalated"), "escalated")
+    started_from, started_before = parse_time(q.get("from"), "from"), parse_time(q.get("to"), "to")
+    after = decode_cursor(q.get("cursor"))
     async with tenant(request.app[POOL], org_id) as conn:
         rows = await calls.list_calls(
             conn,
@@ -126,7 +154,7 @@ async def list_calls(request: web.Request) -> web.Response:
             limit=limit,
         )
     next_cursor = (
-        _encode_cursor(rows[-1]["started_at"], rows[-1]["id"]) if len(rows) == limit else None
+        encode_cursor(rows[-1]["started_at"], rows[-1]["id"]) if len(rows) == limit else None
     )
     return web.json_response({"calls": plain(rows), "next_cursor": next_cursor})
 
@@ -146,59 +174,3 @@ async def get_call(request: web.Request) -> web.Response:
                 conn, request, "transcript.read", resource_type="call", resource_id=str(call_id)
             )
     return web.json_response(plain(call))
-
-
-def _bad_query(name: str, expected: str) -> ApiError:
-    return ApiError(
-        400,
-        "INVALID_QUERY",
-        f"query parameter {name} is invalid",
-        {"fields": [{"field": name, "message": f"expected {expected}"}]},
-    )
-
-
-def _int(value: str | None, name: str, *, default: int, low: int, high: int) -> int:
-    if value is None:
-        return default
-    if not value.isdigit() or not low <= int(value) <= high:
-        raise _bad_query(name, f"a whole number from {low} to {high}")
-    return int(value)
-
-
-def _bool(value: str | None, name: str) -> bool | None:
-    if value is None:
-        return None
-    if value not in ("true", "false"):
-        raise _bad_query(name, "true or false")
-    return value == "true"
-
-
-def _time(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise _bad_query(name, "an ISO 8601 time with a UTC offset") from None
-    if parsed.tzinfo is None:
-        raise _bad_query(name, "an ISO 8601 time with a UTC offset")
-    return parsed
-
-
-def _encode_cursor(started_at: datetime, call_id: uuid.UUID) -> str:
-    raw = f"{started_at.isoformat()}|{call_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _cursor(value: str | None) -> tuple[datetime, uuid.UUID] | None:
-    if value is None:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-        started, _, call_id = raw.partition("|")
-        parsed = datetime.fromisoformat(started), uuid.UUID(call_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise _bad_query("cursor", "a cursor from a previous page") from None
-    if parsed[0].tzinfo is None:
-        raise _bad_query("cursor", "a cursor from a previous page")
-    return parsed

@@ -2,31 +2,38 @@
 
 Pure state machines fed one 20 ms frame at a time with the track's clock (milliseconds of call
 audio, counted in samples), whether the frame is voiced and its level in dBFS. They fire once
-per episode: a new signal needs the condition to end and start again.
+per episode: a new signal needs the condition to end and start again. They sit on the media
+hot path (every frame of every call), so feeding them allocates nothing unless they fire.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
 from media.events import Track
 
 FRAME_MS = 20
+MIN_COUNTED_OVERLAP_MS = 300
+"""An overlap shorter than this is a backchannel ("mm-hm") or a VAD blip, not a talk-over."""
+COUNT_WINDOW_MS = 60_000
 
 
 @dataclass(frozen=True, slots=True)
 class AcousticConfig:
+    """How `RaisedVoice` judges one speaker."""
+
     raised_by_db: float = 8.0
     """Raised voice: this far above the speaker's own running level…"""
     raised_for_ms: int = 1_500
-    """…for this long (voiced frames only)."""
+    """…for this long…"""
+    dip_ms: int = 300
+    """…through dips (quieter or unvoiced frames, the gaps between words) no longer than this."""
     baseline_after_ms: int = 3_000
     """A speaker's level is only judged once this much of their speech has been heard."""
     baseline_window_ms: int = 20_000
     """Time constant of the running level (an exponential average over voiced frames)."""
-    dead_air_ms: int = 10_000
-    talk_over_ms: int = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +46,8 @@ class AcousticSignal:
     """When the signal fired (the condition had then held from start_ms)."""
     detail: float
     """Raised voice: dB above the speaker's baseline; otherwise the duration in seconds."""
+    overlaps: int = 0
+    """Talk-over: how many overlaps it is about (1 for one overlap held long enough)."""
 
 
 class RaisedVoice:
@@ -50,6 +59,7 @@ class RaisedVoice:
         self._baseline: float | None = None
         self._heard_ms = 0
         self._run_start: int | None = None
+        self._last_raised = 0
         self._fired = False
 
     @property
@@ -59,79 +69,117 @@ class RaisedVoice:
     def feed(self, clock_ms: int, voiced: bool, level_db: float) -> AcousticSignal | None:
         """`clock_ms` is the end of the frame on the track's clock."""
         cfg = self._config
-        if not voiced:
-            self._run_start, self._fired = None, False
-            return None
-        judged = self._baseline is not None and self._heard_ms >= cfg.baseline_after_ms
+        baseline = self._baseline
         raised = (
-            judged
-            and self._baseline is not None
-            and level_db >= self._baseline + (cfg.raised_by_db)
+            voiced
+            and baseline is not None
+            and self._heard_ms >= cfg.baseline_after_ms
+            and level_db >= baseline + cfg.raised_by_db
         )
         if not raised:
-            self._run_start, self._fired = None, False
-            # Only ordinary speech moves the baseline, so shouting does not become normal.
-            alpha = FRAME_MS / cfg.baseline_window_ms
-            self._baseline = (
-                level_db
-                if self._baseline is None
-                else self._baseline + alpha * (level_db - self._baseline)
-            )
-            self._heard_ms += FRAME_MS
+            if self._run_start is not None and clock_ms - self._last_raised > cfg.dip_ms:
+                self._run_start, self._fired = None, False
+            if voiced and self._run_start is None:
+                # Only ordinary speech moves the baseline, so shouting does not become normal.
+                alpha = FRAME_MS / cfg.baseline_window_ms
+                self._baseline = (
+                    level_db if baseline is None else baseline + alpha * (level_db - baseline)
+                )
+                self._heard_ms += FRAME_MS
             return None
-        if self._run_start is None:
-            self._run_start = clock_ms - FRAME_MS
+        assert baseline is not None
+        # A gap in the frames themselves (none fed for a while) ends a run like a long dip.
+        if self._run_start is None or clock_ms - FRAME_MS - self._last_raised > cfg.dip_ms:
+            self._run_start, self._fired = clock_ms - FRAME_MS, False
+        self._last_raised = clock_ms
         if self._fired or clock_ms - self._run_start < cfg.raised_for_ms:
             return None
         self._fired = True
-        assert self._baseline is not None
         return AcousticSignal(
             kind="raised_voice",
             track=self._track,
             start_ms=self._run_start,
             end_ms=clock_ms,
-            detail=round(level_db - self._baseline, 1),
+            detail=round(level_db - baseline, 1),
         )
 
 
-class Conversation:
-    """Dead air and talk-over, from both tracks' voiced frames on the call's clock."""
+class DeadAir:
+    """Nobody on the call has spoken for `after_ms`, on the call's clock (the latest frame of
+    any track). Silence from the stream's start counts too."""
 
-    def __init__(self, config: AcousticConfig, tracks: tuple[Track, ...]) -> None:
-        self._config = config
-        self._voiced_until: dict[Track, int] = {t: 0 for t in tracks}
+    def __init__(self, after_ms: int) -> None:
+        self._after_ms = after_ms
+        self._last_voice = 0
         self._now = 0
-        self._quiet_fired = False
-        self._overlap_start: int | None = None
-        self._overlap_fired = False
+        self._fired = False
 
-    def feed(self, track: Track, clock_ms: int, voiced: bool) -> list[AcousticSignal]:
-        self._voiced_until.setdefault(track, 0)
+    def feed(self, clock_ms: int, voiced: bool) -> AcousticSignal | None:
         if voiced:
-            self._voiced_until[track] = max(self._voiced_until[track], clock_ms)
-            self._quiet_fired = False
+            self._last_voice = max(self._last_voice, clock_ms)
+            self._fired = False
         self._now = max(self._now, clock_ms)
-        return [s for s in (self._dead_air(), self._talk_over()) if s is not None]
-
-    def _dead_air(self) -> AcousticSignal | None:
-        last_voice = max(self._voiced_until.values())
-        quiet_ms = self._now - last_voice
-        if self._quiet_fired or quiet_ms < self._config.dead_air_ms:
+        quiet_ms = self._now - self._last_voice
+        if self._fired or quiet_ms < self._after_ms:
             return None
-        self._quiet_fired = True
-        return AcousticSignal("dead_air", None, last_voice, self._now, quiet_ms / 1000)
+        self._fired = True
+        return AcousticSignal("dead_air", None, self._last_voice, self._now, quiet_ms / 1000)
 
-    def _talk_over(self) -> AcousticSignal | None:
+
+class TalkOver:
+    """Both parties speaking at once: one overlap held `held_ms`, or (when `per_minute` is set)
+    that many separate overlaps of at least `MIN_COUNTED_OVERLAP_MS` within a minute."""
+
+    def __init__(
+        self, tracks: tuple[Track, ...], *, held_ms: int, per_minute: int | None = None
+    ) -> None:
+        self._held_ms = held_ms
+        self._per_minute = per_minute
+        self._voiced_until: dict[Track, int] = dict.fromkeys(tracks, 0)
+        self._now = 0
+        self._start: int | None = None
+        self._held_fired = False
+        self._counted = False
+        self._recent: deque[int] = deque()
+        """Start of each counted overlap in the last minute."""
+
+    def feed(self, track: Track, clock_ms: int, voiced: bool) -> AcousticSignal | None:
+        if voiced and clock_ms > self._voiced_until.get(track, 0):
+            self._voiced_until[track] = clock_ms
+        self._now = max(self._now, clock_ms)
         # Both parties voiced in this slot. The two tracks' frames for one slot arrive one
         # after the other, so the other party's last voiced frame may be a slot behind.
-        speaking = [t for t, until in self._voiced_until.items() if until >= self._now - FRAME_MS]
-        if len(speaking) < 2:
-            self._overlap_start, self._overlap_fired = None, False
+        speaking = 0
+        for until in self._voiced_until.values():
+            if until >= self._now - FRAME_MS:
+                speaking += 1
+        if speaking < 2:
+            self._start, self._held_fired, self._counted = None, False, False
             return None
-        if self._overlap_start is None:
-            self._overlap_start = self._now - FRAME_MS
-        overlap_ms = self._now - self._overlap_start
-        if self._overlap_fired or overlap_ms < self._config.talk_over_ms:
+        if self._start is None:
+            self._start = self._now - FRAME_MS
+        overlap_ms = self._now - self._start
+        if not self._counted and overlap_ms >= MIN_COUNTED_OVERLAP_MS:
+            self._counted = True
+            if (signal := self._count(self._start)) is not None:
+                return signal
+        if self._held_fired or overlap_ms < self._held_ms:
             return None
-        self._overlap_fired = True
-        return AcousticSignal("talk_over", None, self._overlap_start, self._now, overlap_ms / 1000)
+        self._held_fired = True
+        return AcousticSignal("talk_over", None, self._start, self._now, overlap_ms / 1000, 1)
+
+    def _count(self, start: int) -> AcousticSignal | None:
+        if self._per_minute is None:
+            return None
+        recent = self._recent
+        recent.append(start)
+        while recent[0] < self._now - COUNT_WINDOW_MS:
+            recent.popleft()
+        if len(recent) < self._per_minute:
+            return None
+        # Counted overlaps are spent: the next signal needs as many new ones.
+        first, count = recent[0], len(recent)
+        recent.clear()
+        return AcousticSignal(
+            "talk_over", None, first, self._now, (self._now - first) / 1000, count
+        )

@@ -20,7 +20,7 @@ async def wait_for_streams_done(dsn: str, call_sid: str, timeout_s: float) -> di
         changed = asyncio.Event()
 
         def on_notify(_c: object, _pid: int, _channel: str, payload: object) -> None:
-            if isinstance(payload, str) and json.loads(payload).get("type") == "StreamStopped":
+            if isinstance(payload, str) and json.loads(payload).get("type") == "stream_stopped":
                 changed.set()
 
         await conn.add_listener(NOTIFY_CHANNEL, on_notify)

@@ -34,6 +34,11 @@ async def test_two_party_call_is_transcribed_per_speaker_into_postgres(
     pool: Pool,
 ) -> None:
     org_id, number = org_number
+    # Persisting a call's words needs consent where all parties must give it (tests/e2e/
+    # test_consent_path.py); this call is between one-party jurisdictions.
+    await pool.execute(
+        "UPDATE organizations SET consent_default = 'one_party' WHERE id = $1", org_id
+    )
     audio = read_call_audio(SPEECH / "two_party.wav")
     script = json.loads((SPEECH / "texts.json").read_text())["two_party.wav"]
     async with start_server(transcription_engine="whisper") as srv:

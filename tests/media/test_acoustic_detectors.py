@@ -5,7 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 from media.codecs import level_dbfs
-from media.detectors.acoustic import FRAME_MS, AcousticConfig, Conversation, RaisedVoice
+from media.detectors.acoustic import (
+    FRAME_MS,
+    AcousticConfig,
+    AcousticSignal,
+    DeadAir,
+    RaisedVoice,
+    TalkOver,
+)
+from media.events import Track
+
+TRACKS: tuple[Track, ...] = ("inbound", "outbound")
 
 CFG = AcousticConfig()
 
@@ -53,32 +63,108 @@ def test_shouting_does_not_become_the_new_normal() -> None:
     assert caller.baseline_db == -30.0
 
 
-def test_dead_air_fires_once_per_silence_on_both_tracks() -> None:
-    talk = Conversation(CFG, ("inbound", "outbound"))
+def test_a_raised_voice_survives_the_gaps_between_words() -> None:
+    caller = RaisedVoice("inbound", CFG)
+    feed_voice(caller, 0, 200, -30.0)
+    fired = []
+    for word in range(4):  # 0.4 s words at +12 dB, 0.2 s of silence between them
+        fired += feed_voice(caller, 4_000 + word * 600, 20, -18.0)
+        for gap in range(1, 11):
+            caller.feed(4_000 + word * 600 + 400 + gap * FRAME_MS, False, -90.0)
+    assert fired == [12.0]
+
+
+def test_a_pause_longer_than_a_dip_ends_the_episode() -> None:
+    caller = RaisedVoice("inbound", CFG)
+    feed_voice(caller, 0, 200, -30.0)
+    assert feed_voice(caller, 4_000, 100, -20.0) == [10.0]
+    for gap in range(1, 26):  # half a second of silence
+        caller.feed(6_000 + gap * FRAME_MS, False, -90.0)
+    assert feed_voice(caller, 6_500, 100, -20.0) == [10.0]  # a new episode fires again
+
+
+def feed_both(
+    detector: DeadAir | TalkOver, slots: range, voiced: dict[Track, bool] | None = None
+) -> list[AcousticSignal]:
+    """Both tracks' frames for each 20 ms slot; `voiced` per track, else silence."""
     signals = []
-    for slot in range(1, 1_000):  # 20 s: speech for 1 s, then silence
+    for slot in slots:
         now = slot * FRAME_MS
-        for track in ("inbound", "outbound"):
-            signals += talk.feed(track, now, voiced=(track == "inbound" and now <= 1_000))
+        for track in TRACKS:
+            is_voiced = bool(voiced and voiced.get(track))
+            if isinstance(detector, DeadAir):
+                signal = detector.feed(now, is_voiced)
+            else:
+                signal = detector.feed(track, now, is_voiced)
+            if signal is not None:
+                signals.append(signal)
+    return signals
+
+
+def test_dead_air_fires_once_per_silence_on_both_tracks() -> None:
+    quiet = DeadAir(10_000)
+    signals = feed_both(quiet, range(1, 51), {"inbound": True})  # 1 s of caller speech
+    signals += feed_both(quiet, range(51, 1_000))  # then 19 s of silence
     [dead] = signals
-    assert (dead.kind, dead.start_ms, dead.end_ms) == ("dead_air", 1_000, 11_000)
+    assert (dead.kind, dead.start_ms, dead.end_ms, dead.detail) == ("dead_air", 1_000, 11_000, 10)
 
 
 def test_one_party_speaking_is_not_dead_air() -> None:
-    talk = Conversation(CFG, ("inbound", "outbound"))
-    for slot in range(1, 1_000):
-        assert talk.feed("outbound", slot * FRAME_MS, voiced=True) == []
-        assert talk.feed("inbound", slot * FRAME_MS, voiced=False) == []
+    quiet = DeadAir(10_000)
+    assert feed_both(quiet, range(1, 1_000), {"outbound": True}) == []
+
+
+def test_dead_air_fires_again_after_someone_speaks() -> None:
+    quiet = DeadAir(2_000)
+    signals = feed_both(quiet, range(1, 201))
+    signals += feed_both(quiet, range(201, 211), {"inbound": True})
+    signals += feed_both(quiet, range(211, 400))
+    assert [s.start_ms for s in signals] == [0, 4_200]
 
 
 def test_talk_over_needs_both_parties_for_two_seconds() -> None:
-    talk = Conversation(CFG, ("inbound", "outbound"))
+    talk = TalkOver(("inbound", "outbound"), held_ms=2_000)
     signals = []
     for slot in range(1, 400):
         now = slot * FRAME_MS
         # The agent talks throughout; the caller cuts in from 2 s to 3 s, then 4 s to 6.5 s.
         caller = 2_000 < now <= 3_000 or 4_000 < now <= 6_500
-        signals += talk.feed("outbound", now, voiced=True)
-        signals += talk.feed("inbound", now, voiced=caller)
+        frames: tuple[tuple[Track, bool], ...] = (("outbound", True), ("inbound", caller))
+        for track, voiced in frames:
+            if (signal := talk.feed(track, now, voiced)) is not None:
+                signals.append(signal)
     [over] = signals
-    assert (over.kind, over.start_ms, over.end_ms) == ("talk_over", 4_000, 6_000)
+    assert (over.kind, over.start_ms, over.end_ms, over.overlaps) == ("talk_over", 4_000, 6_000, 1)
+
+
+def interruptions(talk: TalkOver, starts_s: list[float], each_ms: int) -> list[AcousticSignal]:
+    """The agent talks throughout; the caller cuts in at each start for `each_ms`."""
+    signals = []
+    for slot in range(1, 120_000 // FRAME_MS):
+        now = slot * FRAME_MS
+        caller = any(s * 1000 < now <= s * 1000 + each_ms for s in starts_s)
+        frames: tuple[tuple[Track, bool], ...] = (("outbound", True), ("inbound", caller))
+        for track, voiced in frames:
+            if (signal := talk.feed(track, now, voiced)) is not None:
+                signals.append(signal)
+    return signals
+
+
+def test_repeated_interruptions_within_a_minute_are_talk_over() -> None:
+    talk = TalkOver(("inbound", "outbound"), held_ms=2_000, per_minute=3)
+    [over] = interruptions(talk, [5, 20, 40], each_ms=500)
+    assert (over.start_ms, over.overlaps) == (5_000, 3)
+    assert over.end_ms == 40_300  # when the third one had lasted the counted 0.3 s
+
+
+def test_interruptions_spread_out_or_too_short_are_not_counted() -> None:
+    spread = TalkOver(("inbound", "outbound"), held_ms=2_000, per_minute=3)
+    assert interruptions(spread, [5, 50, 95], each_ms=500) == []  # never 3 within 60 s
+    short = TalkOver(("inbound", "outbound"), held_ms=2_000, per_minute=3)
+    assert interruptions(short, [5, 10, 15, 20], each_ms=200) == []  # "mm-hm" is not one
+
+
+def test_counted_interruptions_are_spent_once_they_fire() -> None:
+    talk = TalkOver(("inbound", "outbound"), held_ms=2_000, per_minute=2)
+    signals = interruptions(talk, [5, 10, 15, 20, 25], each_ms=500)
+    assert [(s.start_ms, s.overlaps) for s in signals] == [(5_000, 2), (15_000, 2)]

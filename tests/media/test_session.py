@@ -371,7 +371,10 @@ def test_finish_without_speech_returns_nothing() -> None:
 def test_dtmf_offset_is_the_track_clock() -> None:
     session = make_session(make_start(tracks=("inbound", "outbound")))
     feed(session, ulaw_payloads("." * 25))
-    event = session.on_dtmf(Dtmf(sequence_number=30, track="inbound", digit="7", duration_ms=250))
+    [event] = session.on_dtmf(
+        Dtmf(sequence_number=30, track="inbound", digit="7", duration_ms=250)
+    )
+    assert isinstance(event, DtmfReceived)
     assert event == DtmfReceived(
         org_id=ORG,
         call_id=CALL,
@@ -382,9 +385,10 @@ def test_dtmf_offset_is_the_track_clock() -> None:
         event_id=event.event_id,
         occurred_at=event.occurred_at,
     )
-    silent_track = session.on_dtmf(
+    [silent_track] = session.on_dtmf(
         Dtmf(sequence_number=31, track="outbound", digit="#", duration_ms=None)
     )
+    assert isinstance(silent_track, DtmfReceived)
     assert (silent_track.track, silent_track.offset_ms) == ("outbound", 0)
 
 
@@ -392,18 +396,20 @@ def test_dtmf_offset_counts_lost_audio() -> None:
     session = make_session()
     payloads = ulaw_payloads("." * 10)
     feed(session, payloads, chunks=[1, 2, 3, 4, 5, 11, 12, 13, 14, 15])
-    assert session.on_dtmf(Dtmf(None, "inbound", "1", None)).offset_ms == 300
+    [event] = session.on_dtmf(Dtmf(None, "inbound", "1", None))
+    assert isinstance(event, DtmfReceived)
+    assert event.offset_ms == 300
 
 
 @pytest.mark.parametrize(("rate", "encoding"), [(8000, MULAW), (16000, "audio/x-L16")])
-def test_segment_event_copies_offsets_and_is_final(rate: int, encoding: str) -> None:
+def test_transcript_segment_copies_offsets_and_is_final(rate: int, encoding: str) -> None:
     session = make_session(make_start(encoding=encoding, sample_rate=rate))
     utterance = Utterance(
         start_sample=rate, end_sample=rate * 3 + rate // 4, pcm=b"", sample_rate=rate
     )
     ready = UtteranceReady(track="inbound", utterance=utterance, speech_ended_at=12.5)
 
-    event = session.segment_event(
+    [event] = session.on_transcript(
         ready, Transcription(text="my payment is due", confidence=0.875), "faster-whisper:tiny.en"
     )
 

@@ -12,8 +12,15 @@ from typing import Any
 import asyncpg
 import pytest
 
-from media.events import DtmfReceived, MediaEvent, StreamStarted, TranscriptSegment
-from storage import accounts, calls, idempotency, team
+from media.events import (
+    ConsentEvidence,
+    DtmfReceived,
+    EscalationRaised,
+    MediaEvent,
+    StreamStarted,
+    TranscriptSegment,
+)
+from storage import accounts, calls, escalations, idempotency, team
 from storage.db import Pool
 from storage.event_writer import write_events
 from storage.tenancy import tenant
@@ -22,7 +29,8 @@ from tests.support.accounts import Org, make_org
 ORG_TABLES = (
     "phone_numbers", "calls", "media_streams", "transcript_segments", "dtmf_events",
     "memberships", "sessions", "api_keys", "audit_log", "invitations", "idempotency_keys",
-    "caller_ids",
+    "caller_ids", "consent_events", "escalation_rules", "escalations", "recordings",
+    "feed_events",
 )  # fmt: skip
 
 
@@ -45,6 +53,14 @@ async def populate(pool: Pool, org: Org) -> uuid.UUID:
                 is_final=True, engine="t",
             ),
             DtmfReceived(**ids, track="inbound", digit="1", offset_ms=5),
+            ConsentEvidence(
+                **ids, kind="answer", detector="caller_speech", verdict="granted",
+                track="inbound", offset_ms=0, evidence="yes",
+            ),
+            EscalationRaised(
+                **ids, rule_id=None, rule_name="manager", kind="phrase", severity="high",
+                track="inbound", start_ms=0, end_ms=10, evidence="manager",
+            ),
         ]  # fmt: skip
         await write_events(conn, events)
     user_id = await pool.fetchval("SELECT user_id FROM memberships WHERE org_id = $1", org.id)
@@ -60,6 +76,13 @@ async def populate(pool: Pool, org: Org) -> uuid.UUID:
         org.number,
     )
     await idempotency.claim(pool, org.id, "key", b"hash", await pool.fetchval("SELECT now()"))
+    await escalations.create_rule(
+        pool, org.id, name="r", kind="keypad", severity="low", cooldown_s=0, params={}
+    )
+    await pool.execute(
+        "INSERT INTO recordings (org_id, call_id, recording_sid, status) VALUES ($1, $2, $3, 'x')",
+        org.id, ref.id, str(uuid.uuid4()),
+    )  # fmt: skip
     async with pool.acquire() as conn:
         await team.create_invitation(
             conn, org_id=org.id, email="invitee@example.com", role="viewer",

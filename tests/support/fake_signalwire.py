@@ -7,8 +7,13 @@ test can script what the next requests of an operation get:
 
     fake.script("create", [Fail(500), Fail(429, retry_after=0), Ok()])
 
-Operations are "create" (POST …/Calls.json) and "update" (POST …/Calls/{CallSid}.json). When
-an operation's script is empty, requests are handled as `Ok()`: for real.
+Operations are "create" (POST …/Calls.json), "update" (POST …/Calls/{CallSid}.json),
+"create_recording" (POST …/Calls/{CallSid}/Recordings.json), "update_recording"
+(POST …/Calls/{CallSid}/Recordings/{Sid}.json) and "caller_id" (the space API's verified caller
+IDs). When an operation's script is empty, requests are handled as `Ok()`: for real.
+
+Inbound calls are never created through the REST API; `add_call()` makes one known to the fake,
+as SignalWire knows a call that rang one of the project's numbers, so that it can be recorded.
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ Behaviour = Ok | Fail | Hang
 @dataclass(frozen=True, slots=True)
 class RecordedRequest:
     operation: str
-    """"create", "update" or "unknown"."""
+    """"create", "update", "create_recording", "update_recording" or "caller_id"."""
     method: str
     path: str
     form: list[tuple[str, str]]
@@ -106,8 +111,12 @@ class FakeSignalWire:
         self._scripts: dict[str, deque[Behaviour]] = {
             "create": deque(),
             "update": deque(),
+            "create_recording": deque(),
+            "update_recording": deque(),
             "caller_id": deque(),
         }
+        self.recordings: dict[str, dict[str, Any]] = {}
+        """Recordings started so far, by RecordingSid, as their current Recording JSON."""
         self.caller_ids: dict[str, dict[str, Any]] = {}
         """Verified caller IDs by id, as SignalWire's objects."""
         self.verification_codes: dict[str, str] = {}
@@ -117,7 +126,7 @@ class FakeSignalWire:
         self._runner: web.AppRunner | None = None
 
     def script(self, operation: str, behaviours: Iterable[Behaviour]) -> None:
-        """Queue what the next requests of `operation` ("create" or "update") get."""
+        """Queue what the next requests of `operation` (see the module docstring) get."""
         self._scripts[operation].extend(behaviours)
 
     def requests_for(self, operation: str) -> list[RecordedRequest]:
@@ -133,6 +142,9 @@ class FakeSignalWire:
         accounts = f"{API_BASE}/Accounts/{{account_sid}}"
         app.router.add_post(f"{accounts}/Calls.json", self._create)
         app.router.add_post(f"{accounts}/Calls/{{call_sid}}.json", self._update)
+        recordings = f"{accounts}/Calls/{{call_sid}}/Recordings"
+        app.router.add_post(f"{recordings}.json", self._create_recording)
+        app.router.add_post(f"{recordings}/{{recording_sid}}.json", self._update_recording)
         caller_ids = "/api/relay/rest/verified_caller_ids"
         app.router.add_post(caller_ids, self._create_caller_id)
         app.router.add_put(f"{caller_ids}/{{id}}/verification", self._verify_caller_id)
@@ -292,7 +304,27 @@ class FakeSignalWire:
         for name in ("Method", "StatusCallbackMethod"):
             if first(name) and first(name) not in ("GET", "POST"):
                 return web.json_response(create_error_body("21209", f"Invalid {name}"), status=400)
-        sid = str(uuid.uuid4())
+        call = self._new_call(
+            str(uuid.uuid4()), first("To"), first("From"), status="queued", direction="outbound-api"
+        )
+        return web.json_response(call, status=201)
+
+    def add_call(
+        self,
+        call_sid: str,
+        *,
+        to: str = "+15550100001",
+        from_: str = "+15550100002",
+        status: str = "in-progress",
+        direction: str = "inbound",
+    ) -> dict[str, Any]:
+        """Makes a call SignalWire did not create through the REST API (an inbound call)
+        known to the fake, by the CallSid its webhooks carried; returns its Call JSON."""
+        return self._new_call(call_sid, to, from_, status=status, direction=direction)
+
+    def _new_call(
+        self, sid: str, to: str, from_: str, *, status: str, direction: str
+    ) -> dict[str, Any]:
         now = format_datetime(datetime.now(UTC))
         uri = f"{API_BASE}/Accounts/{self.project_id}/Calls/{sid}"
         call: dict[str, Any] = {
@@ -301,20 +333,20 @@ class FakeSignalWire:
             "date_created": now,
             "date_updated": now,
             "parent_call_sid": None,
-            "to": first("To"),
-            "formatted_to": first("To"),
-            "to_formatted": first("To"),
-            "from": first("From"),
-            "formatted_from": first("From"),
-            "from_formatted": first("From"),
+            "to": to,
+            "formatted_to": to,
+            "to_formatted": to,
+            "from": from_,
+            "formatted_from": from_,
+            "from_formatted": from_,
             "phone_number_sid": None,
-            "status": "queued",
+            "status": status,
             "start_time": None,
             "end_time": None,
             "duration": None,
             "price": None,
             "price_unit": "USD",
-            "direction": "outbound-api",
+            "direction": direction,
             "answered_by": None,
             "api_version": "2010-04-01",
             "forwarded_from": None,
@@ -328,7 +360,7 @@ class FakeSignalWire:
             "group_sid": None,
         }
         self.calls[sid] = call
-        return web.json_response(call, status=201)
+        return call
 
     async def _update(self, request: web.Request) -> web.Response:
         form = dict(await self._record("update", request))
@@ -353,7 +385,102 @@ class FakeSignalWire:
                 )
             call["status"] = status
             call["date_updated"] = format_datetime(datetime.now(UTC))
+            for recording in self.recordings.values():  # a call's recordings end with it
+                running = recording["status"] in ("in-progress", "paused")
+                if running and recording["call_sid"] == call["sid"]:
+                    recording.update(status="completed", end_time=call["date_updated"])
         return web.json_response(call, status=200)
+
+    # Call recordings. Shapes from SignalWire's spec (calls/models/{requests,core}.tsp):
+    # RecordingStatusCallbackEvent is one field of space-separated events; the Recording JSON
+    # has `source` "StartCallRecordingApi" (Twilio spells it "StartCallRecordingAPI"). What
+    # SignalWire answers for a recording request in the wrong state (the call not in progress,
+    # the recording already stopped) is not documented: 400 with code 21220 is assumed.
+
+    async def _create_recording(self, request: web.Request) -> web.Response:
+        form = await self._record("create_recording", request)
+        scripted = await self._scripted("create_recording")
+        if scripted is not None:
+            return scripted
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        call_sid = request.match_info["call_sid"]
+        call = self.calls.get(call_sid)
+        if call is None:
+            return web.json_response(error_body(404), status=404)
+        fields = dict(form)
+        allowed = {
+            "RecordingChannels": {"mono", "dual"},
+            "RecordingStatusCallbackMethod": {"GET", "POST"},
+            "RecordingTrack": {"inbound", "outbound", "both"},
+            "Trim": {"trim-silence", "do-not-trim"},
+        }
+        for name, values in allowed.items():
+            if name in fields and fields[name] not in values:
+                return web.json_response(
+                    error_body(400, 10000, f"Invalid {name}: {fields[name]}"), status=400
+                )
+        events = fields.get("RecordingStatusCallbackEvent", "completed").split(" ")
+        if not set(events) <= {"in-progress", "completed", "absent"}:
+            return web.json_response(
+                error_body(400, 10000, "Invalid RecordingStatusCallbackEvent"), status=400
+            )
+        if call["status"] != "in-progress":
+            return web.json_response(error_body(400, 21220, "Call is not in-progress"), status=400)
+        sid = str(uuid.uuid4())
+        now = format_datetime(datetime.now(UTC))
+        account = f"{API_BASE}/Accounts/{self.project_id}"
+        recording: dict[str, Any] = {
+            "account_sid": self.project_id,
+            "api_version": "2010-04-01",
+            "call_sid": call_sid,
+            "conference_sid": None,
+            "channels": 2 if fields.get("RecordingChannels") == "dual" else 1,
+            "date_created": now,
+            "date_updated": now,
+            "start_time": now,
+            "end_time": None,
+            "price": None,
+            "price_unit": "USD",
+            "duration": None,
+            "sid": sid,
+            "source": "StartCallRecordingApi",
+            "status": "in-progress",
+            "error_code": None,
+            "uri": f"{account}/Calls/{call_sid}/Recordings/{sid}.json",
+            "subresource_uris": {
+                "transcriptions": f"{account}/Recordings/{sid}/Transcriptions.json",
+            },
+        }
+        self.recordings[sid] = recording
+        return web.json_response(recording, status=201)
+
+    async def _update_recording(self, request: web.Request) -> web.Response:
+        form = dict(await self._record("update_recording", request))
+        scripted = await self._scripted("update_recording")
+        if scripted is not None:
+            return scripted
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        recording = self.recordings.get(request.match_info["recording_sid"])
+        if recording is None or recording["call_sid"] != request.match_info["call_sid"]:
+            return web.json_response(error_body(404), status=404)
+        status = form.get("Status")
+        if status not in ("paused", "in-progress", "stopped"):
+            return web.json_response(
+                error_body(400, 10000, f"Invalid Status: {status}"), status=400
+            )
+        if recording["status"] not in ("paused", "in-progress"):
+            return web.json_response(
+                error_body(400, 21220, "Recording is not in progress"), status=400
+            )
+        now = format_datetime(datetime.now(UTC))
+        recording.update(status=status, date_updated=now)
+        if status == "stopped":
+            recording["end_time"] = now
+        return web.json_response(recording, status=200)
 
 
 @asynccontextmanager

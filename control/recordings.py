@@ -1,0 +1,189 @@
+"""Recording control: a call is recorded (through SignalWire's REST API) only where consent
+allows, and its recording is stopped when consent is refused.
+
+Every process hears the same feed events (a stream started, consent decided) and calls
+`stream_started` / `consent_decided`, which return at once and leave the work to a task. The
+claims in `storage.recordings` make exactly one process act on each: the one whose claim moves
+the call's `recording_state`. The task reads consent from the call's row, not from the
+notification, so a late or repeated notification does no harm:
+
+- stream started, or consent granted → claim_start → SignalWire start → started;
+  on failure start_failed (back to 'none');
+- consent refused → claim_stop → SignalWire stop → stopped; on failure stop_failed (back to
+  'recording', so a later refusal or an operator may try again). A refusal that lands while
+  the start is in flight finds nothing to claim; `started` then reports that consent no longer
+  allows the recording, and the starting task stops it itself.
+
+With no SignalWire REST client (credentials not configured) nothing is claimed, so that a
+process with credentials may still act; a warning is logged once and every skipped action is
+counted (`outcome="unconfigured"`). No recording SID is ever made up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Literal
+
+from control.metrics import RECORDING_ACTIONS
+from control.signalwire import SignalWireClient, SignalWireError, SignalWireRejected
+from storage import recordings
+from storage.db import Pool
+
+log = logging.getLogger(__name__)
+
+Action = Literal["start", "stop"]
+
+GONE_CODES = frozenset({"21220"})
+"""SignalWire error codes saying the recording (or its call) is no longer in progress: a stop
+that gets one has nothing left to stop."""
+
+
+class RecordingController:
+    """Starts and stops call recordings on the feed's notifications; one per process."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        client: SignalWireClient | None,
+        callback_url: str,
+        *,
+        max_pending: int = 1000,
+    ) -> None:
+        self._pool = pool
+        self._client = client
+        self._callback_url = callback_url
+        self._max_pending = max_pending
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self._warned_unconfigured = False
+
+    def stream_started(self, call_id: uuid.UUID) -> None:
+        """A media stream of the call started (on any process): record it if consent allows."""
+        self._schedule("start", call_id)
+
+    def consent_decided(self, call_id: uuid.UUID, verdict: str) -> None:
+        """The call's consent verdict became "granted" or "refused" (on any process)."""
+        if verdict == "granted":
+            self._schedule("start", call_id)
+        elif verdict == "refused":
+            self._schedule("stop", call_id)
+        else:
+            log.warning("consent verdict %r for call %s ignored: unknown", verdict[:32], call_id)
+
+    async def wait_idle(self) -> None:
+        """Returns once no action is in flight (for tests; wrap it in a timeout)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    async def aclose(self, timeout_s: float = 5.0) -> None:
+        """Stops taking notifications and waits up to `timeout_s` for the actions in flight;
+        the rest are cancelled. A start cancelled mid-request leaves the call 'starting': the
+        request may have landed, so no other process may start a second recording of it."""
+        self._closed = True
+        tasks = set(self._tasks)
+        if not tasks:
+            return
+        try:
+            await asyncio.wait(tasks, timeout=timeout_s)
+        finally:
+            pending = {task for task in tasks if not task.done()}
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning("recording control: %d actions cancelled at shutdown", len(pending))
+                await asyncio.wait(pending, timeout=timeout_s)
+
+    def _schedule(self, action: Action, call_id: uuid.UUID) -> None:
+        if self._closed:
+            log.info("recording %s for call %s not taken: shutting down", action, call_id)
+            return
+        if self._client is None:
+            RECORDING_ACTIONS.labels(action, "unconfigured").inc()
+            if not self._warned_unconfigured:
+                self._warned_unconfigured = True
+                log.warning(
+                    "SignalWire REST credentials are not configured: calls are not recorded"
+                    " (nor recordings stopped) by this process"
+                )
+            return
+        if action == "start" and len(self._tasks) >= self._max_pending:
+            # Overflow: a start is dropped (the call goes unrecorded, the side consent allows);
+            # a stop never is, since it may be all that honours a refusal.
+            RECORDING_ACTIONS.labels("start", "failed").inc()
+            log.warning("recording start for call %s dropped: too many in flight", call_id)
+            return
+        task = asyncio.create_task(
+            self._act(self._client, action, call_id), name=f"recording-{action}-{call_id}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _act(self, client: SignalWireClient, action: Action, call_id: uuid.UUID) -> None:
+        """One action, counted once: ok when SignalWire did it, failed when it raised."""
+        try:
+            if action == "start":
+                acted = await self._start(client, call_id)
+            else:
+                acted = await self._stop(client, call_id)
+        except Exception as exc:
+            RECORDING_ACTIONS.labels(action, "failed").inc()
+            if isinstance(exc, SignalWireError):
+                log.error("recording %s for call %s failed: %s", action, call_id, exc)
+            else:
+                log.exception("recording %s for call %s failed", action, call_id)
+            return
+        if acted:
+            RECORDING_ACTIONS.labels(action, "ok").inc()
+
+    async def _start(self, client: SignalWireClient, call_id: uuid.UUID) -> bool:
+        """True when this process started the recording; False when it was not its to start."""
+        call_sid = await recordings.claim_start(self._pool, call_id)
+        if call_sid is None:
+            return False  # consent does not allow it, or it is claimed or over already
+        try:
+            recording_sid = await client.start_recording(call_sid, self._callback_url)
+        except Exception:
+            # Not started (or, after a timeout, perhaps started without our knowing its SID:
+            # see SignalWireClient.start_recording); a later trigger may try again.
+            await recordings.start_failed(self._pool, call_id)
+            raise
+        try:
+            allowed = await recordings.started(self._pool, call_id, recording_sid)
+        except Exception:
+            # The recording runs but its SID is not stored, so no refusal could stop it: stop
+            # it now. The call stays 'starting', so nothing starts another.
+            log.error(
+                "recording %s of call %s started but could not be stored: stopping it",
+                recording_sid,
+                call_id,
+            )
+            await client.stop_recording(call_sid, recording_sid)
+            raise
+        if not allowed:
+            log.info("consent for call %s was refused while its recording started", call_id)
+            RECORDING_ACTIONS.labels("start", "ok").inc()
+            await self._act(client, "stop", call_id)
+            return False  # counted above, before the stop
+        return True
+
+    async def _stop(self, client: SignalWireClient, call_id: uuid.UUID) -> bool:
+        """True when this process stopped the recording; False when it was not its to stop."""
+        claim = await recordings.claim_stop(self._pool, call_id)
+        if claim is None:
+            return False  # nothing recording, or another process is stopping it
+        call_sid, recording_sid = claim
+        try:
+            await client.stop_recording(call_sid, recording_sid)
+        except SignalWireRejected as exc:
+            if exc.status != 404 and exc.code not in GONE_CODES:
+                await recordings.stop_failed(self._pool, call_id)
+                raise
+            # Already over: the call ended, or a retried stop found the first one had landed.
+            log.info("recording %s of call %s was already over: %s", recording_sid, call_id, exc)
+        except Exception:
+            await recordings.stop_failed(self._pool, call_id)
+            raise
+        await recordings.stopped(self._pool, call_id)
+        return True

@@ -1,0 +1,116 @@
+"""The glue between stored rules and consent state and the media plane's detectors.
+
+control/ may not import the detectors and media/ may not import storage, so the composition
+root translates: rule rows ⇄ `media.detectors.rules.Rule`, and a call's row → `CallPolicy`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import asyncpg
+
+from media.detectors import rules
+from media.server import CallAdmission
+from media.session import CallPolicy
+from media.stream_token import StreamGrant
+from storage import calls, escalations
+from storage.db import Pool
+from storage.tenancy import tenant
+
+log = logging.getLogger(__name__)
+
+
+def to_rule(row: Mapping[str, Any]) -> rules.Rule:
+    return rules.Rule(
+        name=row["name"],
+        kind=row["kind"],
+        severity=row["severity"],
+        cooldown_ms=int(row["cooldown_s"]) * 1000,
+        params=row["params"],
+        id=row.get("id"),
+    )
+
+
+def to_row(rule: rules.Rule) -> dict[str, Any]:
+    return {
+        "name": rule.name,
+        "kind": rule.kind,
+        "severity": rule.severity,
+        "cooldown_s": rule.cooldown_ms // 1000,
+        "params": dict(rule.params),
+    }
+
+
+class DetectorRuleCatalog:
+    """`control.rule_catalog.RuleCatalog`, answered by the media plane's rule engine."""
+
+    def normalise(self, kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        return rules.validate_params(cast(rules.RuleKind, kind), params)
+
+    def check_set(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        rules.check_rule_set([to_rule(r) for r in rows if r.get("enabled", True)])
+
+    def defaults(self) -> list[dict[str, Any]]:
+        return [to_row(r) for r in rules.DEFAULT_RULES]
+
+
+async def admit(pool: Pool, catalog: DetectorRuleCatalog, grant: StreamGrant) -> CallAdmission:
+    """Whether the granted call is live, and its consent state and rules."""
+    try:
+        async with tenant(pool, grant.org_id) as conn:
+            row = await calls.call_admission(conn, grant.call_id, grant.org_id)
+            if row is None:
+                return CallAdmission("unknown")
+            await escalations.seed_default_rules(conn, grant.org_id, catalog.defaults())
+            rule_rows = await escalations.list_rules(conn, grant.org_id, enabled_only=True)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        # The token already proves the call; a database blip must not drop live audio. With
+        # nothing known of its consent, hold its content as if all-party consent were needed.
+        log.warning("call lookup failed; admitting stream on its valid token")
+        return CallAdmission("active", CallPolicy(hold_until_consent=True))
+    if row["status"] in calls.TERMINAL_STATUSES:
+        return CallAdmission("ended")
+    return CallAdmission("active", policy_of(row, rule_rows))
+
+
+def policy_of(row: Mapping[str, Any], rule_rows: Sequence[Mapping[str, Any]]) -> CallPolicy:
+    consent = row["recording_consent"]
+    verified_by = row["consent_verified_by"] or ""
+    try:
+        loaded = tuple(to_rule(r) for r in rule_rows)
+        rules.check_rule_set(loaded)
+    except (ValueError, KeyError, TypeError):
+        # Rules are checked when saved; one that no longer loads must not silence the rest.
+        log.exception("escalation rules do not load; using the valid ones")
+        loaded = tuple(r for r in _loadable(rule_rows) if r.kind != "composite")
+    return CallPolicy(
+        rules=loaded,
+        # Unknown jurisdiction (a call opened before this was recorded) is the strict case.
+        hold_until_consent=row["consent_rule"] != "one_party",
+        consent=None if consent is None else ("granted" if consent else "refused"),
+        consent_by_person=bool(verified_by) and not verified_by.startswith("detector:"),
+        disclosure_played=bool(row["disclosure_played"]),
+        keypad_answers=row["consent_mode"] == "keypad",
+    )
+
+
+def _loadable(rule_rows: Sequence[Mapping[str, Any]]) -> list[rules.Rule]:
+    loaded = []
+    for r in rule_rows:
+        try:
+            rules.validate_params(r["kind"], r["params"])
+            loaded.append(to_rule(r))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return loaded
+
+
+def parse_call_id(value: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None

@@ -1,0 +1,174 @@
+"""Call recordings: who may start or stop one, and what SignalWire reports about them.
+
+A call's `recording_state` moves through claims, so that of all the processes hearing the same
+notification exactly one acts, and a recording exists only where consent allows:
+
+    none ─claim_start→ starting ─started→ recording ─claim_stop→ stopping ─stopped→ stopped
+    starting ─start_failed→ none              stopping ─stop_failed→ recording
+
+Consent allows recording when the call's jurisdiction needs one party's consent and the other
+party has not refused (`one_party` and `recording_consent` not false), or when the other party
+granted it (`recording_consent` true) whatever the rule. A call whose rule is not decided yet
+(NULL) is treated as all-party: nothing until consent is granted. A stopped recording is not
+started again on the same call.
+
+These functions run as the pool's owner role (the recording controller serves every org),
+except `list_for_call`, which the API runs inside `storage.tenancy.tenant`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from storage.calls import TERMINAL_STATUSES
+from storage.db import QUERY_TIMEOUT_S, Executor
+
+CONSENT_ALLOWS = """COALESCE(
+    (consent_rule = 'one_party' AND recording_consent IS DISTINCT FROM false) OR recording_consent,
+    false)"""
+"""SQL over a `calls` row: whether consent allows recording it now (never NULL)."""
+
+FINAL_STATUSES = ("completed", "absent", "failed", "deleted")
+"""Recording statuses after which no other status callback for it changes its status."""
+
+
+async def claim_start(conn: Executor, call_id: uuid.UUID) -> str | None:
+    """Claims the right to start the call's recording ('none' → 'starting'); returns the
+    CallSid to start it on, or None when consent does not allow it, the call is over, or the
+    recording was already claimed (here or by another process) or has been stopped."""
+    call_sid: str | None = await conn.fetchval(
+        f"""UPDATE calls SET recording_state = 'starting', updated_at = now()
+            WHERE id = $1 AND recording_state = 'none' AND status <> ALL($2::text[])
+              AND {CONSENT_ALLOWS}
+            RETURNING call_sid""",
+        call_id,
+        sorted(TERMINAL_STATUSES),
+        timeout=QUERY_TIMEOUT_S,
+    )
+    return call_sid
+
+
+async def started(conn: Executor, call_id: uuid.UUID, recording_sid: str) -> bool:
+    """Records the SID of the recording the claim started ('starting' → 'recording').
+
+    Returns whether consent still allows it. False means it was refused while the start was in
+    flight (a refusal finds nothing to stop while the state is 'starting'), so the caller must
+    stop the recording now: `claim_stop`, then SignalWire.
+    """
+    allowed: bool | None = await conn.fetchval(
+        f"""UPDATE calls SET recording_state = 'recording', recording_sid = $2,
+                             updated_at = now()
+            WHERE id = $1 AND recording_state = 'starting'
+            RETURNING {CONSENT_ALLOWS}""",
+        call_id,
+        recording_sid,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    return bool(allowed)
+
+
+async def start_failed(conn: Executor, call_id: uuid.UUID) -> None:
+    """The start did not happen: 'starting' → 'none', so a later trigger may try again."""
+    await conn.execute(
+        """UPDATE calls SET recording_state = 'none', updated_at = now()
+           WHERE id = $1 AND recording_state = 'starting'""",
+        call_id,
+        timeout=QUERY_TIMEOUT_S,
+    )
+
+
+async def claim_stop(conn: Executor, call_id: uuid.UUID) -> tuple[str, str] | None:
+    """Claims the right to stop the call's recording ('recording' → 'stopping'); returns
+    (CallSid, RecordingSid), or None when nothing is recording or another claim has it."""
+    row = await conn.fetchrow(
+        """UPDATE calls SET recording_state = 'stopping', updated_at = now()
+           WHERE id = $1 AND recording_state = 'recording' AND recording_sid IS NOT NULL
+           RETURNING call_sid, recording_sid""",
+        call_id,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    return None if row is None else (row["call_sid"], row["recording_sid"])
+
+
+async def stopped(conn: Executor, call_id: uuid.UUID) -> None:
+    """'stopping' → 'stopped': SignalWire stopped the recording (or had already)."""
+    await conn.execute(
+        """UPDATE calls SET recording_state = 'stopped', updated_at = now()
+           WHERE id = $1 AND recording_state = 'stopping'""",
+        call_id,
+        timeout=QUERY_TIMEOUT_S,
+    )
+
+
+async def stop_failed(conn: Executor, call_id: uuid.UUID) -> None:
+    """The stop did not happen: 'stopping' → 'recording', so a later claim may try again."""
+    await conn.execute(
+        """UPDATE calls SET recording_state = 'recording', updated_at = now()
+           WHERE id = $1 AND recording_state = 'stopping'""",
+        call_id,
+        timeout=QUERY_TIMEOUT_S,
+    )
+
+
+async def apply_status(
+    conn: Executor,
+    *,
+    call_sid: str,
+    recording_sid: str,
+    status: str,
+    url: str | None,
+    duration_s: int | None,
+    channels: int | None,
+) -> bool:
+    """Upserts the recording a status callback reports, under the call (and its org) found by
+    CallSid; returns False when the call is unknown.
+
+    Callbacks may arrive late, twice or out of order: a final status (completed, absent, …)
+    is never replaced by an earlier one (in-progress, paused), and a callback without a URL,
+    duration or channel count keeps what an earlier one said. A RecordingSid already filed
+    under another call is left alone.
+    """
+    known: bool = await conn.fetchval(
+        """WITH call AS (SELECT id, org_id FROM calls WHERE call_sid = $1),
+           upserted AS (
+               INSERT INTO recordings (org_id, call_id, recording_sid, status, url, duration_s,
+                                       channels)
+               SELECT org_id, id, $2, $3, $4, $5, $6 FROM call
+               ON CONFLICT (recording_sid) DO UPDATE SET
+                   status = CASE WHEN recordings.status = ANY($7::text[])
+                                      AND NOT EXCLUDED.status = ANY($7::text[])
+                                 THEN recordings.status ELSE EXCLUDED.status END,
+                   url = COALESCE(EXCLUDED.url, recordings.url),
+                   duration_s = COALESCE(EXCLUDED.duration_s, recordings.duration_s),
+                   channels = COALESCE(EXCLUDED.channels, recordings.channels),
+                   updated_at = now()
+               WHERE recordings.call_id = EXCLUDED.call_id
+               RETURNING 1
+           )
+           SELECT EXISTS (SELECT 1 FROM call)""",
+        call_sid,
+        recording_sid,
+        status,
+        url,
+        duration_s,
+        channels,
+        list(FINAL_STATUSES),
+        timeout=QUERY_TIMEOUT_S,
+    )
+    return known
+
+
+async def list_for_call(
+    conn: Executor, org_id: uuid.UUID, call_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    """One of the org's calls' recordings, oldest first (empty for another org's call)."""
+    rows = await conn.fetch(
+        """SELECT recording_sid, status, url, duration_s, channels, created_at, updated_at
+           FROM recordings WHERE org_id = $1 AND call_id = $2
+           ORDER BY created_at, recording_sid""",
+        org_id,
+        call_id,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    return [dict(r) for r in rows]
