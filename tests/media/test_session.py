@@ -14,9 +14,18 @@ import numpy as np
 import pytest
 
 from media.codecs import UnsupportedFormat, ulaw_encode
-from media.events import DtmfReceived, StreamStarted, TrackStats, TranscriptSegment
+from media.detectors.rules import DEFAULT_RULES
+from media.events import (
+    ConsentEvidence,
+    DtmfReceived,
+    EscalationRaised,
+    MediaEvent,
+    StreamStarted,
+    TrackStats,
+    TranscriptSegment,
+)
 from media.protocol import Dtmf, Media, Start
-from media.session import CallSession, SessionConfig, UtteranceReady
+from media.session import CallPolicy, CallSession, SessionConfig, UtteranceReady
 from media.transcription.engine import Transcription
 from media.vad import Utterance
 
@@ -59,13 +68,18 @@ def make_start(
     )
 
 
-def make_session(start: Start | None = None, config: SessionConfig | None = None) -> CallSession:
+def make_session(
+    start: Start | None = None,
+    config: SessionConfig | None = None,
+    policy: CallPolicy | None = None,
+) -> CallSession:
     return CallSession(
         start or make_start(),
         org_id=ORG,
         call_id=CALL,
         config=config or SessionConfig(),
         vad_factory=RmsVad,
+        policy=policy or CallPolicy(),
     )
 
 
@@ -371,9 +385,7 @@ def test_finish_without_speech_returns_nothing() -> None:
 def test_dtmf_offset_is_the_track_clock() -> None:
     session = make_session(make_start(tracks=("inbound", "outbound")))
     feed(session, ulaw_payloads("." * 25))
-    [event] = session.on_dtmf(
-        Dtmf(sequence_number=30, track="inbound", digit="7", duration_ms=250)
-    )
+    [event] = session.on_dtmf(Dtmf(sequence_number=30, track="inbound", digit="7", duration_ms=250))
     assert isinstance(event, DtmfReceived)
     assert event == DtmfReceived(
         org_id=ORG,
@@ -432,3 +444,95 @@ def test_stopped_event_lists_every_track() -> None:
         TrackStats(track="inbound", frames_received=3, frames_lost=0, audio_lost_ms=0),
         TrackStats(track="outbound", frames_received=0, frames_lost=0, audio_lost_ms=0),
     )
+
+
+# --- detectors and consent ---------------------------------------------------------------------
+
+RULES = tuple(r for r in DEFAULT_RULES if r.kind in ("phrase", "keypad", "dead_air"))
+
+
+def said(session: CallSession, track: str, text: str, start_s: float) -> list[MediaEvent]:
+    rate = 8000
+    utterance = Utterance(
+        start_sample=int(start_s * rate), end_sample=int((start_s + 1) * rate), pcm=b"",
+        sample_rate=rate,
+    )  # fmt: skip
+    ready = UtteranceReady(track=track, utterance=utterance, speech_ended_at=0.0)  # type: ignore[arg-type]
+    return session.on_transcript(ready, Transcription(text=text, confidence=None), "test")
+
+
+def kinds(events: list[MediaEvent]) -> list[str]:
+    return [type(e).__name__ for e in events]
+
+
+def test_an_escalation_phrase_raises_an_escalation_after_its_segment() -> None:
+    session = make_session(policy=CallPolicy(rules=RULES))
+    events = said(session, "inbound", "I want to speak to your manager right now", 2.0)
+    assert kinds(events) == ["TranscriptSegment", "EscalationRaised"]
+    segment, raised = events
+    assert isinstance(raised, EscalationRaised)
+    assert (raised.rule_name, raised.severity, raised.track) == (
+        "supervisor-request",
+        "high",
+        "inbound",
+    )
+    assert (raised.start_ms, raised.end_ms, raised.evidence) == (2000, 3000, "manager")
+    assert raised.segment_id == segment.event_id
+    assert kinds(said(session, "inbound", "I don't need a manager", 4.0)) == ["TranscriptSegment"]
+
+
+def test_keypad_and_silence_rules_fire_from_digits_and_audio() -> None:
+    session = make_session(
+        make_start(tracks=("inbound", "outbound")), policy=CallPolicy(rules=RULES)
+    )
+    [digit, raised] = session.on_dtmf(Dtmf(None, "inbound", "0", None))
+    assert isinstance(raised, EscalationRaised) and raised.evidence == "digit 0"
+    feed(session, ulaw_payloads("." * 800), "inbound")  # 16 s of silence on the call
+    [dead_air] = session.outbox
+    assert isinstance(dead_air, EscalationRaised) and dead_air.kind == "dead_air"
+    assert dead_air.track is None and dead_air.end_ms - dead_air.start_ms >= 15_000
+
+
+def test_all_party_content_is_held_until_consent_then_written_in_order() -> None:
+    policy = CallPolicy(hold_until_consent=True, disclosure_played=True, rules=RULES)
+    session = make_session(policy=policy)
+    first = said(session, "inbound", "Can you hear me? I want a manager.", 0.5)
+    assert kinds(first) == ["EscalationRaised"]  # alerts go out; the words wait
+    assert session.on_dtmf(Dtmf(None, "inbound", "5", None)) == []
+    released = said(session, "inbound", "Yes, that's fine.", 3.0)
+    assert kinds(released) == [
+        "ConsentEvidence", "TranscriptSegment", "DtmfReceived", "TranscriptSegment",
+    ]  # fmt: skip
+    evidence = released[0]
+    assert isinstance(evidence, ConsentEvidence)
+    assert (evidence.verdict, evidence.detector, evidence.evidence) == (
+        "granted", "caller_speech", "yes",
+    )  # fmt: skip
+    assert kinds(said(session, "inbound", "Thanks.", 5.0)) == ["TranscriptSegment"]
+
+
+def test_all_party_content_is_dropped_on_refusal_and_at_the_end_without_consent() -> None:
+    session = make_session(policy=CallPolicy(hold_until_consent=True, disclosure_played=True))
+    said(session, "inbound", "Hello there.", 0.5)
+    refused = said(session, "inbound", "No, please don't record this.", 2.0)
+    assert kinds(refused) == ["ConsentEvidence"]
+    said(session, "inbound", "So about my bill.", 4.0)
+    assert session.stopped_event("stop", 0) is not None
+    assert session.held_dropped == 3
+
+
+def test_a_persons_verdict_is_not_overturned_by_the_detector() -> None:
+    policy = CallPolicy(
+        hold_until_consent=True, disclosure_played=True, consent="refused", consent_by_person=True
+    )
+    session = make_session(policy=policy)
+    assert kinds(said(session, "inbound", "Yes, go ahead.", 1.0)) == ["ConsentEvidence"]
+    assert session.consent == "refused"
+    assert session.apply_consent("granted", by_person=False) == []
+    assert kinds(session.apply_consent("granted", by_person=True)) == ["TranscriptSegment"]
+
+
+def test_consent_decided_elsewhere_releases_what_is_held() -> None:
+    session = make_session(policy=CallPolicy(hold_until_consent=True))
+    said(session, "inbound", "Press one, done.", 1.0)
+    assert kinds(session.apply_consent("granted", by_person=False)) == ["TranscriptSegment"]
