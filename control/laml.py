@@ -142,6 +142,8 @@ def continuation(
 def _continue(
     response: ET.Element, dial_target: str | None, dial_caller_id: str | None, hold_seconds: int
 ) -> None:
+    if hold_seconds < 1:
+        raise ValueError("hold_seconds must be at least 1")
     if dial_target:
         dial = ET.SubElement(response, "Dial")
         if dial_caller_id:

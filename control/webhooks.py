@@ -22,6 +22,7 @@ from control.app_keys import POOL
 from control.numbers import normalize_number
 from control.signatures import SIGNATURE_HEADERS, verify_signature
 from storage import calls, consent, feed, recordings
+from storage.tenancy import tenant
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class Webhooks:
         )
         metrics.WEBHOOK_OUTCOMES.labels("voice", "call_opened").inc()
         keypad = route.consent_mode == "keypad"
-        disclosure = self._config.disclosure
+        disclosure = d if (d := self._config.disclosure) and d.strip() else None
         if disclosure or keypad:
             prompt = " ".join(p for p in (disclosure, KEYPAD_PROMPT if keypad else None) if p)
             await consent.disclosure_played(
@@ -151,9 +152,13 @@ class Webhooks:
         digits = (form.get("Digits") or "")[:8]
         verdict = KEYPAD_ANSWERS.get(digits)
         if verdict is not None:
-            await consent.record_verdict(
-                pool, call.org_id, call.id, verdict, detector="keypad", evidence=f"digit {digits}"
-            )
+            async with tenant(pool, call.org_id) as conn:
+                await consent.record_verdict(
+                    conn, call.org_id, call.id, verdict, detector="keypad",
+                    evidence=f"digit {digits}",
+                    # A re-delivered action is the same answer, stored once.
+                    event_id=uuid.uuid5(call.id, f"keypad:{digits}"),
+                )  # fmt: skip
         metrics.WEBHOOK_OUTCOMES.labels("consent", verdict or "no_answer").inc()
         ours = call.from_number if call.direction.startswith("outbound") else call.to_number
         route = await calls.route_number(pool, ours)

@@ -43,9 +43,11 @@ async def record_verdict(
     *,
     detector: str,
     evidence: str,
+    event_id: uuid.UUID | None = None,
 ) -> bool:
     """A detector's verdict reached outside the media plane (the keypad flow); returns whether
-    it became the call's verdict. Run it inside the org's tenant transaction."""
+    it became the call's verdict. Run it inside the org's tenant transaction. Evidence with an
+    `event_id` already stored is not stored (or fed) again."""
     now = datetime.now(UTC)
     applied = await conn.fetchval(
         """UPDATE calls SET recording_consent = ($3 = 'granted'),
@@ -58,7 +60,7 @@ async def record_verdict(
     )  # fmt: skip
     await add_evidence(
         conn, org_id, call_id, verdict, detector=detector, evidence=evidence, actor=None,
-        applied=bool(applied), at=now,
+        applied=bool(applied), at=now, event_id=event_id,
     )  # fmt: skip
     return bool(applied)
 
@@ -74,18 +76,22 @@ async def add_evidence(
     actor: str | None,
     applied: bool,
     at: datetime,
+    event_id: uuid.UUID | None = None,
 ) -> None:
     """The evidence row and its feed entry for a verdict decided by a person (`actor`) or a
     detector outside the media plane."""
     kind = "manual" if actor else "answer"
-    event_id = uuid.uuid4()
-    await conn.execute(
+    event_id = event_id or uuid.uuid4()
+    stored = await conn.fetchval(
         """INSERT INTO consent_events (id, org_id, call_id, kind, detector, verdict, evidence,
                                        actor, occurred_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+           ON CONFLICT (id) DO NOTHING RETURNING true""",
         event_id, org_id, call_id, kind, detector, verdict, evidence, actor, at,
         timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
+    if not stored:
+        return
     payload: dict[str, Any] = {
         "type": "ConsentEvidence",
         "event_id": str(event_id),

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from control.laml import StreamSpec, say_and_hangup, voice_response
+from control.laml import ConsentGather, StreamSpec, continuation, say_and_hangup, voice_response
 
 DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 NASTY = "a < b && \"c\" > 'd'\n</Say><Hangup/>"
@@ -185,3 +185,125 @@ def test_parameters_are_frozen_copies() -> None:
     assert stream.parameters == {"token": "t1"}
     with pytest.raises(TypeError):
         stream.parameters["token"] = "x"  # type: ignore[index]
+
+
+# The keypad consent flow: the <Gather> that asks, and the document its action returns.
+
+GATHER = ConsentGather(
+    action_url="https://voice.example.com/laml/consent?a=1&b=2",
+    prompt="This call is recorded. Press 1 to allow recording, or 2 to decline.",
+)
+
+
+def test_consent_gather_starts_the_stream_then_asks_and_never_continues() -> None:
+    root = parse(
+        voice_response(
+            disclosure="This call is recorded.",
+            stream=make_stream(),
+            dial_target="+15551230000",
+            dial_caller_id="+15559870000",
+            consent_gather=GATHER,
+        )
+    )
+    # The disclosure is the <Gather>'s prompt, not a <Say> of its own; the call goes on in
+    # the document the action returns, so neither <Dial> nor <Pause> is here.
+    assert [child.tag for child in root] == ["Start", "Gather"]
+    start, gather = root
+    assert [p.get("name") for p in start.iter("Parameter")] == ["token", "org"]
+    assert gather.attrib == {
+        "input": "dtmf",
+        "numDigits": "1",
+        "timeout": "8",
+        "action": "https://voice.example.com/laml/consent?a=1&b=2",
+        "method": "POST",
+        "actionOnEmptyResult": "true",
+    }
+    assert [(child.tag, child.text) for child in gather] == [("Say", GATHER.prompt)]
+    assert {el.tag for el in root.iter()} == {
+        "Response",
+        "Start",
+        "Stream",
+        "Parameter",
+        "Gather",
+        "Say",
+    }
+
+
+def test_consent_gather_timeout_and_escaping() -> None:
+    gather = ConsentGather(action_url='https://h.example/c?x=<1>&y="2"', prompt=NASTY, timeout_s=3)
+    document = voice_response(
+        disclosure=None, stream=make_stream(), dial_target=None, consent_gather=gather
+    )
+    root = parse(document)
+    assert [child.tag for child in root] == ["Start", "Gather"]  # nothing injected
+    element = root[1]
+    assert element.get("timeout") == "3"
+    assert element.get("action") == 'https://h.example/c?x=<1>&y="2"'
+    assert [(child.tag, child.text) for child in element] == [("Say", NASTY)]
+    assert "&lt;/Say&gt;" in document
+
+
+def test_consent_gather_rejects_what_voice_response_rejects() -> None:
+    with pytest.raises(ValueError):
+        voice_response(
+            disclosure=None,
+            stream=make_stream(),
+            dial_target=None,
+            hold_seconds=0,
+            consent_gather=GATHER,
+        )
+    with pytest.raises(ValueError):
+        voice_response(
+            disclosure=None,
+            stream=make_stream(),
+            dial_target=None,
+            consent_gather=ConsentGather(action_url="https://h.example/c", prompt="bell\x07"),
+        )
+
+
+def test_continuation_says_then_dials() -> None:
+    root = parse(
+        continuation(
+            say="This call will not be recorded.",
+            dial_target="+15551230000",
+            dial_caller_id="+15559870000",
+            hold_seconds=600,
+        )
+    )
+    assert [(child.tag, child.text) for child in root] == [
+        ("Say", "This call will not be recorded."),
+        ("Dial", "+15551230000"),
+    ]
+    assert root[1].attrib == {"callerId": "+15559870000"}
+
+
+@pytest.mark.parametrize("say", [None, "", " \n"])
+def test_continuation_without_words_just_goes_on(say: str | None) -> None:
+    root = parse(
+        continuation(say=say, dial_target="+15551230000", dial_caller_id=None, hold_seconds=5)
+    )
+    assert [child.tag for child in root] == ["Dial"]
+    assert root[0].attrib == {} and root[0].text == "+15551230000"
+
+
+def test_continuation_without_a_dial_target_holds_the_call() -> None:
+    root = parse(
+        continuation(say="Thanks.", dial_target=None, dial_caller_id="+1555", hold_seconds=42)
+    )
+    assert [child.tag for child in root] == ["Say", "Pause"]
+    assert root[1].attrib == {"length": "42"}
+
+
+def test_continuation_escapes_and_rejects_what_xml_cannot_carry() -> None:
+    document = continuation(
+        say=NASTY, dial_target="sip:a&b@<host>", dial_caller_id=None, hold_seconds=1
+    )
+    root = parse(document)
+    assert [(child.tag, child.text) for child in root] == [
+        ("Say", NASTY),
+        ("Dial", "sip:a&b@<host>"),
+    ]
+    with pytest.raises(ValueError):
+        continuation(say="\x00", dial_target=None, dial_caller_id=None, hold_seconds=1)
+    with pytest.raises(ValueError):
+        continuation(say=None, dial_target="+1555\x1b", dial_caller_id=None, hold_seconds=1)
