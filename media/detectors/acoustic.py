@@ -8,6 +8,7 @@ hot path (every frame of every call), so feeding them allocates nothing unless t
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Literal
@@ -34,6 +35,8 @@ class AcousticConfig:
     """A speaker's level is only judged once this much of their speech has been heard."""
     baseline_window_ms: int = 20_000
     """Time constant of the running level (an exponential average over voiced frames)."""
+    short_ms: int = 500
+    """The present level is the mean over this much audio (at least half of it voiced)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +54,23 @@ class AcousticSignal:
 
 
 class RaisedVoice:
-    """One speaker's loudness against that speaker's own running level."""
+    """One speaker's loudness against that speaker's own running level.
+
+    Both levels are power means over voiced frames (not means of dB values, which syllable
+    peaks and word tails swing by ±10 dB): the speaker's level is an exponential average over
+    their ordinary speech, and the present level a mean over the last `short_ms`. Speech is
+    raised while the present level is `raised_by_db` above the speaker's level; it fires when
+    that has held for `raised_for_ms`.
+    """
 
     def __init__(self, track: Track, config: AcousticConfig) -> None:
         self._track = track
         self._config = config
+        self._factor = 10 ** (config.raised_by_db / 10)
+        self._alpha = FRAME_MS / config.baseline_window_ms
+        self._min_voiced = max(1, config.short_ms // FRAME_MS // 2)
+        self._recent: deque[tuple[int, float]] = deque()
+        self._recent_sum = 0.0
         self._baseline: float | None = None
         self._heard_ms = 0
         self._run_start: int | None = None
@@ -64,26 +79,33 @@ class RaisedVoice:
 
     @property
     def baseline_db(self) -> float | None:
-        return self._baseline
+        return None if self._baseline is None else 10 * math.log10(self._baseline)
 
     def feed(self, clock_ms: int, voiced: bool, level_db: float) -> AcousticSignal | None:
         """`clock_ms` is the end of the frame on the track's clock."""
         cfg = self._config
+        recent = self._recent
+        while recent and recent[0][0] <= clock_ms - cfg.short_ms:
+            self._recent_sum -= recent.popleft()[1]
+        power = 0.0
+        if voiced:
+            power = 10 ** (level_db / 10)
+            recent.append((clock_ms, power))
+            self._recent_sum += power
         baseline = self._baseline
+        present = self._recent_sum / len(recent) if len(recent) >= self._min_voiced else 0.0
         raised = (
-            voiced
-            and baseline is not None
+            baseline is not None
             and self._heard_ms >= cfg.baseline_after_ms
-            and level_db >= baseline + cfg.raised_by_db
+            and present >= baseline * self._factor
         )
         if not raised:
             if self._run_start is not None and clock_ms - self._last_raised > cfg.dip_ms:
                 self._run_start, self._fired = None, False
             if voiced and self._run_start is None:
                 # Only ordinary speech moves the baseline, so shouting does not become normal.
-                alpha = FRAME_MS / cfg.baseline_window_ms
                 self._baseline = (
-                    level_db if baseline is None else baseline + alpha * (level_db - baseline)
+                    power if baseline is None else baseline + self._alpha * (power - baseline)
                 )
                 self._heard_ms += FRAME_MS
             return None
@@ -100,7 +122,7 @@ class RaisedVoice:
             track=self._track,
             start_ms=self._run_start,
             end_ms=clock_ms,
-            detail=round(level_db - baseline, 1),
+            detail=round(10 * math.log10(present / baseline), 1),
         )
 
 
