@@ -43,30 +43,38 @@ _RECONNECT_MAX_S = 5.0
 class Subscription:
     org_id: uuid.UUID
     queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
-    overflowed: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    reason: str = ""
+    """Why it ended: `fell_behind`, `feed_interrupted` (events may have been missed while the
+    hub had no connection) or `server_shutdown`."""
 
     def offer(self, event: dict[str, Any]) -> None:
-        if self.overflowed.is_set():
+        if self.ended.is_set():
             return
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
             metrics.FEED_OVERFLOWS.inc()
-            self.overflowed.set()
+            self.end("fell_behind")
+
+    def end(self, reason: str) -> None:
+        if not self.ended.is_set():
+            self.reason = reason
+            self.ended.set()
 
     async def next(self) -> dict[str, Any] | None:
-        """The next event, or None once this subscriber has fallen too far behind."""
-        if self.overflowed.is_set():
+        """The next event, or None once the subscription has ended (see `reason`)."""
+        if self.ended.is_set():
             return None
         get = asyncio.ensure_future(self.queue.get())
-        lost = asyncio.ensure_future(self.overflowed.wait())
+        lost = asyncio.ensure_future(self.ended.wait())
         try:
             await asyncio.wait((get, lost), return_when=asyncio.FIRST_COMPLETED)
         finally:
             lost.cancel()
             if not get.done():
                 get.cancel()
-        return None if self.overflowed.is_set() else get.result()
+        return None if self.ended.is_set() else get.result()
 
 
 class FeedHub:
@@ -151,9 +159,13 @@ class FeedHub:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.close(), 2)
         # While no one listened, announcements were lost: subscribers must resync.
+        self.end_all("feed_interrupted")
+
+    def end_all(self, reason: str) -> None:
+        """Ends every subscription (at shutdown, so feed handlers return at once)."""
         for subs in self._subscribers.values():
             for sub in subs:
-                sub.overflowed.set()
+                sub.end(reason)
 
     async def _deliver_announced(self) -> None:
         ids, self._announced = self._announced, []

@@ -112,7 +112,7 @@ class Webhooks:
         await feed.append(
             pool, call.org_id, call.id, "call_started",
             {"call_sid": call_sid, "direction": direction, "from_number": from_number,
-             "to_number": to_number, "consent_rule": rule.rule},
+             "to_number": to_number, "consent_rule": rule.rule, "status": call.status},
             event_id=uuid.uuid5(call.id, "call_started"),
         )  # fmt: skip
         token = self._issue_token(call.org_id, call.id, call_sid)

@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from control import dashboard
 from control.api import api_keys as api_keys_api
 from control.api import audit as audit_api
 from control.api import caller_ids as caller_ids_api
@@ -235,6 +236,11 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
         )
         app[POOL] = pool
         app[FEED_HUB] = hub
+
+        async def end_feeds(_app: web.Application) -> None:
+            hub.end_all("server_shutdown")  # feed handlers return now, not at the timeout
+
+        app.on_shutdown.append(end_feeds)
         app[RULE_CATALOG] = catalog
         webhooks = Webhooks(
             WebhookConfig(
@@ -259,6 +265,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
         app.add_routes(escalations_api.routes())
         app.add_routes(rules_api.routes())
         app.add_routes(feed_api.routes())
+        app.add_routes(dashboard.routes())
         app.add_routes(OpenApiRoutes("Voxsouth", version("voxsouth")).routes())
         app.add_routes(OutboundRoutes(OutboundConfig(public_url)).routes())
         if sw_client is not None:

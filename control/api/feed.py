@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from control.app_keys import FEED_HUB, POOL
 from control.auth import principal, requires
@@ -41,7 +41,8 @@ def routes() -> list[web.RouteDef]:
 async def websocket_feed(request: web.Request) -> web.StreamResponse:
     _check_origin(request)
     last_id = _last_event_id(request.query.get("last_event_id"))
-    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
+    # A client that does not answer the close handshake holds a handler (and shutdown) 2 s.
+    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096, timeout=2.0)
     if not ws.can_prepare(request).ok:
         raise ApiError(400, "WEBSOCKET_REQUIRED", "connect with a WebSocket upgrade")
     await ws.prepare(request)
@@ -64,7 +65,10 @@ async def websocket_feed(request: web.Request) -> web.StreamResponse:
             task.cancel()
         await asyncio.gather(reader, relay, return_exceptions=True)
     if relay.done() and not relay.cancelled() and relay.exception() is None:
-        await ws.close(code=CLOSE_RESYNC, message=b"resync")
+        if relay.result() == "server_shutdown":
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+        else:
+            await ws.close(code=CLOSE_RESYNC, message=b"resync")
     else:
         await ws.close()
     return ws
@@ -122,8 +126,8 @@ async def sse_feed(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _relay(request: web.Request, last_id: int | None, send: Send) -> None:
-    """Sends the backlog, then live events, until the subscriber must resync (returns)."""
+async def _relay(request: web.Request, last_id: int | None, send: Send) -> str:
+    """Sends the backlog, then live events, until the subscriber must resync; returns why."""
     who = principal(request)
     transcripts = allowed(who.role, Action.TRANSCRIPTS_READ)
     hub = request.app[FEED_HUB]
@@ -137,7 +141,7 @@ async def _relay(request: web.Request, last_id: int | None, send: Send) -> None:
                 backlog = await feed.read_since(conn, who.org_id, last_id, BACKLOG_MAX + 1)
         if len(backlog) > BACKLOG_MAX:
             await send({"type": "resync", "reason": "too_many_missed"})
-            return
+            return "too_many_missed"
         await send({"type": "hello", "last_event_id": newest})
         # Live events up to here were sent from the backlog, or predate the connection.
         floor = max([newest, *(e["id"] for e in backlog)])
@@ -147,7 +151,8 @@ async def _relay(request: web.Request, last_id: int | None, send: Send) -> None:
             if event["id"] <= floor:
                 continue
             await send(redact(event, transcripts=transcripts))
-        await send({"type": "resync", "reason": "fell_behind"})
+        await send({"type": "resync", "reason": sub.reason})
+        return sub.reason
     finally:
         hub.unsubscribe(sub)
 

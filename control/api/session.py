@@ -143,7 +143,10 @@ class SessionRoutes:
         response.del_cookie(SESSION_COOKIE, path="/")
         return response
 
-    @doc("Who am I: the signed-in user or API key, its org, role and plan")
+    @doc(
+        "Who am I: the signed-in user or API key, its org, role and plan (and, for a browser "
+        "session, its CSRF token, so a reloaded page can keep writing)"
+    )
     @requires(Action.SELF)
     async def me(self, request: web.Request) -> web.Response:
         who = principal(request)
@@ -156,6 +159,9 @@ class SessionRoutes:
                     "org_id": who.org_id,
                     "role": who.role,
                     "plan": who.plan,
+                    # Readable only by a same-origin page: a cross-site one cannot read the
+                    # response (no CORS for it), so the token still proves same origin.
+                    "csrf_token": who.csrf_token,
                 }
             )
         )

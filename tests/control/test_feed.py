@@ -72,9 +72,7 @@ async def feed(
     http: aiohttp.ClientSession, srv: Server, key: str, **query: str
 ) -> AsyncIterator[Feed]:
     url = srv.http_url.replace("http", "ws", 1) + "/api/feed"
-    async with http.ws_connect(
-        url, params=query, headers={"Authorization": f"Bearer {key}"}
-    ) as ws:
+    async with http.ws_connect(url, params=query, headers={"Authorization": f"Bearer {key}"}) as ws:
         yield Feed(ws)
 
 
@@ -143,9 +141,7 @@ async def test_sse_serves_the_backlog_after_last_event_id(
     org = await make_org(pool, "Feed SSE")
     call_id = await open_call(pool, org)
     await submitted(srv, segment(org, call_id, "before"))
-    first_id = int(
-        await pool.fetchval("SELECT max(id) FROM feed_events WHERE org_id = $1", org.id)
-    )
+    first_id = int(await pool.fetchval("SELECT max(id) FROM feed_events WHERE org_id = $1", org.id))
     await submitted(srv, escalation(org, call_id))
     async with http.get(
         srv.http_url + "/api/feed/sse",
@@ -207,4 +203,30 @@ async def test_a_subscriber_that_falls_behind_is_told_to_resync() -> None:
     for i in range(3):
         sub.offer({"id": i})
     assert await sub.next() is None
-    assert sub.overflowed.is_set()
+    assert sub.reason == "fell_behind"
+
+
+async def test_shutdown_ends_feeds_at_once_with_going_away(
+    start_server: Callable[..., AbstractAsyncContextManager[Server]],
+    pool: Pool,
+    http: aiohttp.ClientSession,
+) -> None:
+    org = await make_org(pool, "Feed shutdown")
+    loop = asyncio.get_running_loop()
+    server = start_server()
+    node = await server.__aenter__()
+    async with feed(http, node, org.keys["viewer"]) as client:
+        await client.next()
+
+        async def read_to_the_end() -> list[aiohttp.WSMessage]:
+            return [msg async for msg in client.ws]
+
+        reader = asyncio.create_task(read_to_the_end())
+        stopping_at = loop.time()
+        await server.__aexit__(None, None, None)
+        stopped_in = loop.time() - stopping_at
+        messages = await reader
+    # The feed ended with the shutdown instead of holding it up until a timeout.
+    assert stopped_in < 3
+    assert json.loads(messages[-1].data)["reason"] == "server_shutdown"
+    assert client.ws.close_code == 1001

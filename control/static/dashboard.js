@@ -1,0 +1,957 @@
+// Voxsouth supervisor dashboard: live calls, their transcripts and escalation alerts.
+//
+// Plain browser JavaScript, no build step, no dependencies. State comes from the REST API
+// (/api/calls, /api/escalations) and is kept current by the live feed (/api/feed over
+// WebSocket, /api/feed/sse when WebSockets cannot connect). The session cookie is HttpOnly;
+// every write sends the session's CSRF token in X-CSRF-Token (from the sign-in response, or
+// from /api/auth/me when the page is reloaded with a session).
+//
+// Feed contract (control/api/feed.py): `hello` carries the newest event id at connect; events
+// carry increasing ids; `resync` (or close code 4000) means "reload from the REST API and
+// reconnect without a last id". After any other drop the page reconnects with backoff, passing
+// the last id it saw, and the server replays what was missed.
+"use strict";
+
+(() => {
+  const HANDLERS = new Set(["owner", "admin", "operator"]); // roles with escalations:handle
+  const TERMINAL = new Set(["completed", "busy", "failed", "no-answer", "canceled"]);
+  const STATUS_RANK = { open: 0, acknowledged: 1, resolved: 2 };
+  const SEVERITY_RANK = { low: 0, medium: 1, high: 2, critical: 3 };
+  const RESYNC_CLOSE_CODE = 4000;
+  const BACKOFF_MIN_MS = 500;
+  const BACKOFF_MAX_MS = 10000;
+  const CONNECT_TIMEOUT_MS = 10000;
+  const KEEP_RESOLVED = 50;
+
+  // Read by the end-to-end test and handy in the console; holds no secrets.
+  const stats = {
+    beepsAttempted: 0,
+    beepsPlayed: 0,
+    eventsSeen: 0,
+    transport: "none",
+    lastEventId: null,
+  };
+  window.voxsouthDashboard = stats;
+
+  const el = (id) => document.getElementById(id);
+
+  const state = {
+    me: null,
+    csrf: null,
+    calls: new Map(), // live calls by id
+    alerts: new Map(), // escalations by id
+    alertItems: new Map(), // their <li> by id
+    beeped: new Set(),
+    selected: null, // id of the call in the transcript panel
+    selectedCall: null,
+    segments: new Set(), // transcript segment ids shown for the selected call
+    lastEventId: null,
+  };
+
+  // ---- REST ------------------------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, code, message, details) {
+      super(message);
+      this.status = status;
+      this.code = code;
+      this.details = details || {};
+    }
+  }
+
+  async function api(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (method !== "GET" && state.csrf) headers["X-CSRF-Token"] = state.csrf;
+    let response;
+    try {
+      response = await fetch(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        credentials: "same-origin",
+        cache: "no-store",
+      });
+    } catch (err) {
+      throw new ApiError(0, "NETWORK", "the server cannot be reached");
+    }
+    if (response.status === 204) return null;
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (err) {
+      data = null;
+    }
+    if (!response.ok) {
+      const error = (data && data.error) || {};
+      if (response.status === 401 && path !== "/api/auth/login" && state.me) signedOut();
+      throw new ApiError(
+        response.status,
+        error.code || `HTTP_${response.status}`,
+        error.message || response.statusText || "request failed",
+        error.details,
+      );
+    }
+    return data;
+  }
+
+  // ---- Formatting --------------------------------------------------------------------------
+
+  function clock(ms) {
+    const s = Math.max(0, Math.floor((ms || 0) / 1000));
+    return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+  }
+
+  function timeOfDay(iso) {
+    if (!iso) return "";
+    const d = new Date(iso);
+    return Number.isNaN(d.getTime()) ? "" : d.toLocaleTimeString();
+  }
+
+  function consentState(call) {
+    if (call.recording_consent === true) return "granted";
+    if (call.recording_consent === false) return "refused";
+    return "pending";
+  }
+
+  function ruleLabel(rule) {
+    if (rule === "all_party") return "all-party consent";
+    if (rule === "one_party") return "one-party consent";
+    return "rule not decided";
+  }
+
+  function verifiedBy(by) {
+    if (!by) return "";
+    if (by.startsWith("detector:")) return `by ${by.slice("detector:".length).replaceAll("_", " ")}`;
+    if (by.startsWith("user:")) return "by an agent";
+    if (by.startsWith("api_key:")) return "by an API client";
+    return `by ${by}`;
+  }
+
+  function party(call) {
+    if (!call) return "unknown call";
+    return `${call.from_number || "unknown"} → ${call.to_number || "unknown"}`;
+  }
+
+  function speakerOf(segment) {
+    if (segment.speaker) return segment.speaker;
+    return segment.track === "inbound" ? "caller" : "agent";
+  }
+
+  function node(tag, className, text) {
+    const n = document.createElement(tag);
+    if (className) n.className = className;
+    if (text !== undefined && text !== null) n.textContent = text;
+    return n;
+  }
+
+  function showPageError(message) {
+    const p = el("page-error");
+    p.textContent = message;
+    p.hidden = !message;
+  }
+
+  // ---- Sound -----------------------------------------------------------------------------
+  // Browsers keep an AudioContext suspended until the user interacts with the page: the first
+  // gesture (the sign-in itself, or any click or key) resumes it, and until then the
+  // "Enable alert sound" button is offered. A beep that cannot play is counted and skipped.
+
+  let audio = null;
+
+  function audioContext() {
+    if (audio) return audio;
+    const Ctor = window.AudioContext || window.webkitAudioContext;
+    if (!Ctor) return null;
+    try {
+      audio = new Ctor();
+    } catch (err) {
+      return null;
+    }
+    audio.addEventListener("statechange", updateSoundButton);
+    return audio;
+  }
+
+  function unlockAudio() {
+    const ctx = audioContext();
+    if (ctx && ctx.state === "suspended") ctx.resume().then(updateSoundButton, () => {});
+    updateSoundButton();
+  }
+
+  function updateSoundButton() {
+    const ready = audio !== null && audio.state === "running";
+    el("sound-button").hidden = ready || !state.me;
+  }
+
+  function beep(severity) {
+    stats.beepsAttempted += 1;
+    const ctx = audio;
+    if (!ctx || ctx.state !== "running") {
+      updateSoundButton();
+      return;
+    }
+    try {
+      const urgent = (SEVERITY_RANK[severity] || 0) >= SEVERITY_RANK.high;
+      const t = ctx.currentTime;
+      const osc = ctx.createOscillator();
+      const gain = ctx.createGain();
+      osc.type = "sine";
+      osc.frequency.value = urgent ? 988 : 740;
+      gain.gain.setValueAtTime(0.0001, t);
+      gain.gain.exponentialRampToValueAtTime(0.25, t + 0.01);
+      gain.gain.exponentialRampToValueAtTime(0.0001, t + (urgent ? 0.35 : 0.2));
+      osc.connect(gain);
+      gain.connect(ctx.destination);
+      osc.addEventListener("ended", () => {
+        osc.disconnect();
+        gain.disconnect();
+      });
+      osc.start(t);
+      osc.stop(t + 0.4);
+      stats.beepsPlayed += 1;
+    } catch (err) {
+      // Sound is a courtesy; the visible alert is what counts.
+    }
+  }
+
+  // ---- Signing in and out ----------------------------------------------------------------
+
+  function showLogin() {
+    el("session").hidden = true;
+    el("dashboard").hidden = true;
+    el("login").hidden = false;
+    el("login-email").focus();
+  }
+
+  function signedIn(me) {
+    state.me = me;
+    state.csrf = me.csrf_token || null;
+    el("who").textContent = `${me.email || "API key"} · ${me.role}`;
+    el("login").hidden = true;
+    el("login-error").hidden = true;
+    el("login-org-row").hidden = true;
+    el("session").hidden = false;
+    el("dashboard").hidden = false;
+    showPageError("");
+    updateSoundButton();
+    startFeed();
+  }
+
+  function signedOut() {
+    stopFeed();
+    state.me = null;
+    state.csrf = null;
+    state.calls.clear();
+    state.alerts.clear();
+    state.alertItems.clear();
+    state.beeped.clear();
+    state.selected = null;
+    state.selectedCall = null;
+    state.segments.clear();
+    state.lastEventId = null;
+    el("alerts").replaceChildren();
+    el("calls").replaceChildren();
+    el("transcript").replaceChildren();
+    el("call-detail").hidden = true;
+    el("call-none").hidden = false;
+    renderCounts();
+    showLogin();
+  }
+
+  async function onLogin(event) {
+    event.preventDefault();
+    unlockAudio(); // a user gesture: the one chance to allow sound without another click
+    const error = el("login-error");
+    error.hidden = true;
+    const body = {
+      email: el("login-email").value.trim(),
+      password: el("login-password").value,
+    };
+    if (!el("login-org-row").hidden && el("login-org").value) body.org_id = el("login-org").value;
+    const submit = el("login-submit");
+    submit.disabled = true;
+    try {
+      const result = await api("POST", "/api/auth/login", body);
+      el("login-form").reset();
+      signedIn({
+        email: result.user.email,
+        role: result.role,
+        org_id: result.org.id,
+        csrf_token: result.csrf_token,
+      });
+    } catch (err) {
+      if (err.code === "ORG_REQUIRED" && Array.isArray(err.details.orgs)) {
+        const select = el("login-org");
+        select.replaceChildren(
+          ...err.details.orgs.map((o) => {
+            const option = node("option", "", o.name);
+            option.value = o.org_id;
+            return option;
+          }),
+        );
+        el("login-org-row").hidden = false;
+      }
+      error.textContent = err.message;
+      error.hidden = false;
+    } finally {
+      submit.disabled = false;
+    }
+  }
+
+  async function onLogout() {
+    try {
+      await api("POST", "/api/auth/logout");
+    } catch (err) {
+      // Signed out on this page either way.
+    }
+    signedOut();
+  }
+
+  // ---- Live calls ------------------------------------------------------------------------
+
+  async function loadCalls() {
+    const [progress, ringing] = await Promise.all([
+      api("GET", "/api/calls?status=in-progress&limit=200"),
+      api("GET", "/api/calls?status=ringing&limit=200"),
+    ]);
+    state.calls = new Map([...ringing.calls, ...progress.calls].map((c) => [c.id, c]));
+    renderCalls();
+  }
+
+  let callsRefresh = null;
+
+  function refreshCallsSoon() {
+    // Several call events often arrive together: one reload for all of them.
+    if (callsRefresh !== null) return;
+    callsRefresh = setTimeout(() => {
+      callsRefresh = null;
+      if (state.me) loadCalls().catch((err) => showPageError(`Could not load calls: ${err.message}`));
+    }, 250);
+  }
+
+  function renderCalls() {
+    const list = el("calls");
+    const calls = [...state.calls.values()].sort((a, b) =>
+      (b.started_at || "").localeCompare(a.started_at || ""),
+    );
+    const items = calls.map((call) => {
+      let li = list.querySelector(`li[data-call-id="${CSS.escape(call.id)}"]`);
+      if (!li) {
+        li = node("li", "call");
+        li.dataset.callId = call.id;
+        const button = node("button", "call-button");
+        button.type = "button";
+        button.addEventListener("click", () => openCall(li.dataset.callId));
+        li.append(button);
+      }
+      fillCall(li, call);
+      return li;
+    });
+    list.replaceChildren(...items);
+    renderCounts();
+  }
+
+  function fillCall(li, call) {
+    const consent = consentState(call);
+    const button = li.querySelector("button");
+    button.setAttribute("aria-pressed", String(call.id === state.selected));
+    const status = node("span", `badge status status-${call.status}`, call.status);
+    const badge = node("span", `badge consent consent-${consent}`, `consent ${consent}`);
+    const rule = node("span", "rule-name", ruleLabel(call.consent_rule));
+    const by = node("span", "verified", verifiedBy(call.consent_verified_by));
+    const line1 = node("span", "call-line");
+    line1.append(node("span", "parties", party(call)), status);
+    if (call.escalated) line1.append(node("span", "badge escalated", "escalated"));
+    const line2 = node("span", "call-line");
+    line2.append(badge, rule, by);
+    button.replaceChildren(line1, line2);
+    li.classList.toggle("selected", call.id === state.selected);
+  }
+
+  function renderCounts() {
+    el("calls-count").textContent = state.calls.size ? `(${state.calls.size})` : "";
+    el("calls-empty").hidden = state.calls.size > 0;
+    const open = [...state.alerts.values()].filter((a) => a.status !== "resolved").length;
+    el("alerts-count").textContent = open ? `(${open} open)` : "";
+    el("alerts-empty").hidden = state.alerts.size > 0;
+  }
+
+  function updateCall(callId, changes) {
+    const call = state.calls.get(callId);
+    if (call) {
+      Object.assign(call, changes);
+      const li = el("calls").querySelector(`li[data-call-id="${CSS.escape(callId)}"]`);
+      if (li) fillCall(li, call);
+    }
+    if (state.selectedCall && state.selectedCall.id === callId) {
+      Object.assign(state.selectedCall, changes);
+      renderFacts();
+    }
+  }
+
+  // ---- The transcript panel --------------------------------------------------------------
+
+  async function openCall(callId) {
+    state.selected = callId;
+    state.selectedCall = state.calls.get(callId) || { id: callId };
+    state.segments.clear();
+    el("transcript").replaceChildren();
+    el("call-none").hidden = true;
+    el("call-detail").hidden = false;
+    for (const li of el("calls").children) {
+      const chosen = li.dataset.callId === callId;
+      li.classList.toggle("selected", chosen);
+      li.querySelector("button").setAttribute("aria-pressed", String(chosen));
+    }
+    renderFacts();
+    renderTranscriptEmpty();
+    let call;
+    try {
+      call = await api("GET", `/api/calls/${encodeURIComponent(callId)}`);
+    } catch (err) {
+      if (state.selected === callId) showPageError(`Could not open the call: ${err.message}`);
+      return;
+    }
+    if (state.selected !== callId) return; // another call was chosen meanwhile
+    const { transcript, ...facts } = call;
+    state.selectedCall = facts;
+    renderFacts();
+    if (transcript === undefined) {
+      el("transcript-empty").textContent = "Your role may not read transcripts.";
+    }
+    for (const segment of transcript || []) addSegment(segment);
+    renderTranscriptEmpty();
+  }
+
+  function renderFacts() {
+    const call = state.selectedCall;
+    if (!call) return;
+    el("call-title").textContent = `Transcript: ${party(call)}`;
+    const rows = [
+      ["Status", call.status || "…"],
+      [
+        "Recording consent",
+        `${consentState(call)} ${verifiedBy(call.consent_verified_by)}`.trim(),
+      ],
+      [
+        "Consent rule",
+        `${ruleLabel(call.consent_rule)}${call.consent_rule_reason ? ` (${call.consent_rule_reason})` : ""}`,
+      ],
+    ];
+    if (call.escalated) rows.push(["Escalated", "yes"]);
+    el("call-facts").replaceChildren(
+      ...rows.flatMap(([k, v]) => [node("dt", "", k), node("dd", "", v)]),
+    );
+  }
+
+  function renderTranscriptEmpty() {
+    el("transcript-empty").hidden = state.segments.size > 0;
+  }
+
+  function addSegment(segment) {
+    if (!segment.id || state.segments.has(segment.id)) return;
+    state.segments.add(segment.id);
+    const speaker = speakerOf(segment);
+    const li = node("li", `segment speaker-${speaker}`);
+    li.dataset.segmentId = segment.id;
+    li.dataset.start = String(segment.start_ms || 0);
+    const text =
+      segment.text === null || segment.text === undefined
+        ? node("span", "text hidden-text", "(text hidden for your role)")
+        : node("span", "text", segment.text);
+    li.append(node("span", "when", clock(segment.start_ms)), node("span", "who", speaker), text);
+    // Offsets order the conversation; segments may arrive a little out of order.
+    const list = el("transcript");
+    const after = [...list.children].find((c) => Number(c.dataset.start) > (segment.start_ms || 0));
+    list.insertBefore(li, after || null);
+    renderTranscriptEmpty();
+    if (!after) li.scrollIntoView({ block: "nearest" });
+  }
+
+  // ---- Escalation alerts -----------------------------------------------------------------
+
+  async function loadAlerts() {
+    const [open, acknowledged] = await Promise.all([
+      api("GET", "/api/escalations?status=open&limit=200"),
+      api("GET", "/api/escalations?status=acknowledged&limit=200"),
+    ]);
+    const rows = [...open.escalations, ...acknowledged.escalations].sort((a, b) =>
+      (a.raised_at || "").localeCompare(b.raised_at || ""),
+    );
+    const keep = new Set(rows.map((r) => r.id));
+    for (const [id, li] of state.alertItems) {
+      if (!keep.has(id)) {
+        li.remove();
+        state.alertItems.delete(id);
+        state.alerts.delete(id);
+      }
+    }
+    for (const row of rows) upsertAlert(row, { replace: true });
+    renderCounts();
+  }
+
+  function upsertAlert(row, { replace = false } = {}) {
+    const known = state.alerts.get(row.id);
+    const merged = { ...(known || {}), ...row };
+    // Events can overtake each other (a reload racing the feed): status only moves forward.
+    if (known && !replace && STATUS_RANK[known.status] > STATUS_RANK[merged.status]) {
+      merged.status = known.status;
+    }
+    if (!merged.from_number) {
+      const call = state.calls.get(merged.call_id);
+      if (call) {
+        merged.from_number = call.from_number;
+        merged.to_number = call.to_number;
+      }
+    }
+    state.alerts.set(row.id, merged);
+    let li = state.alertItems.get(row.id);
+    const isNew = !li;
+    if (isNew) {
+      li = makeAlertItem(row.id);
+      state.alertItems.set(row.id, li);
+      el("alerts").prepend(li); // newest first
+    }
+    fillAlert(li, merged);
+    if (isNew && !replace) {
+      li.classList.add("arrived");
+      li.addEventListener("animationend", () => li.classList.remove("arrived"), { once: true });
+    }
+    pruneResolved();
+    renderCounts();
+    return merged;
+  }
+
+  function pruneResolved() {
+    const resolved = [...state.alertItems.entries()].filter(
+      ([id]) => state.alerts.get(id).status === "resolved",
+    );
+    // Oldest first (insertion order): keep the newest few.
+    for (const [id, li] of resolved.slice(0, Math.max(0, resolved.length - KEEP_RESOLVED))) {
+      li.remove();
+      state.alertItems.delete(id);
+      state.alerts.delete(id);
+    }
+  }
+
+  function makeAlertItem(id) {
+    const li = el("alert-template").content.firstElementChild.cloneNode(true);
+    li.dataset.escalationId = id;
+    const notes = li.querySelector(".notes");
+    notes.id = `notes-${id}`;
+    li.querySelector(".notes-label").htmlFor = notes.id;
+    const form = li.querySelector(".resolve-form");
+    li.querySelector(".acknowledge").addEventListener("click", () => acknowledge(id));
+    li.querySelector(".resolve").addEventListener("click", () => {
+      form.hidden = false;
+      li.querySelector(".resolve").hidden = true;
+      notes.focus();
+    });
+    li.querySelector(".cancel-resolve").addEventListener("click", () => {
+      form.hidden = true;
+      li.querySelector(".resolve").hidden = false;
+      li.querySelector(".resolve").focus();
+    });
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      resolve(id, notes.value);
+    });
+    li.querySelector(".open-call").addEventListener("click", () => {
+      const esc = state.alerts.get(id);
+      if (esc) openCall(esc.call_id);
+    });
+    return li;
+  }
+
+  function fillAlert(li, esc) {
+    const severity = SEVERITY_RANK[esc.severity] === undefined ? "medium" : esc.severity;
+    for (const name of [...li.classList]) {
+      if (name.startsWith("sev-") || name.startsWith("status-")) li.classList.remove(name);
+    }
+    li.classList.add(`sev-${severity}`, `status-${esc.status}`);
+    li.querySelector(".severity").textContent = severity;
+    li.querySelector(".rule").textContent = esc.rule_name || esc.kind || "escalation";
+    li.querySelector(".status-badge").textContent = esc.status;
+    const who = esc.track === "inbound" ? " (caller)" : esc.track === "outbound" ? " (agent)" : "";
+    li.querySelector(".alert-call").textContent = `Call ${party(esc)}${who}`;
+    const evidence = li.querySelector(".evidence");
+    evidence.textContent = esc.evidence ? `“${esc.evidence}”` : "";
+    evidence.hidden = !esc.evidence;
+    const meta = [`raised ${timeOfDay(esc.raised_at)}`];
+    if (esc.acknowledged_at) meta.push(`acknowledged ${timeOfDay(esc.acknowledged_at)}`);
+    if (esc.resolved_at) meta.push(`resolved ${timeOfDay(esc.resolved_at)}`);
+    if (esc.resolution_notes) meta.push(`notes: ${esc.resolution_notes}`);
+    li.querySelector(".alert-meta").textContent = meta.join(" · ");
+    const label = `${esc.rule_name || "escalation"} on call ${party(esc)}`;
+    const may = state.me !== null && HANDLERS.has(state.me.role);
+    const ack = li.querySelector(".acknowledge");
+    ack.hidden = !may || esc.status !== "open";
+    ack.setAttribute("aria-label", `Acknowledge ${label}`);
+    const resolveButton = li.querySelector(".resolve");
+    const form = li.querySelector(".resolve-form");
+    if (!may || esc.status === "resolved") {
+      resolveButton.hidden = true;
+      form.hidden = true;
+    } else if (form.hidden) {
+      resolveButton.hidden = false;
+    }
+    resolveButton.setAttribute("aria-label", `Resolve ${label}`);
+    li.querySelector(".open-call").setAttribute("aria-label", `Open call ${party(esc)}`);
+  }
+
+  function alertError(id, message) {
+    const li = state.alertItems.get(id);
+    if (!li) return;
+    const p = li.querySelector(".alert-error");
+    p.textContent = message || "";
+    p.hidden = !message;
+  }
+
+  async function act(id, path, body, buttons) {
+    alertError(id, "");
+    for (const b of buttons) b.disabled = true;
+    try {
+      const row = await api("POST", `/api/escalations/${encodeURIComponent(id)}/${path}`, body);
+      upsertAlert(row);
+      return true;
+    } catch (err) {
+      alertError(id, err.message);
+      if (err.status === 409 || err.status === 404) {
+        try {
+          upsertAlert(await api("GET", `/api/escalations/${encodeURIComponent(id)}`), {
+            replace: true,
+          });
+        } catch (ignored) {
+          // The error shown is enough.
+        }
+      }
+      return false;
+    } finally {
+      for (const b of buttons) b.disabled = false;
+    }
+  }
+
+  function acknowledge(id) {
+    const li = state.alertItems.get(id);
+    return act(id, "acknowledge", undefined, [li.querySelector(".acknowledge")]);
+  }
+
+  async function resolve(id, notes) {
+    const li = state.alertItems.get(id);
+    const buttons = [li.querySelector(".confirm-resolve"), li.querySelector(".cancel-resolve")];
+    if (await act(id, "resolve", { notes }, buttons)) {
+      li.querySelector(".resolve-form").hidden = true;
+    }
+  }
+
+  function alertFromEvent(event) {
+    const d = event.data;
+    return {
+      id: d.event_id,
+      call_id: event.call_id,
+      rule_name: d.rule_name,
+      kind: d.kind,
+      severity: d.severity,
+      track: d.track,
+      start_ms: d.start_ms,
+      end_ms: d.end_ms,
+      evidence: d.evidence,
+      raised_at: d.occurred_at || event.at,
+      status: "open",
+    };
+  }
+
+  async function completeAlert(id) {
+    // A raised escalation on a call this page does not list: the API knows its numbers.
+    try {
+      upsertAlert(await api("GET", `/api/escalations/${encodeURIComponent(id)}`));
+    } catch (err) {
+      // Shown without numbers.
+    }
+  }
+
+  // ---- Feed events -----------------------------------------------------------------------
+
+  function applyEvent(event) {
+    const d = event.data || {};
+    switch (event.type) {
+      case "call_started":
+        refreshCallsSoon();
+        break;
+      case "call_status":
+        if (TERMINAL.has(d.status)) {
+          state.calls.delete(event.call_id);
+          renderCalls();
+          updateCall(event.call_id, { status: d.status });
+        } else if (state.calls.has(event.call_id)) {
+          updateCall(event.call_id, { status: d.status });
+        } else {
+          refreshCallsSoon();
+        }
+        break;
+      case "stream_started":
+        if (!state.calls.has(event.call_id)) refreshCallsSoon();
+        break;
+      case "transcript":
+        if (event.call_id === state.selected) {
+          addSegment({
+            id: d.event_id,
+            track: d.track,
+            start_ms: d.start_ms,
+            end_ms: d.end_ms,
+            text: d.text,
+          });
+        }
+        break;
+      case "consent":
+        if (d.applied && (d.verdict === "granted" || d.verdict === "refused")) {
+          updateCall(event.call_id, {
+            recording_consent: d.verdict === "granted",
+            consent_verified_by: d.by_person ? d.actor : `detector:${d.detector}`,
+          });
+        }
+        break;
+      case "escalation": {
+        if (!d.event_id) break;
+        const esc = upsertAlert(alertFromEvent(event));
+        updateCall(event.call_id, { escalated: true });
+        if (!state.beeped.has(esc.id) && esc.status === "open") {
+          state.beeped.add(esc.id);
+          beep(esc.severity);
+        }
+        if (!esc.from_number) completeAlert(esc.id);
+        break;
+      }
+      case "escalation_updated":
+        if (d.id) upsertAlert(d);
+        break;
+      default:
+        break; // dtmf, stream_stopped and types this page does not show
+    }
+  }
+
+  // ---- The feed connection ---------------------------------------------------------------
+
+  const feed = {
+    stopped: true,
+    mode: "websocket",
+    socket: null,
+    source: null,
+    wsFailures: 0,
+    attempt: 0,
+    timer: null,
+    loading: false,
+    queue: [],
+  };
+
+  function setFeedStatus(kind) {
+    const labels = {
+      connecting: "Connecting…",
+      live: feed.mode === "sse" ? "Live (SSE)" : "Live",
+      reconnecting: "Reconnecting…",
+    };
+    const status = el("feed-status");
+    status.dataset.state = kind;
+    status.textContent = labels[kind];
+  }
+
+  function startFeed() {
+    stopFeed();
+    feed.stopped = false;
+    feed.mode = "websocket";
+    feed.wsFailures = 0;
+    feed.attempt = 0;
+    state.lastEventId = null;
+    connect();
+  }
+
+  function detach() {
+    const { socket, source } = feed;
+    feed.socket = null;
+    feed.source = null;
+    if (socket) socket.close();
+    if (source) source.close();
+  }
+
+  function stopFeed() {
+    feed.stopped = true;
+    clearTimeout(feed.timer);
+    feed.timer = null;
+    detach();
+    stats.transport = "none";
+  }
+
+  function feedPath(base) {
+    return state.lastEventId === null ? base : `${base}?last_event_id=${state.lastEventId}`;
+  }
+
+  function connect() {
+    if (feed.stopped) return;
+    setFeedStatus(feed.attempt === 0 ? "connecting" : "reconnecting");
+    if (feed.mode === "sse") {
+      connectSse();
+      return;
+    }
+    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    let socket;
+    try {
+      socket = new WebSocket(`${scheme}//${window.location.host}${feedPath("/api/feed")}`);
+    } catch (err) {
+      failedToConnect();
+      return;
+    }
+    let opened = false;
+    feed.socket = socket;
+    // A handshake that neither opens nor fails (a proxy holding the upgrade) is a failure too.
+    const giveUp = setTimeout(() => {
+      if (feed.socket !== socket) return;
+      feed.socket = null;
+      socket.close();
+      failedToConnect();
+    }, CONNECT_TIMEOUT_MS);
+    socket.addEventListener("open", () => {
+      opened = true;
+      clearTimeout(giveUp);
+      feed.wsFailures = 0;
+    });
+    socket.addEventListener("message", (m) => {
+      if (feed.socket === socket) onMessage(m.data);
+    });
+    socket.addEventListener("close", (ev) => {
+      clearTimeout(giveUp);
+      if (feed.socket !== socket) return; // closed on purpose
+      feed.socket = null;
+      if (ev.code === RESYNC_CLOSE_CODE) state.lastEventId = null;
+      if (opened) reconnectLater();
+      else failedToConnect();
+    });
+  }
+
+  function failedToConnect() {
+    feed.wsFailures += 1;
+    if (feed.mode === "websocket" && feed.wsFailures >= 2) feed.mode = "sse"; // a proxy without WebSockets
+    reconnectLater({ checkSession: true });
+  }
+
+  function connectSse() {
+    const source = new EventSource(feedPath("/api/feed/sse"));
+    feed.source = source;
+    source.addEventListener("message", (m) => {
+      if (feed.source === source) onMessage(m.data);
+    });
+    source.addEventListener("error", () => {
+      if (feed.source !== source) return;
+      if (source.readyState === EventSource.CLOSED) {
+        feed.source = null;
+        reconnectLater({ checkSession: true });
+      } else {
+        setFeedStatus("reconnecting"); // EventSource retries by itself, with Last-Event-ID
+      }
+    });
+  }
+
+  function reconnectLater({ checkSession = false } = {}) {
+    if (feed.stopped) return;
+    stats.transport = "none";
+    setFeedStatus("reconnecting");
+    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** feed.attempt);
+    feed.attempt += 1;
+    clearTimeout(feed.timer);
+    feed.timer = setTimeout(async () => {
+      feed.timer = null;
+      if (checkSession) {
+        // A refused handshake looks like any failure: a signed-out session shows the form.
+        try {
+          await api("GET", "/api/auth/me");
+        } catch (err) {
+          if (err.status === 401) return;
+        }
+      }
+      connect();
+    }, base * (0.5 + Math.random() / 2));
+  }
+
+  function onMessage(raw) {
+    let message;
+    try {
+      message = JSON.parse(raw);
+    } catch (err) {
+      return;
+    }
+    if (message.type === "hello") {
+      feed.attempt = 0;
+      stats.transport = feed.mode;
+      setFeedStatus("live");
+      if (state.lastEventId === null) {
+        // A fresh connection: the API's state now, then every event after this id.
+        state.lastEventId = message.last_event_id;
+        stats.lastEventId = state.lastEventId;
+        reload();
+      }
+      return;
+    }
+    if (message.type === "resync") {
+      detach();
+      state.lastEventId = null;
+      reconnectLater();
+      return;
+    }
+    if (typeof message.id !== "number") return;
+    if (state.lastEventId !== null && message.id <= state.lastEventId) return; // seen
+    state.lastEventId = message.id;
+    stats.lastEventId = message.id;
+    stats.eventsSeen += 1;
+    if (feed.loading) {
+      feed.queue.push(message); // applied on top of the state being loaded
+      return;
+    }
+    applyEvent(message);
+  }
+
+  async function reload() {
+    feed.loading = true;
+    feed.queue = [];
+    try {
+      await Promise.all([loadCalls(), loadAlerts()]);
+      showPageError("");
+    } catch (err) {
+      if (err.status !== 401) showPageError(`Could not load the dashboard: ${err.message}`);
+    } finally {
+      feed.loading = false;
+      const queued = feed.queue;
+      feed.queue = [];
+      for (const event of queued) applyEvent(event);
+    }
+    if (state.selected && state.me) openCall(state.selected);
+  }
+
+  // ---- Start -----------------------------------------------------------------------------
+
+  async function start() {
+    el("login-form").addEventListener("submit", onLogin);
+    el("logout-button").addEventListener("click", onLogout);
+    el("sound-button").addEventListener("click", unlockAudio);
+    // Any gesture may unlock sound; once it plays, stop listening.
+    const gesture = () => {
+      unlockAudio();
+      if (audio && audio.state === "running") {
+        document.removeEventListener("pointerdown", gesture, true);
+        document.removeEventListener("keydown", gesture, true);
+      }
+    };
+    document.addEventListener("pointerdown", gesture, true);
+    document.addEventListener("keydown", gesture, true);
+    try {
+      const me = await api("GET", "/api/auth/me");
+      if (me.csrf_token) signedIn(me);
+      else showLogin(); // a session without a token to write with: sign in again
+    } catch (err) {
+      if (err.status === 401) showLogin();
+      else {
+        showPageError(`The server cannot be reached: ${err.message}`);
+        showLogin();
+      }
+    }
+  }
+
+  start();
+})();
