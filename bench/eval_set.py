@@ -88,8 +88,8 @@ def load(path: Path = MANIFEST) -> list[EvalCall]:
 
 
 def load_set(path: Path = MANIFEST) -> EvalSet:
-    """Read and check a manifest: every clip has a text, every expected phrase is one of the
-    set's phrases, turns on a side are in time order, call ids are unique.
+    """Read and check a manifest: every clip has a text, every expected rule is one of the
+    set's `escalation_rules`, turns on a side are in time order, call ids are unique.
 
     Raises `ManifestError` naming what is wrong, `OSError` if the file cannot be read.
     """
@@ -98,20 +98,20 @@ def load_set(path: Path = MANIFEST) -> EvalSet:
     except json.JSONDecodeError as exc:
         raise ManifestError(f"{path}: not JSON: {exc}") from None
     root = _object(raw, "manifest")
-    phrases = tuple(_string(p, "escalation_rules[]") for p in _array(root, "escalation_rules"))
+    rules = tuple(_string(r, "escalation_rules[]") for r in _array(root, "escalation_rules"))
     texts = {k: _string(v, f"texts.{k}") for k, v in _object(root.get("texts"), "texts").items()}
     calls: list[EvalCall] = []
     seen: set[str] = set()
     for i, item in enumerate(_array(root, "calls")):
-        call = _call(_object(item, f"calls[{i}]"), texts, phrases)
+        call = _call(_object(item, f"calls[{i}]"), texts, rules)
         if call.id in seen:
             raise ManifestError(f"call {call.id}: id used twice")
         seen.add(call.id)
         calls.append(call)
-    return EvalSet(calls=tuple(calls), escalation_rules=phrases, texts=texts)
+    return EvalSet(calls=tuple(calls), escalation_rules=rules, texts=texts)
 
 
-def _call(obj: Mapping[str, object], texts: Mapping[str, str], phrases: Sequence[str]) -> EvalCall:
+def _call(obj: Mapping[str, object], texts: Mapping[str, str], rules: Sequence[str]) -> EvalCall:
     call_id = _string(obj.get("id"), "call id")
     where = f"call {call_id}"
     expect = _object(obj.get("expect"), f"{where}: expect")
@@ -124,10 +124,10 @@ def _call(obj: Mapping[str, object], texts: Mapping[str, str], phrases: Sequence
     elif consent is not None:
         raise ManifestError(f"{where}: consent must be granted, refused or null, not {consent!r}")
     wanted = _array(expect, "escalations", where)
-    escalations = tuple(_string(p, f"{where}: escalations[]") for p in wanted)
-    for phrase in escalations:
-        if phrase not in phrases:
-            raise ManifestError(f"{where}: {phrase!r} is not one of the escalation rules")
+    escalations = tuple(_string(r, f"{where}: escalations[]") for r in wanted)
+    for rule in escalations:
+        if rule not in rules:
+            raise ManifestError(f"{where}: {rule!r} is not one of the escalation rules")
     return EvalCall(
         id=call_id,
         agent=_turns(obj, "agent", texts, where),
