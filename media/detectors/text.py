@@ -113,6 +113,13 @@ _QUESTION_OPENERS = frozenset(
 )  # fmt: skip
 # "No problem" and "no thanks" start with "no" but say the opposite of a bare "no".
 _NOT_REFUSALS = frozenset({"no problem"})
+ANSWER_WORDS_WITHIN = 3
+"""A one-word answer ("yes", "no", "okay") counts only among an utterance's first words: "no"
+in "nobody has fixed it, no one calls back" answers nothing."""
+
+
+def _placed(match: PhraseMatch) -> bool:
+    return match.end_word - match.start_word > 1 or match.start_word < ANSWER_WORDS_WITHIN
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +142,8 @@ def classify_consent(text: str) -> ConsentAnswer | None:
         return None
     if text.rstrip().endswith("?") or heard[0] in _QUESTION_OPENERS:
         return None
-    refusals = [m for m in find_phrases(text, REFUSAL) if m.exact]
-    agreements = [m for m in find_phrases(text, AGREEMENT) if m.exact and m.phrase not in ("no",)]
+    refusals = [m for m in find_phrases(text, REFUSAL) if m.exact and _placed(m)]
+    agreements = [m for m in find_phrases(text, AGREEMENT) if m.exact and _placed(m)]
     decisions: list[tuple[int, ConsentAnswer]] = []
     for m in agreements:
         if m.negated:

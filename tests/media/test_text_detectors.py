@@ -83,7 +83,9 @@ def test_refusal_refuses_consent(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     ["Why would I agree?", "Do I have to say yes?", "yes?", "Can I say no", "No, that's fine.",
-     "Yeah no", "I'm calling about my bill", ""],
+     "Yeah no", "I'm calling about my bill", "",
+     # One-word answers deep in a sentence answer nothing (a transcript lost the question).
+     "I was charged twice and no one fixed it", "I have to say yeah"],
 )  # fmt: skip
 def test_questions_mixed_answers_and_other_talk_decide_nothing(text: str) -> None:
     assert classify_consent(text) is None, text
