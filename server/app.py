@@ -106,7 +106,10 @@ def _load_engine(settings: Settings) -> TranscriptionEngine:
     from media.transcription.whisper import WhisperEngine  # heavy: only when configured
 
     return WhisperEngine(
-        settings.whisper_model, settings.data_dir / "models", settings.transcription_workers
+        settings.whisper_model,
+        settings.data_dir / "models",
+        settings.transcription_workers,
+        hotwords=settings.whisper_hotwords,
     )
 
 

@@ -57,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     org.add_argument("name")
     org.add_argument("--number", help="an E.164 number SignalWire sends to this server")
     org.add_argument("--dial-target", help="E.164 number to connect its calls to")
+    org.add_argument(
+        "--consent-default",
+        choices=("all_party", "one_party"),
+        default="all_party",
+        help="recording consent rule for calls whose parties are outside the US state table",
+    )
     num = admin_sub.add_parser("add-number", help="route a number to an organization")
     num.add_argument("org_id")
     num.add_argument("number")
@@ -148,7 +154,7 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
     _dsn, pool = await open_database(settings)
     try:
         if args.admin_command == "create-org":
-            org_id = await calls.create_org(pool, args.name)
+            org_id = await calls.create_org(pool, args.name, args.consent_default)
             if args.number:
                 await calls.add_phone_number(pool, org_id, args.number, args.dial_target)
             print(org_id)
@@ -252,7 +258,9 @@ async def _demo_number(dsn: str) -> str:
     pool = await create_pool(dsn, max_size=1)
     try:
         if await calls.route_number(pool, DEMO_NUMBER) is None:
-            org_id = await calls.create_org(pool, DEMO_ORG)
+            # The demo's numbers are in no US state, so its org decides the consent rule: one
+            # party (the agent), so the demo shows words without a consenting caller.
+            org_id = await calls.create_org(pool, DEMO_ORG, consent_default="one_party")
             with contextlib.suppress(asyncpg.UniqueViolationError):
                 await calls.add_phone_number(pool, org_id, DEMO_NUMBER)
     finally:

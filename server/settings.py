@@ -16,6 +16,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from media.transcription.whisper import CONSENT_HOTWORDS
+
 GENERATED_SECRETS = ("signalwire_signing_key", "stream_token_secret")
 
 
@@ -60,6 +62,8 @@ class Settings(BaseSettings):
 
     transcription_engine: Literal["whisper", "none"] = "whisper"
     whisper_model: str = "bundled:tiny.en"
+    whisper_hotwords: str = CONSENT_HOTWORDS
+    """Hint phrases for the decoder; empty for none."""
     transcription_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
     transcription_queue: int = Field(default=64, ge=1, le=10_000)
 

@@ -41,9 +41,15 @@ class CallRef:
     status: str
 
 
-async def create_org(conn: Executor, name: str) -> uuid.UUID:
+async def create_org(
+    conn: Executor, name: str, consent_default: Literal["one_party", "all_party"] = "all_party"
+) -> uuid.UUID:
+    """`consent_default` applies to calls whose parties' jurisdiction is not known."""
     org_id: uuid.UUID = await conn.fetchval(
-        "INSERT INTO organizations (name) VALUES ($1) RETURNING id", name, timeout=QUERY_TIMEOUT_S
+        "INSERT INTO organizations (name, consent_default) VALUES ($1, $2) RETURNING id",
+        name,
+        consent_default,
+        timeout=QUERY_TIMEOUT_S,
     )
     return org_id
 
@@ -235,20 +241,6 @@ async def apply_stream_status(
     return not result.endswith(" 0")
 
 
-async def call_state(
-    conn: Executor, call_id: uuid.UUID, org_id: uuid.UUID
-) -> Literal["active", "unknown", "ended"]:
-    status = await conn.fetchval(
-        "SELECT status FROM calls WHERE id = $1 AND org_id = $2",
-        call_id,
-        org_id,
-        timeout=QUERY_TIMEOUT_S,
-    )
-    if status is None:
-        return "unknown"
-    return "ended" if status in TERMINAL_STATUSES else "active"
-
-
 async def call_report(conn: Executor, call_sid: str) -> dict[str, Any] | None:
     """The call with its streams and transcript, as plain data (the simulator prints it)."""
     call = await conn.fetchrow(
@@ -267,10 +259,17 @@ async def call_report(conn: Executor, call_sid: str) -> dict[str, Any] | None:
         call["id"],
         timeout=QUERY_TIMEOUT_S,
     )
+    escalations = await conn.fetch(
+        """SELECT rule_name, severity, track, start_ms, evidence FROM escalations
+           WHERE call_id = $1 ORDER BY start_ms""",
+        call["id"],
+        timeout=QUERY_TIMEOUT_S,
+    )
     return {
         "call": dict(call),
         "streams": [dict(s) for s in streams],
         "transcript": [dict(s) for s in segments],
+        "escalations": [dict(e) for e in escalations],
     }
 
 

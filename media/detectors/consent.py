@@ -7,8 +7,10 @@ starts (the window then opens at 0) or spoken by the agent and heard on the agen
 
 Segments are transcribed in parallel, so the caller's answer can be transcribed before the
 agent's disclosure that preceded it: recent caller segments are kept and judged again when a
-disclosure turns up. A later answer in the window replaces an earlier one ("yes… actually no,
-don't record this"); after the window nothing spoken changes the verdict.
+disclosure turns up. A later answer in the window replaces an earlier one only when it says so
+in more than one word ("yes… actually no, don't record this"): a stray "no" or "okay" later in
+the conversation is talk, not a change of mind. After the window nothing spoken changes the
+verdict.
 """
 
 from __future__ import annotations
@@ -99,6 +101,8 @@ class ConsentTracker:
             return []  # an older answer arriving late does not undo a newer one
         answer = classify_consent(heard.text)
         if answer is None:
+            return []
+        if self._answered_at is not None and " " not in answer.evidence:
             return []
         self._answered_at = heard.start_ms
         self.verdict = answer.verdict

@@ -112,15 +112,28 @@ def _bundled_folder(model: BundledModel, cache_dir: Path) -> Path:
     return folder
 
 
+CONSENT_HOTWORDS = (
+    "Yes, no, okay, sure, of course, that's fine, go ahead, I agree, I consent, "
+    "I do not consent, please don't record this, I'd rather not, no thanks."
+)
+"""Hint phrases for the decoder: the answers to a recording disclosure, which are short and the
+easiest to mishear ("Of course" as "Encore"). Measured on the eval set, they win answers back
+without making up any; escalation words were left out, because hinting them made the decoder
+hear "complaint" for "today" (tests/fixtures/eval/README.md)."""
+
+
 class WhisperEngine:
     """faster-whisper with settings pinned for short telephony utterances."""
 
-    def __init__(self, spec: str, cache_dir: Path, workers: int) -> None:
+    def __init__(
+        self, spec: str, cache_dir: Path, workers: int, hotwords: str | None = CONSENT_HOTWORDS
+    ) -> None:
         from faster_whisper import WhisperModel  # heavy import, only when this engine is used
 
         location, label = resolve_model(spec, cache_dir)
         self._language = "en" if label.endswith(".en") else None
         self._name = f"faster-whisper:{label}"
+        self._hotwords = hotwords or None
         # One CPU thread per decode and one decode per worker: on a busy 2-core box this keeps
         # latency predictable instead of letting every decode fight for every core.
         self._model = WhisperModel(
@@ -148,6 +161,7 @@ class WhisperEngine:
             condition_on_previous_text=False,
             without_timestamps=True,
             vad_filter=False,
+            hotwords=self._hotwords,
         )
         texts: list[str] = []
         logprobs: list[float] = []

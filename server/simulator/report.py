@@ -61,4 +61,15 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"  [{start:7.2f}s] {seg['speaker']:>6}: {seg['text']}")
     if not report["transcript"]:
         lines.append("  (no transcript)")
+    consent = {True: "granted", False: "refused", None: "not given"}[call["recording_consent"]]
+    lines.append(
+        f"  consent: {consent} ({call['consent_rule']} rule"
+        + (f", by {call['consent_verified_by']}" if call["consent_verified_by"] else "")
+        + ")"
+    )
+    for e in report["escalations"]:
+        lines.append(
+            f"  escalation [{e['start_ms'] / 1000:7.2f}s] {e['severity']} {e['rule_name']}: "
+            f"{e['evidence']}"
+        )
     return "\n".join(lines)

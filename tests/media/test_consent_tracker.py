@@ -58,6 +58,13 @@ def test_a_later_answer_replaces_an_earlier_one_but_not_the_other_way_round() ->
     assert tracker.verdict == "refused"
 
 
+def test_after_an_answer_a_one_word_remark_is_talk_not_a_change_of_mind() -> None:
+    tracker = ConsentTracker(disclosure_played=True, keypad_answers=False)
+    assert answers(tracker, 1_000, "Sure.") == [("caller_speech", "granted")]
+    assert answers(tracker, 6_000, "No. It's still broken.") == []
+    assert tracker.verdict == "granted"
+
+
 def test_nothing_spoken_after_the_window_counts() -> None:
     tracker = ConsentTracker(disclosure_played=True, keypad_answers=False, window_ms=10_000)
     assert answers(tracker, 10_001, "Yes.") == []
