@@ -105,7 +105,8 @@ REFUSAL = (
     "no", "nope", "don't record", "do not record", "please don't", "i don't consent",
     "i do not consent", "i don't agree", "i do not agree", "stop recording", "i object",
     "not okay", "not ok", "not fine", "no thanks", "no thank you", "i'd rather not",
-    "i would rather not",
+    "i would rather not", "don't want this recorded", "don't want this call recorded",
+    "don't want to be recorded", "do not want to be recorded", "not be recorded",
 )  # fmt: skip
 _QUESTION_OPENERS = frozenset(
     {"why", "what", "how", "who", "where", "when", "would", "could", "should", "do", "does",
@@ -140,7 +141,9 @@ def classify_consent(text: str) -> ConsentAnswer | None:
     heard = words(text)
     if not heard:
         return None
-    if text.rstrip().endswith("?") or heard[0] in _QUESTION_OPENERS:
+    # "Do you record?" asks; "Do not record this" tells.
+    imperative = heard[0] == "do" and heard[1:2] == ["not"]
+    if text.rstrip().endswith("?") or (heard[0] in _QUESTION_OPENERS and not imperative):
         return None
     refusals = [m for m in find_phrases(text, REFUSAL) if m.exact and _placed(m)]
     agreements = [m for m in find_phrases(text, AGREEMENT) if m.exact and _placed(m)]

@@ -122,6 +122,11 @@ without making up any; escalation words were left out, because hinting them made
 hear "complaint" for "today" (tests/fixtures/eval/README.md)."""
 
 
+MAX_COMPRESSION_RATIO = 2.4
+"""Text that compresses better than this is a repetition loop (Whisper's own threshold, which
+it applies only when it may re-decode at a higher temperature; we decode greedily once)."""
+
+
 class WhisperEngine:
     """faster-whisper with settings pinned for short telephony utterances."""
 
@@ -168,6 +173,8 @@ class WhisperEngine:
         for seg in segments:
             if seg.no_speech_prob > 0.6 and seg.avg_logprob < -1.0:
                 continue  # Whisper's own verdict: noise, not words (avoids hallucinated text)
+            if seg.compression_ratio > MAX_COMPRESSION_RATIO:
+                continue  # a decoding loop ("no, no, no, …"), not what was said
             texts.append(seg.text.strip())
             logprobs.append(seg.avg_logprob)
         text = " ".join(t for t in texts if t)

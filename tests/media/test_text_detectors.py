@@ -73,7 +73,8 @@ def test_agreement_grants_consent(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     ["No.", "Please don't record this.", "I do not consent.", "I don't agree", "Not okay",
-     "No thanks", "I'd rather not"],
+     "No thanks", "I'd rather not", "Do not record this call.",
+     "I don't want this call recorded."],
 )  # fmt: skip
 def test_refusal_refuses_consent(text: str) -> None:
     answer = classify_consent(text)
