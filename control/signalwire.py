@@ -581,13 +581,19 @@ def _parse_retry_after(value: str | None) -> float | None:
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
-def _parse_call(status: int, raw: bytes) -> CallCreated:
+def _body_with_sid(status: int, raw: bytes) -> dict[str, Any]:
+    """A created resource's JSON, which must carry a non-empty `sid`."""
     try:
         body = json.loads(raw)
     except ValueError:
         body = None
     if not isinstance(body, dict) or not isinstance(body.get("sid"), str) or not body["sid"]:
         raise SignalWireError("malformed response", status=status)
+    return body
+
+
+def _parse_call(status: int, raw: bytes) -> CallCreated:
+    body = _body_with_sid(status, raw)
     call_status = body.get("status")
     return CallCreated(
         sid=body["sid"], status=call_status if isinstance(call_status, str) else "", raw=body
@@ -595,14 +601,7 @@ def _parse_call(status: int, raw: bytes) -> CallCreated:
 
 
 def _parse_recording_sid(status: int, raw: bytes) -> str:
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        body = None
-    if not isinstance(body, dict) or not isinstance(body.get("sid"), str) or not body["sid"]:
-        raise SignalWireError("malformed response", status=status)
-    sid: str = body["sid"]
-    return sid
+    return str(_body_with_sid(status, raw)["sid"])
 
 
 def _ignore_body(status: int, raw: bytes) -> None:

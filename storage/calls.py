@@ -336,44 +336,31 @@ async def get_call(
     if call is None:
         return None
     result = dict(call)
-    streams = await conn.fetch(
-        """SELECT stream_sid, name, status, codec, sample_rate, tracks, frames_received_inbound,
-                  frames_received_outbound, frames_lost_inbound, frames_lost_outbound,
-                  audio_lost_ms, end_reason, error, started_at, stopped_at
-           FROM media_streams WHERE org_id = $1 AND call_id = $2 ORDER BY created_at""",
-        org_id,
-        call_id,
-        timeout=QUERY_TIMEOUT_S,
-    )
-    result["streams"] = [dict(s) for s in streams]
-    consent = await conn.fetch(
-        """SELECT id, kind, detector, verdict, track, offset_ms, evidence, segment_id, actor,
-                  occurred_at
-           FROM consent_events WHERE org_id = $1 AND call_id = $2 ORDER BY occurred_at""",
-        org_id,
-        call_id,
-        timeout=QUERY_TIMEOUT_S,
-    )
-    result["consent_events"] = [dict(c) for c in consent]
-    raised = await conn.fetch(
-        """SELECT id, rule_name, kind, severity, track, start_ms, end_ms, evidence, raised_at,
-                  status
-           FROM escalations WHERE org_id = $1 AND call_id = $2 ORDER BY raised_at""",
-        org_id,
-        call_id,
-        timeout=QUERY_TIMEOUT_S,
-    )
-    result["escalations"] = [dict(e) for e in raised]
+    # The call's parts, each a list of rows in its own order (the transcript only if asked).
+    parts = {
+        "streams": """SELECT stream_sid, name, status, codec, sample_rate, tracks,
+                             frames_received_inbound, frames_received_outbound,
+                             frames_lost_inbound, frames_lost_outbound, audio_lost_ms,
+                             end_reason, error, started_at, stopped_at
+                      FROM media_streams WHERE org_id = $1 AND call_id = $2
+                      ORDER BY created_at""",
+        "consent_events": """SELECT id, kind, detector, verdict, track, offset_ms, evidence,
+                                    segment_id, actor, occurred_at
+                             FROM consent_events WHERE org_id = $1 AND call_id = $2
+                             ORDER BY occurred_at""",
+        "escalations": """SELECT id, rule_name, kind, severity, track, start_ms, end_ms,
+                                 evidence, raised_at, status
+                          FROM escalations WHERE org_id = $1 AND call_id = $2
+                          ORDER BY raised_at""",
+    }
     if with_transcript:
-        segments = await conn.fetch(
-            """SELECT id, speaker, track, start_ms, end_ms, text, confidence, is_final, engine
-               FROM transcript_segments WHERE org_id = $1 AND call_id = $2
-               ORDER BY start_ms, track""",
-            org_id,
-            call_id,
-            timeout=QUERY_TIMEOUT_S,
-        )
-        result["transcript"] = [dict(s) for s in segments]
+        parts["transcript"] = """SELECT id, speaker, track, start_ms, end_ms, text, confidence,
+                                        is_final, engine
+                                 FROM transcript_segments WHERE org_id = $1 AND call_id = $2
+                                 ORDER BY start_ms, track"""
+    for name, query in parts.items():
+        rows = await conn.fetch(query, org_id, call_id, timeout=QUERY_TIMEOUT_S)
+        result[name] = [dict(r) for r in rows]
     return result
 
 

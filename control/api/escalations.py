@@ -8,6 +8,7 @@ change is audited and goes to the supervisors' feed as `escalation_updated`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -98,8 +99,7 @@ async def get_escalation(request: web.Request) -> web.Response:
 @requires(Action.ESCALATIONS_HANDLE)
 async def acknowledge(request: web.Request) -> web.Response:
     async def change(row: dict[str, Any], actor: str, now: datetime) -> dict[str, Any]:
-        if row["status"] == "resolved":
-            raise ApiError(409, "ESCALATION_RESOLVED", "the escalation is already resolved")
+        _not_resolved(row)
         if row["status"] == "acknowledged":
             return {}
         return {"status": "acknowledged", "acknowledged_by": actor, "acknowledged_at": now}
@@ -113,8 +113,7 @@ async def resolve(request: web.Request) -> web.Response:
     body = await parse_body(request, ResolveBody)
 
     async def change(row: dict[str, Any], actor: str, now: datetime) -> dict[str, Any]:
-        if row["status"] == "resolved":
-            raise ApiError(409, "ESCALATION_RESOLVED", "the escalation is already resolved")
+        _not_resolved(row)
         changes: dict[str, Any] = {
             "status": "resolved",
             "resolved_by": actor,
@@ -135,8 +134,7 @@ async def assign(request: web.Request) -> web.Response:
     body = await parse_body(request, AssignBody)
 
     async def change(row: dict[str, Any], actor: str, now: datetime) -> dict[str, Any]:
-        if row["status"] == "resolved":
-            raise ApiError(409, "ESCALATION_RESOLVED", "the escalation is already resolved")
+        _not_resolved(row)
         return {} if row["assigned_to"] == body.user_id else {"assigned_to": body.user_id}
 
     async def check(conn: Connection, org_id: uuid.UUID) -> None:
@@ -149,11 +147,18 @@ async def assign(request: web.Request) -> web.Response:
     return await _change(request, "escalation.assign", change, check)
 
 
+Change = Callable[[dict[str, Any], str, datetime], Awaitable[dict[str, Any]]]
+"""(the escalation's row, the actor, now) → the columns to set; empty for no change."""
+Check = Callable[[Connection, uuid.UUID], Awaitable[None]]
+
+
+def _not_resolved(row: dict[str, Any]) -> None:
+    if row["status"] == "resolved":
+        raise ApiError(409, "ESCALATION_RESOLVED", "the escalation is already resolved")
+
+
 async def _change(
-    request: web.Request,
-    action: str,
-    change: Any,
-    check: Any = None,
+    request: web.Request, action: str, change: Change, check: Check | None = None
 ) -> web.Response:
     who = principal(request)
     escalation_id = _escalation_id(request)

@@ -18,8 +18,13 @@ from tests.conftest import SPEECH, timeout
 from tests.support.calls import simulator
 
 
+DIGITS = "zero one two three four five six seven eight nine".split()
+
+
 def words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z]+", text.lower()))
+    """Lower-case words, digits spelled out ("4-5-6" says "four five six")."""
+    spelled = re.sub(r"\d", lambda m: f" {DIGITS[int(m.group())]} ", text.lower())
+    return set(re.findall(r"[a-z]+", spelled))
 
 
 def recall(expected: list[str], heard: list[str]) -> float:
