@@ -40,6 +40,8 @@ test: lint typecheck
 bench: $(STAMP)
 	$(BIN)/python -m bench.frame_path
 	$(BIN)/python -m bench.streams
+	$(BIN)/python -m bench.alert_latency
+	$(BIN)/python -m bench.detector_eval
 
 fixtures:
 	bash tests/fixtures/speech/make_fixtures.sh

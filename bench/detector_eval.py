@@ -191,6 +191,7 @@ def main() -> None:
     parser.add_argument("--models-dir", type=Path, default=Path(".voxsouth/models"))
     parser.add_argument("--disclosure", choices=("spoken", "played"), default="spoken")
     parser.add_argument("--hotwords", default=CONSENT_HOTWORDS, help="decoder hints ('' none)")
+    parser.add_argument("--beam-size", type=int, default=1)
     parser.add_argument(
         "--exact-text", action="store_true", help="skip transcription: the detectors alone"
     )
@@ -198,7 +199,9 @@ def main() -> None:
     args = parser.parse_args()
     engine = None
     if not args.exact_text:
-        engine = WhisperEngine(args.model, args.models_dir, workers=1, hotwords=args.hotwords)
+        engine = WhisperEngine(
+            args.model, args.models_dir, 1, hotwords=args.hotwords, beam_size=args.beam_size
+        )
     calls = [c for c in load() if not args.calls or c.id.startswith(args.calls)]
     played = args.disclosure == "played"
     started = time.perf_counter()
@@ -208,7 +211,7 @@ def main() -> None:
     )
     print(f"{len(calls)} calls ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}), "
           f"engine {engine.name if engine else 'none (exact text)'}, "
-          f"disclosure {args.disclosure}, "
+          f"beam {args.beam_size}, disclosure {args.disclosure}, "
           f"{time.perf_counter() - started:.0f} s")  # fmt: skip
     print("\n".join(report(results, played)))
     if wrong := misses(results):

@@ -110,6 +110,7 @@ def _load_engine(settings: Settings) -> TranscriptionEngine:
         settings.data_dir / "models",
         settings.transcription_workers,
         hotwords=settings.whisper_hotwords,
+        beam_size=settings.whisper_beam_size,
     )
 
 

@@ -17,7 +17,6 @@ from storage.db import Pool
 from tests.conftest import SPEECH, timeout
 from tests.support.calls import simulator
 
-
 DIGITS = "zero one two three four five six seven eight nine".split()
 
 
