@@ -191,7 +191,7 @@ def main() -> None:
     parser.add_argument("--models-dir", type=Path, default=Path(".voxsouth/models"))
     parser.add_argument("--disclosure", choices=("spoken", "played"), default="spoken")
     parser.add_argument("--hotwords", default=CONSENT_HOTWORDS, help="decoder hints ('' none)")
-    parser.add_argument("--beam-size", type=int, default=1)
+    parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument(
         "--exact-text", action="store_true", help="skip transcription: the detectors alone"
     )

@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     whisper_model: str = "bundled:tiny.en"
     whisper_hotwords: str = CONSENT_HOTWORDS
     """Hint phrases for the decoder; empty for none."""
-    whisper_beam_size: int = Field(default=1, ge=1, le=10)
+    whisper_beam_size: int = Field(default=5, ge=1, le=10)
     transcription_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
     transcription_queue: int = Field(default=64, ge=1, le=10_000)
 

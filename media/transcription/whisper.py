@@ -136,7 +136,7 @@ class WhisperEngine:
         cache_dir: Path,
         workers: int,
         hotwords: str | None = CONSENT_HOTWORDS,
-        beam_size: int = 1,
+        beam_size: int = 5,
     ) -> None:
         from faster_whisper import WhisperModel  # heavy import, only when this engine is used
 
@@ -166,10 +166,11 @@ class WhisperEngine:
         segments, _info = self._model.transcribe(
             audio,
             language=self._language,
-            # Greedy by default: a wider beam hears a little more (bench.detector_eval) for
-            # about half as much decode time again.
+            # A beam of 5 hears more than greedy decoding (bench.detector_eval: consent recall
+            # 0.83 → 0.89, no wrong verdict) at no measurable cost on short utterances, whose
+            # decode time is the encoder's fixed 30 s window, not the search.
             beam_size=self._beam_size,
-            # Greedy only: fallback re-decoding at higher temperatures causes 3-5 s outliers.
+            # One temperature: fallback re-decoding at higher ones causes 3-5 s outliers.
             temperature=0.0,
             condition_on_previous_text=False,
             without_timestamps=True,
