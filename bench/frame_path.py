@@ -3,8 +3,9 @@
 Builds SignalWire-shaped `media` messages (string counters, no top-level streamSid, both
 tracks) from `tests/fixtures/speech/two_party.wav`, looping the fixture with ever increasing
 chunk and sequence numbers, and times each message through `StreamParser.receive` and
-`CallSession.on_media` with the real WebRTC VAD (what the websocket loop does per message,
-less the socket). Then times the pieces alone: JSON parse, base64, mu-law decode, VAD.
+`CallSession.on_media` with the real WebRTC VAD and the default escalation rules' acoustic
+detectors (what the websocket loop does per message, less the socket). Then times the pieces
+alone: JSON parse, base64, mu-law decode, VAD.
 
 Figures, not a pass/fail test: the machine is shared, so read p50 (robust to noise) first.
 The target from the issue: per-frame work (parse, decode, VAD) at most 25 µs at p50.
@@ -29,8 +30,9 @@ import numpy.typing as npt
 from websockets.http11 import Request
 
 from media.codecs import Decoder, parse_format
+from media.detectors.rules import DEFAULT_RULES
 from media.protocol import FloodGuard, Media, Start, StreamParser
-from media.session import CallSession, SessionConfig
+from media.session import CallPolicy, CallSession, SessionConfig
 from media.vad import Endpointer, EndpointerConfig, WebRtcVoiceDetector
 from server.simulator.audio import CallAudio, read_call_audio
 
@@ -140,6 +142,8 @@ def open_session(source: MessageSource) -> tuple[StreamParser, CallSession]:
         call_id=uuid.uuid4(),
         config=SessionConfig(),
         vad_factory=lambda: WebRtcVoiceDetector(VAD_AGGRESSIVENESS),
+        # The default escalation rules run on every frame (raised voice, dead air, talk-over).
+        policy=CallPolicy(rules=DEFAULT_RULES),
     )
     return parser, session
 

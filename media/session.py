@@ -274,9 +274,7 @@ class CallSession:
         events = self._content(segment)
         sid = segment.event_id
         if ready.track == "outbound":
-            findings = self._consent.on_agent_text(
-                segment.start_ms, segment.end_ms, result.text, sid
-            )
+            findings = self._consent.on_agent_text(segment.start_ms, result.text, sid)
         else:
             findings = self._consent.on_caller_text(segment.start_ms, result.text, sid)
         events += self._consent_events(findings)

@@ -68,7 +68,7 @@ class ConsentTracker:
         return d is not None and d <= offset_ms <= d + self._window_ms
 
     def on_agent_text(
-        self, start_ms: int, end_ms: int, text: str, segment_id: uuid.UUID | None
+        self, start_ms: int, text: str, segment_id: uuid.UUID | None
     ) -> list[ConsentFinding]:
         matches = [m for m in find_phrases(text, DISCLOSURE_PHRASES) if not m.negated]
         if not matches:

@@ -27,7 +27,7 @@ def test_an_answer_with_no_disclosure_is_not_consent() -> None:
 
 def test_spoken_disclosure_on_the_agent_track_is_evidence_and_opens_the_window() -> None:
     tracker = ConsentTracker(disclosure_played=False, keypad_answers=False)
-    found = tracker.on_agent_text(0, 3_000, "Hi, this call may be recorded for quality.", SEG)
+    found = tracker.on_agent_text(0, "Hi, this call may be recorded for quality.", SEG)
     assert [(f.kind, f.detector, f.track, f.offset_ms) for f in found] == [
         ("disclosure", "agent_speech", "outbound", 0)
     ]
@@ -37,7 +37,7 @@ def test_spoken_disclosure_on_the_agent_track_is_evidence_and_opens_the_window()
 def test_an_answer_transcribed_before_the_disclosure_is_judged_when_it_arrives() -> None:
     tracker = ConsentTracker(disclosure_played=False, keypad_answers=False)
     assert answers(tracker, 4_000, "Sure, go ahead.") == []
-    found = tracker.on_agent_text(0, 3_800, "Just so you know, this call is being recorded.", SEG)
+    found = tracker.on_agent_text(0, "Just so you know, this call is being recorded.", SEG)
     assert [(f.kind, f.verdict) for f in found] == [("disclosure", None), ("answer", "granted")]
 
 
