@@ -1,8 +1,10 @@
 """The supervisors' dashboard in real headless Chromium, against the real server.
 
-A call is opened through the signed voice webhook; its transcript, consent verdict and
-escalation are media events submitted to the running server's event writer, so they travel
-the path a detected one does: Postgres, NOTIFY, the feed hub, the WebSocket, the page. The
+One test plays a whole simulated call: the caller asks for a manager, the server transcribes
+and detects it, the alert appears on the page and is acknowledged. The others open a call
+through the signed voice webhook and submit its transcript, consent verdict and escalation as
+media events to the running server's event writer, so they travel the path a detected one
+does (Postgres, NOTIFY, the feed hub, the WebSocket, the page) without waiting for speech. The
 supervisor's clicks are checked where they land: in Postgres and its audit log.
 
 Chromium is the system's (`chromium` on PATH; `make test` installs it when run as root). Without
@@ -14,10 +16,12 @@ there is no browser, and the page (with its live feed) closes before the server 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,8 +30,11 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
+from bench.eval_set import load, render_call
+from media.codecs import ulaw_encode
 from media.events import ConsentEvidence, EscalationRaised, MediaEvent, TranscriptSegment
 from server.app import RunningServer
+from server.simulator.audio import CallAudio
 from storage.db import Pool
 from tests.conftest import timeout
 from tests.support.accounts import PASSWORD, Org, make_org
@@ -256,6 +263,51 @@ async def test_an_escalation_alerts_the_supervisor_who_acknowledges_it(
     )
     assert audited == 1
     assert dashboard.problems == [], dashboard.problems
+
+
+async def test_a_caller_asking_for_a_manager_on_a_live_call_alerts_the_page(
+    chromium: str,
+    start_server: Callable[..., AbstractAsyncContextManager[RunningServer]],
+    pool: Pool,
+    dashboard: Dashboard,
+) -> None:
+    """The whole path: a simulated call speaks, the server transcribes and detects, the page
+    alerts, the supervisor acknowledges."""
+    page = dashboard.page
+    org = await make_org(pool, "Dashboard live call")
+    email = org.emails["operator"]
+    inbound, outbound = render_call(next(c for c in load() if c.id == "escalation-01"))
+    audio = CallAudio(caller=ulaw_encode(inbound), agent=ulaw_encode(outbound))
+    async with start_server(transcription_engine="whisper") as srv:
+        await sign_in(page, srv, email)
+        async with aiohttp.ClientSession() as http:
+            call = asyncio.create_task(
+                simulator(http, srv, srv.settings).call(
+                    audio, to_number=org.number, from_number="+15550123456", speed=2.0
+                )
+            )
+            # The caller says "I want to speak to a manager." about 9 s into the call.
+            alert = page.locator("#alerts li").filter(has_text="supervisor-request")
+            await expect(alert).to_be_visible(timeout=ms(40))
+            await expect(alert).to_contain_text("manager")
+            await alert.get_by_role("button", name="Acknowledge").click()
+            await expect(alert).to_contain_class("status-acknowledged")
+            played = await call
+        assert played.errors == []
+    escalation_id = await alert.get_attribute("data-escalation-id")
+    assert escalation_id is not None
+    row = await pool.fetchrow(
+        """SELECT e.rule_name, e.status, e.acknowledged_by, c.call_sid
+           FROM escalations e JOIN calls c ON c.id = e.call_id WHERE e.id = $1""",
+        uuid.UUID(escalation_id),
+    )
+    assert row is not None
+    assert dict(row) == {
+        "rule_name": "supervisor-request",
+        "status": "acknowledged",
+        "acknowledged_by": f"user:{await user_id(pool, email)}",
+        "call_sid": played.call_sid,
+    }
 
 
 async def test_a_supervisor_resolves_an_escalation_with_notes_after_a_reload_without_websockets(
