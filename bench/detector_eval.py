@@ -166,6 +166,22 @@ def report(results: list[CallResult], disclosure_played: bool) -> list[str]:
     return lines
 
 
+def headline(results: list[CallResult]) -> str:
+    """The targets' figures for one group of calls."""
+    expected = sum(r.call.expect.consent is not None for r in results)
+    decided = [r for r in results if r.consent is not None]
+    right = sum(r.consent == r.call.expect.consent for r in decided)
+    wanted = sum(len(r.call.expect.escalations) for r in results)
+    found = sum(len(set(r.call.expect.escalations) & set(r.escalations)) for r in results)
+    calm = [r for r in results if not r.call.expect.escalations]
+    false = sum(any(e in PHRASE_RULES for e in r.escalations) for r in calm)
+    return (
+        f"consent precision {ratio(right, len(decided))} recall {ratio(right, expected)}, "
+        f"phrase recall {ratio(found, wanted)}, "
+        f"{10 * false / max(len(calm), 1):.2f} false phrase alerts per 10 calm calls"
+    )
+
+
 def misses(results: list[CallResult]) -> list[str]:
     lines = []
     for r in results:
@@ -214,6 +230,12 @@ def main() -> None:
           f"beam {args.beam_size}, disclosure {args.disclosure}, "
           f"{time.perf_counter() - started:.0f} s")  # fmt: skip
     print("\n".join(report(results, played)))
+    # The set plays every call twice: the caller in an espeak-ng voice, then in a flite one.
+    flite = [r for r in results if r.call.id.endswith("-flite")]
+    espeak = [r for r in results if not r.call.id.endswith("-flite")]
+    for name, group in (("espeak-ng callers", espeak), ("flite callers", flite)):
+        if group:
+            print(f"{name + ':':<19} {len(group)} calls, {headline(group)}")
     if wrong := misses(results):
         print("\nmisses:\n" + "\n".join(wrong))
 

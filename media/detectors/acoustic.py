@@ -104,10 +104,15 @@ class RaisedVoice:
                 self._run_start, self._fired = None, False
             if voiced and self._run_start is None:
                 # Only ordinary speech moves the baseline, so shouting does not become normal.
-                self._baseline = (
-                    power if baseline is None else baseline + self._alpha * (power - baseline)
-                )
+                # Until the speaker is judged it is the plain mean of what was heard: an
+                # exponential average started from the first frame would stay near that one
+                # frame (often a quiet onset) for many seconds.
                 self._heard_ms += FRAME_MS
+                warming = self._heard_ms <= cfg.baseline_after_ms
+                alpha = FRAME_MS / self._heard_ms if warming else self._alpha
+                self._baseline = (
+                    power if baseline is None else baseline + alpha * (power - baseline)
+                )
             return None
         assert baseline is not None
         # A gap in the frames themselves (none fed for a while) ends a run like a long dip.

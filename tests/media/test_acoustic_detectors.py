@@ -174,3 +174,11 @@ def test_counted_interruptions_are_spent_once_they_fire() -> None:
     talk = TalkOver(("inbound", "outbound"), held_ms=2_000, per_minute=2)
     signals = interruptions(talk, [5, 10, 15, 20, 25], each_ms=500)
     assert [(s.start_ms, s.overlaps) for s in signals] == [(5_000, 2), (15_000, 2)]
+
+
+def test_a_quiet_first_word_does_not_make_ordinary_speech_look_raised() -> None:
+    caller = RaisedVoice("inbound", CFG)
+    feed_voice(caller, 0, 10, -45.0)  # a soft onset
+    assert feed_voice(caller, 200, 300, -30.0) == []  # then 6 s at the speaker's usual level
+    baseline = caller.baseline_db
+    assert baseline is not None and -31.0 < baseline <= -30.0
