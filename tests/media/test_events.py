@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from media.events import (
+    ConsentEvidence,
     DtmfReceived,
+    EscalationRaised,
     MediaEvent,
     StreamStarted,
     StreamStopped,
@@ -74,7 +76,24 @@ EVENTS: list[MediaEvent] = [
         engine="none",
     ),
     DtmfReceived(**COMMON, track="inbound", digit="#", offset_ms=5120),
-]
+    ConsentEvidence(
+        **COMMON, kind="answer", detector="caller_speech", verdict="granted", track="inbound",
+        offset_ms=3100, evidence="that's fine", segment_id=uuid.uuid4(),
+    ),
+    ConsentEvidence(
+        **COMMON, kind="disclosure", detector="agent_speech", verdict=None, track="outbound",
+        offset_ms=0, evidence="call may be recorded",
+    ),
+    EscalationRaised(
+        **COMMON, rule_id=uuid.uuid4(), rule_name="supervisor-request", kind="phrase",
+        severity="high", track="inbound", start_ms=9000, end_ms=10800, evidence="manager",
+        segment_id=uuid.uuid4(),
+    ),
+    EscalationRaised(
+        **COMMON, rule_id=None, rule_name="dead-air", kind="dead_air", severity="low",
+        track=None, start_ms=0, end_ms=15000, evidence="15.0 s of silence",
+    ),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("event", EVENTS, ids=lambda e: type(e).__name__)
@@ -88,12 +107,7 @@ def test_every_event_round_trips_through_json(event: MediaEvent) -> None:
 
 
 def test_every_event_type_is_covered() -> None:
-    assert {type(e) for e in EVENTS} == {
-        StreamStarted,
-        StreamStopped,
-        TranscriptSegment,
-        DtmfReceived,
-    }
+    assert {type(e) for e in EVENTS} == set(get_args(MediaEvent))
 
 
 def test_dict_shape_is_plain_json() -> None:

@@ -6,15 +6,24 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from media.events import MediaEvent, StreamStarted, StreamStopped, TrackStats, TranscriptSegment
+from media.events import (
+    ConsentEvidence,
+    EscalationRaised,
+    MediaEvent,
+    StreamStarted,
+    StreamStopped,
+    TrackStats,
+    TranscriptSegment,
+)
 from storage import calls
 from storage.db import Pool, create_pool
-from storage.event_writer import NOTIFY_CHANNEL, EventWriter
+from storage.event_writer import NOTIFY_CHANNEL, EventWriter, write_events
 from storage.journal import Journal
 from tests.conftest import timeout
 from tests.support.pg_proxy import PgProxy
@@ -245,3 +254,76 @@ async def test_a_full_queue_spills_to_the_journal_instead_of_dropping(
     async with writer:
         await notifications.wait_for(events)
     assert await count_segments(pool, call_id) == 6
+
+
+def answer(org_id: uuid.UUID, call_id: uuid.UUID, verdict: str, at_s: int) -> ConsentEvidence:
+    return ConsentEvidence(
+        org_id=org_id, call_id=call_id, stream_sid="s", kind="answer", detector="caller_speech",
+        verdict=verdict, track="inbound", offset_ms=at_s * 1000, evidence=verdict,  # type: ignore[arg-type]
+        occurred_at=datetime(2026, 11, 25, 12, 0, at_s, tzinfo=UTC),
+    )  # fmt: skip
+
+
+async def consent_of(pool: Pool, call_id: uuid.UUID) -> tuple[bool | None, str | None]:
+    row = await pool.fetchrow(
+        "SELECT recording_consent, consent_verified_by FROM calls WHERE id = $1", call_id
+    )
+    assert row is not None
+    return row["recording_consent"], row["consent_verified_by"]
+
+
+async def write(pool: Pool, *events: MediaEvent) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await write_events(conn, events)
+
+
+async def test_a_detected_verdict_never_replaces_a_persons_nor_a_newer_one(
+    pool: Pool, call_ids: tuple[uuid.UUID, uuid.UUID]
+) -> None:
+    org_id, call_id = call_ids
+    await write(pool, answer(org_id, call_id, "refused", 20))
+    assert await consent_of(pool, call_id) == (False, "detector:caller_speech")
+    await write(pool, answer(org_id, call_id, "granted", 10))  # older, replayed late
+    assert await consent_of(pool, call_id) == (False, "detector:caller_speech")
+    await pool.execute(
+        "UPDATE calls SET recording_consent = true, consent_verified_by = 'user:x' WHERE id = $1",
+        call_id,
+    )
+    await write(pool, answer(org_id, call_id, "refused", 30))
+    assert await consent_of(pool, call_id) == (True, "user:x")
+    # Every answer is kept as evidence, and the feed says which ones decided.
+    applied = await pool.fetch(
+        """SELECT (payload->>'applied')::boolean AS applied FROM feed_events
+           WHERE call_id = $1 AND type = 'consent' ORDER BY id""",
+        call_id,
+    )
+    assert [r["applied"] for r in applied] == [True, False, False]
+    assert (
+        await pool.fetchval("SELECT count(*) FROM consent_events WHERE call_id = $1", call_id) == 3
+    )
+
+
+async def test_an_escalation_of_a_rule_deleted_mid_call_is_still_written(
+    pool: Pool, call_ids: tuple[uuid.UUID, uuid.UUID]
+) -> None:
+    org_id, call_id = call_ids
+    raised = EscalationRaised(
+        org_id=org_id, call_id=call_id, stream_sid="s", rule_id=uuid.uuid4(),
+        rule_name="gone", kind="phrase", severity="high", track="inbound", start_ms=0,
+        end_ms=900, evidence="manager",
+    )  # fmt: skip
+    await write(pool, raised, raised)  # a replay repeats it: written once
+    row = await pool.fetchrow(
+        "SELECT rule_id, rule_name FROM escalations WHERE id = $1", raised.event_id
+    )
+    assert row is not None and (row["rule_id"], row["rule_name"]) == (None, "gone")
+    fed = await pool.fetchval(
+        "SELECT count(*) FROM feed_events WHERE event_id = $1", raised.event_id
+    )
+    assert fed == 1
+    flags = await pool.fetchrow(
+        "SELECT escalated, escalation_time FROM calls WHERE id = $1", call_id
+    )
+    assert (
+        flags is not None and flags["escalated"] and flags["escalation_time"] == raised.occurred_at
+    )
