@@ -120,6 +120,7 @@ def _banner(settings: Settings, http_url: str, public_url: str, media_url: str) 
         f"  control plane      {http_url}",
         f"  media streams      {media_url}",
         f"  health, metrics    {http_url}/health/ready  {http_url}/metrics",
+        f"  supervisors        {http_url}/dashboard  (live feed: {http_url}/api/feed)",
         "  SignalWire number settings (use your public https URL):",
         f"    voice webhook    {public_url}/laml/voice  (POST)",
         f"    status callback  {public_url}/laml/status  (POST)",
@@ -129,7 +130,7 @@ def _banner(settings: Settings, http_url: str, public_url: str, media_url: str) 
         '    ORG=$(.venv/bin/voxsouth admin create-org "My org" --number +1XXXXXXXXXX)',
         "    .venv/bin/voxsouth admin create-user you@example.com   # password on stdin",
         "    .venv/bin/voxsouth admin add-member $ORG you@example.com owner",
-        f"    then POST {http_url}/api/auth/login {{email, password}}",
+        f"    then sign in at {http_url}/dashboard, or POST {http_url}/api/auth/login",
     ]
     generated = generated_secret_names(settings)
     if generated or not settings.public_url:
