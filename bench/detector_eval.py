@@ -118,16 +118,48 @@ def ratio(numerator: int, denominator: int) -> str:
     return f"{numerator / denominator:.3f}" if denominator else "  n/a"
 
 
+@dataclass(frozen=True)
+class Targets:
+    """The figures the issue's targets are about, for one group of calls."""
+
+    consent_expected: int
+    consent_decided: int
+    consent_right: int
+    phrases_wanted: int
+    phrases_found: int
+    calm_calls: int
+    calm_alerted: int
+
+    @classmethod
+    def of(cls, results: list[CallResult]) -> Targets:
+        decided = [r for r in results if r.consent is not None]
+        calm = [r for r in results if not r.call.expect.escalations]
+        return cls(
+            consent_expected=sum(r.call.expect.consent is not None for r in results),
+            consent_decided=len(decided),
+            consent_right=sum(r.consent == r.call.expect.consent for r in decided),
+            phrases_wanted=sum(len(r.call.expect.escalations) for r in results),
+            phrases_found=sum(
+                len(set(r.call.expect.escalations) & set(r.escalations)) for r in results
+            ),
+            calm_calls=len(calm),
+            calm_alerted=sum(any(e in PHRASE_RULES for e in r.escalations) for r in calm),
+        )
+
+    @property
+    def false_alerts_per_10(self) -> float:
+        return 10 * self.calm_alerted / max(self.calm_calls, 1)
+
+
 def report(results: list[CallResult], disclosure_played: bool) -> list[str]:
+    t = Targets.of(results)
     lines = [f"{'detector':<22} {'expected':>8} {'raised':>7} {'right':>6} "
              f"{'precision':>9} {'recall':>7}  false alerts"]  # fmt: skip
-    expected = [r for r in results if r.call.expect.consent is not None]
-    decided = [r for r in results if r.consent is not None]
-    right = [r for r in decided if r.consent == r.call.expect.consent]
     lines.append(
-        f"{'consent verdict':<22} {len(expected):>8} {len(decided):>7} {len(right):>6} "
-        f"{ratio(len(right), len(decided)):>9} {ratio(len(right), len(expected)):>7}  "
-        f"{len(decided) - len(right)} wrong or unwanted"
+        f"{'consent verdict':<22} {t.consent_expected:>8} {t.consent_decided:>7} "
+        f"{t.consent_right:>6} {ratio(t.consent_right, t.consent_decided):>9} "
+        f"{ratio(t.consent_right, t.consent_expected):>7}  "
+        f"{t.consent_decided - t.consent_right} wrong or unwanted"
     )
     for verdict in ("granted", "refused"):
         want = [r for r in results if r.call.expect.consent == verdict]
@@ -143,7 +175,6 @@ def report(results: list[CallResult], disclosure_played: bool) -> list[str]:
             f"{'disclosure (agent)':<22} {len(results):>8} {heard:>7} {heard:>6} "
             f"{'':>9} {ratio(heard, len(results)):>7}"
         )
-    calm = [r for r in results if not r.call.expect.escalations]
     for rule in PHRASE_RULES:
         wanted = sum(rule in r.call.expect.escalations for r in results)
         raised = [r for r in results if rule in r.escalations]
@@ -152,13 +183,10 @@ def report(results: list[CallResult], disclosure_played: bool) -> list[str]:
             f"{rule:<22} {wanted:>8} {len(raised):>7} {hits:>6} {ratio(hits, len(raised)):>9} "
             f"{ratio(hits, wanted):>7}  {len(raised) - hits}"
         )
-    want_all = sum(len(r.call.expect.escalations) for r in results)
-    found = sum(len(set(r.call.expect.escalations) & set(r.escalations)) for r in results)
-    false_calm = sum(any(e in PHRASE_RULES for e in r.escalations) for r in calm)
     lines.append(
-        f"{'all phrase rules':<22} {want_all:>8} {'':>7} {found:>6} {'':>9} "
-        f"{ratio(found, want_all):>7}  {false_calm} of {len(calm)} calm calls alerted "
-        f"({10 * false_calm / max(len(calm), 1):.2f} per 10)"
+        f"{'all phrase rules':<22} {t.phrases_wanted:>8} {'':>7} {t.phrases_found:>6} "
+        f"{'':>9} {ratio(t.phrases_found, t.phrases_wanted):>7}  {t.calm_alerted} of "
+        f"{t.calm_calls} calm calls alerted ({t.false_alerts_per_10:.2f} per 10)"
     )
     for rule in UNLABELLED_RULES:
         raised_calls = sum(rule in r.escalations for r in results)
@@ -167,18 +195,12 @@ def report(results: list[CallResult], disclosure_played: bool) -> list[str]:
 
 
 def headline(results: list[CallResult]) -> str:
-    """The targets' figures for one group of calls."""
-    expected = sum(r.call.expect.consent is not None for r in results)
-    decided = [r for r in results if r.consent is not None]
-    right = sum(r.consent == r.call.expect.consent for r in decided)
-    wanted = sum(len(r.call.expect.escalations) for r in results)
-    found = sum(len(set(r.call.expect.escalations) & set(r.escalations)) for r in results)
-    calm = [r for r in results if not r.call.expect.escalations]
-    false = sum(any(e in PHRASE_RULES for e in r.escalations) for r in calm)
+    t = Targets.of(results)
     return (
-        f"consent precision {ratio(right, len(decided))} recall {ratio(right, expected)}, "
-        f"phrase recall {ratio(found, wanted)}, "
-        f"{10 * false / max(len(calm), 1):.2f} false phrase alerts per 10 calm calls"
+        f"consent precision {ratio(t.consent_right, t.consent_decided)} "
+        f"recall {ratio(t.consent_right, t.consent_expected)}, "
+        f"phrase recall {ratio(t.phrases_found, t.phrases_wanted)}, "
+        f"{t.false_alerts_per_10:.2f} false phrase alerts per 10 calm calls"
     )
 
 

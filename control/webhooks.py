@@ -21,6 +21,7 @@ from control import jurisdiction, laml, metrics
 from control.app_keys import POOL
 from control.numbers import normalize_number
 from control.signatures import SIGNATURE_HEADERS, verify_signature
+from media.events import ConsentVerdict
 from storage import calls, consent, feed, recordings
 from storage.tenancy import tenant
 
@@ -31,7 +32,7 @@ StreamTokenIssuer = Callable[[uuid.UUID, uuid.UUID, str], str]
 
 NOT_IN_SERVICE = "The number you have called is not in service. Goodbye."
 KEYPAD_PROMPT = "Press 1 to allow recording, or 2 to decline."
-KEYPAD_ANSWERS: dict[str, consent.Verdict] = {"1": "granted", "2": "refused"}
+KEYPAD_ANSWERS: dict[str, ConsentVerdict] = {"1": "granted", "2": "refused"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,34 +88,36 @@ class Webhooks:
         from_number = _number_or_raw(form.get("From"))
         to_number = _number_or_raw(form.get("To"))
         rule = jurisdiction.decide((from_number, to_number), route.consent_default)
-        pool = request.app[POOL]
-        call = await calls.open_call(
-            pool,
-            org_id=route.org_id,
-            call_sid=call_sid,
-            account_sid=form.get("AccountSid"),
-            direction=direction,
-            from_number=from_number,
-            to_number=to_number,
-            status=form.get("CallStatus") or "ringing",
-            consent_rule=rule.rule,
-            consent_rule_reason=rule.reason,
-        )
-        metrics.WEBHOOK_OUTCOMES.labels("voice", "call_opened").inc()
         keypad = route.consent_mode == "keypad"
         disclosure = d if (d := self._config.disclosure) and d.strip() else None
-        if disclosure or keypad:
-            prompt = " ".join(p for p in (disclosure, KEYPAD_PROMPT if keypad else None) if p)
-            await consent.disclosure_played(
-                pool, call.org_id, call.id, detector="laml_gather" if keypad else "laml_say",
-                text=prompt,
+        prompt = " ".join(p for p in (disclosure, KEYPAD_PROMPT if keypad else None) if p)
+        # The call, its disclosure evidence and its feed row: one transaction, so the feed
+        # never announces what was not stored.
+        async with request.app[POOL].acquire() as conn, conn.transaction():
+            call = await calls.open_call(
+                conn,
+                org_id=route.org_id,
+                call_sid=call_sid,
+                account_sid=form.get("AccountSid"),
+                direction=direction,
+                from_number=from_number,
+                to_number=to_number,
+                status=form.get("CallStatus") or "ringing",
+                consent_rule=rule.rule,
+                consent_rule_reason=rule.reason,
+            )
+            if prompt:
+                await consent.disclosure_played(
+                    conn, call.org_id, call.id, detector="laml_gather" if keypad else "laml_say",
+                    text=prompt,
+                )  # fmt: skip
+            await feed.append(
+                conn, call.org_id, call.id, "call_started",
+                {"call_sid": call_sid, "direction": direction, "from_number": from_number,
+                 "to_number": to_number, "consent_rule": rule.rule, "status": call.status},
+                event_id=uuid.uuid5(call.id, "call_started"),
             )  # fmt: skip
-        await feed.append(
-            pool, call.org_id, call.id, "call_started",
-            {"call_sid": call_sid, "direction": direction, "from_number": from_number,
-             "to_number": to_number, "consent_rule": rule.rule, "status": call.status},
-            event_id=uuid.uuid5(call.id, "call_started"),
-        )  # fmt: skip
+        metrics.WEBHOOK_OUTCOMES.labels("voice", "call_opened").inc()
         token = self._issue_token(call.org_id, call.id, call_sid)
         stream = laml.StreamSpec(
             url=self._config.media_url,
@@ -126,8 +129,7 @@ class Webhooks:
         gather = None
         if keypad:
             gather = laml.ConsentGather(
-                action_url=self._config.public_base_url + "/laml/consent",
-                prompt=" ".join(p for p in (disclosure, KEYPAD_PROMPT) if p),
+                action_url=self._config.public_base_url + "/laml/consent", prompt=prompt
             )
         return _laml(
             laml.voice_response(
@@ -190,21 +192,16 @@ class Webhooks:
         status = _required(form, "CallStatus")
         if status not in calls.CALL_STATUSES:
             raise web.HTTPBadRequest(reason=f"unknown CallStatus {status[:32]!r}")
-        outcome = await calls.apply_call_status(
-            request.app[POOL],
-            call_sid=_required(form, "CallSid"),
-            status=status,
-            sequence=_optional_int(form, "SequenceNumber"),
-            at=_rfc2822(form.get("Timestamp")),
-            duration_seconds=_optional_int(form, "CallDuration"),
-        )
+        async with request.app[POOL].acquire() as conn, conn.transaction():
+            outcome = await calls.apply_call_status(
+                conn,
+                call_sid=_required(form, "CallSid"),
+                status=status,
+                sequence=_optional_int(form, "SequenceNumber"),
+                at=_rfc2822(form.get("Timestamp")),
+                duration_seconds=_optional_int(form, "CallDuration"),
+            )
         metrics.WEBHOOK_OUTCOMES.labels("status", outcome).inc()
-        if outcome == "applied":
-            call = await calls.call_by_sid(request.app[POOL], form["CallSid"])
-            if call is not None:
-                await feed.append(
-                    request.app[POOL], call.org_id, call.id, "call_status", {"status": status}
-                )
         return web.Response(status=204)
 
     async def stream_status(self, request: web.Request) -> web.Response:

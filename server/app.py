@@ -48,7 +48,7 @@ from media.stream_token import StreamGrant, issue_token
 from media.transcription.engine import TranscriptionEngine
 from media.transcription.service import TranscriptionService
 from media.vad import EndpointerConfig
-from server.call_policy import DetectorRuleCatalog, admit, parse_call_id
+from server.call_policy import DetectorRuleCatalog, admit
 from server.health import Health
 from server.http_security import (
     HttpSecurityConfig,
@@ -199,10 +199,9 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
         def on_feed_event(event: dict[str, Any]) -> None:
             """Every process hears every feed event once: consent decided anywhere reaches
             this node's streams of the call, and recordings follow consent."""
-            call_id = parse_call_id(event["call_id"])
-            if call_id is None:
+            if event["call_id"] is None:
                 return
-            data = event["data"]
+            call_id, data = uuid.UUID(event["call_id"]), event["data"]
             if event["type"] == "stream_started":
                 recorder.stream_started(call_id)
             elif event["type"] == "consent" and data.get("applied"):

@@ -7,7 +7,6 @@ root translates: rule rows â‡„ `media.detectors.rules.Rule`, and a call's row â†
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -65,7 +64,8 @@ async def admit(pool: Pool, catalog: DetectorRuleCatalog, grant: StreamGrant) ->
             row = await calls.call_admission(conn, grant.call_id, grant.org_id)
             if row is None:
                 return CallAdmission("unknown")
-            await escalations.seed_default_rules(conn, grant.org_id, catalog.defaults())
+            if not row["rules_seeded"]:
+                await escalations.seed_default_rules(conn, grant.org_id, catalog.defaults())
             rule_rows = await escalations.list_rules(conn, grant.org_id, enabled_only=True)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
         # The token already proves the call; a database blip must not drop live audio. With
@@ -107,10 +107,3 @@ def _loadable(rule_rows: Sequence[Mapping[str, Any]]) -> list[rules.Rule]:
         except (ValueError, KeyError, TypeError):
             continue
     return loaded
-
-
-def parse_call_id(value: object) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import asyncpg
 
+from storage import feed
 from storage.db import QUERY_TIMEOUT_S, Executor
 
 TERMINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
@@ -150,7 +151,7 @@ async def call_admission(
     """What the media plane needs when a call's stream opens: its status and consent state."""
     row = await conn.fetchrow(
         """SELECT c.status, c.consent_rule, c.recording_consent, c.consent_verified_by,
-                  o.consent_mode,
+                  o.consent_mode, o.rules_seeded,
                   EXISTS (SELECT 1 FROM consent_events e
                           WHERE e.call_id = c.id AND e.kind = 'disclosure'
                             AND e.detector LIKE 'laml_%') AS disclosure_played
@@ -172,8 +173,10 @@ async def apply_call_status(
     at: datetime,
     duration_seconds: int | None,
 ) -> Literal["applied", "stale", "unknown_call"]:
-    """Moves the call forward to `status`; never backwards, never out of a terminal state."""
-    result = await conn.execute(
+    """Moves the call forward to `status`; never backwards, never out of a terminal state. An
+    applied status goes to the supervisors' feed (run it in a transaction, so both or neither
+    are stored)."""
+    moved = await conn.fetchrow(
         """UPDATE calls SET
                status = $2,
                status_sequence = GREATEST(status_sequence, $3),
@@ -183,7 +186,8 @@ async def apply_call_status(
                duration_seconds = COALESCE($6, duration_seconds),
                updated_at = now()
            WHERE call_sid = $1
-             AND COALESCE(array_position($7::text[], status), $8) < $9""",
+             AND COALESCE(array_position($7::text[], status), $8) < $9
+           RETURNING id, org_id""",
         call_sid,
         status,
         sequence,
@@ -195,7 +199,8 @@ async def apply_call_status(
         status_rank(status) + 1,  # array_position is 1-based
         timeout=QUERY_TIMEOUT_S,
     )
-    if not result.endswith(" 0"):
+    if moved is not None:
+        await feed.append(conn, moved["org_id"], moved["id"], "call_status", {"status": status})
         return "applied"
     exists = await conn.fetchval(
         "SELECT true FROM calls WHERE call_sid = $1", call_sid, timeout=QUERY_TIMEOUT_S

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
+from media.events import ConsentVerdict
 from storage import feed
 from storage.db import QUERY_TIMEOUT_S, Executor
-
-Verdict = Literal["granted", "refused"]
 
 
 async def disclosure_played(
@@ -39,7 +38,7 @@ async def record_verdict(
     conn: Executor,
     org_id: uuid.UUID,
     call_id: uuid.UUID,
-    verdict: Verdict,
+    verdict: ConsentVerdict,
     *,
     detector: str,
     evidence: str,
@@ -49,18 +48,34 @@ async def record_verdict(
     it became the call's verdict. Run it inside the org's tenant transaction. Evidence with an
     `event_id` already stored is not stored (or fed) again."""
     now = datetime.now(UTC)
+    applied = await apply_detected_verdict(conn, org_id, call_id, verdict, detector, now)
+    await add_evidence(
+        conn, org_id, call_id, verdict, detector=detector, evidence=evidence, actor=None,
+        applied=applied, at=now, event_id=event_id,
+    )  # fmt: skip
+    return applied
+
+
+async def apply_detected_verdict(
+    conn: Executor,
+    org_id: uuid.UUID,
+    call_id: uuid.UUID,
+    verdict: ConsentVerdict,
+    detector: str,
+    at: datetime,
+) -> bool:
+    """Makes a detector's verdict the call's (`consent_verified_by` "detector:<name>"); returns
+    whether it did. A person's verdict ("user:…", "api_key:…") is never replaced, nor a newer
+    one by an older one (a journal replay)."""
     applied = await conn.fetchval(
         """UPDATE calls SET recording_consent = ($3 = 'granted'),
                             consent_verified_by = 'detector:' || $4,
                             consent_decided_at = $5, updated_at = now()
            WHERE org_id = $1 AND id = $2
              AND (consent_verified_by IS NULL OR consent_verified_by LIKE 'detector:%')
+             AND (consent_decided_at IS NULL OR consent_decided_at <= $5)
            RETURNING true""",
-        org_id, call_id, verdict, detector, now, timeout=QUERY_TIMEOUT_S,
-    )  # fmt: skip
-    await add_evidence(
-        conn, org_id, call_id, verdict, detector=detector, evidence=evidence, actor=None,
-        applied=bool(applied), at=now, event_id=event_id,
+        org_id, call_id, verdict, detector, at, timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
     return bool(applied)
 
@@ -69,7 +84,7 @@ async def add_evidence(
     conn: Executor,
     org_id: uuid.UUID,
     call_id: uuid.UUID,
-    verdict: Verdict,
+    verdict: ConsentVerdict,
     *,
     detector: str,
     evidence: str,

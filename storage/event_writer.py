@@ -34,7 +34,7 @@ from media.events import (
     TranscriptSegment,
     event_to_dict,
 )
-from storage import feed, metrics
+from storage import consent, feed, metrics
 from storage.db import QUERY_TIMEOUT_S, Connection, Pool
 from storage.journal import Journal
 from storage.tenancy import enter_tenant
@@ -116,16 +116,6 @@ INSERT INTO consent_events (id, org_id, call_id, kind, detector, verdict, track,
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (id) DO NOTHING"""
 
-# A detector's verdict never replaces a person's (consent_verified_by "user:…"/"api_key:…"),
-# and a replayed older answer never replaces a newer one.
-_CONSENT_VERDICT = """
-UPDATE calls SET recording_consent = ($2 = 'granted'), consent_verified_by = 'detector:' || $3,
-                 consent_decided_at = $4, updated_at = now()
-WHERE id = $1
-  AND (consent_verified_by IS NULL OR consent_verified_by LIKE 'detector:%')
-  AND (consent_decided_at IS NULL OR consent_decided_at <= $4)
-RETURNING recording_consent"""
-
 # rule_id is kept only while the rule exists: a rule deleted mid-call must not make the
 # escalation unwritable.
 _ESCALATION = """
@@ -187,10 +177,9 @@ async def write_events(conn: Connection, events: Sequence[MediaEvent]) -> None:
                 e.track, e.offset_ms, e.evidence, e.segment_id, e.occurred_at,
             )  # fmt: skip
             if e.verdict is not None:
-                applied = await conn.fetchval(
-                    _CONSENT_VERDICT, e.call_id, e.verdict, e.detector, e.occurred_at
+                payload["applied"] = await consent.apply_detected_verdict(
+                    conn, e.org_id, e.call_id, e.verdict, e.detector, e.occurred_at
                 )
-                payload["applied"] = applied is not None
         elif isinstance(e, EscalationRaised):
             await conn.execute(
                 _ESCALATION, e.event_id, e.org_id, e.call_id, e.rule_id, e.rule_name, e.kind,

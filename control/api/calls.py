@@ -25,6 +25,7 @@ from control.app_keys import POOL
 from control.auth import principal, requires
 from control.errors import ApiError
 from control.permissions import Action, allowed
+from media.events import ConsentVerdict
 from storage import calls, consent
 from storage.db import Connection
 from storage.tenancy import tenant
@@ -76,7 +77,7 @@ async def record_consent(request: web.Request) -> web.Response:
         "consent_verified_by": verifier,
         "consent_decided_at": now,
     }
-    verdict: consent.Verdict = "granted" if body.recording_consent else "refused"
+    verdict: ConsentVerdict = "granted" if body.recording_consent else "refused"
 
     async def evidence(conn: Connection) -> None:
         await consent.add_evidence(

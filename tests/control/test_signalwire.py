@@ -64,12 +64,6 @@ async def fake() -> AsyncIterator[FakeSignalWire]:
         yield fake
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def client_for(
     http: aiohttp.ClientSession,
     space_url: str,
