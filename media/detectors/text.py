@@ -1,9 +1,9 @@
 """Text detectors over transcript segments: escalation phrases and consent answers. Pure.
 
 Both work on words, not characters, so they tolerate what transcription gets wrong:
-`find_phrases` matches each word fuzzily (one edit in a word of five letters or more, none in
-shorter words) and notices a negation just before the phrase ("I don't need a manager");
-`classify_consent` tells agreement ("sure, go ahead") from refusal ("please don't record
+`find_phrases` matches words fuzzily (a phrase may be off by one edit per word of five letters
+or more, none in shorter words) and notices a negation just before the phrase ("I don't need a
+manager"); `classify_consent` tells agreement ("sure, go ahead") from refusal ("please don't record
 this") and from questions and negated agreement ("why would I agree?", "I don't agree").
 """
 
@@ -36,25 +36,52 @@ def _clauses(text: str) -> list[list[str]]:
     return [_WORD.findall(part) for part in _CLAUSE_END.split(folded)]
 
 
-def _edits_within_one(a: str, b: str) -> bool:
-    if a == b:
-        return True
-    if abs(len(a) - len(b)) > 1:
-        return False
-    if len(a) == len(b):
-        diffs = [i for i in range(len(a)) if a[i] != b[i]]
-        if len(diffs) == 1:
-            return True
-        # One swap of neighbouring letters counts as one edit.
-        i = diffs[0] if len(diffs) == 2 else -1
-        return len(diffs) == 2 and diffs[1] == i + 1 and a[i] == b[i + 1] and a[i + 1] == b[i]
-    short, long = (a, b) if len(a) < len(b) else (b, a)
-    i = next((k for k in range(len(short)) if short[k] != long[k]), len(short))
-    return short[i:] == long[i + 1 :]
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Edits (insert, delete, substitute, swap neighbouring letters) from `a` to `b`, or
+    `limit + 1` once it is sure to be more than `limit`."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    # Optimal string alignment distance, row by row; a row whose best cell exceeds the limit
+    # ends it early (words here are short, so this is a few dozen cells).
+    before: list[int] = []
+    row = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            current[j] = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], before[j - 2] + 1)
+        if min(current) > limit:
+            return limit + 1
+        before, row = row, current
+    return min(row[-1], limit + 1)
+
+
+FUZZY_MIN_LETTERS = 5
+"""Shorter words must be heard exactly: one edit turns "sue" into "see"."""
+MAX_EDITS_PER_WORD = 2
 
 
 def word_matches(heard: str, wanted: str) -> bool:
-    return heard == wanted or (len(wanted) >= 5 and _edits_within_one(heard, wanted))
+    """A one-word phrase: exact when short, otherwise within one edit."""
+    return _window_matches((heard,), (wanted,))
+
+
+def _window_matches(window: Sequence[str], wanted: Sequence[str]) -> bool:
+    """Each long word of a phrase brings one edit to a budget the phrase shares: "cancel my
+    count" is "cancel my account" (two edits, two long words), but "lower" is not "lawyer"
+    (two edits, one long word). No word takes more than two, and short words none."""
+    budget = sum(len(w) >= FUZZY_MIN_LETTERS for w in wanted)
+    for heard, want in zip(window, wanted, strict=True):
+        if heard == want:
+            continue
+        if len(want) < FUZZY_MIN_LETTERS:
+            return False
+        budget -= edit_distance(heard, want, MAX_EDITS_PER_WORD)
+        if budget < 0:
+            return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +108,7 @@ def find_phrases(text: str, phrases: Sequence[str]) -> list[PhraseMatch]:
             continue
         for start in range(len(heard) - len(wanted) + 1):
             window = heard[start : start + len(wanted)]
-            if all(word_matches(h, w) for h, w in zip(window, wanted, strict=True)):
+            if _window_matches(window, wanted):
                 first = max(clause_start[start], start - NEGATION_WINDOW)
                 before = heard[first:start]
                 found.append(

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from media.detectors.text import classify_consent, find_phrases, word_matches, words
+from media.detectors.text import (
+    classify_consent,
+    edit_distance,
+    find_phrases,
+    word_matches,
+    words,
+)
 
 ESCALATION = ("supervisor", "manager", "cancel my account", "lawyer", "complaint")
 
@@ -30,6 +36,7 @@ def test_words_fold_case_punctuation_and_curly_apostrophes() -> None:
         ("manger", "manager", True),
         ("lawer", "lawyer", True),
         ("cat", "can", False),  # short words must match exactly
+        ("lower", "lawyer", False),  # two edits: too many for one word
     ],
 )
 def test_words_match_within_one_edit_when_long_enough(heard: str, wanted: str, match: bool) -> None:
@@ -47,6 +54,26 @@ def test_phrases_are_found_despite_transcription_errors() -> None:
     )
     [m] = find_phrases("Just cancel my acount, please", ESCALATION)
     assert m.phrase == "cancel my account" and not m.exact
+
+
+def test_a_phrase_shares_one_edit_per_long_word_among_its_words() -> None:
+    # Two long words ("cancel", "account"), so two edits, here both in "account".
+    [m] = find_phrases("Just cancel my count today.", ESCALATION)
+    assert m.phrase == "cancel my account" and not m.exact
+    # Three edits are too many, and a short word ("my") must be heard exactly.
+    assert find_phrases("Just cancer my count today.", ESCALATION) == []
+    assert find_phrases("Just cancel by account today.", ESCALATION) == []
+    assert find_phrases("I'll see you tomorrow", ("sue you",)) == []
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "distance"),
+    [("account", "account", 0), ("acount", "account", 1), ("count", "account", 2),
+     ("supervsior", "supervisor", 1), ("minor", "supervisor", 3), ("", "ab", 2)],
+)  # fmt: skip
+def test_edit_distance_counts_up_to_its_limit(a: str, b: str, distance: int) -> None:
+    assert edit_distance(a, b, 2) == distance
+    assert edit_distance(b, a, 2) == distance
 
 
 def test_a_negation_just_before_a_phrase_is_noticed() -> None:

@@ -9,13 +9,20 @@ import threading
 import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from media import metrics
 from media.transcription import whisper
 from media.transcription.engine import Transcription
 from media.transcription.service import TranscriptionService
-from media.transcription.whisper import BundledModel, ModelError, WhisperEngine, resolve_model
+from media.transcription.whisper import (
+    BundledModel,
+    ModelError,
+    WhisperEngine,
+    resolve_model,
+    upsample_8k_to_16k,
+)
 from tests.conftest import SPEECH, timeout
 
 
@@ -80,6 +87,20 @@ def test_whisper_transcribes_a_phone_band_utterance() -> None:
     assert engine.name == "faster-whisper:tiny.en"
     assert {"calling", "account"} <= set(result.text.lower().replace(",", "").split())
     assert result.confidence is not None and 0.3 < result.confidence <= 1.0
+
+
+@pytest.mark.parametrize("hz", [300, 1000, 3400])
+def test_phone_audio_is_upsampled_without_images_above_its_band(hz: int) -> None:
+    seconds = np.arange(8000) / 8000
+    upsampled = upsample_8k_to_16k(np.sin(2 * np.pi * hz * seconds).astype(np.float32))
+    assert upsampled.dtype == np.float32 and len(upsampled) == 16000
+    # The tone itself, sample for sample, away from the zero-padded ends...
+    true = np.sin(2 * np.pi * hz * np.arange(16000) / 16000)
+    assert np.max(np.abs(upsampled - true)[500:-500]) < 1e-3
+    # ...and nothing of it mirrored above 4 kHz (linear interpolation leaves -8 to -20 dB).
+    spectrum = np.abs(np.fft.rfft(upsampled * np.hanning(16000)))
+    above = spectrum[np.fft.rfftfreq(16000, 1 / 16000) > 4200]
+    assert 20 * np.log10(above.max() / spectrum.max()) < -60
 
 
 def test_a_local_model_folder_must_hold_a_model(tmp_path: Path) -> None:
