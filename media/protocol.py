@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias
 
+import orjson
+
 from media.events import Track
 
 # RFC 6455 close codes used by the media plane.
@@ -70,8 +72,11 @@ class Start:
     channels: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Media:
+    """Not frozen: one is built for every 20 ms of every track, and a frozen dataclass's
+    `__init__` costs four times as much (bench.frame_path)."""
+
     sequence_number: int | None
     track: Track
     chunk: int
@@ -130,7 +135,8 @@ class StreamParser:
         if self.state == "stopped":
             raise StreamProtocolError("after_stop", "message after stop", CLOSE_PROTOCOL_ERROR)
         try:
-            msg = json.loads(data)
+            # orjson: a third of json.loads' time, on every 20 ms frame (bench.frame_path).
+            msg = orjson.loads(data)
         except ValueError:
             raise StreamProtocolError("invalid_json", "message is not valid JSON") from None
         if not isinstance(msg, dict):
@@ -276,12 +282,11 @@ def _opt_int(obj: dict[str, Any], key: str, where: str) -> int | None:
     value = obj.get(key)
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise StreamProtocolError("invalid_field", f"{where}.{key} is not a number")
-    if isinstance(value, int):
-        result = value
-    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
+    # Strings first: they are what the wire carries, on every frame.
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
         result = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        result = value
     else:
         raise StreamProtocolError("invalid_field", f"{where}.{key} is not a number")
     if result < 0:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -44,6 +44,8 @@ MAX_HELD_EVENTS = 5_000
 """Held events beyond this (hours of talk without consent) drop the oldest."""
 
 FrameObserver: TypeAlias = Callable[[int, bool, bytes], None]
+_NO_UTTERANCES: tuple[UtteranceReady, ...] = ()
+"""What `on_media` returns for almost every frame: nothing, and nothing allocated."""
 """(track clock at the frame's end in ms, voiced, the 20 ms frame of 16-bit PCM)."""
 
 
@@ -112,20 +114,27 @@ class TrackPipeline:
             self.samples_lost += lost_samples
             utterances += self._fill_gap(lost_samples)
         self._last_chunk = chunk
+        size = self.endpointer.frame_bytes
+        if not self._pending and len(pcm) == size:
+            self._frame(pcm, now, utterances)  # the usual payload: one whole 20 ms frame
+            return utterances
         # Payload sizes are not fixed by the protocol: re-chunk into the VAD's 20 ms frames.
         self._pending += pcm
-        size = self.endpointer.frame_bytes
         while len(self._pending) >= size:
             frame = bytes(self._pending[:size])
             del self._pending[:size]
-            if (u := self.endpointer.feed(frame)) is not None:
-                utterances.append(u)
-            voiced = self.endpointer.last_frame_voiced
-            if voiced:
-                self.last_voiced_at = now
-            if self._observer is not None:
-                self._observer(self.endpointer.clock_ms, voiced, frame)
+            self._frame(frame, now, utterances)
         return utterances
+
+    def _frame(self, frame: bytes, now: float, utterances: list[Utterance]) -> None:
+        endpointer = self.endpointer
+        if (u := endpointer.feed(frame)) is not None:
+            utterances.append(u)
+        voiced = endpointer.last_frame_voiced
+        if voiced:
+            self.last_voiced_at = now
+        if self._observer is not None:
+            self._observer(endpointer.clock_ms, voiced, frame)
 
     def _fill_gap(self, lost_samples: int) -> list[Utterance]:
         """Lost audio counts as silence and keeps its place on the track's clock."""
@@ -229,14 +238,14 @@ class CallSession:
             sample_rate=self._format.sample_rate,
         )
 
-    def on_media(self, msg: Media, now: float) -> list[UtteranceReady]:
+    def on_media(self, msg: Media, now: float) -> Sequence[UtteranceReady]:
         """Raises ValueError for an undecodable payload. Escalations from the audio itself
         land in `outbox`."""
-        pipeline = self._pipeline(msg.track)
-        return [
-            UtteranceReady(msg.track, u, pipeline.last_voiced_at)
-            for u in pipeline.feed(msg.chunk, msg.payload, now)
-        ]
+        pipeline = self.tracks.get(msg.track) or self._pipeline(msg.track)
+        ended = pipeline.feed(msg.chunk, msg.payload, now)
+        if not ended:
+            return _NO_UTTERANCES
+        return [UtteranceReady(msg.track, u, pipeline.last_voiced_at) for u in ended]
 
     def on_dtmf(self, msg: Dtmf) -> list[MediaEvent]:
         offset_ms = self._pipeline(msg.track).endpointer.clock_ms

@@ -83,8 +83,10 @@ class RaisedVoice:
 
     def feed(self, clock_ms: int, voiced: bool, level_db: float) -> AcousticSignal | None:
         """`clock_ms` is the end of the frame on the track's clock."""
-        cfg = self._config
         recent = self._recent
+        if not voiced and not recent and self._run_start is None:
+            return None  # silence with nothing in the present window: nothing can change
+        cfg = self._config
         while recent and recent[0][0] <= clock_ms - cfg.short_ms:
             self._recent_sum -= recent.popleft()[1]
         power = 0.0
@@ -171,9 +173,13 @@ class TalkOver:
         """Start of each counted overlap in the last minute."""
 
     def feed(self, track: Track, clock_ms: int, voiced: bool) -> AcousticSignal | None:
-        if voiced and clock_ms > self._voiced_until.get(track, 0):
+        if clock_ms > self._now:
+            self._now = clock_ms
+        if not voiced:
+            if self._start is None:
+                return None  # only a voiced frame can make two parties speak at once
+        elif clock_ms > self._voiced_until.get(track, 0):
             self._voiced_until[track] = clock_ms
-        self._now = max(self._now, clock_ms)
         # Both parties voiced in this slot. The two tracks' frames for one slot arrive one
         # after the other, so the other party's last voiced frame may be a slot behind.
         speaking = 0

@@ -204,6 +204,8 @@ async def test_a_flood_is_cut_off_and_a_parallel_stream_keeps_streaming(
 async def test_a_dropped_socket_still_records_the_stream_and_its_lost_audio(
     srv: RunningServer, call: AnsweredCall, pool: Pool
 ) -> None:
+    frames = "voxsouth_media_frames_received_total"
+    before = [await metric(srv, frames, track=t) for t in ("inbound", "outbound")]
     async with connect(srv.media_url) as ws:
         await ws.send(start(call))
         await ws.send(media(2, 1))
@@ -218,6 +220,9 @@ async def test_a_dropped_socket_still_records_the_stream_and_its_lost_audio(
     assert stream["frames_received_inbound"] == 3 and stream["frames_received_outbound"] == 1
     assert stream["frames_lost_inbound"] == 2 and stream["messages_lost"] == 2
     assert stream["audio_lost_ms"] == 40 and report["call"]["audio_lost_ms"] == 40
+    # The frame counters are added to in batches, and the last batch when the stream ends.
+    after = [await metric(srv, frames, track=t) for t in ("inbound", "outbound")]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [3, 1]
 
 
 async def test_no_start_in_time_is_closed(
