@@ -5,7 +5,7 @@ supervisor's WebSocket (`/api/feed`), p50 and p95, at 1, 5 and 10 concurrent cal
 a phrase (it waits for the transcript) p95 <= 1.5 s at 5 calls with the offline engine; keypad
 and acoustic triggers do not wait for transcription, p95 <= 300 ms.
 
-The server runs in its own process (bench/server_proc.py, started as bench/streams.py does)
+The server runs in its own process (bench/server_proc.py)
 with its default engine (faster-whisper, bundled tiny.en, one worker per CPU) and default
 escalation rules, against an embedded Postgres in a temporary folder (or `--dsn`), everything
 on 127.0.0.1; it is stopped, and the folder removed, at the end. One org (consent default
@@ -72,7 +72,7 @@ import numpy.typing as npt
 import uvloop
 
 from bench import promtext
-from bench.streams import BenchError, server_process, stop_embedded
+from bench.server_proc import BenchError, server_process, stop_embedded
 from control import credentials
 from media.codecs import ulaw_decode, ulaw_encode
 from server.simulator.audio import OUTPUT_RATE, AudioFileError, CallAudio, read_call_audio
@@ -555,10 +555,8 @@ async def heard(bench: Bench) -> list[str]:
 
 async def setup_org(pool: Pool) -> tuple[str, str]:
     """An org (one-party consent), a number and a viewer API key: (number, key)."""
-    org_id = await calls.create_org(pool, f"Bench alerts {uuid.uuid4().hex[:8]}")
-    await pool.execute(
-        "UPDATE organizations SET consent_default = 'one_party' WHERE id = $1", org_id
-    )
+    name = f"Bench alerts {uuid.uuid4().hex[:8]}"
+    org_id = await calls.create_org(pool, name, consent_default="one_party")
     number = f"+1555{secrets.randbelow(10**7):07d}"
     await calls.add_phone_number(pool, org_id, number)
     key = credentials.new_api_key()

@@ -1,9 +1,10 @@
-"""The real server in its own process, for bench/streams.py: `python -m bench.server_proc`.
+"""The real server in its own process, for the benches that load it over sockets.
 
-Runs `server.app.running` on 127.0.0.1 with ephemeral ports against the given Postgres,
-prints one JSON line (`http_url`, `media_url`, `pid`) once it listens, and runs until SIGTERM
-or SIGINT. The signing key comes from `VOXSOUTH_SIGNALWIRE_SIGNING_KEY` (set by the bench), so
-it never shows in a process list.
+Benches start it with `server_process`. The child, `python -m bench.server_proc`, runs
+`server.app.running` on 127.0.0.1 with ephemeral ports against the given Postgres, prints one
+JSON line (`http_url`, `media_url`, `pid`) once it listens, and runs until SIGTERM or SIGINT.
+The signing key comes from `VOXSOUTH_SIGNALWIRE_SIGNING_KEY` (set by the bench), so it never
+shows in a process list.
 """
 
 from __future__ import annotations
@@ -14,14 +15,84 @@ import json
 import os
 import resource
 import signal
+import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import uvloop
 
 from server.app import running
 from server.log_setup import configure_logging
 from server.settings import load_settings
+
+ROOT: Final = Path(__file__).resolve().parent.parent
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# ---------------------------------------------------------------- processes
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    http_url: str
+    media_url: str
+    pid: int
+
+
+@contextmanager
+def server_process(
+    dsn: str, data_dir: Path, transcription: str, signing_key: str
+) -> Iterator[ServerInfo]:
+    """The server in its own session (Ctrl-C reaches only the bench), always terminated."""
+    env = dict(os.environ)
+    env["VOXSOUTH_SIGNALWIRE_SIGNING_KEY"] = signing_key
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.server_proc", "--dsn", dsn, "--data-dir", str(data_dir),
+         "--transcription", transcription],
+        stdout=subprocess.PIPE,
+        cwd=data_dir,  # no stray .env is read
+        env=env,
+        start_new_session=True,
+        text=True,
+    )  # fmt: skip
+    try:
+        lines: list[str] = []
+        stdout = proc.stdout
+        assert stdout is not None
+        reader = threading.Thread(target=lambda: lines.append(stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout=180)
+        if not lines or not lines[0].strip():
+            raise BenchError(f"server did not start (exit code {proc.poll()})")
+        info = json.loads(lines[0])
+        yield ServerInfo(info["http_url"], info["media_url"], int(info["pid"]))
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def stop_embedded(pgdata: Path) -> None:
+    """Stops the cluster this process started (pgserver keeps one handle per process)."""
+    if not (pgdata / "postmaster.pid").exists():
+        return
+    from pgserver.postgres_server import get_server
+
+    get_server(pgdata).cleanup()
 
 
 def raise_open_files_limit() -> None:

@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import json
 import math
 import multiprocessing
 import os
@@ -47,11 +46,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -76,6 +73,7 @@ from bench.report import (
     whisper_row,
     word_recall,
 )
+from bench.server_proc import BenchError, ServerInfo, server_process, stop_embedded
 from server.simulator.client import SignalWireSimulator, parse_stream
 from storage import calls
 from storage.db import Pool, create_pool
@@ -96,68 +94,6 @@ QUICK_PLAIN_STREAMS: Final = (50, 150)
 QUICK_PLAIN_SECONDS: Final = 6.0
 QUICK_WHISPER_STREAMS: Final = (1, 2)
 QUICK_WHISPER_SECONDS: Final = 10.0
-
-
-class BenchError(RuntimeError):
-    pass
-
-
-# ---------------------------------------------------------------- processes
-
-
-@dataclass(frozen=True, slots=True)
-class ServerInfo:
-    http_url: str
-    media_url: str
-    pid: int
-
-
-@contextmanager
-def server_process(
-    dsn: str, data_dir: Path, transcription: str, signing_key: str
-) -> Iterator[ServerInfo]:
-    """The server in its own session (Ctrl-C reaches only the bench), always terminated."""
-    env = dict(os.environ)
-    env["VOXSOUTH_SIGNALWIRE_SIGNING_KEY"] = signing_key
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
-    data_dir.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.server_proc", "--dsn", dsn, "--data-dir", str(data_dir),
-         "--transcription", transcription],
-        stdout=subprocess.PIPE,
-        cwd=data_dir,  # no stray .env is read
-        env=env,
-        start_new_session=True,
-        text=True,
-    )  # fmt: skip
-    try:
-        lines: list[str] = []
-        stdout = proc.stdout
-        assert stdout is not None
-        reader = threading.Thread(target=lambda: lines.append(stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(timeout=180)
-        if not lines or not lines[0].strip():
-            raise BenchError(f"server did not start (exit code {proc.poll()})")
-        info = json.loads(lines[0])
-        yield ServerInfo(info["http_url"], info["media_url"], int(info["pid"]))
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-
-
-def stop_embedded(pgdata: Path) -> None:
-    """Stops the cluster this process started (pgserver keeps one handle per process)."""
-    if not (pgdata / "postmaster.pid").exists():
-        return
-    from pgserver.postgres_server import get_server
-
-    get_server(pgdata).cleanup()
 
 
 def cpu_seconds(pids: Sequence[int], *, with_children: bool = False) -> float:
@@ -525,7 +461,9 @@ async def run_mode(
         )
         pool = await create_pool(dsn, max_size=4)
         try:
-            org_id = await calls.create_org(pool, f"Bench {mode}")
+            # One-party: an all-party call's transcript is held until someone consents, and the
+            # fixture's speakers never answer a disclosure.
+            org_id = await calls.create_org(pool, f"Bench {mode}", consent_default="one_party")
             number = f"+1555{secrets.randbelow(10**7):07d}"
             await calls.add_phone_number(pool, org_id, number)
             async with aiohttp.ClientSession() as http:
