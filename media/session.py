@@ -44,9 +44,9 @@ MAX_HELD_EVENTS = 5_000
 """Held events beyond this (hours of talk without consent) drop the oldest."""
 
 FrameObserver: TypeAlias = Callable[[int, bool, bytes], None]
+"""(track clock at the frame's end in ms, voiced, the 20 ms frame of 16-bit PCM)."""
 _NO_UTTERANCES: tuple[UtteranceReady, ...] = ()
 """What `on_media` returns for almost every frame: nothing, and nothing allocated."""
-"""(track clock at the frame's end in ms, voiced, the 20 ms frame of 16-bit PCM)."""
 
 
 @dataclass(frozen=True, slots=True)
