@@ -357,6 +357,11 @@ async def get_call(
                                  evidence, raised_at, status
                           FROM escalations WHERE org_id = $1 AND call_id = $2
                           ORDER BY raised_at""",
+        # As SignalWire's status callbacks reported them; the audio stays at SignalWire.
+        "recordings": """SELECT recording_sid, status, url, duration_s, channels, created_at,
+                                updated_at
+                         FROM recordings WHERE org_id = $1 AND call_id = $2
+                         ORDER BY created_at, recording_sid""",
     }
     if with_transcript:
         parts["transcript"] = """SELECT id, speaker, track, start_ms, end_ms, text, confidence,

@@ -12,14 +12,13 @@ granted it (`recording_consent` true) whatever the rule. A call whose rule is no
 (NULL) is treated as all-party: nothing until consent is granted. A stopped recording is not
 started again on the same call.
 
-These functions run as the pool's owner role (the recording controller serves every org),
-except `list_for_call`, which the API runs inside `storage.tenancy.tenant`.
+These functions run as the pool's owner role (the recording controller serves every org); the
+API reads a call's recordings with the call (`storage.calls.get_call`).
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from storage.calls import TERMINAL_STATUSES
 from storage.db import QUERY_TIMEOUT_S, Executor
@@ -157,18 +156,3 @@ async def apply_status(
         timeout=QUERY_TIMEOUT_S,
     )
     return known
-
-
-async def list_for_call(
-    conn: Executor, org_id: uuid.UUID, call_id: uuid.UUID
-) -> list[dict[str, Any]]:
-    """One of the org's calls' recordings, oldest first (empty for another org's call)."""
-    rows = await conn.fetch(
-        """SELECT recording_sid, status, url, duration_s, channels, created_at, updated_at
-           FROM recordings WHERE org_id = $1 AND call_id = $2
-           ORDER BY created_at, recording_sid""",
-        org_id,
-        call_id,
-        timeout=QUERY_TIMEOUT_S,
-    )
-    return [dict(r) for r in rows]

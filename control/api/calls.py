@@ -160,7 +160,11 @@ async def list_calls(request: web.Request) -> web.Response:
     return web.json_response({"calls": plain(rows), "next_cursor": next_cursor})
 
 
-@doc("A call with its streams (and transcript, for roles that may read it)", errors=(404,))
+@doc(
+    "A call with its streams, consent evidence, escalations and recordings (and transcript, for "
+    "roles that may read it)",
+    errors=(404,),
+)
 @requires(Action.CALLS_READ)
 async def get_call(request: web.Request) -> web.Response:
     who = principal(request)

@@ -13,7 +13,7 @@ from openapi_spec_validator import validate
 from control.auth import declared_permission
 from control.permissions import ROLES, Action, allowed
 from server.app import RunningServer
-from storage import calls
+from storage import calls, recordings
 from storage.db import Pool
 from tests.support.accounts import PASSWORD, Org, make_org
 
@@ -180,6 +180,24 @@ async def test_one_org_can_never_see_another_orgs_calls(
         assert str(call_id) not in {c["id"] for c in (await r.json())["calls"]}
     async with http.get(f"{srv.http_url}/api/calls/{call_id}", headers=org.bearer("owner")) as r:
         assert r.status == 200 and (await r.json())["id"] == str(call_id)
+
+
+async def test_a_call_is_shown_with_the_recordings_signalwire_reported(
+    srv: RunningServer, http: aiohttp.ClientSession, org: Org, pool: Pool
+) -> None:
+    call_id = await new_call(pool, org)
+    call_sid = await pool.fetchval("SELECT call_sid FROM calls WHERE id = $1", call_id)
+    recording_sid = str(uuid.uuid4())
+    assert await recordings.apply_status(
+        pool, call_sid=call_sid, recording_sid=recording_sid, status="completed", url=None,
+        duration_s=42, channels=2,
+    )  # fmt: skip
+    async with http.get(f"{srv.http_url}/api/calls/{call_id}", headers=org.bearer("viewer")) as r:
+        body = await r.json()
+    assert [
+        (x["recording_sid"], x["status"], x["duration_s"], x["channels"])
+        for x in body["recordings"]
+    ] == [(recording_sid, "completed", 42, 2)]
 
 
 async def test_transcripts_are_shown_only_to_roles_that_may_read_them_and_reads_are_audited(
