@@ -12,7 +12,10 @@ notification, so a late or repeated notification does no harm:
 - consent refused → claim_stop → SignalWire stop → stopped; on failure stop_failed (back to
   'recording', so a later refusal or an operator may try again). A refusal that lands while
   the start is in flight finds nothing to claim; `started` then reports that consent no longer
-  allows the recording, and the starting task stops it itself.
+  allows the recording, and the starting task stops it itself;
+- SignalWire reports a recording in progress (its status callback) → account_for: one that no
+  start accounted for (its answer lost to a timeout, or its process died) becomes the call's
+  if consent allows and the call has none, and is stopped otherwise.
 
 With no SignalWire REST client (credentials not configured) nothing is claimed, so that a
 process with credentials may still act; a warning is logged once and every skipped action is
@@ -24,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from control.metrics import RECORDING_ACTIONS
@@ -61,16 +65,26 @@ class RecordingController:
 
     def stream_started(self, call_id: uuid.UUID) -> None:
         """A media stream of the call started (on any process): record it if consent allows."""
-        self._schedule("start", call_id)
+        self._schedule("start", f"call {call_id}", lambda client: self._start(client, call_id))
 
     def consent_decided(self, call_id: uuid.UUID, verdict: str) -> None:
         """The call's consent verdict became "granted" or "refused" (on any process)."""
         if verdict == "granted":
-            self._schedule("start", call_id)
+            self._schedule("start", f"call {call_id}", lambda client: self._start(client, call_id))
         elif verdict == "refused":
-            self._schedule("stop", call_id)
+            self._schedule("stop", f"call {call_id}", lambda client: self._stop(client, call_id))
         else:
             log.warning("consent verdict %r for call %s ignored: unknown", verdict[:32], call_id)
+
+    def recording_in_progress(self, call_sid: str, recording_sid: str) -> None:
+        """SignalWire reports a recording of the call in progress (its status callback, heard by
+        this process). One no claim accounts for, whose start's answer was lost to a timeout or
+        a crash, becomes the call's if consent allows and the call has none; otherwise it is
+        stopped, so that no recording runs which a refusal could not stop."""
+        subject = f"recording {recording_sid} of call {call_sid}"
+        self._schedule(
+            "stop", subject, lambda client: self._account_for(client, call_sid, recording_sid)
+        )
 
     async def wait_idle(self) -> None:
         """Returns once no action is in flight (for tests; wrap it in a timeout)."""
@@ -95,9 +109,12 @@ class RecordingController:
                 log.warning("recording control: %d actions cancelled at shutdown", len(pending))
                 await asyncio.wait(pending, timeout=timeout_s)
 
-    def _schedule(self, action: Action, call_id: uuid.UUID) -> None:
+    def _schedule(
+        self, action: Action, subject: str, work: Callable[[SignalWireClient], Awaitable[bool]]
+    ) -> None:
+        """Runs `work` (True when it made SignalWire act) in a task, counted as `action`."""
         if self._closed:
-            log.info("recording %s for call %s not taken: shutting down", action, call_id)
+            log.info("recording %s for %s not taken: shutting down", action, subject)
             return
         if self._client is None:
             RECORDING_ACTIONS.labels(action, "unconfigured").inc()
@@ -112,27 +129,30 @@ class RecordingController:
             # Overflow: a start is dropped (the call goes unrecorded, the side consent allows);
             # a stop never is, since it may be all that honours a refusal.
             RECORDING_ACTIONS.labels("start", "failed").inc()
-            log.warning("recording start for call %s dropped: too many in flight", call_id)
+            log.warning("recording start for %s dropped: too many in flight", subject)
             return
         task = asyncio.create_task(
-            self._act(self._client, action, call_id), name=f"recording-{action}-{call_id}"
+            self._act(self._client, action, subject, work), name=f"recording-{action}"
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _act(self, client: SignalWireClient, action: Action, call_id: uuid.UUID) -> None:
+    async def _act(
+        self,
+        client: SignalWireClient,
+        action: Action,
+        subject: str,
+        work: Callable[[SignalWireClient], Awaitable[bool]],
+    ) -> None:
         """One action, counted once: ok when SignalWire did it, failed when it raised."""
         try:
-            if action == "start":
-                acted = await self._start(client, call_id)
-            else:
-                acted = await self._stop(client, call_id)
+            acted = await work(client)
         except Exception as exc:
             RECORDING_ACTIONS.labels(action, "failed").inc()
             if isinstance(exc, SignalWireError):
-                log.error("recording %s for call %s failed: %s", action, call_id, exc)
+                log.error("recording %s for %s failed: %s", action, subject, exc)
             else:
-                log.exception("recording %s for call %s failed", action, call_id)
+                log.exception("recording %s for %s failed", action, subject)
             return
         if acted:
             RECORDING_ACTIONS.labels(action, "ok").inc()
@@ -164,7 +184,7 @@ class RecordingController:
         if not allowed:
             log.info("consent for call %s was refused while its recording started", call_id)
             RECORDING_ACTIONS.labels("start", "ok").inc()
-            await self._act(client, "stop", call_id)
+            await self._act(client, "stop", f"call {call_id}", lambda c: self._stop(c, call_id))
             return False  # counted above, before the stop
         return True
 
@@ -175,15 +195,41 @@ class RecordingController:
             return False  # nothing recording, or another process is stopping it
         call_sid, recording_sid = claim
         try:
-            await client.stop_recording(call_sid, recording_sid)
-        except SignalWireRejected as exc:
-            if exc.status != 404 and exc.code not in GONE_CODES:
-                await recordings.stop_failed(self._pool, call_id)
-                raise
-            # Already over: the call ended, or a retried stop found the first one had landed.
-            log.info("recording %s of call %s was already over: %s", recording_sid, call_id, exc)
+            await _stop_at_signalwire(client, call_sid, recording_sid)
         except Exception:
             await recordings.stop_failed(self._pool, call_id)
             raise
         await recordings.stopped(self._pool, call_id)
         return True
+
+    async def _account_for(
+        self, client: SignalWireClient, call_sid: str, recording_sid: str
+    ) -> bool:
+        """True when this process stopped the reported recording."""
+        fate = await recordings.account_for(self._pool, call_sid, recording_sid)
+        if fate == "adopted":
+            log.warning(
+                "recording %s of call %s was started unanswered: now the call's",
+                recording_sid,
+                call_sid,
+            )
+        if fate != "stop":
+            return False
+        log.warning(
+            "recording %s of call %s is not the call's to keep: stopping it",
+            recording_sid,
+            call_sid,
+        )
+        await _stop_at_signalwire(client, call_sid, recording_sid)
+        return True
+
+
+async def _stop_at_signalwire(client: SignalWireClient, call_sid: str, recording_sid: str) -> None:
+    """Stops a recording; one that is already over (the call ended, or a retried stop found
+    the first had landed) counts as stopped."""
+    try:
+        await client.stop_recording(call_sid, recording_sid)
+    except SignalWireRejected as exc:
+        if exc.status != 404 and exc.code not in GONE_CODES:
+            raise
+        log.info("recording %s of call %s was already over: %s", recording_sid, call_sid, exc)

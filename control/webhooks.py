@@ -48,9 +48,17 @@ class WebhookConfig:
 
 
 class Webhooks:
-    def __init__(self, config: WebhookConfig, issue_token: StreamTokenIssuer) -> None:
+    def __init__(
+        self,
+        config: WebhookConfig,
+        issue_token: StreamTokenIssuer,
+        recording_in_progress: Callable[[str, str], None],
+    ) -> None:
+        """`recording_in_progress(call_sid, recording_sid)` hears every recording SignalWire
+        reports as running (`RecordingController.recording_in_progress`)."""
         self._config = config
         self._issue_token = issue_token
+        self._recording_in_progress = recording_in_progress
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -175,16 +183,21 @@ class Webhooks:
 
     async def recording_status(self, request: web.Request) -> web.Response:
         form = await self._verified_form(request, "recording")
+        call_sid = _required(form, "CallSid")
+        recording_sid = _required(form, "RecordingSid")
+        status = _required(form, "RecordingStatus")[:32]
         known = await recordings.apply_status(
             request.app[POOL],
-            call_sid=_required(form, "CallSid"),
-            recording_sid=_required(form, "RecordingSid"),
-            status=_required(form, "RecordingStatus")[:32],
+            call_sid=call_sid,
+            recording_sid=recording_sid,
+            status=status,
             url=(form.get("RecordingUrl") or None),
             duration_s=_optional_int(form, "RecordingDuration"),
             channels=_optional_int(form, "RecordingChannels"),
         )
         metrics.WEBHOOK_OUTCOMES.labels("recording", "applied" if known else "unknown_call").inc()
+        if known and status == "in-progress":
+            self._recording_in_progress(call_sid, recording_sid)
         return web.Response(status=204)
 
     async def call_status(self, request: web.Request) -> web.Response:

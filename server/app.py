@@ -255,6 +255,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
                 allow_insecure_media=not settings.production,
             ),
             issue,
+            recorder.recording_in_progress,
         )
         app.add_routes(webhooks.routes())
         sign_in = SignInConfig(secure_cookie=public_url.startswith("https://"))

@@ -5,6 +5,7 @@ notification exactly one acts, and a recording exists only where consent allows:
 
     none ─claim_start→ starting ─started→ recording ─claim_stop→ stopping ─stopped→ stopped
     starting ─start_failed→ none              stopping ─stop_failed→ recording
+    none, starting ─account_for→ recording   (SignalWire reports a recording the call lacked)
 
 Consent allows recording when the call's jurisdiction needs one party's consent and the other
 party has not refused (`one_party` and `recording_consent` not false), or when the other party
@@ -19,6 +20,7 @@ API reads a call's recordings with the call (`storage.calls.get_call`).
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 from storage.calls import TERMINAL_STATUSES
 from storage.db import QUERY_TIMEOUT_S, Executor
@@ -58,7 +60,9 @@ async def started(conn: Executor, call_id: uuid.UUID, recording_sid: str) -> boo
     allowed: bool | None = await conn.fetchval(
         f"""UPDATE calls SET recording_state = 'recording', recording_sid = $2,
                              updated_at = now()
-            WHERE id = $1 AND recording_state = 'starting'
+            WHERE id = $1 AND (recording_state = 'starting'
+                               -- its status callback came first and adopted it
+                               OR (recording_state = 'recording' AND recording_sid = $2))
             RETURNING {CONSENT_ALLOWS}""",
         call_id,
         recording_sid,
@@ -108,6 +112,46 @@ async def stop_failed(conn: Executor, call_id: uuid.UUID) -> None:
         call_id,
         timeout=QUERY_TIMEOUT_S,
     )
+
+
+RecordingFate = Literal["ours", "adopted", "stop", "unknown_call"]
+
+
+async def account_for(conn: Executor, call_sid: str, recording_sid: str) -> RecordingFate:
+    """What to do with a recording SignalWire reports in progress on the call:
+
+    - "ours": it is the call's recording; the claims look after it;
+    - "adopted": the call had none ('none' or 'starting': a start whose answer was lost to a
+      timeout or a crash did land) and consent allows one, so it is the call's now
+      ('recording'), and a refusal will stop it;
+    - "stop": nobody may keep it: consent does not allow it, or the call has another;
+    - "unknown_call": no such call.
+    """
+    row = await conn.fetchrow(
+        f"""WITH call AS (
+                SELECT id, recording_sid, recording_state, {CONSENT_ALLOWS} AS allowed
+                FROM calls WHERE call_sid = $1 FOR UPDATE
+            ),
+            adopted AS (
+                UPDATE calls SET recording_state = 'recording', recording_sid = $2,
+                                 updated_at = now()
+                FROM call
+                WHERE calls.id = call.id AND call.allowed
+                  AND call.recording_state IN ('none', 'starting')
+                RETURNING 1
+            )
+            SELECT COALESCE(call.recording_sid = $2, false) AS ours,
+                   EXISTS (SELECT 1 FROM adopted) AS adopted
+            FROM call""",
+        call_sid,
+        recording_sid,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    if row is None:
+        return "unknown_call"
+    if row["ours"]:
+        return "ours"
+    return "adopted" if row["adopted"] else "stop"
 
 
 async def apply_status(

@@ -309,6 +309,89 @@ async def test_a_refusal_while_the_start_is_in_flight_stops_the_recording_once_s
     assert await recording_of(pool, call_id) == ("stopped", recording_sid)
 
 
+# Recordings SignalWire reports that no claim accounts for (status callbacks, in progress).
+
+
+async def start_unanswered(http: aiohttp.ClientSession, fake: FakeSignalWire, call_sid: str) -> str:
+    """A recording SignalWire runs whose start's answer never reached the call's row (a start
+    that timed out after sending, or a process that died mid-start): its SID."""
+    async with asyncio.timeout(timeout(5)):
+        return await client_for(http, fake).start_recording(call_sid, CALLBACK)
+
+
+async def test_a_recording_whose_start_went_unanswered_becomes_the_calls_and_a_refusal_stops_it(
+    pool: Pool,
+    fake: FakeSignalWire,
+    http: aiohttp.ClientSession,
+    nodes: tuple[RecordingController, RecordingController],
+) -> None:
+    a, b = nodes
+    call_id, call_sid = await make_call(pool, fake, rule="one_party")
+    recording_sid = await start_unanswered(http, fake, call_sid)
+    a.recording_in_progress(call_sid, recording_sid)
+    await idle(a)
+    assert await recording_of(pool, call_id) == ("recording", recording_sid)
+    a.stream_started(call_id)  # and no second recording is started beside it
+    await idle(a)
+    assert len(fake.requests_for("create_recording")) == 1
+
+    await set_consent(pool, call_id, False)
+    b.consent_decided(call_id, "refused")
+    await idle(b)
+    assert fake.recordings[recording_sid]["status"] == "stopped"
+    assert await recording_of(pool, call_id) == ("stopped", recording_sid)
+
+
+@pytest.mark.parametrize("state", ["refused", "undecided all-party", "already recorded"])
+async def test_a_reported_recording_nobody_may_keep_is_stopped_at_once(
+    pool: Pool,
+    fake: FakeSignalWire,
+    http: aiohttp.ClientSession,
+    nodes: tuple[RecordingController, RecordingController],
+    state: str,
+) -> None:
+    a, _ = nodes
+    if state == "refused":
+        call_id, call_sid = await make_call(pool, fake, rule="one_party", consent=False)
+    elif state == "undecided all-party":
+        call_id, call_sid = await make_call(pool, fake, rule="all_party")
+    else:
+        call_id, call_sid = await make_call(pool, fake, rule="one_party")
+        a.stream_started(call_id)
+        await idle(a)
+    before = await recording_of(pool, call_id)
+    stops_before = actions("stop", "ok")
+    extra = await start_unanswered(http, fake, call_sid)
+    a.recording_in_progress(call_sid, extra)
+    if before[1] is not None:
+        a.recording_in_progress(call_sid, before[1])  # the call's own: left alone
+    await idle(a)
+    assert fake.recordings[extra]["status"] == "stopped"
+    assert await recording_of(pool, call_id) == before
+    assert [r.path for r in fake.requests_for("update_recording")] == [
+        f"/api/laml/2010-04-01/Accounts/{PROJECT}/Calls/{call_sid}/Recordings/{extra}.json"
+    ]
+    assert actions("stop", "ok") == stops_before + 1
+
+
+async def test_a_callback_ahead_of_the_starts_answer_keeps_the_recording(pool: Pool) -> None:
+    org_id = await calls.create_org(pool, "Recording org")
+    call_sid = str(uuid.uuid4())
+    ref = await calls.open_call(
+        pool, org_id=org_id, call_sid=call_sid, account_sid=PROJECT, direction="inbound",
+        from_number="+15550100002", to_number="+15550100001", status="in-progress",
+    )  # fmt: skip
+    await pool.execute("UPDATE calls SET consent_rule = 'one_party' WHERE id = $1", ref.id)
+    assert await recordings.claim_start(pool, ref.id) == call_sid
+    recording_sid = str(uuid.uuid4())
+    # SignalWire's in-progress callback lands before its answer to the start does.
+    assert await recordings.account_for(pool, call_sid, recording_sid) == "adopted"
+    assert await recordings.started(pool, ref.id, recording_sid)  # still allowed: not stopped
+    assert await recording_of(pool, ref.id) == ("recording", recording_sid)
+    assert await recordings.account_for(pool, call_sid, recording_sid) == "ours"
+    assert await recordings.account_for(pool, str(uuid.uuid4()), recording_sid) == "unknown_call"
+
+
 async def test_a_signalwire_failure_puts_the_call_back_to_none_and_is_counted(
     pool: Pool,
     fake: FakeSignalWire,

@@ -11,6 +11,7 @@ from email.utils import format_datetime
 
 import aiohttp
 import pytest
+from prometheus_client import REGISTRY
 
 from server.app import RunningServer
 from storage import calls
@@ -596,6 +597,8 @@ async def test_recording_callbacks_file_one_recording_under_the_call(
     sim = simulator(http, srv, srv.settings)
     recording_sid = str(uuid.uuid4())
     url = f"https://files.example.com/recordings/{recording_sid}?a=1&b=2"
+    unconfigured = {"action": "stop", "outcome": "unconfigured"}
+    accounted_before = REGISTRY.get_sample_value("voxsouth_recording_actions_total", unconfigured)
     for params in (
         recording_params(answered.call_sid, recording_sid, "in-progress"),
         recording_params(
@@ -626,6 +629,10 @@ async def test_recording_callbacks_file_one_recording_under_the_call(
             "channels": 2,
         }
     ]
+    # Each in-progress report went to the recording controller, to be adopted or stopped (this
+    # server has no SignalWire credentials, so it only counts them).
+    accounted = REGISTRY.get_sample_value("voxsouth_recording_actions_total", unconfigured)
+    assert (accounted or 0) - (accounted_before or 0) == 2
 
 
 async def test_a_recording_callback_for_an_unknown_call_stores_nothing(
