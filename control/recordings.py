@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 
 Action = Literal["start", "stop"]
 
+STALE_START_S = 60.0
+"""A start claim older than this belongs to a dead process: a start is one SignalWire request
+with a 20 s deadline (`SignalWireConfig.total_timeout_s`) and one row update."""
+SWEEP_EVERY_S = 30.0
+
 GONE_CODES = frozenset({"21220"})
 """SignalWire error codes saying the recording (or its call) is no longer in progress: a stop
 that gets one has nothing left to stop."""
@@ -60,6 +65,7 @@ class RecordingController:
         self._callback_url = callback_url
         self._max_pending = max_pending
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
         self._warned_unconfigured = False
 
@@ -86,6 +92,28 @@ class RecordingController:
             "stop", subject, lambda client: self._account_for(client, call_sid, recording_sid)
         )
 
+    async def sweep(self, stale_after_s: float = STALE_START_S) -> None:
+        """Tries again the starts whose claiming process died mid-start (claimed longer ago
+        than any start takes); the claims make one process of all those sweeping act."""
+        if self._client is None or self._closed:
+            return
+        for call_id in await recordings.release_stale_starts(self._pool, stale_after_s):
+            log.warning("recording start for call %s was left unfinished: trying again", call_id)
+            self.stream_started(call_id)
+
+    def start_sweeping(self, every_s: float = SWEEP_EVERY_S) -> None:
+        """Runs `sweep` every `every_s` until `aclose`."""
+
+        async def sweep_forever() -> None:
+            while True:
+                await asyncio.sleep(every_s)  # a period, not a wait for something to happen
+                try:
+                    await self.sweep()
+                except Exception:
+                    log.exception("recording sweep failed; the next one tries again")
+
+        self._sweeper = asyncio.create_task(sweep_forever(), name="recording-sweeper")
+
     async def wait_idle(self) -> None:
         """Returns once no action is in flight (for tests; wrap it in a timeout)."""
         while self._tasks:
@@ -96,6 +124,9 @@ class RecordingController:
         the rest are cancelled. A start cancelled mid-request leaves the call 'starting': the
         request may have landed, so no other process may start a second recording of it."""
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.wait({self._sweeper}, timeout=timeout_s)
         tasks = set(self._tasks)
         if not tasks:
             return

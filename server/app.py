@@ -195,6 +195,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
             sw_client = SignalWireClient(http_client, signalwire)
         recorder = RecordingController(pool, sw_client, public_url + "/laml/recording")
         stack.push_async_callback(recorder.aclose)
+        recorder.start_sweeping()
 
         def on_feed_event(event: dict[str, Any]) -> None:
             """Every process hears every feed event once: consent decided anywhere reaches

@@ -5,6 +5,7 @@ notification exactly one acts, and a recording exists only where consent allows:
 
     none ─claim_start→ starting ─started→ recording ─claim_stop→ stopping ─stopped→ stopped
     starting ─start_failed→ none              stopping ─stop_failed→ recording
+    starting ─release_stale_starts→ none     (the claiming process died mid-start)
     none, starting ─account_for→ recording   (SignalWire reports a recording the call lacked)
 
 Consent allows recording when the call's jurisdiction needs one party's consent and the other
@@ -39,7 +40,8 @@ async def claim_start(conn: Executor, call_id: uuid.UUID) -> str | None:
     CallSid to start it on, or None when consent does not allow it, the call is over, or the
     recording was already claimed (here or by another process) or has been stopped."""
     call_sid: str | None = await conn.fetchval(
-        f"""UPDATE calls SET recording_state = 'starting', updated_at = now()
+        f"""UPDATE calls SET recording_state = 'starting', recording_claimed_at = now(),
+                             updated_at = now()
             WHERE id = $1 AND recording_state = 'none' AND status <> ALL($2::text[])
               AND {CONSENT_ALLOWS}
             RETURNING call_sid""",
@@ -79,6 +81,25 @@ async def start_failed(conn: Executor, call_id: uuid.UUID) -> None:
         call_id,
         timeout=QUERY_TIMEOUT_S,
     )
+
+
+async def release_stale_starts(conn: Executor, older_than_s: float) -> list[uuid.UUID]:
+    """Releases the start claims of calls still going that were made longer ago than any start
+    takes ('starting' → 'none'): their process died before it could finish or fail. Returns the
+    calls, for the caller to try again (the claims then check consent afresh). A start that
+    did reach SignalWire before the process died is reported by its status callback, and
+    `account_for` keeps or stops it."""
+    rows = await conn.fetch(
+        """UPDATE calls SET recording_state = 'none', updated_at = now()
+           WHERE recording_state = 'starting'
+             AND recording_claimed_at < now() - make_interval(secs => $1)
+             AND status <> ALL($2::text[])
+           RETURNING id""",
+        older_than_s,
+        sorted(TERMINAL_STATUSES),
+        timeout=QUERY_TIMEOUT_S,
+    )
+    return [r["id"] for r in rows]
 
 
 async def claim_stop(conn: Executor, call_id: uuid.UUID) -> tuple[str, str] | None:

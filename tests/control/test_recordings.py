@@ -392,6 +392,34 @@ async def test_a_callback_ahead_of_the_starts_answer_keeps_the_recording(pool: P
     assert await recordings.account_for(pool, str(uuid.uuid4()), recording_sid) == "unknown_call"
 
 
+async def test_a_start_whose_process_died_is_released_and_made_by_exactly_one_sweeper(
+    pool: Pool,
+    fake: FakeSignalWire,
+    nodes: tuple[RecordingController, RecordingController],
+) -> None:
+    a, b = nodes
+    died, died_sid = await make_call(pool, fake, rule="one_party")
+    refused_since, _ = await make_call(pool, fake, rule="one_party")
+    in_flight, _ = await make_call(pool, fake, rule="one_party")
+    for call_id in (died, refused_since, in_flight):
+        assert await recordings.claim_start(pool, call_id) is not None  # then nothing more
+    await pool.execute(
+        "UPDATE calls SET recording_claimed_at = now() - interval '10 minutes' "
+        "WHERE id = ANY($1::uuid[])",
+        [died, refused_since],
+    )
+    await set_consent(pool, refused_since, False)
+
+    await asyncio.gather(a.sweep(), b.sweep())
+    await idle(a, b)
+    (start,) = fake.requests_for("create_recording")
+    assert start.path.endswith(f"/Calls/{died_sid}/Recordings.json")
+    [recording_sid] = fake.recordings
+    assert await recording_of(pool, died) == ("recording", recording_sid)
+    assert await recording_of(pool, refused_since) == ("none", None)
+    assert await recording_of(pool, in_flight) == ("starting", None)  # young: left alone
+
+
 async def test_a_signalwire_failure_puts_the_call_back_to_none_and_is_counted(
     pool: Pool,
     fake: FakeSignalWire,
