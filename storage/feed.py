@@ -1,9 +1,10 @@
 """The supervisors' feed, as stored: one row per thing a supervisor sees happen, in order.
 
-A feed row is written in the same transaction as the change it announces, and `NOTIFY
-voxsouth_events` carries only its id, org, call and type (far under NOTIFY's 8000-byte limit):
-every process's feed hub reads the row itself, and a client that reconnects is served what it
-missed from the table.
+A feed row is written in the same transaction as the change it announces. At commit it takes
+its position, `seq`, in commit order (migration 0009), and `NOTIFY voxsouth_events` carries
+that position, its org, call and type (far under NOTIFY's 8000-byte limit): every process's
+feed hub reads the row itself, and a client that reconnects after position N is served every
+row committed since, from the table. A feed event's public id is its position.
 """
 
 from __future__ import annotations
@@ -14,20 +15,7 @@ from typing import Any
 
 from storage.db import QUERY_TIMEOUT_S, Executor
 
-NOTIFY_CHANNEL = "voxsouth_events"
-
-# One round trip: the row, and its announcement (sent by Postgres at commit).
-_APPEND = """
-WITH row AS (
-    INSERT INTO feed_events (org_id, call_id, event_id, type, payload)
-    VALUES ($1, $2, $3, $4, $5)
-    ON CONFLICT (event_id) DO NOTHING
-    RETURNING id
-)
-SELECT id, pg_notify($6, json_strip_nulls(json_build_object(
-    'id', id, 'org_id', $1::uuid, 'call_id', $2::uuid, 'type', $4::text,
-    'event_id', $3::uuid))::text)
-FROM row"""
+NOTIFY_CHANNEL = "voxsouth_events"  # named again in the trigger of migration 0009
 
 
 async def append(
@@ -37,32 +25,39 @@ async def append(
     type_: str,
     payload: dict[str, Any],
     event_id: uuid.UUID | None = None,
-) -> int | None:
-    """Adds a feed row and announces it at commit; None when `event_id` was already fed."""
-    feed_id: int | None = await conn.fetchval(
-        _APPEND, org_id, call_id, event_id, type_, json.dumps(payload), NOTIFY_CHANNEL,
-        timeout=QUERY_TIMEOUT_S,
+) -> bool:
+    """Adds a feed row, positioned and announced at commit; False when `event_id` was already
+    fed (a replayed event is announced once)."""
+    added: bool = await conn.fetchval(
+        """WITH row AS (
+               INSERT INTO feed_events (org_id, call_id, event_id, type, payload)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (event_id) DO NOTHING
+               RETURNING 1
+           )
+           SELECT EXISTS (SELECT 1 FROM row)""",
+        org_id, call_id, event_id, type_, json.dumps(payload), timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
-    return feed_id
+    return added
 
 
 async def read_since(
     conn: Executor, org_id: uuid.UUID, after_id: int, limit: int
 ) -> list[dict[str, Any]]:
-    """The org's feed rows after `after_id`, oldest first, at most `limit`."""
+    """The org's feed rows after position `after_id`, oldest first, at most `limit`."""
     rows = await conn.fetch(
-        """SELECT id, call_id, type, payload, created_at FROM feed_events
-           WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3""",
+        """SELECT seq, call_id, type, payload, created_at FROM feed_events
+           WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3""",
         org_id, after_id, limit, timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
     return [_row(r) for r in rows]
 
 
 async def read_ids(conn: Executor, ids: list[int]) -> list[tuple[uuid.UUID, dict[str, Any]]]:
-    """Feed rows by id, with their org (for the hub, which serves every org)."""
+    """Feed rows by position, with their org (for the hub, which serves every org)."""
     rows = await conn.fetch(
-        """SELECT id, org_id, call_id, type, payload, created_at FROM feed_events
-           WHERE id = ANY($1::bigint[]) ORDER BY id""",
+        """SELECT seq, org_id, call_id, type, payload, created_at FROM feed_events
+           WHERE seq = ANY($1::bigint[]) ORDER BY seq""",
         ids, timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
     return [(r["org_id"], _row(r)) for r in rows]
@@ -70,7 +65,7 @@ async def read_ids(conn: Executor, ids: list[int]) -> list[tuple[uuid.UUID, dict
 
 async def latest_id(conn: Executor, org_id: uuid.UUID) -> int:
     value = await conn.fetchval(
-        "SELECT COALESCE(max(id), 0) FROM feed_events WHERE org_id = $1",
+        "SELECT COALESCE(max(seq), 0) FROM feed_events WHERE org_id = $1",
         org_id, timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
     return int(value)
@@ -78,7 +73,7 @@ async def latest_id(conn: Executor, org_id: uuid.UUID) -> int:
 
 def _row(r: Any) -> dict[str, Any]:
     return {
-        "id": r["id"],
+        "id": r["seq"],
         "type": r["type"],
         "call_id": str(r["call_id"]) if r["call_id"] else None,
         "at": r["created_at"].isoformat(),
