@@ -103,6 +103,13 @@ def test_phone_audio_is_upsampled_without_images_above_its_band(hz: int) -> None
     assert 20 * np.log10(above.max() / spectrum.max()) < -60
 
 
+@pytest.mark.parametrize("samples", [0, 1, 63, 64])
+def test_audio_shorter_than_the_filter_is_upsampled_too(samples: int) -> None:
+    upsampled = upsample_8k_to_16k(np.full(samples, 0.5, dtype=np.float32))
+    assert len(upsampled) == 2 * samples
+    assert np.all(upsampled[0::2] == 0.5)  # the original samples are kept as they were
+
+
 def test_a_local_model_folder_must_hold_a_model(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="no model.bin"):
         resolve_model(str(tmp_path), tmp_path)
