@@ -121,8 +121,9 @@ class RecordingController:
 
     async def aclose(self, timeout_s: float = 5.0) -> None:
         """Stops taking notifications and waits up to `timeout_s` for the actions in flight;
-        the rest are cancelled. A start cancelled mid-request leaves the call 'starting': the
-        request may have landed, so no other process may start a second recording of it."""
+        the rest are cancelled. A start cancelled mid-request leaves the call 'starting' (the
+        request may have landed) until the recording's status callback reports it or another
+        process's sweep releases the claim."""
         self._closed = True
         if self._sweeper is not None:
             self._sweeper.cancel()
