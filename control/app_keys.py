@@ -9,5 +9,7 @@ from storage.db import Pool
 
 POOL = web.AppKey("pool", Pool)
 FEED_HUB = web.AppKey("feed_hub", FeedHub)
+TRUSTED_ORIGINS = web.AppKey("trusted_origins", frozenset[str])
+"""Other sites' pages that may use the API with a supervisor's cookie (VOXSOUTH_CORS_ORIGINS)."""
 REQUEST_ID = web.RequestKey("request_id", str)
 """Set by server/middleware.py for every request; audit records carry it."""

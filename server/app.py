@@ -35,7 +35,7 @@ from control.api import team as team_api
 from control.api.openapi import OpenApiRoutes
 from control.api.outbound import SIGNALWIRE, OutboundConfig, OutboundRoutes
 from control.api.session import SessionRoutes, SignInConfig
-from control.app_keys import FEED_HUB, POOL
+from control.app_keys import FEED_HUB, POOL, TRUSTED_ORIGINS
 from control.auth import auth_middleware
 from control.feed import FeedHub
 from control.recordings import RecordingController
@@ -240,6 +240,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
         )
         app[POOL] = pool
         app[FEED_HUB] = hub
+        app[TRUSTED_ORIGINS] = settings.cors_origin_set
 
         async def end_feeds(_app: web.Application) -> None:
             hub.end_all("server_shutdown")  # feed handlers return now, not at the timeout

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from control.app_keys import FEED_HUB, POOL
+from control.app_keys import FEED_HUB, POOL, TRUSTED_ORIGINS
 from control.auth import principal, requires
 from control.errors import ApiError
 from control.feed import BACKLOG_MAX, FeedHub, Subscription, redact
@@ -177,9 +177,12 @@ def _last_event_id(value: str | None) -> int | None:
 
 def _check_origin(request: web.Request) -> None:
     """Browsers send Origin on WebSocket handshakes and do not apply CORS to them: a page on
-    another site must not ride a signed-in supervisor's cookie into the feed."""
+    another site must not ride a signed-in supervisor's cookie into the feed, unless it is one
+    the API trusts with that cookie already (the CORS origins)."""
     origin = request.headers.get("Origin")
     if origin is None or urlsplit(origin).netloc == request.host:
+        return
+    if origin in request.app[TRUSTED_ORIGINS]:
         return
     raise ApiError(403, "ORIGIN_REFUSED", "WebSocket connections from other sites are refused")
 

@@ -182,6 +182,24 @@ async def test_feed_refuses_the_unauthenticated_and_other_sites(
         assert (await bad.json())["error"]["code"] == "INVALID_QUERY"
 
 
+async def test_a_page_on_a_trusted_site_may_open_the_feed(
+    start_server: Callable[..., AbstractAsyncContextManager[Server]],
+    pool: Pool,
+    http: aiohttp.ClientSession,
+) -> None:
+    org = await make_org(pool, "Feed trusted origin")
+    trusted = "https://dashboard.example.com"
+    async with start_server(cors_origins=trusted) as node:
+        url = node.http_url.replace("http", "ws", 1) + "/api/feed"
+        auth = {"Authorization": f"Bearer {org.keys['viewer']}"}
+        async with http.ws_connect(url, headers={**auth, "Origin": trusted}) as ws:
+            hello = await ws.receive_json(timeout=timeout(5))
+            assert hello["type"] == "hello"
+        with pytest.raises(aiohttp.WSServerHandshakeError) as other:
+            await http.ws_connect(url, headers={**auth, "Origin": "https://evil.example"})
+        assert other.value.status == 403
+
+
 async def test_another_process_on_the_same_database_sees_the_same_events(
     start_server: Callable[..., AbstractAsyncContextManager[Server]],
     pool: Pool,
