@@ -54,9 +54,7 @@ import json
 import math
 import os
 import secrets
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -69,10 +67,9 @@ from typing import Any, Final, Literal, TypeVar
 import aiohttp
 import numpy as np
 import numpy.typing as npt
-import uvloop
 
 from bench import promtext
-from bench.server_proc import BenchError, server_process, stop_embedded
+from bench.server_proc import BenchError, run_bench, server_process
 from control import credentials
 from media.codecs import ulaw_decode, ulaw_encode
 from server.simulator.audio import OUTPUT_RATE, AudioFileError, CallAudio, read_call_audio
@@ -732,21 +729,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--levels must be positive")
     if args.rounds < 0 or args.lockstep < 0 or args.rounds + args.lockstep < 1:
         parser.error("--rounds and --lockstep: at least one round")
-    tmp = Path(tempfile.mkdtemp(prefix="voxsouth-alerts-"))
-    try:
-        return uvloop.run(run(args, tmp))
-    except KeyboardInterrupt:
-        print("\nbench.alert_latency: interrupted", file=sys.stderr)
-        return 130
-    except (BenchError, AudioFileError) as exc:
-        print(f"bench.alert_latency: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        try:
-            if not args.dsn:
-                stop_embedded(tmp / "postgres")
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    return run_bench("alert_latency", lambda tmp: run(args, tmp), (BenchError, AudioFileError))
 
 
 if __name__ == "__main__":

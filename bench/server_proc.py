@@ -14,15 +14,17 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import uvloop
 
@@ -93,6 +95,30 @@ def stop_embedded(pgdata: Path) -> None:
     from pgserver.postgres_server import get_server
 
     get_server(pgdata).cleanup()
+
+
+def run_bench(
+    name: str,
+    bench: Callable[[Path], Coroutine[Any, Any, int]],
+    errors: tuple[type[Exception], ...] = (BenchError,),
+) -> int:
+    """Runs `bench(tmp)` on uvloop with a temporary folder for it (and the embedded Postgres it
+    may start there); stops that Postgres and removes the folder however it ends. Returns the
+    bench's exit code, 130 on Ctrl-C, and 1 after printing one of `errors`."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"voxsouth-{name}-"))
+    try:
+        return uvloop.run(bench(tmp))
+    except KeyboardInterrupt:
+        print(f"\nbench.{name}: interrupted", file=sys.stderr)
+        return 130
+    except errors as exc:
+        print(f"bench.{name}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        try:
+            stop_embedded(tmp / "postgres")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def raise_open_files_limit() -> None:

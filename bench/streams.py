@@ -42,10 +42,8 @@ import math
 import multiprocessing
 import os
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -56,7 +54,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
-import uvloop
 
 from bench import promtext, pyspy
 from bench.loadgen import SLOTS, StreamPlan, StreamResult, WorkerPlan, WorkerResult, run_worker
@@ -73,7 +70,7 @@ from bench.report import (
     whisper_row,
     word_recall,
 )
-from bench.server_proc import BenchError, ServerInfo, server_process, stop_embedded
+from bench.server_proc import BenchError, ServerInfo, run_bench, server_process
 from server.simulator.client import SignalWireSimulator, parse_stream
 from storage import calls
 from storage.db import Pool, create_pool
@@ -560,20 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--streams must be positive")
     if args.seconds is not None and args.seconds < 1:
         parser.error("--seconds must be at least 1")
-    tmp = Path(tempfile.mkdtemp(prefix="voxsouth-bench-"))
-    try:
-        return uvloop.run(amain(args, tmp))
-    except KeyboardInterrupt:
-        print("\nbench.streams: interrupted", file=sys.stderr)
-        return 130
-    except BenchError as exc:
-        print(f"bench.streams: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        try:
-            stop_embedded(tmp / "postgres")
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    return run_bench("streams", lambda tmp: amain(args, tmp))
 
 
 if __name__ == "__main__":

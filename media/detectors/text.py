@@ -63,11 +63,6 @@ FUZZY_MIN_LETTERS = 5
 MAX_EDITS_PER_WORD = 2
 
 
-def word_matches(heard: str, wanted: str) -> bool:
-    """A one-word phrase: exact when short, otherwise within one edit."""
-    return _window_matches((heard,), (wanted,))
-
-
 def _window_matches(window: Sequence[str], wanted: Sequence[str]) -> bool:
     """Each long word of a phrase brings one edit to a budget the phrase shares: "cancel my
     count" is "cancel my account" (two edits, two long words), but "lower" is not "lawyer"

@@ -374,20 +374,16 @@ async def test_a_reported_recording_nobody_may_keep_is_stopped_at_once(
     assert actions("stop", "ok") == stops_before + 1
 
 
-async def test_a_callback_ahead_of_the_starts_answer_keeps_the_recording(pool: Pool) -> None:
-    org_id = await calls.create_org(pool, "Recording org")
-    call_sid = str(uuid.uuid4())
-    ref = await calls.open_call(
-        pool, org_id=org_id, call_sid=call_sid, account_sid=PROJECT, direction="inbound",
-        from_number="+15550100002", to_number="+15550100001", status="in-progress",
-    )  # fmt: skip
-    await pool.execute("UPDATE calls SET consent_rule = 'one_party' WHERE id = $1", ref.id)
-    assert await recordings.claim_start(pool, ref.id) == call_sid
+async def test_a_callback_ahead_of_the_starts_answer_keeps_the_recording(
+    pool: Pool, fake: FakeSignalWire
+) -> None:
+    call_id, call_sid = await make_call(pool, fake, rule="one_party")
+    assert await recordings.claim_start(pool, call_id) == call_sid
     recording_sid = str(uuid.uuid4())
     # SignalWire's in-progress callback lands before its answer to the start does.
     assert await recordings.account_for(pool, call_sid, recording_sid) == "adopted"
-    assert await recordings.started(pool, ref.id, recording_sid)  # still allowed: not stopped
-    assert await recording_of(pool, ref.id) == ("recording", recording_sid)
+    assert await recordings.started(pool, call_id, recording_sid)  # still allowed: not stopped
+    assert await recording_of(pool, call_id) == ("recording", recording_sid)
     assert await recordings.account_for(pool, call_sid, recording_sid) == "ours"
     assert await recordings.account_for(pool, str(uuid.uuid4()), recording_sid) == "unknown_call"
 
