@@ -24,6 +24,7 @@ from storage import calls
 from storage.db import Pool, create_pool
 from storage.embedded import start_embedded
 from storage.migrate import migrate
+from tests.support.numbers import new_number
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SPEECH = FIXTURES / "speech"
@@ -135,6 +136,6 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 async def org_number(pool: Pool) -> tuple[uuid.UUID, str]:
     """A fresh org owning a fresh number."""
     org_id = await calls.create_org(pool, "Test org")
-    number = "+1555" + str(uuid.uuid4().int)[:7]
+    number = new_number()
     await calls.add_phone_number(pool, org_id, number)
     return org_id, number

@@ -12,6 +12,7 @@ from server.app import RunningServer
 from storage import calls
 from storage.db import Pool
 from tests.support.accounts import PASSWORD, Org, make_org
+from tests.support.numbers import new_number
 
 
 @pytest.fixture
@@ -162,7 +163,7 @@ async def test_numbers_are_managed_per_org_and_a_taken_number_is_not_revealed(
 ) -> None:
     other = await make_org(pool, "Numbers rival")
     base = f"{srv.http_url}/api/numbers"
-    number = "+1555" + str(uuid.uuid4().int)[:7]
+    number = new_number()
     status, _ = await call(
         http,
         "POST",

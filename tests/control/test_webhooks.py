@@ -17,6 +17,7 @@ from server.app import RunningServer
 from storage import calls
 from storage.db import Pool
 from tests.support.calls import answer_call, simulator
+from tests.support.numbers import new_number
 
 
 def voice_params(to: str, call_sid: str | None = None) -> dict[str, str]:
@@ -112,7 +113,7 @@ async def test_a_number_with_a_dial_target_is_connected_to_it(
     srv: RunningServer, http: aiohttp.ClientSession, pool: Pool
 ) -> None:
     org_id = await calls.create_org(pool, "Dialing org")
-    number = "+1555" + str(uuid.uuid4().int)[:7]
+    number = new_number()
     await calls.add_phone_number(pool, org_id, number, dial_target="+15557654321")
     _, body = await simulator(http, srv, srv.settings).post_signed(
         f"{srv.public_url}/laml/voice", voice_params(number)
@@ -404,7 +405,7 @@ async def test_without_a_disclosure_no_disclosure_evidence_is_stored(
 async def keypad_org(pool: Pool, *, dial_target: str | None = None) -> tuple[uuid.UUID, str]:
     org_id = await calls.create_org(pool, "Keypad org")
     await pool.execute("UPDATE organizations SET consent_mode = 'keypad' WHERE id = $1", org_id)
-    number = "+1555" + str(uuid.uuid4().int)[:7]
+    number = new_number()
     await calls.add_phone_number(pool, org_id, number, dial_target=dial_target)
     return org_id, number
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.conftest import SPEECH
+from tests.support.numbers import new_number
 from tests.support.process import cli_env, run_cli, serving
 
 
@@ -59,7 +60,7 @@ async def test_serve_prints_its_urls_becomes_ready_and_stops_cleanly_on_sigterm(
 
 
 async def test_admin_and_simulate_against_a_running_server(tmp_path: Path, pg_dsn: str) -> None:
-    number = "+1555" + str(uuid.uuid4().int)[:7]
+    number = new_number()
     env = cli_env(tmp_path, pg_dsn)
     code, out, err = await run_cli(
         "admin", "create-org", "CLI org", "--number", number, env=env, cwd=tmp_path

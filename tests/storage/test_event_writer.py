@@ -26,6 +26,7 @@ from storage.db import Pool, create_pool
 from storage.event_writer import NOTIFY_CHANNEL, EventWriter, write_events
 from storage.journal import Journal
 from tests.conftest import timeout
+from tests.support.numbers import new_number
 from tests.support.pg_proxy import PgProxy
 
 
@@ -40,7 +41,7 @@ async def proxy(pg_dsn: str) -> AsyncIterator[tuple[PgProxy, str]]:
 @pytest.fixture
 async def call_ids(pool: Pool) -> tuple[uuid.UUID, uuid.UUID]:
     org_id = await calls.create_org(pool, "Writer org")
-    number = "+1555" + str(uuid.uuid4().int)[:7]
+    number = new_number()
     await calls.add_phone_number(pool, org_id, number)
     ref = await calls.open_call(
         pool, org_id=org_id, call_sid=str(uuid.uuid4()), account_sid=None, direction="inbound",

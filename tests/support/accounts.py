@@ -9,6 +9,7 @@ from control import credentials
 from control.permissions import ROLES, Role
 from storage import accounts, calls
 from storage.db import Pool
+from tests.support.numbers import new_number
 
 PASSWORD = "correct horse battery staple"
 _PASSWORD_HASH = credentials.hash_password(PASSWORD)
@@ -28,7 +29,7 @@ class Org:
 async def make_org(pool: Pool, name: str = "Org") -> Org:
     """An org with a number, one user per role (password PASSWORD) and one API key per role."""
     org_id = await calls.create_org(pool, name)
-    number = "+1555" + str(uuid.uuid4().int)[:7]
+    number = new_number()
     await calls.add_phone_number(pool, org_id, number)
     emails: dict[Role, str] = {}
     keys: dict[Role, str] = {}
