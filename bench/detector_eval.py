@@ -77,7 +77,9 @@ def run_call(
         call_id=uuid.uuid4(),
         config=SessionConfig(),
         vad_factory=lambda: WebRtcVoiceDetector(2),
-        policy=CallPolicy(rules=DEFAULT_RULES, disclosure_played=disclosure_played),
+        policy=CallPolicy(
+            rules=DEFAULT_RULES, played_disclosure="question" if disclosure_played else "none"
+        ),
     )
     result = CallResult(call)
 

@@ -289,6 +289,7 @@ class MediaServer:
     ) -> None:
         metrics.UTTERANCES.labels(ready.track).inc()
         if self._transcriber is None:
+            self._emit(session.on_transcript_lost(ready))  # nothing will be heard of it
             return
         engine = self._transcriber.engine.name
         future = self._transcriber.submit(ready.utterance.pcm, ready.utterance.sample_rate)
@@ -296,7 +297,10 @@ class MediaServer:
 
         def deliver(f: asyncio.Future[Transcription | None]) -> None:
             pending.discard(f)
-            if f.cancelled() or (result := f.result()) is None or not result.text:
+            if f.cancelled():
+                return  # given up at stream end: `settle` stops waiting for it
+            if (result := f.result()) is None or not result.text:
+                self._emit(session.on_transcript_lost(ready))
                 return
             metrics.TRANSCRIPTION_LATENCY.observe(self._monotonic() - ready.speech_ended_at)
             self._emit(session.on_transcript(ready, result, engine))
@@ -319,6 +323,7 @@ class MediaServer:
             for future in late:
                 future.cancel()
                 metrics.DROPPED_WORK.labels("transcription_after_stream_end").inc()
+        self._emit(session.settle())
         for track, pipeline in session.tracks.items():
             metrics.FRAMES_LOST.labels(track).inc(pipeline.frames_lost)
             metrics.AUDIO_LOST.labels(track).inc(

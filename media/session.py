@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from media.codecs import Decoder, level_dbfs, parse_format
-from media.detectors.consent import ConsentFinding, ConsentTracker
+from media.detectors.consent import ConsentFinding, ConsentTracker, PlayedDisclosure
 from media.detectors.rules import Fired, Rule, RuleEngine
 from media.events import (
     ConsentEvidence,
@@ -60,10 +60,11 @@ class CallPolicy:
     """Already decided when the stream opens."""
     consent_by_person: bool = False
     """`consent` was verified by a person: no detector may change it."""
-    disclosure_played: bool = False
-    """The platform played the disclosure before the stream started."""
-    keypad_answers: bool = False
-    """The call flow asks for consent by keypad (1 accepts, 2 declines)."""
+    played_disclosure: PlayedDisclosure = "none"
+    """What the platform played before the stream: nothing, a notice, or a request answered
+    by voice or keypad (1 accepts, 2 declines)."""
+    implied_by_notice: bool = False
+    """The org takes a notice as consent, and the call's jurisdiction allows that."""
     consent_window_ms: int = 30_000
 
 
@@ -187,8 +188,8 @@ class CallSession:
         self._rules = RuleEngine(policy.rules, start.tracks) if policy.rules else None
         self._needs_level = self._rules is not None and self._rules.needs_level
         self._consent = ConsentTracker(
-            disclosure_played=policy.disclosure_played,
-            keypad_answers=policy.keypad_answers,
+            played=policy.played_disclosure,
+            implied_by_notice=policy.implied_by_notice,
             window_ms=policy.consent_window_ms,
         )
         self.consent: ConsentVerdict | None = policy.consent
@@ -202,6 +203,7 @@ class CallSession:
         self.tracks: dict[Track, TrackPipeline] = {}
         for track in start.tracks:
             self._pipeline(track)
+        self.outbox += self._consent_events(self._consent.opening)
 
     def _pipeline(self, track: Track) -> TrackPipeline:
         pipeline = self.tracks.get(track)
@@ -245,7 +247,12 @@ class CallSession:
         ended = pipeline.feed(msg.chunk, msg.payload, now)
         if not ended:
             return _NO_UTTERANCES
+        for u in ended:
+            self._consent.expect(msg.track, u.start_ms)
         return [UtteranceReady(msg.track, u, pipeline.last_voiced_at) for u in ended]
+
+    def _open_since(self) -> dict[Track, int | None]:
+        return {t: p.endpointer.open_start_ms for t, p in self.tracks.items()}
 
     def on_dtmf(self, msg: Dtmf) -> list[MediaEvent]:
         offset_ms = self._pipeline(msg.track).endpointer.clock_ms
@@ -258,7 +265,8 @@ class CallSession:
             offset_ms=offset_ms,
         )
         events = self._content(digit)
-        events += self._consent_events(self._consent.on_digit(msg.track, msg.digit, offset_ms))
+        found = self._consent.on_digit(msg.track, msg.digit, offset_ms, self._open_since())
+        events += self._consent_events(found)
         if self._rules is not None:
             fired = self._rules.on_digit(msg.track, msg.digit, offset_ms)
             events += [self._escalation(f) for f in fired]
@@ -282,10 +290,9 @@ class CallSession:
         )
         events = self._content(segment)
         sid = segment.event_id
-        if ready.track == "outbound":
-            findings = self._consent.on_agent_text(segment.start_ms, result.text, sid)
-        else:
-            findings = self._consent.on_caller_text(segment.start_ms, result.text, sid)
+        findings = self._consent.on_text(
+            ready.track, segment.start_ms, result.text, sid, self._open_since()
+        )
         events += self._consent_events(findings)
         if self._rules is not None:
             fired = self._rules.on_text(
@@ -293,6 +300,12 @@ class CallSession:
             )
             events += [self._escalation(f) for f in fired]
         return events
+
+    def on_transcript_lost(self, ready: UtteranceReady) -> list[MediaEvent]:
+        """An utterance that will never be transcribed (skipped under load, or empty): the
+        consent detector stops waiting for its words."""
+        found = self._consent.on_lost(ready.track, ready.utterance.start_ms, self._open_since())
+        return self._consent_events(found)
 
     def apply_consent(self, verdict: ConsentVerdict, *, by_person: bool) -> list[MediaEvent]:
         """A verdict reached outside this stream (an agent, the keypad flow, another stream of
@@ -365,6 +378,11 @@ class CallSession:
             if (u := pipeline.endpointer.flush()) is not None:
                 ready.append(UtteranceReady(track, u, pipeline.last_voiced_at))
         return ready
+
+    def settle(self) -> list[MediaEvent]:
+        """After the last transcript: what the consent detector decides on what it heard, no
+        longer waiting for utterances that will not be transcribed."""
+        return self._consent_events(self._consent.flush())
 
     def stopped_event(self, reason: str, messages_lost: int) -> StreamStopped:
         """The last event; content still held for want of consent is dropped with it."""

@@ -96,6 +96,11 @@ class Endpointer:
     def in_speech(self) -> bool:
         return self._in_speech
 
+    @property
+    def open_start_ms(self) -> int | None:
+        """Where the utterance still being heard began, or None between utterances."""
+        return self._start_sample * 1000 // self._rate if self._in_speech else None
+
     def feed(self, frame: bytes) -> Utterance | None:
         """Feed exactly one frame (`frame_bytes` of 16-bit PCM); returns a finished utterance."""
         voiced = self._vad.is_speech(frame, self._rate)

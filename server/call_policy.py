@@ -13,6 +13,7 @@ from typing import Any, cast
 import asyncpg
 
 from media.detectors import rules
+from media.detectors.consent import PlayedDisclosure
 from media.server import CallAdmission
 from media.session import CallPolicy
 from media.stream_token import StreamGrant
@@ -21,6 +22,13 @@ from storage.db import Pool
 from storage.tenancy import tenant
 
 log = logging.getLogger(__name__)
+
+
+PLAYED_BY: Mapping[str | None, PlayedDisclosure] = {
+    "laml_say": "notice",  # a <Say> that tells
+    "laml_gather": "keypad",  # a <Gather input="dtmf"> that asks for 1 or 2
+}
+"""What the platform played, by the detector its disclosure evidence was stored under."""
 
 
 def to_rule(row: Mapping[str, Any]) -> rules.Rule:
@@ -93,8 +101,7 @@ def policy_of(row: Mapping[str, Any], rule_rows: Sequence[Mapping[str, Any]]) ->
         hold_until_consent=row["consent_rule"] != "one_party",
         consent=None if consent is None else ("granted" if consent else "refused"),
         consent_by_person=bool(verified_by) and not verified_by.startswith("detector:"),
-        disclosure_played=bool(row["disclosure_played"]),
-        keypad_answers=row["consent_mode"] == "keypad",
+        played_disclosure=PLAYED_BY.get(row["played_by"], "none"),
     )
 
 

@@ -152,9 +152,9 @@ async def call_admission(
     row = await conn.fetchrow(
         """SELECT c.status, c.consent_rule, c.recording_consent, c.consent_verified_by,
                   o.consent_mode, o.rules_seeded,
-                  EXISTS (SELECT 1 FROM consent_events e
-                          WHERE e.call_id = c.id AND e.kind = 'disclosure'
-                            AND e.detector LIKE 'laml_%') AS disclosure_played
+                  (SELECT e.detector FROM consent_events e
+                   WHERE e.call_id = c.id AND e.kind = 'disclosure' AND e.detector LIKE 'laml_%'
+                   ORDER BY e.created_at LIMIT 1) AS played_by
            FROM calls c JOIN organizations o ON o.id = c.org_id
            WHERE c.id = $1 AND c.org_id = $2""",
         call_id,

@@ -1,26 +1,40 @@
-"""Recording consent over one call: the disclosure, then the other party's answer. Pure.
+"""Recording consent over one call: a request, then the other party's answer to it. Pure.
 
-A disclosure opens a window (`window_ms` of call audio after it ends) in which the caller's
-answer counts: spoken (`classify_consent`) or, when the call flow asks for it, a keypad digit
-(1 accepts, 2 declines). The disclosure is either played by the platform before the stream
-starts (the window then opens at 0) or spoken by the agent and heard on the agent's track.
+The call is a timeline of utterances on two tracks (agent = outbound, caller = inbound) and the
+caller's key presses. Consent is an *answer to a consent request*:
 
-Segments are transcribed in parallel, so the caller's answer can be transcribed before the
-agent's disclosure that preceded it: recent caller segments are kept and judged again when a
-disclosure turns up. A later answer in the window replaces an earlier one only when it says so
-in more than one word ("yes… actually no, don't record this"): a stray "no" or "okay" later in
-the conversation is talk, not a change of mind. After the window nothing spoken changes the
-verdict.
+- A request is a disclosure that asks: played by the platform before the stream (a `<Gather>`
+  asking by voice or keypad) or said by the agent ("calls are recorded, is that okay with
+  you?"; the question may follow the disclosure in the agent's next utterance). A disclosure
+  that only tells ("calls are recorded for training. How can I help?") is a notice.
+- The answer is the caller's next turn after the request, spoken or a key the request offered
+  ("press 1 to agree"), within `window_ms`, until the agent asks something else: a "yes" to
+  "do you have your order number?" answers that question, not the request.
+- Any other turn of the caller counts only if it speaks about recording ("actually, please
+  don't record this"), and the latest such turn wins.
+- A notice asks nothing, so it gets no spoken answer; where the org opts in to consent implied
+  by notice (and the call's jurisdiction allows it), the notice itself gives the verdict
+  (`implied_notice`), which the caller can still refuse.
+
+Utterances are transcribed in parallel, so they arrive out of order. Decisions are made in call
+order, over the part of the timeline that is settled: no utterance before it is still being
+heard or transcribed. A caller's "yes" waits until the agent's words before it are known.
 """
 
 from __future__ import annotations
 
+import bisect
 import uuid
-from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
-from media.detectors.text import classify_consent, find_phrases
+from media.detectors.text import (
+    asks_for_consent,
+    classify_consent,
+    find_phrases,
+    is_question,
+    keypad_choices,
+)
 from media.events import ConsentVerdict, Track
 
 DISCLOSURE_PHRASES = (
@@ -28,15 +42,21 @@ DISCLOSURE_PHRASES = (
     "call is recorded", "may be monitored or recorded", "may be recorded",
     "recorded for quality", "recorded for training", "recording this call",
     "this call is recorded", "we record our calls", "calls are recorded",
+    "calls are monitored and recorded", "calls may be monitored", "are being recorded",
+    "is being recorded", "will be recorded", "we record all calls", "we record calls",
+    "recorded and monitored", "monitored and recorded", "recording the call",
+    "record this call", "recording for quality", "recording for training",
 )  # fmt: skip
-KEYPAD_ANSWERS: dict[str, ConsentVerdict] = {"1": "granted", "2": "refused"}
-RECENT_CALLER_SEGMENTS = 8
+PLAYED_KEYS: dict[str, ConsentVerdict] = {"1": "granted", "2": "refused"}
+"""What the platform's consent `<Gather>` offers (control.webhooks says the same prompt)."""
+PlayedDisclosure = Literal["none", "notice", "question", "keypad"]
+Detector = Literal["agent_speech", "caller_speech", "keypad", "implied_notice"]
 
 
 @dataclass(frozen=True, slots=True)
 class ConsentFinding:
     kind: Literal["disclosure", "answer"]
-    detector: Literal["agent_speech", "caller_speech", "keypad"]
+    detector: Detector
     verdict: ConsentVerdict | None
     track: Track
     offset_ms: int
@@ -44,85 +64,220 @@ class ConsentFinding:
     segment_id: uuid.UUID | None
 
 
-@dataclass(frozen=True, slots=True)
-class _Heard:
+@dataclass(slots=True)
+class _Event:
+    """One utterance or key press on the call's timeline."""
+
+    track: Track
     start_ms: int
-    text: str
-    segment_id: uuid.UUID | None
+    text: str | None = None
+    """None while it is still being transcribed; "" when it was never heard."""
+    segment_id: uuid.UUID | None = None
+    digit: str | None = None
+    judged: bool = False
+
+    @property
+    def settled(self) -> bool:
+        return self.text is not None or self.digit is not None
+
+
+@dataclass(slots=True)
+class _Request:
+    at_ms: int
+    keys: dict[str, ConsentVerdict] = field(default_factory=dict)
+    open: bool = True
+    """The caller's answer may still come (the agent has not asked something else)."""
 
 
 class ConsentTracker:
     def __init__(
-        self, *, disclosure_played: bool, keypad_answers: bool, window_ms: int = 30_000
+        self,
+        *,
+        played: PlayedDisclosure = "none",
+        implied_by_notice: bool = False,
+        window_ms: int = 30_000,
     ) -> None:
         self._window_ms = window_ms
-        self._keypad = keypad_answers
-        # The window opens where the disclosure ended; a played disclosure ends before audio.
-        self._disclosed_at: int | None = 0 if disclosure_played else None
-        self._answered_at: int | None = None
+        self._implied_by_notice = implied_by_notice
+        self._timeline: list[_Event] = []
+        self._judged_until = 0
+        """Index of the first event not yet judged: everything before it is settled."""
+        self._request: _Request | None = None
+        self._disclosure_without_question: _Event | None = None
+        """The agent's latest disclosure, until the caller speaks: a question that follows
+        it ("…is that okay?") makes it a request."""
         self.verdict: ConsentVerdict | None = None
-        self._recent: deque[_Heard] = deque(maxlen=RECENT_CALLER_SEGMENTS)
+        self.opening: list[ConsentFinding] = []
+        """What the call's start decides: a played notice, where it implies consent."""
+        if played in ("question", "keypad"):
+            # The platform's `<Gather>` takes keys whether it asked by voice or by keypad.
+            self._request = _Request(0, dict(PLAYED_KEYS))
+        elif played == "notice":
+            self.opening = self._notice(0, "played notice", None)
 
-    def _in_window(self, offset_ms: int) -> bool:
-        d = self._disclosed_at
-        return d is not None and d <= offset_ms <= d + self._window_ms
+    # --- the timeline -------------------------------------------------------------------------
 
-    def on_agent_text(
-        self, start_ms: int, text: str, segment_id: uuid.UUID | None
+    def expect(self, track: Track, start_ms: int) -> None:
+        """An utterance ended and is being transcribed: nothing after it is decided until its
+        text (or its loss) arrives."""
+        self._insert(_Event(track, start_ms))
+
+    def on_text(
+        self,
+        track: Track,
+        start_ms: int,
+        text: str,
+        segment_id: uuid.UUID | None,
+        open_since: dict[Track, int | None],
     ) -> list[ConsentFinding]:
-        matches = [m for m in find_phrases(text, DISCLOSURE_PHRASES) if not m.negated]
-        if not matches:
-            return []
-        found = [
-            ConsentFinding(
-                "disclosure", "agent_speech", None, "outbound", start_ms, matches[0].phrase,
-                segment_id,
-            )
-        ]  # fmt: skip
-        if self._disclosed_at is None or start_ms > self._disclosed_at + self._window_ms:
-            # A first disclosure, or a repeat after the window closed: (re)open the window
-            # from its start, since a caller often answers before the agent has finished.
-            self._disclosed_at = start_ms
-            for heard in sorted(self._recent, key=lambda h: h.start_ms):
-                found += self._answer(heard)
+        """The words of an utterance (`expect`ed or not). `open_since` is, per track, where an
+        utterance still being heard began (None if none): nothing after it is decided yet."""
+        event = self._pending(track, start_ms)
+        if event is None:
+            event = self._insert(_Event(track, start_ms))
+        event.text, event.segment_id = text, segment_id
+        return self._judge(open_since)
+
+    def on_lost(
+        self, track: Track, start_ms: int, open_since: dict[Track, int | None]
+    ) -> list[ConsentFinding]:
+        """An `expect`ed utterance that will never be transcribed (overload, stream end)."""
+        if (event := self._pending(track, start_ms)) is not None:
+            event.text = ""
+        return self._judge(open_since)
+
+    def on_digit(
+        self, track: Track, digit: str, offset_ms: int, open_since: dict[Track, int | None]
+    ) -> list[ConsentFinding]:
+        if track == "inbound":
+            self._insert(_Event(track, offset_ms, digit=digit))
+        return self._judge(open_since)
+
+    def flush(self) -> list[ConsentFinding]:
+        """Stream end: what is still pending will not arrive; decide on the rest."""
+        for event in self._timeline[self._judged_until :]:
+            if not event.settled:
+                event.text = ""
+        return self._judge({})
+
+    def _insert(self, event: _Event) -> _Event:
+        # Agent before caller at the same offset: a question and its answer can't start at once.
+        keys = [(e.start_ms, e.track == "inbound") for e in self._timeline]
+        at = bisect.bisect_right(keys, (event.start_ms, event.track == "inbound"))
+        at = max(at, self._judged_until)  # the past is decided; a late arrival joins the present
+        self._timeline.insert(at, event)
+        return event
+
+    def _pending(self, track: Track, start_ms: int) -> _Event | None:
+        for event in self._timeline[self._judged_until :]:
+            if event.track == track and event.start_ms == start_ms and not event.settled:
+                return event
+        return None
+
+    def _judge(self, open_since: dict[Track, int | None]) -> list[ConsentFinding]:
+        found: list[ConsentFinding] = []
+        opens = [s for s in open_since.values() if s is not None]
+        horizon = min(opens) if opens else None
+        timeline = self._timeline
+        while self._judged_until < len(timeline):
+            event = timeline[self._judged_until]
+            if not event.settled or (horizon is not None and event.start_ms > horizon):
+                break
+            self._judged_until += 1
+            found += self._agent(event) if event.track == "outbound" else self._caller(event)
+        # Judged events are only needed for their place: keep the list short on long calls.
+        if self._judged_until > 256:
+            del timeline[: self._judged_until]
+            self._judged_until = 0
         return found
 
-    def on_caller_text(
-        self, start_ms: int, text: str, segment_id: uuid.UUID | None
-    ) -> list[ConsentFinding]:
-        heard = _Heard(start_ms, text, segment_id)
-        self._recent.append(heard)
-        return self._answer(heard)
+    # --- decisions, in call order -------------------------------------------------------------
 
-    def _answer(self, heard: _Heard) -> list[ConsentFinding]:
-        if not self._in_window(heard.start_ms):
+    def _agent(self, event: _Event) -> list[ConsentFinding]:
+        text = event.text or ""
+        if not text:
+            # Unheard: it may have asked something else, so a bare "yes" after it answers
+            # nothing we know of.
+            self._close()
             return []
-        if self._answered_at is not None and heard.start_ms < self._answered_at:
-            return []  # an older answer arriving late does not undo a newer one
-        answer = classify_consent(heard.text)
-        if answer is None:
+        disclosure = next(
+            (m for m in find_phrases(text, DISCLOSURE_PHRASES) if not m.negated), None
+        )
+        asks = asks_for_consent(text)
+        found: list[ConsentFinding] = []
+        if disclosure is not None:
+            found.append(
+                ConsentFinding(
+                    "disclosure", "agent_speech", None, "outbound", event.start_ms,
+                    disclosure.phrase, event.segment_id,
+                )
+            )  # fmt: skip
+            if asks:
+                self._open(event, text)
+            else:
+                self._close()
+                self._disclosure_without_question = event
+                found += self._notice(event.start_ms, disclosure.phrase, event.segment_id)
+            return found
+        if asks and self._disclosure_without_question is not None:
+            self._open(self._disclosure_without_question, text)
+        elif is_question(text) or "?" in text:
+            self._close()  # the agent asks something else: the next "yes" answers that
+        return found
+
+    def _open(self, disclosure: _Event, text: str) -> None:
+        self._request = _Request(disclosure.start_ms, dict(keypad_choices(text)))
+        self._disclosure_without_question = None
+
+    def _close(self) -> None:
+        if self._request is not None:
+            self._request.open = False
+
+    def _notice(
+        self, offset_ms: int, evidence: str, segment_id: uuid.UUID | None
+    ) -> list[ConsentFinding]:
+        if not self._implied_by_notice or self.verdict is not None:
             return []
-        if self._answered_at is not None and " " not in answer.evidence:
-            return []
-        self._answered_at = heard.start_ms
-        self.verdict = answer.verdict
+        self.verdict = "granted"
         return [
             ConsentFinding(
-                "answer", "caller_speech", answer.verdict, "inbound", heard.start_ms,
-                answer.evidence, heard.segment_id,
+                "answer", "implied_notice", "granted", "outbound", offset_ms,
+                f"implied by notice: {evidence}", segment_id,
             )
         ]  # fmt: skip
 
-    def on_digit(self, track: Track, digit: str, offset_ms: int) -> list[ConsentFinding]:
-        verdict = KEYPAD_ANSWERS.get(digit)
-        if not self._keypad or track != "inbound" or verdict is None:
+    def _answering(self, offset_ms: int) -> _Request | None:
+        request = self._request
+        if request is None or not request.open:
+            return None
+        if not request.at_ms <= offset_ms <= request.at_ms + self._window_ms:
+            return None
+        return request
+
+    def _caller(self, event: _Event) -> list[ConsentFinding]:
+        self._disclosure_without_question = None
+        request = self._answering(event.start_ms)
+        if event.digit is not None:
+            verdict = request.keys.get(event.digit) if request is not None else None
+            if verdict is None:
+                return []
+            return self._decide(verdict, "keypad", event, f"digit {event.digit}")
+        text = event.text or ""
+        if not text:
             return []
-        if not self._in_window(offset_ms):
-            return []
-        self._answered_at = offset_ms
+        answer = classify_consent(text, about_recording=request is None)
+        if answer is None:
+            return []  # a question or no answer: the caller may still answer next turn
+        return self._decide(answer.verdict, "caller_speech", event, answer.evidence)
+
+    def _decide(
+        self, verdict: ConsentVerdict, detector: Detector, event: _Event, evidence: str
+    ) -> list[ConsentFinding]:
+        self._close()
         self.verdict = verdict
         return [
             ConsentFinding(
-                "answer", "keypad", verdict, "inbound", offset_ms, f"digit {digit}", None
+                "answer", detector, verdict, "inbound", event.start_ms, evidence,
+                event.segment_id,
             )
-        ]
+        ]  # fmt: skip

@@ -119,23 +119,42 @@ def find_phrases(text: str, phrases: Sequence[str]) -> list[PhraseMatch]:
 
 
 AGREEMENT = (
-    "yes", "yeah", "yep", "sure", "ok", "okay", "fine", "that's fine", "that is fine",
-    "go ahead", "sure go ahead", "i agree", "i consent", "no problem", "that's ok",
-    "that's okay", "of course", "absolutely", "you may", "you can", "alright", "all right",
+    "yes", "yeah", "yep", "yup", "yes please", "sure", "sure thing", "ok", "okay", "fine",
+    "that's fine", "that is fine", "it's fine", "fine by me", "fine with me", "go ahead",
+    "go for it", "sure go ahead", "i agree", "i consent", "no problem", "not a problem",
+    "no worries", "that's ok", "that's okay", "that's alright", "that's all right",
+    "alright by me", "of course", "absolutely", "certainly", "definitely", "you may", "you can",
+    "alright", "all right", "i don't mind", "don't mind", "doesn't bother me", "i suppose",
+    "i suppose so", "i guess", "i guess so", "by all means", "please do", "works for me",
+    "happy with that", "i'm happy", "i'm okay with that", "i'm ok with that",
+    "i'm fine with that", "that works", "no objection", "no objections", "record away",
+    "uh huh", "mm hmm", "yes you can record", "you can record",
 )  # fmt: skip
 REFUSAL = (
-    "no", "nope", "don't record", "do not record", "please don't", "i don't consent",
-    "i do not consent", "i don't agree", "i do not agree", "stop recording", "i object",
-    "not okay", "not ok", "not fine", "no thanks", "no thank you", "i'd rather not",
-    "i would rather not", "don't want this recorded", "don't want this call recorded",
-    "don't want to be recorded", "do not want to be recorded", "not be recorded",
+    "no", "nope", "nah", "no way", "no thanks", "no thank you", "don't record",
+    "do not record", "please don't", "i'd rather not", "i would rather not", "rather not",
+    "rather you didn't", "rather you did not", "i'd prefer not", "prefer not",
+    "prefer you didn't", "prefer that you didn't", "i don't consent", "i do not consent",
+    "don't consent", "i don't agree", "i do not agree", "i don't want", "i do not want",
+    "not comfortable", "not happy", "not okay", "not ok", "not fine", "not alright",
+    "not really", "absolutely not", "definitely not", "certainly not", "of course not",
+    "i object", "i do mind", "i decline", "opt out", "stop recording", "stop the recording",
+    "turn it off", "switch it off", "turn that off", "switch that off", "turn off the recording",
+    "switch off the recording", "turn the recording off", "switch the recording off",
+    "don't want this recorded", "don't want this call recorded", "don't want to be recorded",
+    "do not want to be recorded", "not be recorded", "not to be recorded", "don't keep",
+    "do not keep", "delete the recording", "no recording",
 )  # fmt: skip
+RECORDING_WORDS = frozenset(
+    {"record", "recorded", "recording", "recordings", "records", "tape", "taped", "taping",
+     "consent"}
+)  # fmt: skip
+"""A later turn speaks about recording only if it names it: "no, the parcel never came"
+answers the agent's other question, "no, please don't record me" answers the disclosure."""
 _QUESTION_OPENERS = frozenset(
     {"why", "what", "how", "who", "where", "when", "would", "could", "should", "do", "does",
      "did", "is", "are", "can", "will", "must", "may"}
 )  # fmt: skip
-# "No problem" and "no thanks" start with "no" but say the opposite of a bare "no".
-_NOT_REFUSALS = frozenset({"no problem"})
 ANSWER_WORDS_WITHIN = 3
 """A one-word answer ("yes", "no", "okay") counts only among an utterance's first words: "no"
 in "nobody has fixed it, no one calls back" answers nothing."""
@@ -145,6 +164,22 @@ def _placed(match: PhraseMatch) -> bool:
     return match.end_word - match.start_word > 1 or match.start_word < ANSWER_WORDS_WITHIN
 
 
+def _longest(matches: list[PhraseMatch]) -> list[PhraseMatch]:
+    """Matches not inside a longer one: "no problem" agrees, its "no" does not refuse, and
+    "not okay" refuses, its "okay" does not agree."""
+    return [
+        m
+        for m in matches
+        if not any(
+            o is not m
+            and o.start_word <= m.start_word
+            and m.end_word <= o.end_word
+            and o.end_word - o.start_word > m.end_word - m.start_word
+            for o in matches
+        )
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class ConsentAnswer:
     verdict: Literal["granted", "refused"]
@@ -152,37 +187,103 @@ class ConsentAnswer:
     """The phrase that decided it."""
 
 
-def classify_consent(text: str) -> ConsentAnswer | None:
-    """The answer an utterance gives to a recording disclosure, or None when it gives none.
+def is_question(text: str) -> bool:
+    """Asked, not told: a question mark, or a question word first ("do you record?"), but not
+    an imperative that opens with "do" ("do not record this")."""
+    heard = words(text)
+    if not heard:
+        return False
+    imperative = heard[0] == "do" and heard[1:2] in (["not"], ["it"])
+    return text.rstrip().endswith("?") or (heard[0] in _QUESTION_OPENERS and not imperative)
+
+
+def classify_consent(text: str, *, about_recording: bool = False) -> ConsentAnswer | None:
+    """The answer an utterance gives to a recording request, or None when it gives none.
 
     A question ("why would I agree?", "do I have to say yes?") is no answer; a negated
     agreement ("I don't agree", "not fine") is a refusal. An utterance that both agrees and
     refuses ("no, that's fine", "yeah no") is no answer either: recording on a guess is the
     costly mistake, so the caller is asked again rather than read one way.
+
+    With `about_recording` (a turn that is not the answer to a request), only an utterance that
+    names recording counts, and only by more than a bare "yes" or "no".
     """
     heard = words(text)
-    if not heard:
+    if not heard or is_question(text):
         return None
-    # "Do you record?" asks; "Do not record this" tells.
-    imperative = heard[0] == "do" and heard[1:2] == ["not"]
-    if text.rstrip().endswith("?") or (heard[0] in _QUESTION_OPENERS and not imperative):
+    if about_recording and not RECORDING_WORDS.intersection(heard):
         return None
-    refusals = [m for m in find_phrases(text, REFUSAL) if m.exact and _placed(m)]
-    agreements = [m for m in find_phrases(text, AGREEMENT) if m.exact and _placed(m)]
+    found = [m for m in find_phrases(text, AGREEMENT + REFUSAL) if m.exact and _placed(m)]
     decisions: list[tuple[int, ConsentAnswer]] = []
-    for m in agreements:
-        if m.negated:
-            decisions.append((m.start_word, ConsentAnswer("refused", f"not {m.phrase}")))
+    agreeing = frozenset(AGREEMENT)
+    for m in _longest(found):
+        if about_recording and m.end_word - m.start_word == 1:
+            continue
+        if m.phrase in agreeing:
+            verdict: Literal["granted", "refused"] = "refused" if m.negated else "granted"
+            evidence = f"not {m.phrase}" if m.negated else m.phrase
         else:
-            decisions.append((m.start_word, ConsentAnswer("granted", m.phrase)))
-    for m in refusals:
-        covered = any(
-            a.phrase in _NOT_REFUSALS and a.start_word <= m.start_word < a.end_word
-            for a in agreements
-        )
-        if not covered:
-            decisions.append((m.start_word, ConsentAnswer("refused", m.phrase)))
-    verdicts = {answer.verdict for _, answer in decisions}
-    if len(verdicts) != 1:
+            verdict, evidence = "refused", m.phrase
+        decisions.append((m.start_word, ConsentAnswer(verdict, evidence)))
+    if len({answer.verdict for _, answer in decisions}) != 1:
         return None
     return min(decisions, key=lambda d: d[0])[1]
+
+
+CONSENT_ASKS = (
+    "is that ok", "is that okay", "is that alright", "is that all right", "is that fine",
+    "is this ok", "is this okay", "is this alright", "is this all right", "is this fine",
+    "is it ok", "is it okay", "is it alright", "is it all right", "is it fine",
+    "are you ok with", "are you okay with", "are you alright with", "are you all right with",
+    "are you happy", "are you comfortable", "are you fine with", "do you agree",
+    "do you consent", "do we have your consent", "do i have your consent",
+    "do we have your permission", "do i have your permission", "have your permission",
+    "have your consent", "do you mind", "would you mind", "may we record", "may i record",
+    "can we record", "can i record", "okay to record", "ok to record", "alright to record",
+    "fine to record", "do you object", "any objection", "that okay with you",
+    "that ok with you", "that alright with you", "that all right with you", "that fine with you",
+    "okay with you", "ok with you", "alright with you", "all right with you",
+)  # fmt: skip
+_KEY_WORDS = {"one": "1", "two": "2", "three": "3", "nine": "9", "zero": "0"}
+_PRESS_WORDS = frozenset({"press", "push", "dial", "key", "pressing"})
+_KEY_MEANINGS: dict[str, Literal["granted", "refused"]] = {
+    "agree": "granted", "accept": "granted", "consent": "granted", "continue": "granted",
+    "allow": "granted", "approve": "granted", "yes": "granted", "okay": "granted",
+    "decline": "refused", "refuse": "refused", "object": "refused", "opt": "refused",
+    "not": "refused", "don't": "refused", "no": "refused",
+}  # fmt: skip
+_SENTENCE = re.compile(r"[.?!;]")
+
+
+def asks_for_consent(text: str) -> bool:
+    """Whether the agent's words ask the other party to agree ("is that okay with you?",
+    "do I have your permission?", "press 1 to agree") rather than only tell them."""
+    if keypad_choices(text):
+        return True
+    # Negation does not matter here: "is that not okay with you?" asks all the same.
+    return any(m.exact for m in find_phrases(text, CONSENT_ASKS))
+
+
+def keypad_choices(text: str) -> dict[str, Literal["granted", "refused"]]:
+    """The keys a request offers and what each means: "press 1 to agree or 2 to decline", "if
+    you agree, press one". Each key takes the meaning word nearest to it between its
+    neighbouring keys; only sentences that say "press" (or push, dial) offer keys."""
+    folded = text.lower().replace("\u2019", "'")
+    choices: dict[str, Literal["granted", "refused"]] = {}
+    for sentence in _SENTENCE.split(folded):
+        heard = _WORD.findall(sentence)
+        if not _PRESS_WORDS.intersection(heard):
+            continue
+        keys = [i for i, w in enumerate(heard) if w.isdigit() and len(w) == 1 or w in _KEY_WORDS]
+        for n, at in enumerate(keys):
+            low = keys[n - 1] + 1 if n else 0
+            high = keys[n + 1] if n + 1 < len(keys) else len(heard)
+            meanings = [
+                # "press 1 to agree or 2 to decline": a meaning after the key is its own.
+                (i - at if i > at else at - i + 0.5, _KEY_MEANINGS[w])
+                for i in range(low, high)
+                if (w := heard[i]) in _KEY_MEANINGS
+            ]
+            if meanings:
+                choices[_KEY_WORDS.get(heard[at], heard[at])] = min(meanings)[1]
+    return choices

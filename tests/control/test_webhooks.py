@@ -377,7 +377,7 @@ async def test_the_disclosure_and_the_call_start_are_recorded_once_however_often
         {"org_id": org_id, "call_sid": params["CallSid"], "rule": "all_party"}
     ]
     admission = await calls.call_admission(pool, call_id, org_id)
-    assert admission is not None and admission["disclosure_played"] is True
+    assert admission is not None and admission["played_by"] == "laml_say"
 
 
 async def test_without_a_disclosure_no_disclosure_evidence_is_stored(

@@ -1,80 +1,177 @@
-"""media.detectors.consent: the disclosure opens a window, the caller's answer decides."""
+"""media.detectors.consent: consent is the caller's answer to a consent request."""
 
 from __future__ import annotations
 
 import uuid
 
-from media.detectors.consent import ConsentTracker
+from media.detectors.consent import ConsentFinding, ConsentTracker
+from media.events import Track
 
 SEG = uuid.UUID(int=7)
+NOTHING_OPEN: dict[Track, int | None] = {}
 
 
-def answers(tracker: ConsentTracker, start_ms: int, text: str) -> list[tuple[str, str | None]]:
-    return [(f.detector, f.verdict) for f in tracker.on_caller_text(start_ms, text, SEG)]
+def say(tracker: ConsentTracker, track: Track, start_ms: int, text: str) -> list[ConsentFinding]:
+    return tracker.on_text(track, start_ms, text, SEG, NOTHING_OPEN)
 
 
-def test_played_disclosure_opens_the_window_at_the_start() -> None:
-    tracker = ConsentTracker(disclosure_played=True, keypad_answers=False)
-    assert answers(tracker, 1_200, "Yeah, that's fine.") == [("caller_speech", "granted")]
+def verdicts(found: list[ConsentFinding]) -> list[tuple[str, str | None]]:
+    return [(f.detector, f.verdict) for f in found if f.kind == "answer"]
+
+
+def test_a_played_question_is_answered_by_the_callers_first_turn() -> None:
+    tracker = ConsentTracker(played="question")
+    assert verdicts(say(tracker, "inbound", 1_200, "Yeah, that's fine.")) == [
+        ("caller_speech", "granted")
+    ]
     assert tracker.verdict == "granted"
 
 
-def test_an_answer_with_no_disclosure_is_not_consent() -> None:
-    tracker = ConsentTracker(disclosure_played=False, keypad_answers=False)
-    assert answers(tracker, 1_000, "Yes.") == []
-    assert tracker.verdict is None
+def test_a_notice_that_asks_nothing_gets_no_spoken_verdict() -> None:
+    for played in ("notice", "none"):
+        tracker = ConsentTracker(played=played)
+        assert verdicts(say(tracker, "inbound", 1_000, "Yes.")) == []
+        assert verdicts(say(tracker, "inbound", 3_000, "No, the parcel never came.")) == []
+        assert tracker.verdict is None
 
 
-def test_spoken_disclosure_on_the_agent_track_is_evidence_and_opens_the_window() -> None:
-    tracker = ConsentTracker(disclosure_played=False, keypad_answers=False)
-    found = tracker.on_agent_text(0, "Hi, this call may be recorded for quality.", SEG)
+def test_the_agents_spoken_request_opens_the_answer_and_is_evidence() -> None:
+    tracker = ConsentTracker()
+    found = say(tracker, "outbound", 0, "Hi, this call may be recorded. Is that okay with you?")
     assert [(f.kind, f.detector, f.track, f.offset_ms) for f in found] == [
         ("disclosure", "agent_speech", "outbound", 0)
     ]
-    assert answers(tracker, 3_500, "I do not consent") == [("caller_speech", "refused")]
+    assert verdicts(say(tracker, "inbound", 3_500, "I'd rather you didn't keep this.")) == [
+        ("caller_speech", "refused")
+    ]
 
 
-def test_an_answer_transcribed_before_the_disclosure_is_judged_when_it_arrives() -> None:
-    tracker = ConsentTracker(disclosure_played=False, keypad_answers=False)
-    assert answers(tracker, 4_000, "Sure, go ahead.") == []
-    found = tracker.on_agent_text(0, "Just so you know, this call is being recorded.", SEG)
-    assert [(f.kind, f.verdict) for f in found] == [("disclosure", None), ("answer", "granted")]
-
-
-def test_questions_and_mixed_answers_decide_nothing() -> None:
-    tracker = ConsentTracker(disclosure_played=True, keypad_answers=False)
-    assert answers(tracker, 1_000, "Why would I agree?") == []
-    assert answers(tracker, 2_000, "No, that's fine") == []
+def test_a_yes_to_the_agents_next_question_is_not_consent() -> None:
+    tracker = ConsentTracker()
+    say(tracker, "outbound", 0, "Calls are recorded for training. Is that alright?")
+    say(tracker, "outbound", 4_000, "And do you have your order number?")
+    assert verdicts(say(tracker, "inbound", 6_000, "Yes, it's 4471.")) == []
     assert tracker.verdict is None
 
 
-def test_a_later_answer_replaces_an_earlier_one_but_not_the_other_way_round() -> None:
-    tracker = ConsentTracker(disclosure_played=True, keypad_answers=False)
-    assert answers(tracker, 1_000, "Okay.") == [("caller_speech", "granted")]
-    assert answers(tracker, 5_000, "Actually, please don't record this.") == [
+def test_a_question_after_the_disclosure_turns_a_notice_into_a_request() -> None:
+    tracker = ConsentTracker()
+    say(tracker, "outbound", 0, "Just so you know, this call is being recorded.")
+    say(tracker, "outbound", 3_000, "Are you okay with that?")
+    assert verdicts(say(tracker, "inbound", 5_000, "Go for it.")) == [("caller_speech", "granted")]
+
+
+def test_a_disclosure_followed_by_another_question_is_a_notice() -> None:
+    tracker = ConsentTracker()
+    say(tracker, "outbound", 0, "This call may be recorded. How can I help you today?")
+    assert verdicts(say(tracker, "inbound", 4_000, "Yeah, no, my internet is down.")) == []
+    assert verdicts(say(tracker, "inbound", 9_000, "Okay.")) == []
+
+
+def test_a_later_turn_about_recording_decides_even_after_a_notice() -> None:
+    tracker = ConsentTracker(played="notice")
+    assert verdicts(say(tracker, "inbound", 20_000, "Can you switch the recording off?")) == []
+    assert verdicts(say(tracker, "inbound", 25_000, "Please switch the recording off.")) == [
         ("caller_speech", "refused")
     ]
-    assert answers(tracker, 3_000, "Yes.") == []  # older, transcribed late
+
+
+def test_after_the_answer_only_talk_about_recording_changes_it() -> None:
+    tracker = ConsentTracker(played="question")
+    assert verdicts(say(tracker, "inbound", 1_000, "Sure.")) == [("caller_speech", "granted")]
+    assert verdicts(say(tracker, "inbound", 6_000, "No. It's still broken.")) == []
+    assert verdicts(say(tracker, "inbound", 9_000, "Actually, please don't record me.")) == [
+        ("caller_speech", "refused")
+    ]
     assert tracker.verdict == "refused"
 
 
-def test_after_an_answer_a_one_word_remark_is_talk_not_a_change_of_mind() -> None:
-    tracker = ConsentTracker(disclosure_played=True, keypad_answers=False)
-    assert answers(tracker, 1_000, "Sure.") == [("caller_speech", "granted")]
-    assert answers(tracker, 6_000, "No. It's still broken.") == []
-    assert tracker.verdict == "granted"
+def test_questions_and_mixed_answers_decide_nothing_and_leave_the_request_open() -> None:
+    tracker = ConsentTracker(played="question")
+    assert verdicts(say(tracker, "inbound", 1_000, "Why would I agree?")) == []
+    assert verdicts(say(tracker, "inbound", 2_000, "No, that's fine")) == []
+    say(tracker, "outbound", 3_000, "It helps us train our staff.")
+    assert verdicts(say(tracker, "inbound", 5_000, "Oh, okay then.")) == [
+        ("caller_speech", "granted")
+    ]
 
 
-def test_nothing_spoken_after_the_window_counts() -> None:
-    tracker = ConsentTracker(disclosure_played=True, keypad_answers=False, window_ms=10_000)
-    assert answers(tracker, 10_001, "Yes.") == []
+def test_an_answer_after_the_window_is_not_an_answer() -> None:
+    tracker = ConsentTracker(played="question", window_ms=10_000)
+    assert verdicts(say(tracker, "inbound", 10_001, "Yes.")) == []
 
 
-def test_keypad_answers_only_when_the_flow_asks_and_only_from_the_caller() -> None:
-    asked = ConsentTracker(disclosure_played=True, keypad_answers=True)
-    assert asked.on_digit("outbound", "1", 500) == []
-    assert asked.on_digit("inbound", "5", 500) == []
-    [found] = asked.on_digit("inbound", "2", 600)
+def test_an_answer_waits_for_the_agents_words_before_it() -> None:
+    """Transcribed out of order: the caller's "yes" arrives before the agent's question that
+    came between the request and it. It must not be taken for consent."""
+    tracker = ConsentTracker()
+    say(tracker, "outbound", 0, "This call is recorded. Is that okay?")
+    tracker.expect("outbound", 3_000)  # "Can I have your name?", still being transcribed
+    assert verdicts(say(tracker, "inbound", 5_000, "Yes.")) == []
+    assert tracker.verdict is None
+    assert verdicts(say(tracker, "outbound", 3_000, "Can I have your name?")) == []
+    assert tracker.verdict is None
+
+
+def test_an_answer_judged_once_the_agents_earlier_words_are_known() -> None:
+    tracker = ConsentTracker()
+    tracker.expect("outbound", 0)
+    assert verdicts(say(tracker, "inbound", 4_000, "Sure, go ahead.")) == []
+    found = say(tracker, "outbound", 0, "Is it okay if we record this call?")
+    assert [(f.kind, f.verdict) for f in found] == [("disclosure", None), ("answer", "granted")]
+
+
+def test_an_agent_still_speaking_holds_back_what_came_after_it_started() -> None:
+    tracker = ConsentTracker(played="question")
+    still_talking: dict[Track, int | None] = {"outbound": 2_000, "inbound": None}
+    assert tracker.on_text("inbound", 3_000, "Yes.", SEG, still_talking) == []
+    # The agent's utterance turns out too short to transcribe; nothing else is pending.
+    assert verdicts(tracker.on_digit("inbound", "5", 8_000, NOTHING_OPEN)) == [
+        ("caller_speech", "granted")
+    ]
+
+
+def test_an_unheard_agent_utterance_closes_the_answer() -> None:
+    tracker = ConsentTracker(played="question")
+    tracker.expect("outbound", 1_000)
+    assert say(tracker, "inbound", 3_000, "Yes.") == []
+    assert tracker.on_lost("outbound", 1_000, NOTHING_OPEN) == []
+    assert tracker.verdict is None
+
+
+def test_stream_end_decides_on_what_was_heard() -> None:
+    tracker = ConsentTracker(played="question")
+    tracker.expect("inbound", 500)
+    assert say(tracker, "inbound", 4_000, "Yes, go ahead.") == []
+    assert verdicts(tracker.flush()) == [("caller_speech", "granted")]
+
+
+def test_keys_count_when_the_request_offers_them_in_any_mode() -> None:
+    tracker = ConsentTracker()
+    say(tracker, "outbound", 0, "We record calls. Press 1 to agree, or 2 to decline.")
+    assert tracker.on_digit("outbound", "1", 500, NOTHING_OPEN) == []
+    assert tracker.on_digit("inbound", "5", 600, NOTHING_OPEN) == []
+    [found] = tracker.on_digit("inbound", "2", 700, NOTHING_OPEN)
     assert (found.detector, found.verdict, found.evidence) == ("keypad", "refused", "digit 2")
-    not_asked = ConsentTracker(disclosure_played=True, keypad_answers=False)
-    assert not_asked.on_digit("inbound", "1", 500) == []
+
+
+def test_keys_the_request_did_not_offer_are_not_answers() -> None:
+    tracker = ConsentTracker()
+    say(tracker, "outbound", 0, "This call may be recorded. Is that okay?")
+    assert tracker.on_digit("inbound", "1", 3_000, NOTHING_OPEN) == []
+    played = ConsentTracker(played="keypad")
+    assert verdicts(played.on_digit("inbound", "1", 3_000, NOTHING_OPEN)) == [("keypad", "granted")]
+
+
+def test_a_notice_implies_consent_where_the_org_opts_in_and_the_caller_can_still_refuse() -> None:
+    tracker = ConsentTracker(played="notice", implied_by_notice=True)
+    [implied] = tracker.opening
+    assert (implied.detector, implied.verdict) == ("implied_notice", "granted")
+    assert implied.evidence.startswith("implied by notice")
+    assert verdicts(say(tracker, "inbound", 2_000, "I don't want to be recorded.")) == [
+        ("caller_speech", "refused")
+    ]
+    spoken = ConsentTracker(implied_by_notice=True)
+    found = say(spoken, "outbound", 0, "This call is recorded for training. How can I help?")
+    assert verdicts(found) == [("implied_notice", "granted")]
+    assert ConsentTracker(played="notice").opening == []

@@ -494,7 +494,7 @@ def test_keypad_and_silence_rules_fire_from_digits_and_audio() -> None:
 
 
 def test_all_party_content_is_held_until_consent_then_written_in_order() -> None:
-    policy = CallPolicy(hold_until_consent=True, disclosure_played=True, rules=RULES)
+    policy = CallPolicy(hold_until_consent=True, played_disclosure="question", rules=RULES)
     session = make_session(policy=policy)
     first = said(session, "inbound", "Can you hear me? I want a manager.", 0.5)
     assert kinds(first) == ["EscalationRaised"]  # alerts go out; the words wait
@@ -512,7 +512,7 @@ def test_all_party_content_is_held_until_consent_then_written_in_order() -> None
 
 
 def test_all_party_content_is_dropped_on_refusal_and_at_the_end_without_consent() -> None:
-    session = make_session(policy=CallPolicy(hold_until_consent=True, disclosure_played=True))
+    session = make_session(policy=CallPolicy(hold_until_consent=True, played_disclosure="question"))
     said(session, "inbound", "Hello there.", 0.5)
     refused = said(session, "inbound", "No, please don't record this.", 2.0)
     assert kinds(refused) == ["ConsentEvidence"]
@@ -523,7 +523,10 @@ def test_all_party_content_is_dropped_on_refusal_and_at_the_end_without_consent(
 
 def test_a_persons_verdict_is_not_overturned_by_the_detector() -> None:
     policy = CallPolicy(
-        hold_until_consent=True, disclosure_played=True, consent="refused", consent_by_person=True
+        hold_until_consent=True,
+        played_disclosure="question",
+        consent="refused",
+        consent_by_person=True,
     )
     session = make_session(policy=policy)
     assert kinds(said(session, "inbound", "Yes, go ahead.", 1.0)) == ["ConsentEvidence"]
@@ -536,3 +539,24 @@ def test_consent_decided_elsewhere_releases_what_is_held() -> None:
     session = make_session(policy=CallPolicy(hold_until_consent=True))
     said(session, "inbound", "Press one, done.", 1.0)
     assert kinds(session.apply_consent("granted", by_person=False)) == ["TranscriptSegment"]
+
+
+def test_a_callers_yes_waits_for_the_agents_earlier_words_before_it_is_consent() -> None:
+    """The agent's utterance ends first but is transcribed after the caller's "yes": whether
+    that "yes" answers the recording request depends on what the agent said in between."""
+    for agent_said, verdict in (
+        ("This call is recorded. Is that okay with you?", "granted"),
+        ("Can I have your order number?", None),
+        (None, None),  # never transcribed
+    ):
+        session = make_session(make_start(tracks=("inbound", "outbound")))
+        [agent] = feed(session, ulaw_payloads(pattern(("T", 50), (".", 30))), "outbound")
+        answer = said(session, "inbound", "Yes.", 2.0)
+        assert kinds(answer) == ["TranscriptSegment"], "decided before the agent's words"
+        if agent_said is None:
+            later = session.on_transcript_lost(agent)
+        else:
+            later = session.on_transcript(agent, Transcription(agent_said, None), "test")
+        found = [e.verdict for e in later if isinstance(e, ConsentEvidence) and e.kind == "answer"]
+        assert found == ([verdict] if verdict else [])
+        assert session.consent == verdict
