@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias, get_args
 
 from media.detectors.acoustic import AcousticConfig, DeadAir, RaisedVoice, TalkOver
+from media.detectors.intents import find_intent
 from media.detectors.sentiment import SentimentWindow, score
-from media.detectors.text import find_phrases, words
+from media.detectors.text import words
 from media.events import Track
 
 Severity: TypeAlias = Literal["low", "medium", "high", "critical"]
@@ -150,7 +151,9 @@ def _rule_name(field: str, value: object) -> str:
 _BOTH = ["inbound", "outbound"]
 _SCHEMAS: Final[Mapping[str, Mapping[str, _Check]]] = {
     "phrase": {
-        "phrases": _strings(1, 50, "phrases", _phrase, None),
+        "phrases": _strings(0, 50, "phrases", _phrase, []),
+        "actions": _strings(0, 50, "phrases", _phrase, []),
+        "targets": _strings(0, 50, "phrases", _phrase, []),
         "tracks": _strings(1, 2, "tracks", _track, _BOTH),
     },
     "keypad": {
@@ -191,10 +194,23 @@ def validate_params(kind: RuleKind, params: Mapping[str, Any]) -> dict[str, Any]
         if key not in schema:
             raise ValueError(f"{key}: not a setting of {kind} rules")
     normalised = {key: check(key, params.get(key, _MISSING)) for key, check in schema.items()}
+    if kind == "phrase":
+        _check_intent(normalised)
     if kind == "composite" and normalised["min_count"] > len(normalised["rules"]):
         count = len(normalised["rules"])
         raise ValueError(f"min_count: must be a whole number from 2 to {count}")
     return normalised
+
+
+def _check_intent(params: Mapping[str, Any]) -> None:
+    """A phrase rule needs words that say it alone, or an action with a target to follow."""
+    actions, targets = params["actions"], params["targets"]
+    if actions and not targets:
+        raise ValueError("targets: must be given with actions")
+    if targets and not actions:
+        raise ValueError("actions: must be given with targets")
+    if not params["phrases"] and not actions:
+        raise ValueError("phrases: give phrases, or actions and targets (or both)")
 
 
 def check_rule_set(rules: Sequence[Rule]) -> None:
@@ -235,32 +251,74 @@ def _default(name: str, kind: RuleKind, severity: Severity, cooldown_s: int, **p
 
 # Names follow the storage slug rule (lower case, digits, "-" and "_"). Caller phrases listen
 # to the inbound track only: an agent saying "let me get my supervisor" is the remedy, not the
-# problem. Words of five letters or more match within one edit (media.detectors.text), so
-# some obvious ones are left out: "suing" (matches "using"), bare "court" ("count"); and bare
-# "sue" is a name ("Sue in billing"). "lawyer" can still match "layer": kept, as the risk of
-# missing a legal threat outweighs a rare false alarm.
+# problem. Each is an intent (media.detectors.intents): an action followed by a target, or a
+# phrase that says it alone, read in its clause (negation, reported speech, past events, third
+# parties and questions about policy do not count). Words of five letters or more match
+# within one edit, so some obvious ones are left out: "suing" (matches "using"), bare "court"
+# ("count"), and bare "sue" is a name ("Sue in billing").
+_SENIOR = [
+    "manager", "supervisor", "boss", "superior", "someone above you", "somebody above you",
+    "someone higher up", "somebody higher up", "someone senior", "somebody senior",
+    "someone more senior", "whoever is in charge", "whoever's in charge", "someone in charge",
+    "somebody in charge", "person in charge", "whoever runs", "head of", "team leader",
+    "team lead", "higher up", "line manager", "senior",
+]  # fmt: skip
+_ASK_FOR = [
+    "speak to", "speak with", "talk to", "talk with", "put me through to", "put me on to",
+    "put me onto", "transfer me to", "transfer me", "connect me to", "connect me with",
+    "get me", "give me", "i want", "i need", "i'd like", "i would like", "i demand",
+    "let me speak", "let me talk", "escalate this to", "escalate it to", "escalate to",
+    "pass me to", "pass me over to", "hand me over to", "fetch", "get", "i'm asking for",
+    "ask for", "can i have", "can i get", "could i have", "put on",
+]  # fmt: skip
+_LEGAL = [
+    "lawyer", "lawyers", "attorney", "attorneys", "solicitor", "solicitors", "legal action",
+    "legal proceedings", "court", "small claims", "lawsuit", "legal", "sue", "suing",
+]  # fmt: skip
+_THREATEN = [
+    "i'll", "i will", "i'm going to", "i am going to", "i'm gonna", "gonna", "i'm calling",
+    "get", "call", "contact", "involve", "hear from", "hearing from", "speak to", "take you to",
+    "take this to", "take it to", "see you in", "i'm taking", "i'll be taking", "i'll be",
+    "talk to", "my", "ring",
+]  # fmt: skip
+_END = [
+    "cancel", "cancelled", "canceled", "cancelling", "canceling", "close", "closed",
+    "closing", "terminate", "terminated", "end", "shut", "discontinue", "stop", "get rid of",
+    "quit", "leave", "done with",
+]  # fmt: skip
+_HELD = [
+    "account", "accounts", "service", "services", "subscription", "contract", "policy",
+    "membership", "plan", "line", "broadband", "package",
+]  # fmt: skip
+_COMPLAIN = [
+    "make", "file", "lodge", "raise", "put in", "submit", "register", "log", "i want to",
+    "i'd like to", "i would like to", "i'm going to", "i am going to", "i will", "i'll",
+    "i'm", "going to", "want to",
+]  # fmt: skip
+_GRIEVANCE = ["complaint", "formal complaint", "complain", "complaining", "grievance"]
 DEFAULT_RULES: Final[tuple[Rule, ...]] = (
     _default(
         "supervisor-request", "phrase", "high", 120,
-        phrases=["supervisor", "manager", "someone in charge", "speak to your boss"],
-        tracks=["inbound"],
+        actions=_ASK_FOR, targets=_SENIOR, tracks=["inbound"],
     ),
     _default(
         "legal-threat", "phrase", "high", 300,
-        phrases=["lawyer", "attorney", "sue you", "sue your company", "legal action",
-                 "take you to court"],
-        tracks=["inbound"],
+        actions=_THREATEN, targets=_LEGAL, tracks=["inbound"],
+        phrases=["sue you", "sue your company", "see you in court", "take you to court",
+                 "legal action", "lawsuit", "small claims court"],
     ),
     _default(
         "cancellation", "phrase", "medium", 300,
-        phrases=["cancel my account", "cancel my service", "cancel my subscription",
-                 "close my account", "switch providers"],
-        tracks=["inbound"],
+        actions=_END, targets=_HELD, tracks=["inbound"],
+        phrases=["switch providers", "switching providers", "take my business elsewhere",
+                 "cancel everything", "close it all down"],
     ),
     _default(
         "complaint", "phrase", "medium", 300,
-        phrases=["complaint", "better business bureau", "report you"],
-        tracks=["inbound"],
+        actions=_COMPLAIN, targets=_GRIEVANCE, tracks=["inbound"],
+        phrases=["better business bureau", "report you", "report your company",
+                 "report this to", "ombudsman", "trading standards", "the regulator",
+                 "consumer protection"],
     ),
     _default("operator-key", "keypad", "medium", 120, digits=["0"], tracks=["inbound"]),
     _default("raised-voice", "raised_voice", "high", 180, db=8.0, seconds=1.5),
@@ -305,7 +363,7 @@ class RuleEngine:
         self._clock = 0
         self._quiet_until: dict[str, int] = {}
         self._detections: dict[str, _Detection] = {}
-        self._phrases: dict[Track, list[tuple[Rule, list[str]]]] = {t: [] for t in TRACKS}
+        self._phrases: dict[Track, list[tuple[Rule, dict[str, Any]]]] = {t: [] for t in TRACKS}
         self._keypad: dict[Track, list[tuple[Rule, str]]] = {t: [] for t in TRACKS}
         self._sentiment: dict[Track, list[_SentimentWatch]] = {t: [] for t in TRACKS}
         self._raised: dict[Track, list[tuple[Rule, RaisedVoice]]] = {t: [] for t in TRACKS}
@@ -321,7 +379,7 @@ class RuleEngine:
         match rule.kind:
             case "phrase":
                 for t in enabled:
-                    self._phrases[t].append((rule, params["phrases"]))
+                    self._phrases[t].append((rule, params))
             case "keypad":
                 for t in enabled:
                     self._keypad[t].append((rule, "".join(params["digits"])))
@@ -387,11 +445,14 @@ class RuleEngine:
         """One final transcript segment of `track`, spoken from `start_ms` to `end_ms`."""
         self._clock = max(self._clock, end_ms)
         fired: list[Fired] = []
-        for rule, phrases in self._phrases.get(track, ()):
-            # "I don't need a manager" is not a request for one.
-            match = next((m for m in find_phrases(text, phrases) if not m.negated), None)
-            if match is not None:
-                self._detect(fired, rule, track, start_ms, end_ms, match.phrase, segment_id)
+        for rule, params in self._phrases.get(track, ()):
+            # "I don't need a manager" is not a request for one (media.detectors.intents).
+            intent = find_intent(
+                text, actions=params["actions"], targets=params["targets"],
+                phrases=params["phrases"],
+            )  # fmt: skip
+            if intent is not None:
+                self._detect(fired, rule, track, start_ms, end_ms, intent.evidence, segment_id)
         watches = self._sentiment.get(track, ())
         if watches and words(text):
             value = score(text)

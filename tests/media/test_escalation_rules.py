@@ -363,6 +363,8 @@ def test_a_long_silence_raises_dead_air_once_and_nothing_else() -> None:
 def test_validation_fills_in_defaults() -> None:
     assert validate_params("phrase", {"phrases": ["manager"]}) == {
         "phrases": ["manager"],
+        "actions": [],
+        "targets": [],
         "tracks": ["inbound", "outbound"],
     }
     assert validate_params("keypad", {}) == {"digits": ["0"], "tracks": ["inbound"]}
@@ -397,10 +399,13 @@ def test_validation_normalises_what_it_accepts() -> None:
 @pytest.mark.parametrize(
     ("kind", "params", "message"),
     [
-        ("phrase", {}, "phrases: must be a list of 1 to 50 phrases"),
-        ("phrase", {"phrases": []}, "phrases: must be a list of 1 to 50 phrases"),
-        ("phrase", {"phrases": "manager"}, "phrases: must be a list of 1 to 50 phrases"),
-        ("phrase", {"phrases": ["x"] * 51}, "phrases: must be a list of 1 to 50 phrases"),
+        ("phrase", {}, "phrases: give phrases, or actions and targets (or both)"),
+        ("phrase", {"phrases": []}, "phrases: give phrases, or actions and targets (or both)"),
+        ("phrase", {"actions": ["speak to"]}, "targets: must be given with actions"),
+        ("phrase", {"phrases": ["a"], "targets": ["boss"]}, "actions: must be given with targets"),
+        ("phrase", {"phrases": "manager"}, "phrases: must be a list of 0 to 50 phrases"),
+        ("phrase", {"phrases": ["x"] * 51}, "phrases: must be a list of 0 to 50 phrases"),
+        ("phrase", {"actions": "get"}, "actions: must be a list of 0 to 50 phrases"),
         ("phrase", {"phrases": ["ok", "y" * 101]},
          "phrases[1]: must be text of 1 to 100 characters"),
         ("phrase", {"phrases": ["  "]}, "phrases[0]: must be text of 1 to 100 characters"),

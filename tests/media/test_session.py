@@ -476,7 +476,7 @@ def test_an_escalation_phrase_raises_an_escalation_after_its_segment() -> None:
         "high",
         "inbound",
     )
-    assert (raised.start_ms, raised.end_ms, raised.evidence) == (2000, 3000, "manager")
+    assert (raised.start_ms, raised.end_ms, raised.evidence) == (2000, 3000, "i want + manager")
     assert raised.segment_id == segment.event_id
     assert kinds(said(session, "inbound", "I don't need a manager", 4.0)) == ["TranscriptSegment"]
 
