@@ -26,17 +26,22 @@ class AcousticConfig:
     """How `RaisedVoice` judges one speaker."""
 
     raised_by_db: float = 8.0
-    """Raised voice: this far above the speaker's own running level…"""
+    """Raised voice: this far above the speaker's own usual level…"""
     raised_for_ms: int = 1_500
-    """…for this long…"""
-    dip_ms: int = 300
-    """…through dips (quieter or unvoiced frames, the gaps between words) no longer than this."""
+    """…in this much voiced speech…"""
+    within_ms: int | None = None
+    """…within this much time (default twice `raised_for_ms` plus a second): loud speech
+    comes in runs with pauses between them, and an outburst is several such runs."""
     baseline_after_ms: int = 3_000
     """A speaker's level is only judged once this much of their speech has been heard."""
-    baseline_window_ms: int = 20_000
-    """Time constant of the running level (an exponential average over voiced frames)."""
+    baseline_percentile: float = 50.0
+    """The usual level: this percentile of the speaker's present levels over their speech."""
     short_ms: int = 500
     """The present level is the mean over this much audio (at least half of it voiced)."""
+
+    @property
+    def window_ms(self) -> int:
+        return self.within_ms if self.within_ms is not None else 2 * self.raised_for_ms + 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,84 +58,109 @@ class AcousticSignal:
     """Talk-over: how many overlaps it is about (1 for one overlap held long enough)."""
 
 
-class RaisedVoice:
-    """One speaker's loudness against that speaker's own running level.
+_LEVEL_FLOOR_DB = -100
+_LEVEL_BINS = 200
+"""The usual level is kept as a histogram of present levels in half-dB bins, -100 to 0 dBFS."""
+_HISTORY_FRAMES = 3_000
+"""At this many frames (a minute of speech) the histogram's counts are halved, so a speaker
+who settles into a new normal over minutes is followed, and an outburst of seconds is not."""
+_RECOMPUTE_EVERY = 10
+"""Frames between recomputing the usual level (a scan of the histogram)."""
 
-    Both levels are power means over voiced frames (not means of dB values, which syllable
-    peaks and word tails swing by ±10 dB): the speaker's level is an exponential average over
-    their ordinary speech, and the present level a mean over the last `short_ms`. Speech is
-    raised while the present level is `raised_by_db` above the speaker's level; it fires when
-    that has held for `raised_for_ms`.
+
+class RaisedVoice:
+    """One speaker's loudness against that speaker's own usual level.
+
+    The present level is a power mean over the voiced frames of the last `short_ms` (not a
+    mean of dB values, which syllable peaks and word tails swing by ±10 dB). The usual level is
+    a percentile of the present levels heard while the speaker was not raised: loud speech
+    cannot drag it up, because while raised nothing is added, and a percentile is not pulled
+    by the loud minutes a running mean would average in. A frame is raised when the present
+    level is `raised_by_db` above the usual; it fires when raised voiced frames add up to
+    `raised_for_ms` within the last `window_ms`, pauses between runs of words and all.
     """
 
     def __init__(self, track: Track, config: AcousticConfig) -> None:
         self._track = track
         self._config = config
         self._factor = 10 ** (config.raised_by_db / 10)
-        self._alpha = FRAME_MS / config.baseline_window_ms
         self._min_voiced = max(1, config.short_ms // FRAME_MS // 2)
+        self._need = max(1, config.raised_for_ms // FRAME_MS)
         self._recent: deque[tuple[int, float]] = deque()
         self._recent_sum = 0.0
-        self._baseline: float | None = None
+        self._histogram = [0] * _LEVEL_BINS
+        self._counted = 0
+        self._since_recompute = 0
+        self._usual: float | None = None
+        """The usual level as power, once judged."""
         self._heard_ms = 0
-        self._run_start: int | None = None
-        self._last_raised = 0
+        self._raised: deque[int] = deque()
+        """End of each raised frame within the window."""
         self._fired = False
 
     @property
     def baseline_db(self) -> float | None:
-        return None if self._baseline is None else 10 * math.log10(self._baseline)
+        return None if self._usual is None else 10 * math.log10(self._usual)
 
     def feed(self, clock_ms: int, voiced: bool, level_db: float) -> AcousticSignal | None:
         """`clock_ms` is the end of the frame on the track's clock."""
-        recent = self._recent
-        if not voiced and not recent and self._run_start is None:
+        recent, raised = self._recent, self._raised
+        if not voiced and not recent and not raised:
             return None  # silence with nothing in the present window: nothing can change
         cfg = self._config
         while recent and recent[0][0] <= clock_ms - cfg.short_ms:
             self._recent_sum -= recent.popleft()[1]
-        power = 0.0
-        if voiced:
-            power = 10 ** (level_db / 10)
-            recent.append((clock_ms, power))
-            self._recent_sum += power
-        baseline = self._baseline
-        present = self._recent_sum / len(recent) if len(recent) >= self._min_voiced else 0.0
-        raised = (
-            baseline is not None
-            and self._heard_ms >= cfg.baseline_after_ms
-            and present >= baseline * self._factor
-        )
+        while raised and raised[0] <= clock_ms - cfg.window_ms:
+            raised.popleft()
         if not raised:
-            if self._run_start is not None and clock_ms - self._last_raised > cfg.dip_ms:
-                self._run_start, self._fired = None, False
-            if voiced and self._run_start is None:
-                # Only ordinary speech moves the baseline, so shouting does not become normal.
-                # Until the speaker is judged it is the plain mean of what was heard: an
-                # exponential average started from the first frame would stay near that one
-                # frame (often a quiet onset) for many seconds.
-                self._heard_ms += FRAME_MS
-                warming = self._heard_ms <= cfg.baseline_after_ms
-                alpha = FRAME_MS / self._heard_ms if warming else self._alpha
-                self._baseline = (
-                    power if baseline is None else baseline + alpha * (power - baseline)
-                )
+            self._fired = False  # the episode is over: a new one may fire again
+        if not voiced:
             return None
-        assert baseline is not None
-        # A gap in the frames themselves (none fed for a while) ends a run like a long dip.
-        if self._run_start is None or clock_ms - FRAME_MS - self._last_raised > cfg.dip_ms:
-            self._run_start, self._fired = clock_ms - FRAME_MS, False
-        self._last_raised = clock_ms
-        if self._fired or clock_ms - self._run_start < cfg.raised_for_ms:
+        power = 10 ** (level_db / 10)
+        recent.append((clock_ms, power))
+        self._recent_sum += power
+        self._heard_ms += FRAME_MS
+        if len(recent) < self._min_voiced:
             return None
+        present = self._recent_sum / len(recent)
+        usual = self._usual
+        if usual is not None and present >= usual * self._factor:
+            raised.append(clock_ms)
+        elif not raised:
+            self._learn(present)  # only while not raised: shouting does not become normal
+        if self._fired or len(raised) < self._need:
+            return None
+        assert usual is not None
         self._fired = True
         return AcousticSignal(
             kind="raised_voice",
             track=self._track,
-            start_ms=self._run_start,
+            start_ms=raised[0] - FRAME_MS,
             end_ms=clock_ms,
-            detail=round(10 * math.log10(present / baseline), 1),
+            detail=round(10 * math.log10(present / usual), 1),
         )
+
+    def _learn(self, present: float) -> None:
+        level = 10 * math.log10(present) if present > 0 else _LEVEL_FLOOR_DB
+        index = min(_LEVEL_BINS - 1, max(0, int((level - _LEVEL_FLOOR_DB) * 2)))
+        self._histogram[index] += 1
+        self._counted += 1
+        if self._counted >= _HISTORY_FRAMES:
+            self._histogram = [n // 2 for n in self._histogram]
+            self._counted = sum(self._histogram)
+        self._since_recompute += 1
+        if self._heard_ms < self._config.baseline_after_ms:
+            return
+        if self._usual is not None and self._since_recompute < _RECOMPUTE_EVERY:
+            return
+        self._since_recompute = 0
+        rank = self._counted * self._config.baseline_percentile / 100
+        seen = 0
+        for index, count in enumerate(self._histogram):
+            seen += count
+            if seen >= rank:
+                self._usual = 10 ** ((_LEVEL_FLOOR_DB + (index + 0.5) / 2) / 10)
+                return
 
 
 class DeadAir:

@@ -147,9 +147,9 @@ def test_a_raised_voice_fires_with_how_loud_and_how_long() -> None:
     rules = engine(loud)
     assert rules.needs_level
     [fired] = shout(rules, "inbound", 0)
-    # The present level (a half-second mean) is up 0.34 s into the shouting, then held 1.5 s.
-    assert (fired.track, fired.start_ms, fired.end_ms) == ("inbound", 4_340, 5_840)
-    assert fired.evidence == "+9.4 dB for 1.5 s"
+    # The present level (a half-second mean) is up 0.3 s into the shouting; 1.5 s of it fires.
+    assert (fired.track, fired.start_ms, fired.end_ms) == ("inbound", 4_300, 5_800)
+    assert fired.evidence == "+9.8 dB for 1.5 s"
 
 
 def test_a_raised_voice_rule_ignores_other_tracks_and_smaller_rises() -> None:
@@ -291,7 +291,7 @@ def test_a_late_transcript_still_pairs_with_audio_heard_after_it() -> None:
     loud = rule("loud", "raised_voice", tracks=["inbound"])
     loud_and_manager = rule("loud-manager", "composite", rules=["loud", "manager"])
     rules = engine(MANAGER, loud, loud_and_manager)
-    assert evidence(shout(rules, "inbound", 0)) == [("loud", "+9.4 dB for 1.5 s")]
+    assert evidence(shout(rules, "inbound", 0)) == [("loud", "+9.8 dB for 1.5 s")]
     # The segment spoken during the shouting is transcribed after it.
     fired = rules.on_text("inbound", 4_000, 5_000, "I want your manager", None)
     assert evidence(fired) == [
