@@ -19,6 +19,8 @@ FRAME_MS = 20
 MIN_COUNTED_OVERLAP_MS = 300
 """An overlap shorter than this is a backchannel ("mm-hm") or a VAD blip, not a talk-over."""
 COUNT_WINDOW_MS = 60_000
+TALK_DIP_MS = 300
+"""A party is still speaking through a pause this short (between words)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +196,7 @@ class TalkOver:
     ) -> None:
         self._held_ms = held_ms
         self._per_minute = per_minute
-        self._voiced_until: dict[Track, int] = dict.fromkeys(tracks, 0)
+        self._voiced_until: dict[Track, int] = dict.fromkeys(tracks, -TALK_DIP_MS - FRAME_MS)
         self._now = 0
         self._start: int | None = None
         self._held_fired = False
@@ -210,18 +212,20 @@ class TalkOver:
                 return None  # only a voiced frame can make two parties speak at once
         elif clock_ms > self._voiced_until.get(track, 0):
             self._voiced_until[track] = clock_ms
-        # Both parties voiced in this slot. The two tracks' frames for one slot arrive one
-        # after the other, so the other party's last voiced frame may be a slot behind.
+        # Both parties speaking: each voiced within the last `TALK_DIP_MS`, so the gaps between
+        # words (and the other track's frame for this slot, which may not have arrived yet) do
+        # not end an overlap.
         speaking = 0
         for until in self._voiced_until.values():
-            if until >= self._now - FRAME_MS:
+            if until >= self._now - TALK_DIP_MS:
                 speaking += 1
         if speaking < 2:
             self._start, self._held_fired, self._counted = None, False, False
             return None
         if self._start is None:
             self._start = self._now - FRAME_MS
-        overlap_ms = self._now - self._start
+        # Measured to the latest frame both were voiced in: a pause is bridged, not counted.
+        overlap_ms = min(self._voiced_until.values()) - self._start
         if not self._counted and overlap_ms >= MIN_COUNTED_OVERLAP_MS:
             self._counted = True
             if (signal := self._count(self._start)) is not None:

@@ -29,11 +29,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from media.detectors.text import (
+    RECORDING_WORDS,
     asks_for_consent,
     classify_consent,
     find_phrases,
     is_question,
     keypad_choices,
+    words,
 )
 from media.events import ConsentVerdict, Track
 
@@ -49,6 +51,10 @@ DISCLOSURE_PHRASES = (
 )  # fmt: skip
 PLAYED_KEYS: dict[str, ConsentVerdict] = {"1": "granted", "2": "refused"}
 """What the platform's consent `<Gather>` offers (control.webhooks says the same prompt)."""
+SHORT_TURN_WORDS = 3
+"""A caller's turn this short ("sorry?", "hello?") is not a turn away from the request."""
+ASKING_BACK = RECORDING_WORDS | {"agree", "permission", "why", "mind"}
+"""A turn with these words is about the request ("why would I agree?"): it stays open."""
 PlayedDisclosure = Literal["none", "notice", "question", "keypad"]
 Detector = Literal["agent_speech", "caller_speech", "keypad", "implied_notice"]
 
@@ -196,37 +202,37 @@ class ConsentTracker:
     def _agent(self, event: _Event) -> list[ConsentFinding]:
         text = event.text or ""
         if not text:
-            # Unheard: it may have asked something else, so a bare "yes" after it answers
-            # nothing we know of.
-            self._close()
-            return []
+            return []  # unheard: mostly a breath or a click, which asks nothing
         disclosure = next(
             (m for m in find_phrases(text, DISCLOSURE_PHRASES) if not m.negated), None
         )
         asks = asks_for_consent(text)
+        # "Do you agree to this call being recorded?" discloses by asking.
+        about_recording = disclosure is not None or bool(RECORDING_WORDS.intersection(words(text)))
         found: list[ConsentFinding] = []
-        if disclosure is not None:
+        if about_recording:
+            evidence = disclosure.phrase if disclosure is not None else "asked about recording"
             found.append(
                 ConsentFinding(
-                    "disclosure", "agent_speech", None, "outbound", event.start_ms,
-                    disclosure.phrase, event.segment_id,
+                    "disclosure", "agent_speech", None, "outbound", event.start_ms, evidence,
+                    event.segment_id,
                 )
             )  # fmt: skip
-            if asks:
-                self._open(event, text)
-            else:
-                self._close()
-                self._disclosure_without_question = event
-                found += self._notice(event.start_ms, disclosure.phrase, event.segment_id)
-            return found
-        if asks and self._disclosure_without_question is not None:
-            self._open(self._disclosure_without_question, text)
+        if asks and (about_recording or self._disclosure_without_question is not None):
+            self._open(event, text)
+        elif disclosure is not None:
+            self._close()
+            self._disclosure_without_question = event
+            found += self._notice(event.start_ms, disclosure.phrase, event.segment_id)
         elif is_question(text) or "?" in text:
             self._close()  # the agent asks something else: the next "yes" answers that
         return found
 
     def _open(self, disclosure: _Event, text: str) -> None:
-        self._request = _Request(disclosure.start_ms, dict(keypad_choices(text)))
+        keys = keypad_choices(text)
+        if self._request is not None and self._request.keys and self._request.open:
+            keys = {**self._request.keys, **keys}  # the platform's prompt, heard on the line
+        self._request = _Request(disclosure.start_ms, keys)
         self._disclosure_without_question = None
 
     def _close(self) -> None:
@@ -266,9 +272,15 @@ class ConsentTracker:
         if not text:
             return []
         answer = classify_consent(text, about_recording=request is None)
-        if answer is None:
-            return []  # a question or no answer: the caller may still answer next turn
-        return self._decide(answer.verdict, "caller_speech", event, answer.evidence)
+        if answer is not None:
+            return self._decide(answer.verdict, "caller_speech", event, answer.evidence)
+        heard = words(text)
+        if len(heard) > SHORT_TURN_WORDS and not ASKING_BACK.intersection(heard):
+            # The caller's turn went elsewhere ("Hi, I'm calling about my bill"): a bare "okay"
+            # later answers whatever came next, not the request. "Sorry?" or "why do you
+            # record?" leaves it open.
+            self._close()
+        return []
 
     def _decide(
         self, verdict: ConsentVerdict, detector: Detector, event: _Event, evidence: str

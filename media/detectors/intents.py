@@ -41,6 +41,9 @@ _SUBJECTS = frozenset(
      "she", "they"}
 )  # fmt: skip
 """A new subject starts a new clause too ("no I want a manager", untranscribed comma)."""
+_CONDITIONS = frozenset({"if", "unless", "whether"})
+"""A clause they open is a condition ("if you report this to my credit"), not the act: the
+act is the clause that follows ("…, I'm getting an attorney")."""
 _PAST_OR_REPORTED = frozenset(
     {"told", "said", "says", "sorted", "spoke", "talked", "was", "were", "had", "did",
      "yesterday", "ago", "previously", "earlier", "last", "suggested", "recommended",
@@ -129,4 +132,6 @@ def _counts(clause: _Clause, start: int) -> bool:
     before = words[1:start] if clause.asks_back else words[:start]
     if any(w in NEGATIONS or w.endswith("n't") for w in before):
         return False
-    return not (clause.policy_question or _PAST_OR_REPORTED.intersection(words))
+    if clause.policy_question or words[0] in _CONDITIONS:
+        return False
+    return not _PAST_OR_REPORTED.intersection(words)

@@ -279,16 +279,15 @@ _THREATEN = [
     "i'll", "i will", "i'm going to", "i am going to", "i'm gonna", "gonna", "i'm calling",
     "get", "call", "contact", "involve", "hear from", "hearing from", "speak to", "take you to",
     "take this to", "take it to", "see you in", "i'm taking", "i'll be taking", "i'll be",
-    "talk to", "my", "ring",
+    "talk to", "ring", "getting", "i'm getting", "i'm contacting",
 ]  # fmt: skip
 _END = [
-    "cancel", "cancelled", "canceled", "cancelling", "canceling", "close", "closed",
-    "closing", "terminate", "terminated", "end", "shut", "discontinue", "stop", "get rid of",
-    "quit", "leave", "done with",
+    "cancel", "cancelling", "canceling", "close", "closing", "terminate", "end", "shut",
+    "discontinue", "stop", "get rid of", "quit", "leave", "done with",
 ]  # fmt: skip
 _HELD = [
     "account", "accounts", "service", "services", "subscription", "contract", "policy",
-    "membership", "plan", "line", "broadband", "package",
+    "membership", "plan", "line", "broadband", "package", "cover", "insurance",
 ]  # fmt: skip
 _COMPLAIN = [
     "make", "file", "lodge", "raise", "put in", "submit", "register", "log", "i want to",

@@ -128,8 +128,16 @@ AGREEMENT = (
     "i suppose so", "i guess", "i guess so", "by all means", "please do", "works for me",
     "happy with that", "i'm happy", "i'm okay with that", "i'm ok with that",
     "i'm fine with that", "that works", "no objection", "no objections", "record away",
-    "uh huh", "mm hmm", "yes you can record", "you can record",
+    "uh huh", "mm hmm", "yes you can record", "you can record", "no dramas", "no bother",
+    "not a bother", "no issue", "no issues", "not an issue", "no probs", "feel free",
+    "record it", "go ahead and record", "happy to be recorded", "happy for you to record",
+    "that's no problem", "yeah go on", "go on then", "sounds good", "fair enough",
 )  # fmt: skip
+POLITE_TAGS = (
+    "if that's alright", "if that's all right", "if that's okay", "if that's ok",
+    "if it's okay", "if it's ok", "if it's alright", "if you don't mind", "if that's fine",
+)  # fmt: skip
+"""Said with an answer, not as one: "no, I'd rather you didn't, if that's alright"."""
 REFUSAL = (
     "no", "nope", "nah", "no way", "no thanks", "no thank you", "don't record",
     "do not record", "please don't", "i'd rather not", "i would rather not", "rather not",
@@ -213,10 +221,14 @@ def classify_consent(text: str, *, about_recording: bool = False) -> ConsentAnsw
         return None
     if about_recording and not RECORDING_WORDS.intersection(heard):
         return None
-    found = [m for m in find_phrases(text, AGREEMENT + REFUSAL) if m.exact and _placed(m)]
+    found = [
+        m for m in find_phrases(text, AGREEMENT + REFUSAL + POLITE_TAGS) if m.exact and _placed(m)
+    ]
     decisions: list[tuple[int, ConsentAnswer]] = []
-    agreeing = frozenset(AGREEMENT)
+    agreeing, polite = frozenset(AGREEMENT), frozenset(POLITE_TAGS)
     for m in _longest(found):
+        if m.phrase in polite:
+            continue
         if about_recording and m.end_word - m.start_word == 1:
             continue
         if m.phrase in agreeing:
@@ -243,6 +255,9 @@ CONSENT_ASKS = (
     "fine to record", "do you object", "any objection", "that okay with you",
     "that ok with you", "that alright with you", "that all right with you", "that fine with you",
     "okay with you", "ok with you", "alright with you", "all right with you",
+    "that alright", "that all right", "that okay", "that ok", "that fine", "you happy",
+    "happy for me to", "happy for us to", "happy to continue", "happy for you",
+    "say yes or no", "agree to this call", "agree to being recorded", "agree to recording",
 )  # fmt: skip
 _KEY_WORDS = {"one": "1", "two": "2", "three": "3", "nine": "9", "zero": "0"}
 _PRESS_WORDS = frozenset({"press", "push", "dial", "key", "pressing"})
@@ -250,7 +265,8 @@ _KEY_MEANINGS: dict[str, Literal["granted", "refused"]] = {
     "agree": "granted", "accept": "granted", "consent": "granted", "continue": "granted",
     "allow": "granted", "approve": "granted", "yes": "granted", "okay": "granted",
     "decline": "refused", "refuse": "refused", "object": "refused", "opt": "refused",
-    "not": "refused", "don't": "refused", "no": "refused",
+    "not": "refused", "don't": "refused", "no": "refused", "didn't": "refused",
+    "rather": "refused",
 }  # fmt: skip
 _SENTENCE = re.compile(r"[.?!;]")
 

@@ -198,3 +198,19 @@ def test_a_quiet_first_word_does_not_make_ordinary_speech_look_raised() -> None:
     assert feed_voice(caller, 200, 300, -30.0) == []  # then 6 s at the speaker's usual level
     baseline = caller.baseline_db
     assert baseline is not None and -30.5 < baseline < -29.5
+
+
+def test_talk_over_holds_through_the_gaps_between_words() -> None:
+    talk = TalkOver(("inbound", "outbound"), held_ms=2_000)
+    signals = []
+    for slot in range(1, 400):
+        now = slot * FRAME_MS
+        # The agent talks throughout; the caller talks over them from 2 s to 5 s in 0.4 s
+        # words with 0.2 s between them.
+        caller = 2_000 < now <= 5_000 and (now - 2_000) % 600 <= 400
+        frames: tuple[tuple[Track, bool], ...] = (("outbound", True), ("inbound", caller))
+        for track, voiced in frames:
+            if (signal := talk.feed(track, now, voiced)) is not None:
+                signals.append(signal)
+    [over] = signals
+    assert over.start_ms == 2_000 and over.overlaps == 1

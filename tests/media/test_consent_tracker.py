@@ -131,12 +131,13 @@ def test_an_agent_still_speaking_holds_back_what_came_after_it_started() -> None
     ]
 
 
-def test_an_unheard_agent_utterance_closes_the_answer() -> None:
+def test_an_unheard_agent_utterance_is_waited_for_then_passed_over() -> None:
     tracker = ConsentTracker(played="question")
     tracker.expect("outbound", 1_000)
     assert say(tracker, "inbound", 3_000, "Yes.") == []
-    assert tracker.on_lost("outbound", 1_000, NOTHING_OPEN) == []
-    assert tracker.verdict is None
+    assert verdicts(tracker.on_lost("outbound", 1_000, NOTHING_OPEN)) == [
+        ("caller_speech", "granted")
+    ]
 
 
 def test_stream_end_decides_on_what_was_heard() -> None:
