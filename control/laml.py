@@ -62,12 +62,14 @@ class StreamSpec:
 
 @dataclass(frozen=True, slots=True)
 class ConsentGather:
-    """Ask for recording consent by keypad: the prompt is said inside a one-digit `<Gather>`
-    whose action receives `Digits` (empty when the caller pressed nothing)."""
+    """Ask for recording consent: the prompt is said inside a one-digit `<Gather>` whose action
+    receives `Digits` (empty when the caller pressed nothing, or answered by voice)."""
 
     action_url: str
     prompt: str
     timeout_s: int = 8
+    speech: bool = False
+    """Also take a spoken answer (`input="dtmf speech"`): the media stream hears it."""
 
 
 def voice_response(
@@ -113,7 +115,7 @@ def voice_response(
             response,
             "Gather",
             {
-                "input": "dtmf",
+                "input": "dtmf speech" if consent_gather.speech else "dtmf",
                 "numDigits": "1",
                 "timeout": str(consent_gather.timeout_s),
                 "action": consent_gather.action_url,

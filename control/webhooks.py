@@ -32,6 +32,7 @@ StreamTokenIssuer = Callable[[uuid.UUID, uuid.UUID, str], str]
 
 NOT_IN_SERVICE = "The number you have called is not in service. Goodbye."
 KEYPAD_PROMPT = "Press 1 to allow recording, or 2 to decline."
+ASK_PROMPT = "Is that okay with you? Say yes, or press 1 to allow recording, or 2 to decline."
 KEYPAD_ANSWERS: dict[str, ConsentVerdict] = {"1": "granted", "2": "refused"}
 
 
@@ -96,9 +97,11 @@ class Webhooks:
         from_number = _number_or_raw(form.get("From"))
         to_number = _number_or_raw(form.get("To"))
         rule = jurisdiction.decide((from_number, to_number), route.consent_default)
-        keypad = route.consent_mode == "keypad"
+        mode = route.consent_mode
+        asks = mode in ("ask", "keypad")
         disclosure = d if (d := self._config.disclosure) and d.strip() else None
-        prompt = " ".join(p for p in (disclosure, KEYPAD_PROMPT if keypad else None) if p)
+        question = {"ask": ASK_PROMPT, "keypad": KEYPAD_PROMPT}.get(mode)
+        prompt = " ".join(p for p in (disclosure, question) if p)
         # The call, its disclosure evidence and its feed row: one transaction, so the feed
         # never announces what was not stored.
         async with request.app[POOL].acquire() as conn, conn.transaction():
@@ -115,10 +118,10 @@ class Webhooks:
                 consent_rule_reason=rule.reason,
             )
             if prompt:
+                detector = {"ask": "laml_ask", "keypad": "laml_gather"}.get(mode, "laml_say")
                 await consent.disclosure_played(
-                    conn, call.org_id, call.id, detector="laml_gather" if keypad else "laml_say",
-                    text=prompt,
-                )  # fmt: skip
+                    conn, call.org_id, call.id, detector=detector, text=prompt
+                )
             await feed.append(
                 conn, call.org_id, call.id, "call_started",
                 {"call_sid": call_sid, "direction": direction, "from_number": from_number,
@@ -135,9 +138,11 @@ class Webhooks:
             allow_insecure=self._config.allow_insecure_media,
         )
         gather = None
-        if keypad:
+        if asks:
             gather = laml.ConsentGather(
-                action_url=self._config.public_base_url + "/laml/consent", prompt=prompt
+                action_url=self._config.public_base_url + "/laml/consent",
+                prompt=prompt,
+                speech=mode == "ask",
             )
         return _laml(
             laml.voice_response(

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 PLAYED_BY: Mapping[str | None, PlayedDisclosure] = {
     "laml_say": "notice",  # a <Say> that tells
     "laml_gather": "keypad",  # a <Gather input="dtmf"> that asks for 1 or 2
+    "laml_ask": "question",  # a <Gather input="dtmf speech"> that asks
 }
 """What the platform played, by the detector its disclosure evidence was stored under."""
 
@@ -102,6 +103,8 @@ def policy_of(row: Mapping[str, Any], rule_rows: Sequence[Mapping[str, Any]]) ->
         consent=None if consent is None else ("granted" if consent else "refused"),
         consent_by_person=bool(verified_by) and not verified_by.startswith("detector:"),
         played_disclosure=PLAYED_BY.get(row["played_by"], "none"),
+        # Implied consent only where one party's consent is enough.
+        implied_by_notice=row["consent_implied_by_notice"] and row["consent_rule"] == "one_party",
     )
 
 

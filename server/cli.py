@@ -63,6 +63,18 @@ def _parser() -> argparse.ArgumentParser:
         default="all_party",
         help="recording consent rule for calls whose parties are outside the US state table",
     )
+    org.add_argument(
+        "--consent-mode",
+        choices=("speech", "ask", "keypad"),
+        default="speech",
+        help="what the platform plays: a notice (speech), a question answered by voice or "
+        "keypad (ask), or a keypad question (keypad)",
+    )
+    org.add_argument(
+        "--implied-consent",
+        action="store_true",
+        help="take the notice as consent on calls where one party's consent is enough",
+    )
     num = admin_sub.add_parser("add-number", help="route a number to an organization")
     num.add_argument("org_id")
     num.add_argument("number")
@@ -155,7 +167,13 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
     _dsn, pool = await open_database(settings)
     try:
         if args.admin_command == "create-org":
-            org_id = await calls.create_org(pool, args.name, args.consent_default)
+            org_id = await calls.create_org(
+                pool,
+                args.name,
+                args.consent_default,
+                consent_mode=args.consent_mode,
+                implied_by_notice=args.implied_consent,
+            )
             if args.number:
                 await calls.add_phone_number(pool, org_id, args.number, args.dial_target)
             print(org_id)

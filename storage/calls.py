@@ -32,7 +32,7 @@ class NumberRoute:
     number: str
     dial_target: str | None
     consent_default: Literal["one_party", "all_party"] = "all_party"
-    consent_mode: Literal["speech", "keypad"] = "speech"
+    consent_mode: Literal["speech", "ask", "keypad"] = "speech"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +43,24 @@ class CallRef:
 
 
 async def create_org(
-    conn: Executor, name: str, consent_default: Literal["one_party", "all_party"] = "all_party"
+    conn: Executor,
+    name: str,
+    consent_default: Literal["one_party", "all_party"] = "all_party",
+    *,
+    consent_mode: Literal["speech", "ask", "keypad"] = "speech",
+    implied_by_notice: bool = False,
 ) -> uuid.UUID:
-    """`consent_default` applies to calls whose parties' jurisdiction is not known."""
+    """`consent_default` applies to calls whose parties' jurisdiction is not known;
+    `consent_mode` is the prompt the platform plays; `implied_by_notice` takes a notice as
+    consent on calls where one party's consent is enough."""
     org_id: uuid.UUID = await conn.fetchval(
-        "INSERT INTO organizations (name, consent_default) VALUES ($1, $2) RETURNING id",
+        """INSERT INTO organizations (name, consent_default, consent_mode,
+                                      consent_implied_by_notice)
+           VALUES ($1, $2, $3, $4) RETURNING id""",
         name,
         consent_default,
+        consent_mode,
+        implied_by_notice,
         timeout=QUERY_TIMEOUT_S,
     )
     return org_id
@@ -151,7 +162,7 @@ async def call_admission(
     """What the media plane needs when a call's stream opens: its status and consent state."""
     row = await conn.fetchrow(
         """SELECT c.status, c.consent_rule, c.recording_consent, c.consent_verified_by,
-                  o.consent_mode, o.rules_seeded,
+                  o.consent_mode, o.consent_implied_by_notice, o.rules_seeded,
                   (SELECT e.detector FROM consent_events e
                    WHERE e.call_id = c.id AND e.kind = 'disclosure' AND e.detector LIKE 'laml_%'
                    ORDER BY e.created_at LIMIT 1) AS played_by

@@ -399,6 +399,25 @@ async def test_without_a_disclosure_no_disclosure_evidence_is_stored(
         assert stored == 0, f"disclosure evidence stored for {blank!r}, none was played"
 
 
+async def test_an_asking_org_plays_a_question_answered_by_voice_or_keypad(
+    srv: RunningServer, http: aiohttp.ClientSession, pool: Pool
+) -> None:
+    org_id = await calls.create_org(pool, "Asking org", consent_mode="ask")
+    number = new_number()
+    await calls.add_phone_number(pool, org_id, number)
+    params = voice_params(number)
+    root = await post_voice(srv, http, params)
+    assert [child.tag for child in root] == ["Start", "Gather"]
+    gather = root[1]
+    assert gather.attrib["input"] == "dtmf speech"
+    [say] = list(gather)
+    assert say.text is not None and srv.settings.disclosure_text in say.text
+    assert "Is that okay with you?" in say.text and "press 1" in say.text
+    call_id = await pool.fetchval("SELECT id FROM calls WHERE call_sid = $1", params["CallSid"])
+    admission = await calls.call_admission(pool, call_id, org_id)
+    assert admission is not None and admission["played_by"] == "laml_ask"
+
+
 # Keypad consent: the disclosure is the prompt of a one-digit <Gather>.
 
 
