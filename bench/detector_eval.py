@@ -1,22 +1,21 @@
-"""Precision and recall of the consent and escalation detectors on the labelled evaluation set.
+"""Precision and recall of the consent and escalation detectors on the dialogue evaluation set.
 
-    python -m bench.detector_eval [--model bundled:tiny.en] [--disclosure spoken|played]
+    python -m bench.detector_eval --part dev|test [--playing neural|flite|espeak|exact]
 
-Every call of tests/fixtures/eval is played, frame by frame, through the same `CallSession`
-the media server runs (decode, VAD and endpointing, the detectors), with the real offline
-transcription engine transcribing each utterance as it ends. No sockets and no clock: the
-figures are those of the detection path itself, and the same on every run. `--exact-text`
-gives each utterance what was really said instead: the detectors without transcription errors.
+Every call of tests/fixtures/dialogues (`--part`; figures are reported on `test`, tuning is
+done on `dev`) is rendered (bench.dialogue_audio; `make eval-audio` renders them ahead) and
+played, frame by frame with its key presses, through the same `CallSession` the media server
+runs (decode, VAD and endpointing, the detectors), the real offline engine transcribing each
+utterance as it ends. No sockets and no clock: the figures are those of the detection path.
+`--playing exact` gives each utterance the words really said: the detectors alone.
 
-Per detector it prints what was expected, what was raised and what was right:
-- consent: the call's final verdict against the label (precision over the calls given a
-  verdict, recall over the calls whose label has one; a question or a mixed answer is labelled
-  "no verdict", so a verdict there counts against precision);
-- disclosure: the agent's spoken disclosure heard on the agent's track (`--disclosure spoken`,
-  the default; with `played` the platform's own disclosure opens the answer window instead);
-- each phrase rule: expected escalations found, and false alerts per 10 calls with none;
-- the acoustic, sentiment and composite rules: the set has no labels for them, so every alert
-  is counted as a false one (the calls are calm).
+It prints, over all calls of the part:
+- consent: precision and recall for "granted" and for "refused" (a verdict on a call labelled
+  "no verdict" counts against precision);
+- each phrase rule (an intent family): expected escalations found;
+- raised voice, dead air, talk-over and the operator key: recall over the calls that have them;
+- false alerts: calm calls (no escalation of any kind expected) with any of those rules fired,
+  per 10 calm calls.
 """
 
 from __future__ import annotations
@@ -24,15 +23,18 @@ from __future__ import annotations
 import argparse
 import time
 import uuid
-from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from bench.eval_set import EvalCall, load, render_call
+from bench.dialogue_audio import PLAYINGS, RenderedCall, render
+from bench.dialogues import Dialogue, load_part
 from media.codecs import ulaw_encode
+from media.detectors.consent import PlayedDisclosure
 from media.detectors.rules import DEFAULT_RULES
 from media.events import ConsentEvidence, EscalationRaised, MediaEvent, TranscriptSegment
-from media.protocol import Media, Start
+from media.protocol import Dtmf, Media, Start
 from media.session import CallPolicy, CallSession, SessionConfig, UtteranceReady
 from media.transcription.engine import Transcription, TranscriptionEngine
 from media.transcription.whisper import CONSENT_HOTWORDS, WhisperEngine
@@ -40,32 +42,38 @@ from media.vad import WebRtcVoiceDetector
 
 FRAME_BYTES = 160  # 20 ms of 8 kHz mu-law
 PHRASE_RULES = tuple(r.name for r in DEFAULT_RULES if r.kind == "phrase")
-UNLABELLED_RULES = tuple(r.name for r in DEFAULT_RULES if r.kind != "phrase")
+SIGNAL_RULES = {
+    "raised_voice": "raised-voice", "dead_air": "dead-air", "talk_over": "talk-over",
+    "operator_key": "operator-key",
+}  # fmt: skip
+"""Label in the set -> the default rule that should fire for it."""
+LABELLED_RULES = (*PHRASE_RULES, *SIGNAL_RULES.values())
+PLAYED: dict[str, PlayedDisclosure] = {
+    "played_question": "question", "played_keypad": "keypad", "played_notice": "notice",
+}  # fmt: skip
 
 
 @dataclass
 class CallResult:
-    call: EvalCall
+    call: Dialogue
     consent: str | None = None
-    disclosure_heard: bool = False
     escalations: list[str] = field(default_factory=list)
     heard: list[tuple[str, str]] = field(default_factory=list)
     """(speaker, text) of every transcript segment, for the misses report."""
 
-
-def exact_text(call: EvalCall, ready: UtteranceReady) -> Transcription:
-    """What the utterance's speaker actually said: the text of the turn that starts nearest to
-    it (every turn of the set is one utterance to the endpointer)."""
-    turns = call.caller if ready.track == "inbound" else call.agent
-    turn = min(turns, key=lambda t: abs(t.at_ms - ready.utterance.start_ms))
-    return Transcription(turn.text, None)
+    @property
+    def expected_rules(self) -> set[str]:
+        e = self.call.expect
+        wanted: set[str] = set(e.escalations)
+        wanted |= {rule for label, rule in SIGNAL_RULES.items() if getattr(e, label)}
+        return wanted
 
 
 def run_call(
-    call: EvalCall, engine: TranscriptionEngine | None, disclosure_played: bool
+    call: Dialogue, rendered: RenderedCall, engine: TranscriptionEngine | None
 ) -> CallResult:
-    """With no engine, every utterance is given its exact text: the detectors alone."""
-    inbound, outbound = (ulaw_encode(pcm) for pcm in render_call(call))
+    """With no engine, every utterance is given the words of the turn it overlaps most."""
+    inbound, outbound = ulaw_encode(rendered.inbound), ulaw_encode(rendered.outbound)
     start = Start(
         sequence_number=1, stream_sid=str(uuid.uuid4()), account_sid="eval", call_sid=call.id,
         tracks=("inbound", "outbound"), custom_parameters={}, encoding="audio/x-mulaw",
@@ -78,140 +86,110 @@ def run_call(
         config=SessionConfig(),
         vad_factory=lambda: WebRtcVoiceDetector(2),
         policy=CallPolicy(
-            rules=DEFAULT_RULES, played_disclosure="question" if disclosure_played else "none"
+            rules=DEFAULT_RULES, played_disclosure=PLAYED.get(call.consent_request, "none")
         ),
     )
     result = CallResult(call)
 
     def transcribe(ready: UtteranceReady) -> None:
         if engine is None:
-            text, name = exact_text(call, ready), "exact-text"
+            text, name = exact_text(rendered, ready), "exact-text"
         else:
             text = engine.transcribe(ready.utterance.pcm, ready.utterance.sample_rate)
             name = engine.name
         if text.text:
             take(session.on_transcript(ready, text, name))
+        else:
+            take(session.on_transcript_lost(ready))
 
-    def take(events: list[MediaEvent]) -> None:
+    def take(events: Sequence[MediaEvent]) -> None:
         for e in events:
             if isinstance(e, TranscriptSegment):
                 result.heard.append(("caller" if e.track == "inbound" else "agent", e.text))
-            elif isinstance(e, ConsentEvidence):
-                if e.kind == "disclosure":
-                    result.disclosure_heard = True
-                elif e.verdict is not None:
-                    result.consent = e.verdict
+            elif isinstance(e, ConsentEvidence) and e.verdict is not None:
+                result.consent = e.verdict
             elif isinstance(e, EscalationRaised):
                 result.escalations.append(e.rule_name)
 
+    presses = sorted(rendered.presses, key=lambda p: p.offset_ms)
+    take(session.outbox)
+    session.outbox.clear()
     for chunk, offset in enumerate(range(0, len(inbound), FRAME_BYTES), start=1):
+        now_ms = (chunk - 1) * 20
+        while presses and presses[0].offset_ms <= now_ms:
+            press = presses.pop(0)
+            take(session.on_dtmf(Dtmf(None, press.track, press.digit, None)))
         for track, audio in (("inbound", inbound), ("outbound", outbound)):
-            msg = Media(None, track, chunk, (chunk - 1) * 20, audio[offset : offset + FRAME_BYTES])  # type: ignore[arg-type]
+            payload = audio[offset : offset + FRAME_BYTES]
+            msg = Media(None, track, chunk, now_ms, payload)  # type: ignore[arg-type]
             for ready in session.on_media(msg, 0.0):
                 transcribe(ready)
             take(session.outbox)
             session.outbox.clear()
     for ready in session.finish():
         transcribe(ready)
+    take(session.settle())
     return result
+
+
+def exact_text(rendered: RenderedCall, ready: UtteranceReady) -> Transcription:
+    """The words of the turns that start in this utterance on its track (a turn the endpointer
+    splits gives its words to its first part)."""
+    u = ready.utterance
+    said = [
+        t.text
+        for t in rendered.turns
+        if t.track == ready.track and u.start_ms - 300 <= t.start_ms < u.end_ms
+    ]
+    return Transcription(" ".join(said), None)
 
 
 def ratio(numerator: int, denominator: int) -> str:
     return f"{numerator / denominator:.3f}" if denominator else "  n/a"
 
 
-@dataclass(frozen=True)
-class Targets:
-    """The figures the issue's targets are about, for one group of calls."""
-
-    consent_expected: int
-    consent_decided: int
-    consent_right: int
-    phrases_wanted: int
-    phrases_found: int
-    calm_calls: int
-    calm_alerted: int
-
-    @classmethod
-    def of(cls, results: list[CallResult]) -> Targets:
-        decided = [r for r in results if r.consent is not None]
-        calm = [r for r in results if not r.call.expect.escalations]
-        return cls(
-            consent_expected=sum(r.call.expect.consent is not None for r in results),
-            consent_decided=len(decided),
-            consent_right=sum(r.consent == r.call.expect.consent for r in decided),
-            phrases_wanted=sum(len(r.call.expect.escalations) for r in results),
-            phrases_found=sum(
-                len(set(r.call.expect.escalations) & set(r.escalations)) for r in results
-            ),
-            calm_calls=len(calm),
-            calm_alerted=sum(any(e in PHRASE_RULES for e in r.escalations) for r in calm),
-        )
-
-    @property
-    def false_alerts_per_10(self) -> float:
-        return 10 * self.calm_alerted / max(self.calm_calls, 1)
-
-
-def report(results: list[CallResult], disclosure_played: bool) -> list[str]:
-    t = Targets.of(results)
+def report(results: list[CallResult]) -> list[str]:
     lines = [f"{'detector':<22} {'expected':>8} {'raised':>7} {'right':>6} "
-             f"{'precision':>9} {'recall':>7}  false alerts"]  # fmt: skip
-    lines.append(
-        f"{'consent verdict':<22} {t.consent_expected:>8} {t.consent_decided:>7} "
-        f"{t.consent_right:>6} {ratio(t.consent_right, t.consent_decided):>9} "
-        f"{ratio(t.consent_right, t.consent_expected):>7}  "
-        f"{t.consent_decided - t.consent_right} wrong or unwanted"
-    )
+             f"{'precision':>9} {'recall':>7}"]  # fmt: skip
     for verdict in ("granted", "refused"):
-        want = [r for r in results if r.call.expect.consent == verdict]
+        want = sum(r.call.expect.consent == verdict for r in results)
         got = [r for r in results if r.consent == verdict]
-        ok = [r for r in got if r.call.expect.consent == verdict]
+        ok = sum(r.call.expect.consent == verdict for r in got)
         lines.append(
-            f"{'  ' + verdict:<22} {len(want):>8} {len(got):>7} {len(ok):>6} "
-            f"{ratio(len(ok), len(got)):>9} {ratio(len(ok), len(want)):>7}"
+            f"{'consent ' + verdict:<22} {want:>8} {len(got):>7} {ok:>6} "
+            f"{ratio(ok, len(got)):>9} {ratio(ok, want):>7}"
         )
-    if not disclosure_played:
-        heard = sum(r.disclosure_heard for r in results)
-        lines.append(
-            f"{'disclosure (agent)':<22} {len(results):>8} {heard:>7} {heard:>6} "
-            f"{'':>9} {ratio(heard, len(results)):>7}"
-        )
-    for rule in PHRASE_RULES:
-        wanted = sum(rule in r.call.expect.escalations for r in results)
+    found_all = wanted_all = 0
+    for rule in LABELLED_RULES:
+        wanted = sum(rule in r.expected_rules for r in results)
         raised = [r for r in results if rule in r.escalations]
-        hits = sum(rule in r.call.expect.escalations for r in raised)
+        hits = sum(rule in r.expected_rules for r in raised)
+        if rule in PHRASE_RULES:
+            found_all, wanted_all = found_all + hits, wanted_all + wanted
         lines.append(
             f"{rule:<22} {wanted:>8} {len(raised):>7} {hits:>6} {ratio(hits, len(raised)):>9} "
-            f"{ratio(hits, wanted):>7}  {len(raised) - hits}"
+            f"{ratio(hits, wanted):>7}"
         )
+    lines.append(f"{'all phrase rules':<22} {wanted_all:>8} {'':>7} {found_all:>6} "
+                 f"{'':>9} {ratio(found_all, wanted_all):>7}")  # fmt: skip
+    calm = [r for r in results if not r.expected_rules]
+    alerted = [r for r in calm if set(r.escalations) & set(LABELLED_RULES)]
     lines.append(
-        f"{'all phrase rules':<22} {t.phrases_wanted:>8} {'':>7} {t.phrases_found:>6} "
-        f"{'':>9} {ratio(t.phrases_found, t.phrases_wanted):>7}  {t.calm_alerted} of "
-        f"{t.calm_calls} calm calls alerted ({t.false_alerts_per_10:.2f} per 10)"
+        f"false alerts: {len(alerted)} of {len(calm)} calm calls "
+        f"({10 * len(alerted) / max(len(calm), 1):.2f} per 10)"
     )
-    for rule in UNLABELLED_RULES:
-        raised_calls = sum(rule in r.escalations for r in results)
-        lines.append(f"{rule:<22} {0:>8} {raised_calls:>7} {0:>6} {'':>9} {'':>7}  {raised_calls}")
+    for rule in (r.name for r in DEFAULT_RULES if r.name not in LABELLED_RULES):
+        fired = sum(rule in r.escalations for r in results)
+        lines.append(f"{rule + ' (unlabelled)':<34} fired in {fired} calls")
     return lines
-
-
-def headline(results: list[CallResult]) -> str:
-    t = Targets.of(results)
-    return (
-        f"consent precision {ratio(t.consent_right, t.consent_decided)} "
-        f"recall {ratio(t.consent_right, t.consent_expected)}, "
-        f"phrase recall {ratio(t.phrases_found, t.phrases_wanted)}, "
-        f"{t.false_alerts_per_10:.2f} false phrase alerts per 10 calm calls"
-    )
 
 
 def misses(results: list[CallResult]) -> list[str]:
     lines = []
     for r in results:
         wrong_consent = r.consent != r.call.expect.consent
-        missing = set(r.call.expect.escalations) - set(r.escalations)
-        extra = [e for e in r.escalations if e not in r.call.expect.escalations]
+        missing = r.expected_rules - set(r.escalations)
+        extra = sorted({e for e in r.escalations if e in LABELLED_RULES} - r.expected_rules)
         if wrong_consent or missing or extra:
             what = []
             if wrong_consent:
@@ -220,47 +198,38 @@ def misses(results: list[CallResult]) -> list[str]:
                 what.append(f"missed {sorted(missing)}")
             if extra:
                 what.append(f"unwanted {extra}")
-            caller = " | ".join(t for s, t in r.heard if s == "caller")
-            lines.append(f"  {r.call.id}: {'; '.join(what)}\n      caller heard: {caller}")
+            said = " | ".join(f"{s}: {t}" for s, t in r.heard)
+            lines.append(f"  {r.call.id}: {'; '.join(what)}\n      heard: {said}")
     return lines
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--part", choices=("dev", "test"), required=True)
+    parser.add_argument("--playing", choices=(*PLAYINGS, "exact"), default="neural")
     parser.add_argument("--model", default="bundled:tiny.en")
     parser.add_argument("--models-dir", type=Path, default=Path(".voxsouth/models"))
-    parser.add_argument("--disclosure", choices=("spoken", "played"), default="spoken")
     parser.add_argument("--hotwords", default=CONSENT_HOTWORDS, help="decoder hints ('' none)")
     parser.add_argument("--beam-size", type=int, default=5)
-    parser.add_argument(
-        "--exact-text", action="store_true", help="skip transcription: the detectors alone"
-    )
     parser.add_argument("--calls", help="only calls whose id starts with this")
-    args = parser.parse_args()
+    parser.add_argument("--misses", action="store_true", help="list every call scored wrong")
+    args = parser.parse_args(argv)
+    playing: Literal["neural", "flite", "espeak"] = (
+        "neural" if args.playing == "exact" else args.playing
+    )
     engine = None
-    if not args.exact_text:
+    if args.playing != "exact":
         engine = WhisperEngine(
             args.model, args.models_dir, 1, hotwords=args.hotwords, beam_size=args.beam_size
         )
-    calls = [c for c in load() if not args.calls or c.id.startswith(args.calls)]
-    played = args.disclosure == "played"
+    calls = [c for c in load_part(args.part) if not args.calls or c.id.startswith(args.calls)]
     started = time.perf_counter()
-    results = [run_call(c, engine, played) for c in calls]
-    kinds = Counter(
-        "escalation" if c.expect.escalations else f"consent {c.expect.consent}" for c in calls
-    )
-    print(f"{len(calls)} calls ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}), "
-          f"engine {engine.name if engine else 'none (exact text)'}, "
-          f"beam {args.beam_size}, disclosure {args.disclosure}, "
+    results = [run_call(c, render(c, playing), engine) for c in calls]
+    print(f"{args.part} part: {len(calls)} calls, {args.playing} playing, "
+          f"engine {engine.name if engine else 'none (exact text)'}, beam {args.beam_size}, "
           f"{time.perf_counter() - started:.0f} s")  # fmt: skip
-    print("\n".join(report(results, played)))
-    # The set plays every call twice: the caller in an espeak-ng voice, then in a flite one.
-    flite = [r for r in results if r.call.id.endswith("-flite")]
-    espeak = [r for r in results if not r.call.id.endswith("-flite")]
-    for name, group in (("espeak-ng callers", espeak), ("flite callers", flite)):
-        if group:
-            print(f"{name + ':':<19} {len(group)} calls, {headline(group)}")
-    if wrong := misses(results):
+    print("\n".join(report(results)))
+    if args.misses and (wrong := misses(results)):
         print("\nmisses:\n" + "\n".join(wrong))
 
 
