@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from bench.dialogue_audio import PLAYINGS, RenderedCall, render
+from bench.dialogue_audio import CACHE_DIR, PLAYINGS, RenderedCall, render
 from bench.dialogues import Dialogue, load_part
 from media.codecs import ulaw_encode
 from media.detectors.consent import PlayedDisclosure
@@ -213,6 +213,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--calls", help="only calls whose id starts with this")
     parser.add_argument("--misses", action="store_true", help="list every call scored wrong")
+    parser.add_argument(
+        "--rendered-only", action="store_true", help="skip calls whose audio is not rendered yet"
+    )
     args = parser.parse_args(argv)
     playing: Literal["neural", "flite", "espeak"] = (
         "neural" if args.playing == "exact" else args.playing
@@ -223,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.model, args.models_dir, 1, hotwords=args.hotwords, beam_size=args.beam_size
         )
     calls = [c for c in load_part(args.part) if not args.calls or c.id.startswith(args.calls)]
+    if args.rendered_only:
+        calls = [c for c in calls if (CACHE_DIR / playing / f"{c.id}.wav").exists()]
     started = time.perf_counter()
     results = [run_call(c, render(c, playing), engine) for c in calls]
     print(f"{args.part} part: {len(calls)} calls, {args.playing} playing, "

@@ -110,7 +110,8 @@ async def test_a_caller_who_consents_is_transcribed_and_escalates(
     [escalation] = await pool.fetch(
         "SELECT rule_name, severity, evidence FROM escalations WHERE call_id = $1", call["id"]
     )
-    assert (escalation["rule_name"], escalation["evidence"]) == ("supervisor-request", "manager")
+    assert escalation["rule_name"] == "supervisor-request"
+    assert "manager" in escalation["evidence"]  # the words that matched, e.g. "i want + manager"
     assert call["escalated"] is True
     live = [m for m in seen if m.get("call_id") == str(call["id"])]
     assert any(m["type"] == "escalation" for m in live)
