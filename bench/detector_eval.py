@@ -24,11 +24,12 @@ import argparse
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from bench.dialogue_audio import CACHE_DIR, PLAYINGS, RenderedCall, render
+from bench.dialogue_audio import CACHE_DIR, PLAYINGS, Playing, RenderedCall, render
 from bench.dialogues import Dialogue, load_part
 from media.codecs import ulaw_encode
 from media.detectors.consent import PlayedDisclosure
@@ -203,6 +204,30 @@ def misses(results: list[CallResult]) -> list[str]:
     return lines
 
 
+@dataclass(frozen=True)
+class EngineSpec:
+    model: str
+    models_dir: Path
+    hotwords: str
+    beam_size: int
+
+
+_worker_engine: TranscriptionEngine | None = None
+"""Each worker process's own engine (a model is not shared between processes)."""
+
+
+def _start_worker(spec: EngineSpec | None) -> None:
+    global _worker_engine
+    if spec is not None:
+        _worker_engine = WhisperEngine(
+            spec.model, spec.models_dir, 1, hotwords=spec.hotwords, beam_size=spec.beam_size
+        )
+
+
+def _score(call: Dialogue, playing: Playing) -> CallResult:
+    return run_call(call, render(call, playing), _worker_engine)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", choices=("dev", "test"), required=True)
@@ -216,22 +241,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--rendered-only", action="store_true", help="skip calls whose audio is not rendered yet"
     )
+    parser.add_argument("--jobs", type=int, default=2, help="calls scored in parallel")
     args = parser.parse_args(argv)
     playing: Literal["neural", "flite", "espeak"] = (
         "neural" if args.playing == "exact" else args.playing
     )
-    engine = None
+    engine_spec = None
     if args.playing != "exact":
-        engine = WhisperEngine(
-            args.model, args.models_dir, 1, hotwords=args.hotwords, beam_size=args.beam_size
-        )
+        engine_spec = EngineSpec(args.model, args.models_dir, args.hotwords, args.beam_size)
     calls = [c for c in load_part(args.part) if not args.calls or c.id.startswith(args.calls)]
     if args.rendered_only:
         calls = [c for c in calls if (CACHE_DIR / playing / f"{c.id}.wav").exists()]
     started = time.perf_counter()
-    results = [run_call(c, render(c, playing), engine) for c in calls]
+    with ProcessPoolExecutor(
+        max_workers=max(1, args.jobs), initializer=_start_worker, initargs=(engine_spec,)
+    ) as pool:
+        results = list(pool.map(_score, calls, [playing] * len(calls)))
+    engine_name = args.model if engine_spec else "none (exact text)"
     print(f"{args.part} part: {len(calls)} calls, {args.playing} playing, "
-          f"engine {engine.name if engine else 'none (exact text)'}, beam {args.beam_size}, "
+          f"engine {engine_name}, beam {args.beam_size}, {args.jobs} jobs, "
           f"{time.perf_counter() - started:.0f} s")  # fmt: skip
     print("\n".join(report(results)))
     if args.misses and (wrong := misses(results)):

@@ -269,7 +269,7 @@ _ASK_FOR = [
     "get me", "give me", "i want", "i need", "i'd like", "i would like", "i demand",
     "let me speak", "let me talk", "escalate this to", "escalate it to", "escalate to",
     "pass me to", "pass me over to", "hand me over to", "fetch", "get", "i'm asking for",
-    "ask for", "can i have", "can i get", "could i have", "put on",
+    "ask for", "can i have", "can i get", "could i have", "put",
 ]  # fmt: skip
 _LEGAL = [
     "lawyer", "lawyers", "attorney", "attorneys", "solicitor", "solicitors", "legal action",
