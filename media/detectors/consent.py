@@ -221,7 +221,7 @@ class ConsentTracker:
         if asks and (about_recording or self._disclosure_without_question is not None):
             self._open(event, text)
         elif disclosure is not None:
-            self._close()
+            # A notice asks nothing else either: a request it follows stays open.
             self._disclosure_without_question = event
             found += self._notice(event.start_ms, disclosure.phrase, event.segment_id)
         elif is_question(text) or "?" in text:

@@ -38,10 +38,19 @@ _CLAUSE_WORDS = frozenset(
 )  # fmt: skip
 _SUBJECTS = frozenset(
     {"i", "i'm", "i'll", "i'd", "i've", "we", "we'll", "we're", "you'll", "you're", "he",
-     "she", "they"}
+     "she", "they", "he'll", "she'll", "they'll", "he's", "she's", "they're"}
 )  # fmt: skip
 """A new subject starts a new clause too ("no I want a manager", untranscribed comma)."""
+_MODIFIED = frozenset(
+    {"booking", "bookings", "appointment", "appointments", "visit", "slot", "order", "orders",
+     "call", "engineer", "technician", "date"}
+)  # fmt: skip
 _CONDITIONS = frozenset({"if", "unless", "whether"})
+_OTHERS = frozenset(
+    {"he", "she", "they", "he'll", "she'll", "they'll", "he's", "she's", "they're", "he'd",
+     "she'd", "they'd"}
+)  # fmt: skip
+"""A clause whose subject is someone else ("they'll take it to court") is not the caller's."""
 """A clause they open is a condition ("if you report this to my credit"), not the act: the
 act is the clause that follows ("…, I'm getting an attorney")."""
 _PAST_OR_REPORTED = frozenset(
@@ -77,17 +86,47 @@ def find_intent(
     targets: Sequence[str] = (),
     phrases: Sequence[str] = (),
 ) -> IntentMatch | None:
-    """The first place in `text` where the intent is expressed, or None."""
+    """The first place in `text` where the intent is expressed, or None.
+
+    Words are matched over the whole sentence (a target may trail its action past a comma:
+    "I'd like to speak to someone, please, whoever's in charge"), then read in the clause the
+    match starts in, up to its target."""
     for sentence in _SENTENCE.split(text.lower().replace("\u2019", "'")):
+        clauses = _clauses(sentence)
+        heard = [w for c in clauses for w in c]
+        if not heard:
+            continue
+        clause_of: list[int] = []  # for each word, its clause's index
+        for n, c in enumerate(clauses):
+            clause_of += [n] * len(c)
         question = sentence.rstrip().endswith("?")
-        first = _WORD.findall(sentence)[:1]
-        policy = bool(first) and first[0] in _POLICY_QUESTIONS
-        for n, words in enumerate(_clauses(sentence)):
-            asks_back = n == 0 and question and words[0].endswith("n't")
-            clause = _Clause(words, asks_back, policy)
-            if (found := _in_clause(clause, actions, targets, phrases)) is not None:
-                return found
+        policy = heard[0] in _POLICY_QUESTIONS
+        joined = " ".join(heard)
+        candidates: list[tuple[int, int, str]] = []  # (first word, target's first word, evidence)
+        for m in _matches(joined, phrases):
+            candidates.append((m.start_word, m.start_word, m.phrase))
+        if actions and targets:
+            found_targets = [t for t in _matches(joined, targets) if not _modifies(heard, t)]
+            for a in _matches(joined, actions):
+                for t in found_targets:
+                    if a.end_word <= t.start_word <= a.end_word + MAX_GAP_WORDS:
+                        evidence = f"{a.phrase} + {t.phrase}"
+                        candidates.append((a.start_word, t.start_word, evidence))
+        for start, target_at, evidence in sorted(candidates):
+            n = clause_of[start]
+            first = clause_of.index(n)
+            words = heard[first:]
+            clause = _Clause(words, n == 0 and question and words[0].endswith("n't"), policy)
+            if _counts(clause, start - first, target_at - first):
+                return IntentMatch(evidence)
     return None
+
+
+def _modifies(heard: list[str], target: PhraseMatch) -> bool:
+    """ "my car service booking", "the account visit": the target names what the next word is
+    about, not the thing itself."""
+    after = heard[target.end_word] if target.end_word < len(heard) else ""
+    return after in _MODIFIED
 
 
 def _clauses(sentence: str) -> list[list[str]]:
@@ -104,34 +143,17 @@ def _clauses(sentence: str) -> list[list[str]]:
     return clauses
 
 
-def _in_clause(
-    clause: _Clause, actions: Sequence[str], targets: Sequence[str], phrases: Sequence[str]
-) -> IntentMatch | None:
-    text = " ".join(clause.words)
-    candidates: list[tuple[int, str]] = []  # (first word, evidence)
-    for m in _matches(text, phrases):
-        candidates.append((m.start_word, m.phrase))
-    if actions and targets:
-        found_targets = _matches(text, targets)
-        for a in _matches(text, actions):
-            for t in found_targets:
-                if a.end_word <= t.start_word <= a.end_word + MAX_GAP_WORDS:
-                    candidates.append((a.start_word, f"{a.phrase} + {t.phrase}"))
-    for start, evidence in sorted(candidates):
-        if _counts(clause, start):
-            return IntentMatch(evidence)
-    return None
-
-
 def _matches(text: str, phrases: Sequence[str]) -> list[PhraseMatch]:
     return find_phrases(text, phrases) if phrases else []
 
 
-def _counts(clause: _Clause, start: int) -> bool:
+def _counts(clause: _Clause, start: int, target_at: int) -> bool:
+    """`start` and `target_at` are word positions in `clause.words` (which runs on to the end
+    of the sentence): negation counts up to the target ("I'm not going to complain")."""
     words = clause.words
-    before = words[1:start] if clause.asks_back else words[:start]
+    before = words[1:target_at] if clause.asks_back else words[:target_at]
     if any(w in NEGATIONS or w.endswith("n't") for w in before):
         return False
-    if clause.policy_question or words[0] in _CONDITIONS:
+    if clause.policy_question or words[0] in _CONDITIONS or words[0] in _OTHERS:
         return False
-    return not _PAST_OR_REPORTED.intersection(words)
+    return not _PAST_OR_REPORTED.intersection(words[: max(target_at, start) + 1])

@@ -268,8 +268,8 @@ _ASK_FOR = [
     "put me onto", "transfer me to", "transfer me", "connect me to", "connect me with",
     "get me", "give me", "i want", "i need", "i'd like", "i would like", "i demand",
     "let me speak", "let me talk", "escalate this to", "escalate it to", "escalate to",
-    "pass me to", "pass me over to", "hand me over to", "fetch", "get", "i'm asking for",
-    "ask for", "can i have", "can i get", "could i have", "put",
+    "pass me to", "pass me over to", "pass me on to", "pass me", "hand me over to", "fetch",
+    "get", "i'm asking for", "ask for", "can i have", "can i get", "could i have", "put",
 ]  # fmt: skip
 _LEGAL = [
     "lawyer", "lawyers", "attorney", "attorneys", "solicitor", "solicitors", "legal action",
@@ -279,7 +279,7 @@ _THREATEN = [
     "i'll", "i will", "i'm going to", "i am going to", "i'm gonna", "gonna", "i'm calling",
     "get", "call", "contact", "involve", "hear from", "hearing from", "speak to", "take you to",
     "take this to", "take it to", "see you in", "i'm taking", "i'll be taking", "i'll be",
-    "talk to", "ring", "getting", "i'm getting", "i'm contacting",
+    "talk to", "ring", "getting", "i'm getting", "i'm contacting", "going", "straight to",
 ]  # fmt: skip
 _END = [
     "cancel", "cancelling", "canceling", "close", "closing", "terminate", "end", "shut",
@@ -304,7 +304,8 @@ DEFAULT_RULES: Final[tuple[Rule, ...]] = (
         "legal-threat", "phrase", "high", 300,
         actions=_THREATEN, targets=_LEGAL, tracks=["inbound"],
         phrases=["sue you", "sue your company", "see you in court", "take you to court",
-                 "legal action", "lawsuit", "small claims court"],
+                 "legal action", "lawsuit", "small claims court", "my lawyer will",
+                 "my attorney will", "my solicitor will", "my lawyers will"],
     ),
     _default(
         "cancellation", "phrase", "medium", 300,

@@ -131,7 +131,8 @@ AGREEMENT = (
     "uh huh", "mm hmm", "yes you can record", "you can record", "no dramas", "no bother",
     "not a bother", "no issue", "no issues", "not an issue", "no probs", "feel free",
     "record it", "go ahead and record", "happy to be recorded", "happy for you to record",
-    "that's no problem", "yeah go on", "go on then", "sounds good", "fair enough",
+    "that's no problem", "yeah go on", "go on then", "sounds good", "fair enough", "no worry",
+    "fine with", "okay with", "ok with", "happy with", "alright with", "all right with",
 )  # fmt: skip
 POLITE_TAGS = (
     "if that's alright", "if that's all right", "if that's okay", "if that's ok",
@@ -151,7 +152,7 @@ REFUSAL = (
     "switch off the recording", "turn the recording off", "switch the recording off",
     "don't want this recorded", "don't want this call recorded", "don't want to be recorded",
     "do not want to be recorded", "not be recorded", "not to be recorded", "don't keep",
-    "do not keep", "delete the recording", "no recording",
+    "do not keep", "delete the recording", "no recording", "don't want", "i'd rather",
 )  # fmt: skip
 RECORDING_WORDS = frozenset(
     {"record", "recorded", "recording", "recordings", "records", "tape", "taped", "taping",
@@ -195,14 +196,36 @@ class ConsentAnswer:
     """The phrase that decided it."""
 
 
+_POLITE_ASKS = (["can", "you"], ["could", "you"], ["would", "you"], ["will", "you"])
+""""Can you switch the recording off?" asks for something: it is a request, not a question."""
+
+
 def is_question(text: str) -> bool:
     """Asked, not told: a question mark, or a question word first ("do you record?"), but not
-    an imperative that opens with "do" ("do not record this")."""
+    an imperative that opens with "do" ("do not record this") nor a polite request ("could you
+    switch it off?")."""
     heard = words(text)
     if not heard:
         return False
+    if heard[:2] in _POLITE_ASKS or heard[0] == "please":
+        return False
     imperative = heard[0] == "do" and heard[1:2] in (["not"], ["it"])
     return text.rstrip().endswith("?") or (heard[0] in _QUESTION_OPENERS and not imperative)
+
+
+def _answering_part(text: str) -> str:
+    """The utterance without the question it ends in: "no, I'm not comfortable with that,
+    what balance?" answers before it asks. An utterance that is a question from its first
+    clause on ("why would I agree?", "do I have to say yes?") leaves nothing."""
+    parts = re.split(r"(?<=[,.;:!?])\s+", text.strip())
+    kept: list[str] = []
+    for part in parts:
+        if is_question(part) and (kept or part.rstrip().endswith("?") or len(parts) == 1):
+            break
+        kept.append(part)
+    if kept and len(kept) < len(parts) and not any(p.rstrip().endswith("?") for p in parts):
+        return text  # no question mark at all: a question word mid-utterance asks nothing
+    return " ".join(kept)
 
 
 def classify_consent(text: str, *, about_recording: bool = False) -> ConsentAnswer | None:
@@ -216,8 +239,9 @@ def classify_consent(text: str, *, about_recording: bool = False) -> ConsentAnsw
     With `about_recording` (a turn that is not the answer to a request), only an utterance that
     names recording counts, and only by more than a bare "yes" or "no".
     """
+    text = _answering_part(text)
     heard = words(text)
-    if not heard or is_question(text):
+    if not heard:
         return None
     if about_recording and not RECORDING_WORDS.intersection(heard):
         return None
@@ -258,7 +282,10 @@ CONSENT_ASKS = (
     "that alright", "that all right", "that okay", "that ok", "that fine", "you happy",
     "happy for me to", "happy for us to", "happy to continue", "happy for you",
     "say yes or no", "agree to this call", "agree to being recorded", "agree to recording",
+    "say yes", "you consent", "you agree", "your consent", "your permission",
 )  # fmt: skip
+_TAGS = frozenset({"okay", "ok", "alright", "right", "fine", "yeah"})
+_WH = frozenset({"how", "what", "what's", "who", "where", "when", "why", "which"})
 _KEY_WORDS = {"one": "1", "two": "2", "three": "3", "nine": "9", "zero": "0"}
 _PRESS_WORDS = frozenset({"press", "push", "dial", "key", "pressing"})
 _KEY_MEANINGS: dict[str, Literal["granted", "refused"]] = {
@@ -266,18 +293,23 @@ _KEY_MEANINGS: dict[str, Literal["granted", "refused"]] = {
     "allow": "granted", "approve": "granted", "yes": "granted", "okay": "granted",
     "decline": "refused", "refuse": "refused", "object": "refused", "opt": "refused",
     "not": "refused", "don't": "refused", "no": "refused", "didn't": "refused",
-    "rather": "refused",
+    "rather": "refused", "without": "refused", "happy": "granted",
 }  # fmt: skip
 _SENTENCE = re.compile(r"[.?!;]")
 
 
 def asks_for_consent(text: str) -> bool:
     """Whether the agent's words ask the other party to agree ("is that okay with you?",
-    "do I have your permission?", "press 1 to agree") rather than only tell them."""
+    "do I have your permission?", "press 1 to agree", a tag: "…we record calls, alright?")
+    rather than only tell them."""
     if keypad_choices(text):
         return True
     # Negation does not matter here: "is that not okay with you?" asks all the same.
-    return any(m.exact for m in find_phrases(text, CONSENT_ASKS))
+    if any(m.exact for m in find_phrases(text, CONSENT_ASKS)):
+        return True
+    last = _clauses(text)[-1:] or [[]]
+    tag = last[0] if last[0] else (_clauses(text)[-2:-1] or [[]])[0]
+    return 0 < len(tag) <= 3 and tag[0] not in _WH and bool(_TAGS.intersection(tag))
 
 
 def keypad_choices(text: str) -> dict[str, Literal["granted", "refused"]]:
@@ -292,14 +324,13 @@ def keypad_choices(text: str) -> dict[str, Literal["granted", "refused"]]:
             continue
         keys = [i for i, w in enumerate(heard) if w.isdigit() and len(w) == 1 or w in _KEY_WORDS]
         for n, at in enumerate(keys):
-            low = keys[n - 1] + 1 if n else 0
-            high = keys[n + 1] if n + 1 < len(keys) else len(heard)
-            meanings = [
-                # "press 1 to agree or 2 to decline": a meaning after the key is its own.
-                (i - at if i > at else at - i + 0.5, _KEY_MEANINGS[w])
-                for i in range(low, high)
-                if (w := heard[i]) in _KEY_MEANINGS
-            ]
-            if meanings:
-                choices[_KEY_WORDS.get(heard[at], heard[at])] = min(meanings)[1]
+            after = heard[at + 1 : keys[n + 1] if n + 1 < len(keys) else len(heard)]
+            before = heard[keys[n - 1] + 1 if n else 0 : at]
+            # "press 2 to continue without recording": a refusal among its words decides.
+            for side in (after, before):
+                meanings = {_KEY_MEANINGS[w] for w in side if w in _KEY_MEANINGS}
+                if meanings:
+                    key = _KEY_WORDS.get(heard[at], heard[at])
+                    choices[key] = "refused" if "refused" in meanings else "granted"
+                    break
     return choices

@@ -70,8 +70,8 @@ def test_a_disclosure_followed_by_another_question_is_a_notice() -> None:
 
 def test_a_later_turn_about_recording_decides_even_after_a_notice() -> None:
     tracker = ConsentTracker(played="notice")
-    assert verdicts(say(tracker, "inbound", 20_000, "Can you switch the recording off?")) == []
-    assert verdicts(say(tracker, "inbound", 25_000, "Please switch the recording off.")) == [
+    assert verdicts(say(tracker, "inbound", 20_000, "Are you recording this?")) == []
+    assert verdicts(say(tracker, "inbound", 25_000, "Can you switch the recording off?")) == [
         ("caller_speech", "refused")
     ]
 
@@ -176,3 +176,31 @@ def test_a_notice_implies_consent_where_the_org_opts_in_and_the_caller_can_still
     found = say(spoken, "outbound", 0, "This call is recorded for training. How can I help?")
     assert verdicts(found) == [("implied_notice", "granted")]
     assert ConsentTracker(played="notice").opening == []
+
+
+def test_an_answer_that_ends_in_a_question_still_answers() -> None:
+    tracker = ConsentTracker(played="question")
+    found = say(tracker, "inbound", 1_000, "No, I'm not comfortable with that, what balance?")
+    assert verdicts(found) == [("caller_speech", "refused")]
+    for asked in ("Why would I agree?", "Do I have to say yes?", "Can I say no?"):
+        assert verdicts(say(ConsentTracker(played="question"), "inbound", 1_000, asked)) == []
+
+
+def test_a_notice_in_the_platforms_prompt_keeps_its_request_open() -> None:
+    """The played keypad prompt, heard on the line in pieces: its notice sentence is no other
+    question, and its last sentence adds the key that declines."""
+    tracker = ConsentTracker(played="keypad")
+    say(tracker, "outbound", 500, "To help with training, calls may be recorded.")
+    say(tracker, "outbound", 3_000, "Press one to agree to recording.")
+    say(tracker, "outbound", 5_000, "Press two to continue without recording.")
+    assert verdicts(tracker.on_digit("inbound", "2", 7_000, NOTHING_OPEN)) == [
+        ("keypad", "refused")
+    ]
+
+
+def test_a_tag_after_the_disclosure_asks() -> None:
+    tracker = ConsentTracker()
+    say(tracker, "outbound", 0, "We record calls for training, alright?")
+    assert verdicts(say(tracker, "inbound", 3_000, "Yeah, no worries.")) == [
+        ("caller_speech", "granted")
+    ]

@@ -52,6 +52,7 @@ def test_requests_threats_and_announcements_in_words_no_list_holds_whole(
         "How do I make a complaint about a delivery driver?",
         "Cancel the appointment on Tuesday and book Thursday.",  # not an account
         "My lawyer friend said you can't do that.",
+        "The other driver's insurer says they'll take it to court.",  # someone else's threat
         "I've got a court date for a parking ticket.",
         "I manage a shop on the high street.",
     ],
