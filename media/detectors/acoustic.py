@@ -21,6 +21,8 @@ MIN_COUNTED_OVERLAP_MS = 300
 COUNT_WINDOW_MS = 60_000
 TALK_DIP_MS = 300
 """A party is still speaking through a pause this short (between words)."""
+TALK_WINDOW_EXTRA_MS = 1_500
+"""Talk-over's held time may be spread over this much more time than itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,25 +190,35 @@ class DeadAir:
 
 
 class TalkOver:
-    """Both parties speaking at once: one overlap held `held_ms`, or (when `per_minute` is set)
-    that many separate overlaps of at least `MIN_COUNTED_OVERLAP_MS` within a minute."""
+    """Both parties speaking at once: `held_ms` of it within `held_ms` + `TALK_WINDOW_EXTRA_MS`
+    (people talking over each other pause between words and sentences too), or (when
+    `per_minute` is set) that many separate overlaps of at least `MIN_COUNTED_OVERLAP_MS`
+    within a minute."""
 
     def __init__(
         self, tracks: tuple[Track, ...], *, held_ms: int, per_minute: int | None = None
     ) -> None:
         self._held_ms = held_ms
+        self._window_ms = held_ms + TALK_WINDOW_EXTRA_MS
         self._per_minute = per_minute
         self._voiced_until: dict[Track, int] = dict.fromkeys(tracks, -TALK_DIP_MS - FRAME_MS)
         self._now = 0
         self._start: int | None = None
-        self._held_fired = False
         self._counted = False
+        self._overlapped: deque[int] = deque()
+        """The slots (their end) in which both spoke, within the window."""
+        self._held_fired = False
         self._recent: deque[int] = deque()
         """Start of each counted overlap in the last minute."""
 
     def feed(self, track: Track, clock_ms: int, voiced: bool) -> AcousticSignal | None:
         if clock_ms > self._now:
             self._now = clock_ms
+        overlapped = self._overlapped
+        while overlapped and overlapped[0] <= self._now - self._window_ms:
+            overlapped.popleft()
+        if not overlapped:
+            self._held_fired = False  # the episode is over
         if not voiced:
             if self._start is None:
                 return None  # only a voiced frame can make two parties speak at once
@@ -220,20 +232,25 @@ class TalkOver:
             if until >= self._now - TALK_DIP_MS:
                 speaking += 1
         if speaking < 2:
-            self._start, self._held_fired, self._counted = None, False, False
+            self._start, self._counted = None, False
             return None
         if self._start is None:
             self._start = self._now - FRAME_MS
+        if not overlapped or overlapped[-1] < self._now:
+            overlapped.append(self._now)  # a slot both spoke in, counted once
+        both_voiced = min(self._voiced_until.values())
         # Measured to the latest frame both were voiced in: a pause is bridged, not counted.
-        overlap_ms = min(self._voiced_until.values()) - self._start
-        if not self._counted and overlap_ms >= MIN_COUNTED_OVERLAP_MS:
+        if not self._counted and both_voiced - self._start >= MIN_COUNTED_OVERLAP_MS:
             self._counted = True
             if (signal := self._count(self._start)) is not None:
                 return signal
-        if self._held_fired or overlap_ms < self._held_ms:
+        if self._held_fired or len(overlapped) * FRAME_MS < self._held_ms:
             return None
         self._held_fired = True
-        return AcousticSignal("talk_over", None, self._start, self._now, overlap_ms / 1000, 1)
+        start = overlapped[0] - FRAME_MS
+        return AcousticSignal(
+            "talk_over", None, start, self._now, len(overlapped) * FRAME_MS / 1000, 1
+        )
 
     def _count(self, start: int) -> AcousticSignal | None:
         if self._per_minute is None:

@@ -214,18 +214,17 @@ def is_question(text: str) -> bool:
 
 
 def _answering_part(text: str) -> str:
-    """The utterance without the question it ends in: "no, I'm not comfortable with that,
-    what balance?" answers before it asks. An utterance that is a question from its first
-    clause on ("why would I agree?", "do I have to say yes?") leaves nothing."""
+    """The utterance without the questions in it: "no, I'm not comfortable with that, what
+    balance?" answers before it asks; "yeah, speaking. Are you recording this? Because I don't
+    want it recorded." answers after. A question is a part that ends in a question mark, or a
+    first part that opens with a question word ("do I have to say yes"); a polite request
+    ("could you not record it?") is no question."""
     parts = re.split(r"(?<=[,.;:!?])\s+", text.strip())
-    kept: list[str] = []
-    for part in parts:
-        if is_question(part) and (kept or part.rstrip().endswith("?") or len(parts) == 1):
-            break
-        kept.append(part)
-    if kept and len(kept) < len(parts) and not any(p.rstrip().endswith("?") for p in parts):
-        return text  # no question mark at all: a question word mid-utterance asks nothing
-    return " ".join(kept)
+    return " ".join(
+        part
+        for n, part in enumerate(parts)
+        if not (is_question(part) and (n == 0 or part.rstrip().endswith("?")))
+    )
 
 
 def classify_consent(text: str, *, about_recording: bool = False) -> ConsentAnswer | None:
@@ -282,7 +281,8 @@ CONSENT_ASKS = (
     "that alright", "that all right", "that okay", "that ok", "that fine", "you happy",
     "happy for me to", "happy for us to", "happy to continue", "happy for you",
     "say yes or no", "agree to this call", "agree to being recorded", "agree to recording",
-    "say yes", "you consent", "you agree", "your consent", "your permission",
+    "say yes", "you consent", "you agree", "your consent", "your permission", "alright if",
+    "all right if", "okay if", "ok if", "fine if",
 )  # fmt: skip
 _TAGS = frozenset({"okay", "ok", "alright", "right", "fine", "yeah"})
 _WH = frozenset({"how", "what", "what's", "who", "where", "when", "why", "which"})

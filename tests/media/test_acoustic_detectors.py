@@ -155,8 +155,19 @@ def test_talk_over_needs_both_parties_for_two_seconds() -> None:
         for track, voiced in frames:
             if (signal := talk.feed(track, now, voiced)) is not None:
                 signals.append(signal)
+    # Two seconds of it within 3.5 s: the first second (and the 0.3 s after it, a pause),
+    # then the start of the next.
     [over] = signals
-    assert (over.kind, over.start_ms, over.end_ms, over.overlaps) == ("talk_over", 4_000, 6_000, 1)
+    assert (over.kind, over.start_ms, over.end_ms, over.overlaps) == ("talk_over", 2_000, 4_700, 1)
+
+
+def test_one_short_overlap_is_not_talk_over() -> None:
+    talk = TalkOver(("inbound", "outbound"), held_ms=2_000)
+    for slot in range(1, 400):
+        now = slot * FRAME_MS
+        caller = 2_000 < now <= 3_500  # 1.5 s over the agent, then silence
+        for track, voiced in (("outbound", True), ("inbound", caller)):
+            assert talk.feed(track, now, voiced) is None  # type: ignore[arg-type]
 
 
 def interruptions(talk: TalkOver, starts_s: list[float], each_ms: int) -> list[AcousticSignal]:
