@@ -49,7 +49,6 @@ import json
 import math
 import multiprocessing
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -704,22 +703,6 @@ def _load_rendered(stem: Path, key: str) -> RenderedCall | None:
 # --- command line -----------------------------------------------------------------------------
 
 
-def word_accuracy(reference: str, heard: str) -> tuple[int, int]:
-    """(words of `reference`, word errors: substitutions + deletions + insertions), comparing
-    lower-case words without punctuation."""
-    ref, hyp = _words(reference), _words(heard)
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, start=1):
-        previous, row[0] = row[0], i
-        for j, h in enumerate(hyp, start=1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (r != h))
-    return len(ref), row[-1]
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower().replace("-", " "))
-
-
 def _render_one(args: tuple[Dialogue, Playing, Path]) -> tuple[str, str, float]:
     """(call id, "rendered" | "cached" | the error, seconds of audio): one call, for the pool."""
     dialogue, playing, cache_dir = args
@@ -729,25 +712,6 @@ def _render_one(args: tuple[Dialogue, Playing, Path]) -> tuple[str, str, float]:
     except (ManifestError, RuntimeError) as exc:
         return dialogue.id, str(exc), 0.0
     return dialogue.id, "cached" if cached else "rendered", call.duration_ms / 1000
-
-
-def check_words(calls: Sequence[RenderedCall], model: str, models_dir: Path) -> str:
-    """Transcribe every caller turn with the server's offline engine; a line of word accuracy."""
-    from media.transcription.whisper import WhisperEngine
-
-    engine = WhisperEngine(model, models_dir, 1)
-    words = errors = 0
-    for call in calls:
-        for turn in call.turns:
-            if turn.who != "caller":
-                continue
-            pcm = call.inbound[turn.start_ms * _PER_MS * 2 : turn.end_ms * _PER_MS * 2]
-            heard = engine.transcribe(pcm, SAMPLE_RATE).text
-            n, e = word_accuracy(turn.text, heard)
-            words, errors = words + n, errors + e
-            print(f"  {call.call_id} [{turn.start_ms / 1000:6.1f}s] {turn.text!r} -> {heard!r}")
-    accuracy = 1 - errors / words if words else 0.0
-    return f"word accuracy {accuracy:.3f} ({errors} errors in {words} words, {engine.name})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -796,6 +760,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check_words:
         ok = [d for d in dialogues if d.id not in dict(failed)][: args.check_words]
         rendered = [render(d, playing, args.cache) for d in ok]
+        from bench.word_accuracy import check_words  # imports this module: not at the top
+
         print(check_words(rendered, args.model, REPO / ".voxsouth" / "models"))
     return 1 if failed else 0
 

@@ -36,7 +36,6 @@ from bench.dialogue_audio import (
     piece_gains_db,
     soft_limit,
     spoken_pieces,
-    word_accuracy,
 )
 from bench.dialogues import DIALOGUES_DIR, Dialogue, ManifestError, load_file, load_part, parse
 from media.codecs import level_dbfs, ulaw_decode, ulaw_encode
@@ -555,6 +554,8 @@ def test_neural_callers_vary_within_their_ranges() -> None:
 
 
 def test_word_accuracy_counts_edits() -> None:
+    from bench.word_accuracy import word_accuracy
+
     assert word_accuracy("Yeah, that's fine.", "yeah that's fine") == (3, 0)
     assert word_accuracy("I want to speak to a manager", "I want to speak a manager") == (7, 1)
     assert word_accuracy("no thanks", "no thanks at all") == (2, 2)
