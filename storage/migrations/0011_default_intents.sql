@@ -1,0 +1,20 @@
+-- Orgs seeded with the first default phrase rules (plain phrases) get the intent defaults
+-- (an action followed by a target, media/detectors/intents.py). Only rows still exactly as
+-- seeded are changed: a rule an admin edited is theirs. A test checks that it turns the
+-- first defaults into today's (tests/storage/test_default_rules_migration.py).
+UPDATE escalation_rules
+   SET params = '{"phrases": [], "actions": ["speak to", "speak with", "talk to", "talk with", "put me through to", "put me on to", "put me onto", "transfer me to", "transfer me", "connect me to", "connect me with", "get me", "give me", "i want", "i need", "i''d like", "i would like", "i demand", "let me speak", "let me talk", "escalate this to", "escalate it to", "escalate to", "pass me to", "pass me over to", "pass me on to", "pass me", "hand me over to", "fetch", "get", "i''m asking for", "ask for", "can i have", "can i get", "could i have", "put"], "targets": ["manager", "supervisor", "boss", "superior", "someone above you", "somebody above you", "someone higher up", "somebody higher up", "someone senior", "somebody senior", "someone more senior", "whoever is in charge", "whoever''s in charge", "someone in charge", "somebody in charge", "person in charge", "whoever runs", "head of", "team leader", "team lead", "higher up", "line manager", "senior"], "tracks": ["inbound"]}'::jsonb, updated_at = now()
+ WHERE kind = 'phrase' AND name = 'supervisor-request'
+   AND params = '{"phrases": ["supervisor", "manager", "someone in charge", "speak to your boss"], "tracks": ["inbound"]}'::jsonb;
+UPDATE escalation_rules
+   SET params = '{"phrases": ["sue you", "sue your company", "see you in court", "take you to court", "legal action", "lawsuit", "small claims court", "my lawyer will", "my attorney will", "my solicitor will", "my lawyers will"], "actions": ["i''ll", "i will", "i''m going to", "i am going to", "i''m gonna", "gonna", "i''m calling", "get", "call", "contact", "involve", "hear from", "hearing from", "speak to", "take you to", "take this to", "take it to", "see you in", "i''m taking", "i''ll be taking", "i''ll be", "talk to", "ring", "getting", "i''m getting", "i''m contacting", "going", "straight to"], "targets": ["lawyer", "lawyers", "attorney", "attorneys", "solicitor", "solicitors", "legal action", "legal proceedings", "court", "small claims", "lawsuit", "legal", "sue", "suing"], "tracks": ["inbound"]}'::jsonb, updated_at = now()
+ WHERE kind = 'phrase' AND name = 'legal-threat'
+   AND params = '{"phrases": ["lawyer", "attorney", "sue you", "sue your company", "legal action", "take you to court"], "tracks": ["inbound"]}'::jsonb;
+UPDATE escalation_rules
+   SET params = '{"phrases": ["switch providers", "switching providers", "take my business elsewhere", "cancel everything", "close it all down"], "actions": ["cancel", "cancelling", "canceling", "close", "closing", "terminate", "end", "shut", "discontinue", "stop", "get rid of", "quit", "leave", "done with"], "targets": ["account", "accounts", "service", "services", "subscription", "contract", "policy", "membership", "plan", "line", "broadband", "package", "cover", "insurance"], "tracks": ["inbound"]}'::jsonb, updated_at = now()
+ WHERE kind = 'phrase' AND name = 'cancellation'
+   AND params = '{"phrases": ["cancel my account", "cancel my service", "cancel my subscription", "close my account", "switch providers"], "tracks": ["inbound"]}'::jsonb;
+UPDATE escalation_rules
+   SET params = '{"phrases": ["better business bureau", "report you", "report your company", "report this to", "ombudsman", "trading standards", "the regulator", "consumer protection"], "actions": ["make", "file", "lodge", "raise", "put in", "submit", "register", "log", "i want to", "i''d like to", "i would like to", "i''m going to", "i am going to", "i will", "i''ll", "i''m", "going to", "want to"], "targets": ["complaint", "formal complaint", "complain", "complaining", "grievance"], "tracks": ["inbound"]}'::jsonb, updated_at = now()
+ WHERE kind = 'phrase' AND name = 'complaint'
+   AND params = '{"phrases": ["complaint", "better business bureau", "report you"], "tracks": ["inbound"]}'::jsonb;
