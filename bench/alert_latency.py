@@ -200,11 +200,12 @@ def find_clip(text: str) -> str:
 def pick_phrase_clips(cache_dir: Path) -> tuple[list[str], list[str]]:
     """The escalation clips whisper hears with a supervisor-request phrase in them, at the
     level the calls play them: (clips, what it heard of every candidate)."""
+    from media.detectors.intents import find_intent
     from media.detectors.rules import DEFAULT_RULES
-    from media.detectors.text import find_phrases
     from media.transcription.whisper import WhisperEngine
 
     rule = next(r for r in DEFAULT_RULES if r.name == RULE_OF["phrase"])
+    params = rule.params
     engine = WhisperEngine(WHISPER_MODEL, cache_dir, 1)
     pad = np.zeros(_samples(200))  # the endpointer's pre-roll and tail, as silence
     picked, notes = [], []
@@ -212,7 +213,15 @@ def pick_phrase_clips(cache_dir: Path) -> tuple[list[str], list[str]]:
     for name in candidates:
         pcm = np.concatenate((pad, _clip(name, NORMAL_GAIN_DB), pad))
         text = engine.transcribe(_pcm16(pcm), OUTPUT_RATE).text
-        heard = any(not m.negated for m in find_phrases(text, rule.params["phrases"]))
+        heard = (
+            find_intent(
+                text,
+                actions=params["actions"],
+                targets=params["targets"],
+                phrases=params["phrases"],
+            )  # fmt: skip
+            is not None
+        )
         if heard:
             picked.append(name)
         notes.append(f"{'+' if heard else '-'} {name}: {text!r}")
