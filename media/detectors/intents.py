@@ -23,13 +23,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from media.detectors.text import NEGATIONS, PhraseMatch, find_phrases
+from media.detectors.text import NEGATIONS, PhraseMatch, find_phrases, words
 
 MAX_GAP_WORDS = 5
 """Words allowed between an action and its target: "put me through to (the) target"."""
 
 _SENTENCE = re.compile(r"(?<=[.?!])\s+")
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _BREAK = re.compile(r"[,;:]")
 # A clause starts again at these words (and at punctuation): negation and tense do not cross.
 _CLAUSE_WORDS = frozenset(
@@ -115,8 +114,8 @@ def find_intent(
         for start, target_at, evidence in sorted(candidates):
             n = clause_of[start]
             first = clause_of.index(n)
-            words = heard[first:]
-            clause = _Clause(words, n == 0 and question and words[0].endswith("n't"), policy)
+            rest = heard[first:]
+            clause = _Clause(rest, n == 0 and question and rest[0].endswith("n't"), policy)
             if _counts(clause, start - first, target_at - first):
                 return IntentMatch(evidence)
     return None
@@ -133,7 +132,7 @@ def _clauses(sentence: str) -> list[list[str]]:
     clauses: list[list[str]] = []
     for part in _BREAK.split(sentence):
         current: list[str] = []
-        for word in _WORD.findall(part):
+        for word in words(part):
             if current and (word in _CLAUSE_WORDS or word in _SUBJECTS):
                 clauses.append(current)
                 current = []
@@ -150,10 +149,10 @@ def _matches(text: str, phrases: Sequence[str]) -> list[PhraseMatch]:
 def _counts(clause: _Clause, start: int, target_at: int) -> bool:
     """`start` and `target_at` are word positions in `clause.words` (which runs on to the end
     of the sentence): negation counts up to the target ("I'm not going to complain")."""
-    words = clause.words
-    before = words[1:target_at] if clause.asks_back else words[:target_at]
+    said = clause.words
+    before = said[1:target_at] if clause.asks_back else said[:target_at]
     if any(w in NEGATIONS or w.endswith("n't") for w in before):
         return False
-    if clause.policy_question or words[0] in _CONDITIONS or words[0] in _OTHERS:
+    if clause.policy_question or said[0] in _CONDITIONS or said[0] in _OTHERS:
         return False
-    return not _PAST_OR_REPORTED.intersection(words[: max(target_at, start) + 1])
+    return not _PAST_OR_REPORTED.intersection(said[: max(target_at, start) + 1])
