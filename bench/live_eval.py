@@ -25,10 +25,12 @@ Each call is played by the simulator (both tracks, its key presses as DTMF event
 `--concurrency` at once, successive starts `--stagger` s apart; then, once its streams are
 done in Postgres, its result is read: the stored consent verdict (only one a detector gave),
 the escalation rules raised, the transcript (for `--misses`; a refused call's words are never
-stored). The report is `bench.detector_eval`'s, plus the wall time and the work the server
-skipped to keep up (`voxsouth_dropped_work_total`). Every call has a time budget (its length /
-speed + `--call-margin`); a call that fails or runs out of it is listed and left out of the
-figures, and the run exits 1, as it does when the server fails.
+stored). The report is `bench.detector_eval`'s, plus the wall time, the server's transcription
+latency (end of speech -> text) and the work it skipped to keep up
+(`voxsouth_dropped_work_total`: an utterance still untranscribed 10 s after its stream ended
+is given up, and its words are missing from the call). Every call has a time budget (its
+length / speed + `--call-margin`); a call that fails or runs out of it is listed and left out
+of the figures, and the run exits 1, as it does when the server fails.
 """
 
 from __future__ import annotations
@@ -299,7 +301,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> int:
     print(
         f"bench.live_eval: {args.part} part, {len(chosen)} calls ({audio_s / 60:.1f} min of "
         f"audio; orgs {', '.join(f'{m} {n}' for m, n in by_mode.items())}), {args.playing} "
-        f"playing, {args.concurrency} at a time at speed {args.speed:g}, temp {tmp}",
+        f"playing, {args.concurrency} at a time at speed {args.speed:g}; {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.2f}; temp {tmp}",
         flush=True,
     )
     dsn = args.dsn or await start_embedded(tmp / "postgres")
@@ -336,12 +339,16 @@ async def run(args: argparse.Namespace, tmp: Path) -> int:
         kind: n - promtext.by_label(before, "voxsouth_dropped_work_total", "kind").get(kind, 0.0)
         for kind, n in promtext.by_label(after, "voxsouth_dropped_work_total", "kind").items()
     }
+    latency = promtext.histogram(after, "voxsouth_transcription_latency_seconds", before)
+    quantiles = "/".join(promtext.format_quantile(latency.quantile(q), 1.0, 2) for q in (0.5, 0.95))
     print(
         f"\n{args.part} part live: {len(results)} of {len(chosen)} calls scored, "
         f"{args.playing} playing, server whisper; calls played in {played_s:.0f} s, "
-        f"wall time {time.monotonic() - began:.0f} s"
+        f"wall time {time.monotonic() - began:.0f} s, load average {os.getloadavg()[0]:.2f}"
     )
     print("\n".join(report(results)))
+    print(f"server transcription: {latency.count:.0f} segments, end of speech -> text "
+          f"p50/p95 {quantiles} s")  # fmt: skip
     if dropped := {kind: n for kind, n in dropped.items() if n}:
         print("server dropped work: " + ", ".join(f"{k} {n:.0f}" for k, n in dropped.items()))
     if args.misses and (wrong := misses(results)):
