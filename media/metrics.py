@@ -33,6 +33,12 @@ FRAME_SECONDS = Histogram(
     buckets=(2.5e-6, 5e-6, 7.5e-6, 1e-5, 1.5e-5, 2e-5, 2.5e-5, 3.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3),
 )
 UTTERANCES = Counter("voxsouth_utterances_total", "Utterances found by endpointing.", ["track"])
+EARLY_DECODES = Counter(
+    "voxsouth_early_decodes_total",
+    "Utterances decoded ahead of the endpointing hangover, by outcome: used (no more speech, "
+    "the text is the utterance's) or void (the speaker went on; the decode was wasted).",
+    ["outcome"],
+)
 TRANSCRIPTION_LATENCY = Histogram(
     "voxsouth_transcription_latency_seconds",
     "End of speech (last voiced frame received) to final text.",

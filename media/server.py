@@ -46,7 +46,7 @@ from media.session import CallPolicy, CallSession, SessionConfig, UtteranceReady
 from media.stream_token import StreamGrant, TokenError, verify_token
 from media.transcription.engine import Transcription
 from media.transcription.service import TranscriptionService
-from media.vad import WebRtcVoiceDetector
+from media.vad import Utterance, WebRtcVoiceDetector
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,45 @@ class _FrameCounter:
             if delta := received - self._reported.get(track, 0):
                 metrics.FRAMES_RECEIVED.labels(track).inc(delta)
                 self._reported[track] = received
+
+
+class _StreamDecodes:
+    """One stream's transcriptions in flight: those its events wait for (`pending`), and each
+    track's early decode, held until that track's next utterance takes it or makes it void."""
+
+    def __init__(self) -> None:
+        self.pending: set[asyncio.Future[Transcription | None]] = set()
+        self._early: dict[Track, tuple[Utterance, asyncio.Future[Transcription | None]]] = {}
+
+    def hold_early(
+        self, track: Track, utterance: Utterance, future: asyncio.Future[Transcription | None]
+    ) -> None:
+        self._void(track)  # the speaker went on after the last one
+        self._early[track] = (utterance, future)
+
+    def take_early(
+        self, track: Track, utterance: Utterance
+    ) -> asyncio.Future[Transcription | None] | None:
+        """The early decode of exactly this utterance's audio, if there is one."""
+        early = self._early.get(track)
+        if early is None or (early[0].start_sample, early[0].end_sample) != (
+            utterance.start_sample,
+            utterance.end_sample,
+        ):
+            self._void(track)
+            return None
+        del self._early[track]
+        metrics.EARLY_DECODES.labels("used").inc()
+        return early[1]
+
+    def void_early(self) -> None:
+        for track in list(self._early):
+            self._void(track)
+
+    def _void(self, track: Track) -> None:
+        if (early := self._early.pop(track, None)) is not None:
+            early[1].cancel()  # skipped if still queued; a decode under way runs to its end
+            metrics.EARLY_DECODES.labels("void").inc()
 
 
 class MediaServer:
@@ -164,7 +203,7 @@ class MediaServer:
     async def handle(self, ws: ServerConnection) -> None:
         parser = StreamParser()
         session: CallSession | None = None
-        pending: set[asyncio.Future[Transcription | None]] = set()
+        decodes = _StreamDecodes()
         outcome = "unknown"
         try:
             async with asyncio.timeout(self.config.start_timeout_s):
@@ -174,7 +213,7 @@ class MediaServer:
                         session = await self._open(msg)
                     elif isinstance(msg, UnknownEvent):
                         metrics.STREAM_ERRORS.labels("unknown_event").inc()
-            outcome = await self._stream(ws, parser, session, pending)
+            outcome = await self._stream(ws, parser, session, decodes)
         except StreamProtocolError as exc:
             outcome = exc.kind
             metrics.STREAM_ERRORS.labels(exc.kind).inc()
@@ -193,14 +232,14 @@ class MediaServer:
         finally:
             metrics.STREAMS_TOTAL.labels(outcome if session else "rejected").inc()
             if session is not None:
-                await self._finish(session, pending, outcome, parser.messages_lost)
+                await self._finish(session, decodes, outcome, parser.messages_lost)
 
     async def _stream(
         self,
         ws: ServerConnection,
         parser: StreamParser,
         session: CallSession,
-        pending: set[asyncio.Future[Transcription | None]],
+        decodes: _StreamDecodes,
     ) -> str:
         guard = FloodGuard(self.config.flood_rate_per_s, self.config.flood_burst)
         messages = 0
@@ -224,7 +263,7 @@ class MediaServer:
                             "bad_payload", "undecodable media payload"
                         ) from None
                     for item in ready:
-                        self._transcribe(session, item, pending)
+                        self._transcribe(session, item, decodes)
                     if session.outbox:
                         self._emit(session.outbox)
                         session.outbox.clear()
@@ -285,14 +324,23 @@ class MediaServer:
         self,
         session: CallSession,
         ready: UtteranceReady,
-        pending: set[asyncio.Future[Transcription | None]],
+        decodes: _StreamDecodes,
     ) -> None:
-        metrics.UTTERANCES.labels(ready.track).inc()
+        utterance = ready.utterance
         if self._transcriber is None:
-            self._emit(session.on_transcript_lost(ready))  # nothing will be heard of it
+            if not utterance.tentative:
+                self._emit(session.on_transcript_lost(ready))  # nothing will be heard of it
             return
+        if utterance.tentative:
+            future = self._transcriber.submit(utterance.pcm, utterance.sample_rate)
+            decodes.hold_early(ready.track, utterance, future)
+            return
+        metrics.UTTERANCES.labels(ready.track).inc()
         engine = self._transcriber.engine.name
-        future = self._transcriber.submit(ready.utterance.pcm, ready.utterance.sample_rate)
+        future = decodes.take_early(ready.track, utterance) or self._transcriber.submit(
+            utterance.pcm, utterance.sample_rate
+        )
+        pending = decodes.pending
         pending.add(future)
 
         def deliver(f: asyncio.Future[Transcription | None]) -> None:
@@ -310,13 +358,14 @@ class MediaServer:
     async def _finish(
         self,
         session: CallSession,
-        pending: set[asyncio.Future[Transcription | None]],
+        decodes: _StreamDecodes,
         outcome: str,
         messages_lost: int,
     ) -> None:
         for ready in session.finish():
-            self._transcribe(session, ready, pending)
-        if pending:
+            self._transcribe(session, ready, decodes)
+        decodes.void_early()
+        if pending := decodes.pending:
             # Bounded wait: a stream's segments must be emitted before its StreamStopped, and
             # whatever is still late after the timeout is given up (and counted) instead.
             _done, late = await asyncio.wait(set(pending), timeout=self.config.finish_timeout_s)

@@ -76,7 +76,8 @@ class SessionConfig:
 
 @dataclass(frozen=True, slots=True)
 class UtteranceReady:
-    """An utterance to transcribe, and when its last voiced frame arrived (monotonic)."""
+    """An utterance to transcribe (or, if tentative, to start transcribing: see
+    `EndpointerConfig.early_decode_ms`), and when its last voiced frame arrived (monotonic)."""
 
     track: Track
     utterance: Utterance
@@ -248,7 +249,8 @@ class CallSession:
         if not ended:
             return _NO_UTTERANCES
         for u in ended:
-            self._consent.expect(msg.track, u.start_ms)
+            if not u.tentative:
+                self._consent.expect(msg.track, u.start_ms)
         return [UtteranceReady(msg.track, u, pipeline.last_voiced_at) for u in ended]
 
     def _open_since(self) -> dict[Track, int | None]:

@@ -44,6 +44,11 @@ class EndpointerConfig:
     """Utterances with less voiced audio than this are clicks and noise, and are dropped."""
     max_utterance_ms: int = 15_000
     """A monologue is cut here, so its text arrives while the speaker is still going."""
+    early_decode_ms: int | None = 200
+    """Silence after which the utterance so far is handed out as a tentative one, ahead of the
+    hangover, so its decode runs while the endpointer waits. If speech does not resume, the
+    final utterance is the same audio (this is at least `tail_ms`, and less than the hangover)
+    and takes that decode's text; if it does, the tentative one is void. None: no early cut."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,9 @@ class Utterance:
     """One past the last voiced sample: the end of speech."""
     pcm: bytes
     sample_rate: int
+    tentative: bool = False
+    """Cut at `early_decode_ms` of silence: a final utterance with the same start and end, if
+    one follows, has exactly this audio."""
 
     @property
     def start_ms(self) -> int:
@@ -73,6 +81,10 @@ class Endpointer:
         self.frame_samples = sample_rate * config.frame_ms // 1000
         self.frame_bytes = self.frame_samples * 2
         self._hangover = config.hangover_ms // config.frame_ms
+        early = config.early_decode_ms
+        if early is not None and not config.tail_ms <= early < config.hangover_ms:
+            raise ValueError("early_decode_ms must be at least tail_ms and below hangover_ms")
+        self._early = early // config.frame_ms if early is not None else None
         self._tail = config.tail_ms // config.frame_ms
         self._min_voiced = max(1, config.min_speech_ms // config.frame_ms)
         self._max_frames = config.max_utterance_ms // config.frame_ms
@@ -122,6 +134,8 @@ class Endpointer:
             self._trailing_silence += 1
         if self._trailing_silence >= self._hangover:
             return self._finish()
+        if self._trailing_silence == self._early:
+            return self._cut(tentative=True)
         if len(self._frames) >= self._max_frames:
             # Cut the monologue but stay in speech: the next frames open the next piece.
             utterance = self._finish()
@@ -165,21 +179,24 @@ class Endpointer:
         self._trailing_silence = 0
 
     def _finish(self) -> Utterance | None:
+        utterance = self._cut(tentative=False)
         self._in_speech = False
-        frames = self._frames
-        trailing = self._trailing_silence
-        voiced = self._voiced_frames
+        self._continuation = False
         self._frames = []
         self._window.clear()
-        continuation, self._continuation = self._continuation, False
+        return utterance
+
+    def _cut(self, *, tentative: bool) -> Utterance | None:
+        """The utterance so far (None if too little of it is voiced), state left alone."""
         # The rest of a cut monologue is kept however short: it is the end of real speech.
-        if voiced < (1 if continuation else self._min_voiced):
+        if self._voiced_frames < (1 if self._continuation else self._min_voiced):
             return None
-        speech_frames = len(frames) - trailing
-        kept = frames[: speech_frames + min(trailing, self._tail)]
+        speech_frames = len(self._frames) - self._trailing_silence
+        kept = self._frames[: speech_frames + min(self._trailing_silence, self._tail)]
         return Utterance(
             start_sample=self._start_sample,
             end_sample=self._start_sample + speech_frames * self.frame_samples,
             pcm=b"".join(kept),
             sample_rate=self._rate,
+            tentative=tentative,
         )

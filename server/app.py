@@ -178,6 +178,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
                 session=SessionConfig(
                     endpointer=EndpointerConfig(
                         hangover_ms=settings.endpoint_hangover_ms,
+                        early_decode_ms=settings.endpoint_early_decode_ms or None,
                         max_utterance_ms=settings.max_utterance_ms,
                     ),
                     l16_big_endian=settings.l16_big_endian,

@@ -13,10 +13,18 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from media.transcription.whisper import CONSENT_HOTWORDS
+from media.vad import EndpointerConfig
 
 GENERATED_SECRETS = ("signalwire_signing_key", "stream_token_secret")
 
@@ -70,6 +78,9 @@ class Settings(BaseSettings):
 
     vad_aggressiveness: int = Field(default=2, ge=0, le=3)
     endpoint_hangover_ms: int = Field(default=500, ge=100, le=5_000)
+    endpoint_early_decode_ms: int = Field(default=200, ge=0, le=4_999)
+    """Silence after which an utterance's decode starts, before the hangover ends it (hiding
+    the decode behind the hangover); 0 turns it off (see `EndpointerConfig.early_decode_ms`)."""
     max_utterance_ms: int = Field(default=15_000, ge=1_000, le=60_000)
     l16_big_endian: bool = True
 
@@ -95,6 +106,16 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"not an origin (scheme://host[:port], lower case): {bad[0]}")
         return value
+
+    @field_validator("endpoint_early_decode_ms")
+    @classmethod
+    def _check_early_decode(cls, early: int, info: ValidationInfo) -> int:
+        tail, hangover = EndpointerConfig().tail_ms, info.data.get("endpoint_hangover_ms")
+        if early and hangover is not None and not tail <= early < hangover:
+            raise ValueError(
+                f"must be 0 (off) or from {tail} (the kept tail) to below the hangover ({hangover})"
+            )
+        return early
 
     @property
     def cors_origin_set(self) -> frozenset[str]:

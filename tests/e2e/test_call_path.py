@@ -10,6 +10,7 @@ from contextlib import AbstractAsyncContextManager
 
 import aiohttp
 
+from media import metrics
 from server.app import RunningServer
 from server.simulator.audio import read_call_audio
 from server.simulator.report import wait_for_streams_done
@@ -45,6 +46,8 @@ async def test_two_party_call_is_transcribed_per_speaker_into_postgres(
     )
     audio = read_call_audio(SPEECH / "two_party.wav")
     script = json.loads((SPEECH / "texts.json").read_text())["two_party.wav"]
+    early_used = metrics.EARLY_DECODES.labels("used")
+    early_before = early_used._value.get()
     async with start_server(transcription_engine="whisper") as srv:
         async with aiohttp.ClientSession() as http:
             call = await simulator(http, srv, srv.settings).call(
@@ -89,3 +92,7 @@ async def test_two_party_call_is_transcribed_per_speaker_into_postgres(
     starts = [(s["start_ms"], s["speaker"]) for s in segments]
     assert [sp for _, sp in sorted(starts)][:2] == ["agent", "caller"]
     assert all(0 <= s["start_ms"] < s["end_ms"] <= audio.duration_ms for s in segments)
+    # Each utterance stored once, though most were decoded early, during the endpointing
+    # hangover, and their decodes taken by the final utterance.
+    assert len({(s["speaker"], s["start_ms"]) for s in segments}) == len(segments)
+    assert early_used._value.get() > early_before

@@ -27,7 +27,7 @@ from media.events import (
 from media.protocol import Dtmf, Media, Start
 from media.session import CallPolicy, CallSession, SessionConfig, UtteranceReady
 from media.transcription.engine import Transcription
-from media.vad import Utterance
+from media.vad import EndpointerConfig, Utterance
 
 ORG = uuid.UUID("11111111-2222-3333-4444-555555555555")
 CALL = uuid.UUID("66666666-7777-8888-9999-aaaaaaaaaaaa")
@@ -36,6 +36,8 @@ CALL_SID = "b3b8a2f4-2f35-4c8e-9a42-64cbbc3f2a11"
 MULAW = "audio/x-mulaw"
 PREROLL_FRAMES = 10  # EndpointerConfig defaults: 200 ms preroll, 500 ms hangover
 HANGOVER_FRAMES = 25
+FINALS_ONLY = SessionConfig(endpointer=EndpointerConfig(early_decode_ms=None))
+"""Most tests look at final utterances; the early (tentative) ones have tests of their own."""
 
 
 class RmsVad:
@@ -77,7 +79,7 @@ def make_session(
         start or make_start(),
         org_id=ORG,
         call_id=CALL,
-        config=config or SessionConfig(),
+        config=config or FINALS_ONLY,
         vad_factory=RmsVad,
         policy=policy or CallPolicy(),
     )
@@ -356,6 +358,18 @@ def test_l16_big_endian_16khz() -> None:
     assert (u.start_sample, u.end_sample) == (2 * 320, 40 * 320)
     got = np.frombuffer(u.pcm, dtype="<i2")
     assert np.array_equal(got, samples[u.start_sample : u.start_sample + len(got)])
+
+
+def test_an_early_utterance_comes_first_and_does_not_hold_up_consent() -> None:
+    session = make_session(make_start(tracks=("inbound", "outbound")), config=SessionConfig())
+    early, final = feed(session, ulaw_payloads(pattern(("T", 50), (".", 30))), "outbound")
+    assert (early.utterance.tentative, final.utterance.tentative) == (True, False)
+    assert early.utterance.pcm == final.utterance.pcm
+    # Only the final one is a turn the consent detector waits for: the agent's request,
+    # transcribed from the early decode, is followed at once by the caller's answer.
+    session.on_transcript(final, Transcription("We record calls. Is that okay?", None), "test")
+    said(session, "inbound", "Yes, fine.", 2.0)
+    assert session.consent == "granted"
 
 
 # --- end of stream, dtmf, events ---------------------------------------------------------------

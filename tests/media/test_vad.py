@@ -21,7 +21,9 @@ SPEECH = Path(__file__).resolve().parents[1] / "fixtures" / "speech"
 
 RATE = 8000
 FRAME_SAMPLES = 160  # 20 ms at 8 kHz
-DEFAULT = EndpointerConfig()
+EARLY = EndpointerConfig()
+DEFAULT = replace(EARLY, early_decode_ms=None)
+"""The final utterances alone; the early cut has tests of its own (with EARLY)."""
 # With the defaults: start = 3 voiced of the last 5 frames, hangover 25 frames, preroll 10,
 # tail 10, at least 10 voiced frames, monologues cut every 750 frames.
 HANGOVER = DEFAULT.hangover_ms // DEFAULT.frame_ms
@@ -179,6 +181,43 @@ def test_a_pause_of_the_hangover_splits_utterances() -> None:
     assert frame_ids(second.pcm)[-12 - TAIL :] == list(
         range(second_speech, second_speech + 12 + TAIL)
     )
+
+
+EARLY_FRAMES = 200 // 20  # EARLY.early_decode_ms
+
+
+def test_early_cut_hands_out_the_final_utterances_audio_before_the_hangover() -> None:
+    run = Run(script(("V", 15), (".", 40)), EARLY)
+    run.feed()
+    (early_at, early), (final_at, final) = run.emitted
+    assert (early_at, final_at) == (15 + EARLY_FRAMES - 1, 15 + HANGOVER - 1)
+    assert (early.tentative, final.tentative) == (True, False)
+    assert (early.start_sample, early.end_sample, early.pcm) == (
+        final.start_sample,
+        final.end_sample,
+        final.pcm,
+    )
+
+
+def test_speech_resuming_after_an_early_cut_makes_a_longer_final_utterance() -> None:
+    pause = EARLY_FRAMES + 3  # past the early cut, short of the hangover
+    run = Run(script(("V", 12), (".", pause), ("V", 12), (".", 40)), EARLY)
+    first, second, final = run.feed()
+    assert (first.tentative, second.tentative, final.tentative) == (True, True, False)
+    assert first.end_sample == 12 * FRAME_SAMPLES  # void: the speaker went on
+    assert (second.end_sample, second.pcm) == (final.end_sample, final.pcm)
+    assert final.end_sample == (12 + pause + 12) * FRAME_SAMPLES
+
+
+def test_no_early_cut_for_too_little_speech() -> None:
+    run = Run(script(("V", 5), (".", 40)), EARLY)
+    assert run.feed() == []
+
+
+@pytest.mark.parametrize("early_ms", [100, 500, 600])
+def test_early_cut_must_lie_between_the_tail_and_the_hangover(early_ms: int) -> None:
+    with pytest.raises(ValueError, match="early_decode_ms"):
+        Endpointer(replace(EARLY, early_decode_ms=early_ms), RATE, ScriptedVad(""))
 
 
 @pytest.mark.parametrize("tail_ms", [0, 100, 200, 400])
