@@ -703,11 +703,16 @@ def level_metrics(
 ) -> str:
     latency = promtext.histogram(after, "voxsouth_transcription_latency_seconds", before)
     quantiles = "/".join(promtext.format_quantile(latency.quantile(q), 1.0, 2) for q in (0.5, 0.95))
-    dropped = promtext.total(after, "voxsouth_dropped_work_total") - promtext.total(
-        before, "voxsouth_dropped_work_total"
-    )
+
+    def grown(name: str, **labels: str) -> float:
+        return promtext.total(after, name, **labels) - promtext.total(before, name, **labels)
+
+    dropped = grown("voxsouth_dropped_work_total")
+    used = grown("voxsouth_early_decodes_total", outcome="used")
+    void = grown("voxsouth_early_decodes_total", outcome="void")
     return (
         f"  {level:>2} calls: {latency.count:.0f} segments, p50/p95 {quantiles} s, "
+        f"early decodes used/void {used:.0f}/{void:.0f}, "
         f"dropped work {dropped:.0f}; bench loop lag p99/max "
         f"{_pct(lags_ms, 99):.1f}/{max(lags_ms, default=math.nan):.1f} ms"
     )

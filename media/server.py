@@ -107,10 +107,15 @@ class _StreamDecodes:
         self._early: dict[Track, tuple[Utterance, asyncio.Future[Transcription | None]]] = {}
 
     def hold_early(
-        self, track: Track, utterance: Utterance, future: asyncio.Future[Transcription | None]
+        self,
+        track: Track,
+        utterance: Utterance,
+        future: asyncio.Future[Transcription | None] | None,
     ) -> None:
+        """`future` None: no decode started (no worker to spare); the final one will ask."""
         self._void(track)  # the speaker went on after the last one
-        self._early[track] = (utterance, future)
+        if future is not None:
+            self._early[track] = (utterance, future)
 
     def take_early(
         self, track: Track, utterance: Utterance
@@ -332,8 +337,9 @@ class MediaServer:
                 self._emit(session.on_transcript_lost(ready))  # nothing will be heard of it
             return
         if utterance.tentative:
-            future = self._transcriber.submit(utterance.pcm, utterance.sample_rate)
-            decodes.hold_early(ready.track, utterance, future)
+            # Only with a worker to spare: under load an early decode would delay real ones.
+            early = self._transcriber.submit_if_idle(utterance.pcm, utterance.sample_rate)
+            decodes.hold_early(ready.track, utterance, early)
             return
         metrics.UTTERANCES.labels(ready.track).inc()
         engine = self._transcriber.engine.name

@@ -2,7 +2,9 @@
 
 `submit` never waits: the queue is bounded, and when it is full the oldest waiting utterance
 is skipped (its future resolves to None and `voxsouth_dropped_work_total{kind=...}` counts
-it): under overload a stream loses some transcripts, never its audio path.
+it): under overload a stream loses some transcripts, never its audio path. `submit_if_idle`
+is for work that may turn out useless (an early decode): it is taken only by a worker that
+would otherwise wait, so it never delays work that counts.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class TranscriptionService:
             max_workers=workers, thread_name_prefix="transcribe"
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._busy = 0
 
     async def __aenter__(self) -> TranscriptionService:
         self._tasks = [asyncio.create_task(self._worker()) for _ in range(self._workers)]
@@ -66,6 +69,14 @@ class TranscriptionService:
         self._ready.set()
         return future
 
+    def submit_if_idle(
+        self, pcm16: bytes, sample_rate: int
+    ) -> asyncio.Future[Transcription | None] | None:
+        """`submit`, if a worker is free and nothing waits; else None (nothing queued)."""
+        if self._queue or self._busy >= self._workers:
+            return None
+        return self.submit(pcm16, sample_rate)
+
     async def _worker(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -77,6 +88,7 @@ class TranscriptionService:
             if job.future.done():  # the stream gave up on it
                 continue
             started = time.perf_counter()
+            self._busy += 1
             try:
                 result = await loop.run_in_executor(
                     self._executor, self.engine.transcribe, job.pcm16, job.sample_rate
@@ -85,6 +97,8 @@ class TranscriptionService:
                 log.exception("transcription failed")
                 metrics.DROPPED_WORK.labels("transcription_error").inc()
                 result = None
+            finally:
+                self._busy -= 1
             metrics.TRANSCRIPTION_SECONDS.observe(time.perf_counter() - started)
             if not job.future.done():
                 job.future.set_result(result)

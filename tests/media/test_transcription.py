@@ -164,3 +164,17 @@ def test_a_missing_model_package_is_named(monkeypatch: pytest.MonkeyPatch, tmp_p
     with pytest.raises(ModelError, match="no_such_model_package"):
         resolve_model("bundled:gone", tmp_path)
     assert "no_such_model_package" not in sys.modules
+
+
+async def test_work_that_may_be_wasted_is_taken_only_by_an_idle_worker() -> None:
+    engine = GatedEngine()
+    async with TranscriptionService(engine, workers=1, max_queue=4) as service:
+        early = service.submit_if_idle(b"early", 8000)
+        assert early is not None  # the worker was waiting
+        assert await asyncio.to_thread(engine.started.wait, timeout(5))
+        assert service.submit_if_idle(b"second", 8000) is None  # it would wait behind "early"
+        final = service.submit(b"final", 8000)  # work that counts still queues
+        engine.gate.set()
+        results = await asyncio.wait_for(asyncio.gather(early, final), timeout(10))
+    assert [r.text if r else None for r in results] == ["early", "final"]
+    assert b"second" not in engine.seen
