@@ -93,6 +93,8 @@ def run_call(
     result = CallResult(call)
 
     def transcribe(ready: UtteranceReady) -> None:
+        if ready.utterance.tentative:
+            return  # an early decode only saves time, and this path has no clock
         if engine is None:
             text, name = exact_text(rendered, ready), "exact-text"
         else:

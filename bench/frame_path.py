@@ -181,7 +181,8 @@ def time_full_path(
                 guard.allow(now)
             msg = parser.receive(text)
             if isinstance(msg, Media):
-                utterances += len(session.on_media(msg, now))
+                ready = session.on_media(msg, now)
+                utterances += sum(not r.utterance.tentative for r in ready)
             t1 = clock()
             if index >= warmup:
                 timings[index - warmup] = t1 - t0

@@ -24,6 +24,7 @@ heard or transcribed. A caller's "yes" waits until the agent's words before it a
 from __future__ import annotations
 
 import bisect
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Literal
@@ -31,10 +32,12 @@ from typing import Literal
 from media.detectors.text import (
     RECORDING_WORDS,
     asks_for_consent,
+    asks_if_objecting,
     classify_consent,
     find_phrases,
     is_question,
     keypad_choices,
+    names_recording,
     words,
 )
 from media.events import ConsentVerdict, Track
@@ -54,7 +57,9 @@ PLAYED_KEYS: dict[str, ConsentVerdict] = {"1": "granted", "2": "refused"}
 SHORT_TURN_WORDS = 3
 """A caller's turn this short ("sorry?", "hello?") is not a turn away from the request."""
 ASKING_BACK = RECORDING_WORDS | {"agree", "permission", "why", "mind"}
-"""A turn with these words is about the request ("why would I agree?"): it stays open."""
+"""A turn with these words, or a question, is about the request ("why would I agree?"): it
+stays open."""
+_FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 PlayedDisclosure = Literal["none", "notice", "question", "keypad"]
 Detector = Literal["agent_speech", "caller_speech", "keypad", "implied_notice"]
 
@@ -91,6 +96,8 @@ class _Event:
 class _Request:
     at_ms: int
     keys: dict[str, ConsentVerdict] = field(default_factory=dict)
+    inverted: bool = False
+    """It asked whether the caller objects ("do you mind?"): a bare "no" grants."""
     open: bool = True
     """The caller's answer may still come (the agent has not asked something else)."""
 
@@ -208,7 +215,7 @@ class ConsentTracker:
         )
         asks = asks_for_consent(text)
         # "Do you agree to this call being recorded?" discloses by asking.
-        about_recording = disclosure is not None or bool(RECORDING_WORDS.intersection(words(text)))
+        about_recording = disclosure is not None or names_recording(words(text))
         found: list[ConsentFinding] = []
         if about_recording:
             evidence = disclosure.phrase if disclosure is not None else "asked about recording"
@@ -232,7 +239,7 @@ class ConsentTracker:
         keys = keypad_choices(text)
         if self._request is not None and self._request.keys and self._request.open:
             keys = {**self._request.keys, **keys}  # the platform's prompt, heard on the line
-        self._request = _Request(disclosure.start_ms, keys)
+        self._request = _Request(disclosure.start_ms, keys, asks_if_objecting(text))
         self._disclosure_without_question = None
 
     def _close(self) -> None:
@@ -261,6 +268,7 @@ class ConsentTracker:
         return request
 
     def _caller(self, event: _Event) -> list[ConsentFinding]:
+        after_notice = self._disclosure_without_question is not None
         self._disclosure_without_question = None
         request = self._answering(event.start_ms)
         if event.digit is not None:
@@ -271,14 +279,30 @@ class ConsentTracker:
         text = event.text or ""
         if not text:
             return []
-        answer = classify_consent(text, about_recording=request is None)
+        answer = classify_consent(
+            text,
+            about_recording=request is None,
+            inverted=request is not None and request.inverted,
+        )
+        if answer is None and request is None and after_notice:
+            # The turn right after a notice may object to it without naming it ("I'd rather
+            # you switched that off"), in words that say so and before anything else: a bare
+            # "no" answers whatever else the agent asked, agreeing only acknowledges ("okay,
+            # so my bill…"), and "I don't want it open" later on is about something else.
+            objection = classify_consent(_FIRST_SENTENCE.split(text.strip(), 1)[0])
+            if objection and objection.verdict == "refused" and len(words(objection.evidence)) > 1:
+                answer = objection
         if answer is not None:
             return self._decide(answer.verdict, "caller_speech", event, answer.evidence)
         heard = words(text)
-        if len(heard) > SHORT_TURN_WORDS and not ASKING_BACK.intersection(heard):
+        if (
+            len(heard) > SHORT_TURN_WORDS
+            and not ASKING_BACK.intersection(heard)
+            and "?" not in text
+        ):
             # The caller's turn went elsewhere ("Hi, I'm calling about my bill"): a bare "okay"
-            # later answers whatever came next, not the request. "Sorry?" or "why do you
-            # record?" leaves it open.
+            # later answers whatever came next, not the request. "Sorry?", "is that for the
+            # whole call?" or "why do you record?" asks about it and leaves it open.
             self._close()
         return []
 

@@ -4,6 +4,8 @@ A phrase rule names an intent by its parts, as data an admin can extend:
 - `actions` × `targets`: an action ("put me through to", "cancel", "i'll get") followed, within
   `MAX_GAP_WORDS` words, by a target ("whoever runs", "account", "lawyer"): "put me through to
   whoever runs this department", "close the whole account down";
+- `outcomes`: the target asked for in that state, after a want: "I want my subscription
+  closed", "I need the contract ended today";
 - `phrases`: words that say it alone ("better business bureau", "see you in court").
 
 Words are matched as `media.detectors.text.find_phrases` matches them (fuzzily, for what
@@ -27,6 +29,9 @@ from media.detectors.text import NEGATIONS, PhraseMatch, find_phrases, words
 
 MAX_GAP_WORDS = 5
 """Words allowed between an action and its target: "put me through to (the) target"."""
+OUTCOME_GAP_WORDS = 1
+"""Words allowed between a target and its outcome: "the account (fully) closed"."""
+_WANTS = frozenset({"want", "need", "like", "wanted", "needed"})
 
 _SENTENCE = re.compile(r"(?<=[.?!])\s+")
 _BREAK = re.compile(r"[,;:]")
@@ -55,8 +60,17 @@ act is the clause that follows ("…, I'm getting an attorney")."""
 _PAST_OR_REPORTED = frozenset(
     {"told", "said", "says", "sorted", "spoke", "talked", "was", "were", "had", "did",
      "yesterday", "ago", "previously", "earlier", "last", "suggested", "recommended",
-     "advised", "mentioned", "helped", "dealt", "used"}
+     "advised", "mentioned", "helped", "dealt", "used", "took", "wants", "needs", "reckons",
+     "thinks", "reckoned", "thought"}
 )  # fmt: skip
+_REPORTING = frozenset(
+    {"said", "says", "told", "tells", "reckons", "reckoned", "thinks", "thought", "suggested",
+     "recommended", "advised", "mentioned"}
+)  # fmt: skip
+"""A clause that follows one ending in these ("my neighbour said | I should sue you", "he told
+me | to get a lawyer") is reported speech."""
+_OPENERS = frozenset({"and", "but", "so", "oh", "well", "um", "uh", "also", "then", "okay"})
+"""Words before a question's first word: "and how would I make a complaint?" asks about policy."""
 _POLICY_QUESTIONS = frozenset(
     {"what", "what's", "whats", "how", "how's", "when", "where", "why", "which", "who"}
 )
@@ -83,6 +97,7 @@ def find_intent(
     *,
     actions: Sequence[str] = (),
     targets: Sequence[str] = (),
+    outcomes: Sequence[str] = (),
     phrases: Sequence[str] = (),
 ) -> IntentMatch | None:
     """The first place in `text` where the intent is expressed, or None.
@@ -99,7 +114,8 @@ def find_intent(
         for n, c in enumerate(clauses):
             clause_of += [n] * len(c)
         question = sentence.rstrip().endswith("?")
-        policy = heard[0] in _POLICY_QUESTIONS
+        opening = [w for w in heard if w not in _OPENERS][:1]
+        policy = bool(opening) and opening[0] in _POLICY_QUESTIONS
         joined = " ".join(heard)
         candidates: list[tuple[int, int, str]] = []  # (first word, target's first word, evidence)
         for m in _matches(joined, phrases):
@@ -111,14 +127,28 @@ def find_intent(
                     if a.end_word <= t.start_word <= a.end_word + MAX_GAP_WORDS:
                         evidence = f"{a.phrase} + {t.phrase}"
                         candidates.append((a.start_word, t.start_word, evidence))
+            for o in _matches(joined, outcomes):
+                for t in found_targets:
+                    wanted = [n for n in range(t.start_word) if heard[n] in _WANTS]
+                    if wanted and t.end_word <= o.start_word <= t.end_word + OUTCOME_GAP_WORDS:
+                        evidence = f"{heard[wanted[-1]]} + {t.phrase} + {o.phrase}"
+                        candidates.append((wanted[-1], t.start_word, evidence))
         for start, target_at, evidence in sorted(candidates):
             n = clause_of[start]
             first = clause_of.index(n)
             rest = heard[first:]
             clause = _Clause(rest, n == 0 and question and rest[0].endswith("n't"), policy)
+            if n > 0 and _reports(clauses[n - 1]):
+                continue
             if _counts(clause, start - first, target_at - first):
                 return IntentMatch(evidence)
     return None
+
+
+def _reports(clause: list[str]) -> bool:
+    """Whether the clause introduces reported speech: "my neighbour said", "she told me"."""
+    last = clause[-2:] if clause[-1:] in (["me"], ["us"]) else clause[-1:]
+    return bool(last) and last[0] in _REPORTING
 
 
 def _modifies(heard: list[str], target: PhraseMatch) -> bool:

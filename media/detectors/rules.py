@@ -154,6 +154,7 @@ _SCHEMAS: Final[Mapping[str, Mapping[str, _Check]]] = {
         "phrases": _strings(0, 50, "phrases", _phrase, []),
         "actions": _strings(0, 50, "phrases", _phrase, []),
         "targets": _strings(0, 50, "phrases", _phrase, []),
+        "outcomes": _strings(0, 50, "phrases", _phrase, []),
         "tracks": _strings(1, 2, "tracks", _track, _BOTH),
     },
     "keypad": {
@@ -209,6 +210,8 @@ def _check_intent(params: Mapping[str, Any]) -> None:
         raise ValueError("targets: must be given with actions")
     if targets and not actions:
         raise ValueError("actions: must be given with targets")
+    if params["outcomes"] and not targets:
+        raise ValueError("outcomes: must be given with actions and targets")
     if not params["phrases"] and not actions:
         raise ValueError("phrases: give phrases, or actions and targets (or both)")
 
@@ -261,7 +264,9 @@ _SENIOR = [
     "someone higher up", "somebody higher up", "someone senior", "somebody senior",
     "someone more senior", "whoever is in charge", "whoever's in charge", "someone in charge",
     "somebody in charge", "person in charge", "whoever runs", "head of", "team leader",
-    "team lead", "higher up", "line manager", "senior",
+    "team lead", "higher up", "line manager", "senior", "anyone above you", "anybody above you",
+    "anyone higher up", "anyone senior", "anyone more senior", "with authority",
+    "head office", "someone who can", "somebody who can", "anyone who can",
 ]  # fmt: skip
 _ASK_FOR = [
     "speak to", "speak with", "talk to", "talk with", "put me through to", "put me on to",
@@ -270,21 +275,26 @@ _ASK_FOR = [
     "let me speak", "let me talk", "escalate this to", "escalate it to", "escalate to",
     "pass me to", "pass me over to", "pass me on to", "pass me", "hand me over to", "fetch",
     "get", "i'm asking for", "ask for", "can i have", "can i get", "could i have", "put",
+    "is there", "a word with", "i'd like a word with",
 ]  # fmt: skip
 _LEGAL = [
     "lawyer", "lawyers", "attorney", "attorneys", "solicitor", "solicitors", "legal action",
     "legal proceedings", "court", "small claims", "lawsuit", "legal", "sue", "suing",
+    "claim against", "proceedings",
 ]  # fmt: skip
 _THREATEN = [
     "i'll", "i will", "i'm going to", "i am going to", "i'm gonna", "gonna", "i'm calling",
     "get", "call", "contact", "involve", "hear from", "hearing from", "speak to", "take you to",
     "take this to", "take it to", "see you in", "i'm taking", "i'll be taking", "i'll be",
     "talk to", "ring", "getting", "i'm getting", "i'm contacting", "going", "straight to",
+    "starting", "start", "filing", "file", "issue", "issuing", "hands of", "bring in",
 ]  # fmt: skip
 _END = [
     "cancel", "cancelling", "canceling", "close", "closing", "terminate", "end", "shut",
     "discontinue", "stop", "get rid of", "quit", "leave", "done with",
 ]  # fmt: skip
+_ENDED = ["cancelled", "canceled", "closed", "terminated", "ended", "shut", "stopped"]
+"""After the target, in "I want my subscription closed", "I need the contract ended today"."""
 _HELD = [
     "account", "accounts", "service", "services", "subscription", "contract", "policy",
     "membership", "plan", "line", "broadband", "package", "cover", "insurance",
@@ -292,9 +302,15 @@ _HELD = [
 _COMPLAIN = [
     "make", "file", "lodge", "raise", "put in", "submit", "register", "log", "i want to",
     "i'd like to", "i would like to", "i'm going to", "i am going to", "i will", "i'll",
-    "i'm", "going to", "want to",
+    "i'm", "going to", "want to", "logged as", "log it as", "log this as", "record this as",
 ]  # fmt: skip
 _GRIEVANCE = ["complaint", "formal complaint", "complain", "complaining", "grievance"]
+_REGULATORS = [
+    "better business bureau", "ombudsman", "trading standards", "the regulator",
+    "consumer protection", "ofcom", "ofgem", "ofwat", "fca", "financial conduct authority",
+    "care quality commission", "cqc", "insurance commissioner", "attorney general", "fcc",
+    "ftc", "cfpb", "consumer affairs", "public utilities commission", "bbb", "acma", "accc",
+]  # fmt: skip
 DEFAULT_RULES: Final[tuple[Rule, ...]] = (
     _default(
         "supervisor-request", "phrase", "high", 120,
@@ -309,16 +325,15 @@ DEFAULT_RULES: Final[tuple[Rule, ...]] = (
     ),
     _default(
         "cancellation", "phrase", "medium", 300,
-        actions=_END, targets=_HELD, tracks=["inbound"],
+        actions=_END, targets=_HELD, outcomes=_ENDED, tracks=["inbound"],
         phrases=["switch providers", "switching providers", "take my business elsewhere",
                  "cancel everything", "close it all down"],
     ),
     _default(
         "complaint", "phrase", "medium", 300,
         actions=_COMPLAIN, targets=_GRIEVANCE, tracks=["inbound"],
-        phrases=["better business bureau", "report you", "report your company",
-                 "report this to", "ombudsman", "trading standards", "the regulator",
-                 "consumer protection"],
+        phrases=["report you", "report your company", "report this to", "reporting you",
+                 "reporting your company", "reporting this to", *_REGULATORS],
     ),
     _default("operator-key", "keypad", "medium", 120, digits=["0"], tracks=["inbound"]),
     _default("raised-voice", "raised_voice", "high", 180, db=8.0, seconds=1.5),
@@ -449,7 +464,7 @@ class RuleEngine:
             # "I don't need a manager" is not a request for one (media.detectors.intents).
             intent = find_intent(
                 text, actions=params["actions"], targets=params["targets"],
-                phrases=params["phrases"],
+                outcomes=params["outcomes"], phrases=params["phrases"],
             )  # fmt: skip
             if intent is not None:
                 self._detect(fired, rule, track, start_ms, end_ms, intent.evidence, segment_id)

@@ -133,10 +133,18 @@ AGREEMENT = (
     "record it", "go ahead and record", "happy to be recorded", "happy for you to record",
     "that's no problem", "yeah go on", "go on then", "sounds good", "fair enough", "no worry",
     "fine with", "okay with", "ok with", "happy with", "alright with", "all right with",
+    "aye", "ja", "righto", "crack on", "on you go", "go for your life", "if you must",
+    "i'll allow it", "allow it", "you have my permission", "you've got my permission",
+    "that's acceptable", "acceptable", "i'm glad", "glad it's", "glad this", "glad you're",
+    "be glad", "good that", "suits me", "keep it recorded", "keep this one", "do record",
+    "please record", "record this", "i wouldn't object", "wouldn't object", "don't object",
+    "i've no objection", "no objection whatsoever", "that's grand", "grand", "say yes",
+    "i'm agreeable", "that's cool", "cool with me", "not a problem at all",
 )  # fmt: skip
 POLITE_TAGS = (
     "if that's alright", "if that's all right", "if that's okay", "if that's ok",
     "if it's okay", "if it's ok", "if it's alright", "if you don't mind", "if that's fine",
+    "if it's all the same", "if that's cool", "nothing personal",
 )  # fmt: skip
 """Said with an answer, not as one: "no, I'd rather you didn't, if that's alright"."""
 REFUSAL = (
@@ -153,6 +161,13 @@ REFUSAL = (
     "don't want this recorded", "don't want this call recorded", "don't want to be recorded",
     "do not want to be recorded", "not be recorded", "not to be recorded", "don't keep",
     "do not keep", "delete the recording", "no recording", "don't want", "i'd rather",
+    "not at all", "not particularly", "rather it wasn't", "rather this wasn't",
+    "prefer it wasn't", "prefer this wasn't", "wasn't recorded", "weren't recorded",
+    "sooner you didn't", "sooner not", "i'll pass", "i will pass", "pass on", "leave it off",
+    "switched that off", "switched it off", "can you not", "could you not", "say no",
+    "opt me out", "unrecorded", "don't record me", "rather you switched", "rather you turned",
+    *(f"not {adverb}{attitude}" for adverb in ("", "very ", "really ", "too ", "that ",
+      "particularly ", "overly ") for attitude in ("keen", "comfy", "comfortable", "happy")),
 )  # fmt: skip
 RECORDING_WORDS = frozenset(
     {"record", "recorded", "recording", "recordings", "records", "tape", "taped", "taping",
@@ -165,12 +180,27 @@ _QUESTION_OPENERS = frozenset(
      "did", "is", "are", "can", "will", "must", "may"}
 )  # fmt: skip
 ANSWER_WORDS_WITHIN = 3
-"""A one-word answer ("yes", "no", "okay") counts only among an utterance's first words: "no"
-in "nobody has fixed it, no one calls back" answers nothing."""
+"""A one-word answer ("yes", "no", "okay") counts only among an utterance's first words, fillers
+not counted, or as a clause of its own: "no" in "nobody has fixed it, no one calls back"
+answers nothing, "provided it stays in the company, sure" does."""
+FILLERS = frozenset({"um", "uh", "erm", "er", "oh", "ah", "hmm", "mm", "well", "actually", "look"})
+BARE_YES = frozenset({"yes", "yeah", "yep", "yup", "aye", "ja", "yes please"})
+BARE_NO = frozenset({"no", "nope", "nah", "not at all", "not really", "not particularly"})
+"""Answers whose meaning is the request's polarity: "yes" to "do you mind?" refuses."""
+INVERTED_ASKS = ("mind", "object", "objection", "objections", "opt out", "rather not",
+                 "prefer not", "rather we didn't", "prefer we didn't")  # fmt: skip
+"""A request that asks whether the caller objects: answered "no", it is granted."""
 
 
-def _placed(match: PhraseMatch) -> bool:
-    return match.end_word - match.start_word > 1 or match.start_word < ANSWER_WORDS_WITHIN
+def names_recording(heard: Sequence[str]) -> bool:
+    """Whether these words name recording ("recording's fine" names it too)."""
+    return any(w.split("'", 1)[0] in RECORDING_WORDS for w in heard)
+
+
+def asks_if_objecting(text: str) -> bool:
+    """Whether a request asks for an objection ("do you mind?", "any objection?"), so that a
+    bare "no" grants and a bare "yes" refuses."""
+    return any(m.exact for m in find_phrases(text, INVERTED_ASKS))
 
 
 def _longest(matches: list[PhraseMatch]) -> list[PhraseMatch]:
@@ -227,42 +257,64 @@ def _answering_part(text: str) -> str:
     )
 
 
-def classify_consent(text: str, *, about_recording: bool = False) -> ConsentAnswer | None:
+def classify_consent(
+    text: str, *, about_recording: bool = False, inverted: bool = False
+) -> ConsentAnswer | None:
     """The answer an utterance gives to a recording request, or None when it gives none.
 
     A question ("why would I agree?", "do I have to say yes?") is no answer; a negated
-    agreement ("I don't agree", "not fine") is a refusal. An utterance that both agrees and
-    refuses ("no, that's fine", "yeah no") is no answer either: recording on a guess is the
-    costly mistake, so the caller is asked again rather than read one way.
+    agreement ("I don't agree", "not fine") is a refusal. Where words disagree, a phrase of
+    several words outweighs a bare word ("ja, no, that's fine" grants); an utterance that
+    still both agrees and refuses ("yeah, no") is no answer: recording on a guess is the costly
+    mistake, so the caller is asked again rather than read one way.
 
-    With `about_recording` (a turn that is not the answer to a request), only an utterance that
-    names recording counts, and only by more than a bare "yes" or "no".
+    With `inverted` (the request asked whether the caller objects: "do you mind?"), a bare
+    "no" grants and a bare "yes" refuses. With `about_recording` (a turn that is not the answer
+    to a request), only an utterance that names recording counts, and only by more than a
+    bare word.
     """
+    # "Is this being recorded? I'd rather it wasn't": the question names what the answer is about.
+    if about_recording and not names_recording(words(text)):
+        return None
     text = _answering_part(text)
-    heard = words(text)
+    clauses = _clauses(text)
+    heard = [w for clause in clauses for w in clause]
     if not heard:
         return None
-    if about_recording and not RECORDING_WORDS.intersection(heard):
-        return None
-    found = [
-        m for m in find_phrases(text, AGREEMENT + REFUSAL + POLITE_TAGS) if m.exact and _placed(m)
-    ]
-    decisions: list[tuple[int, ConsentAnswer]] = []
+    spoken = [n for n, w in enumerate(heard) if w not in FILLERS]  # word index of each non-filler
+    alone: set[tuple[int, int]] = set()  # (first, end) of each clause, fillers left out
+    at = 0
+    for clause in clauses:
+        kept = [at + n for n, w in enumerate(clause) if w not in FILLERS]
+        if kept:
+            alone.add((kept[0], kept[-1] + 1))
+        at += len(clause)
+    decisions: list[tuple[int, int, ConsentAnswer]] = []  # (words, start, answer)
     agreeing, polite = frozenset(AGREEMENT), frozenset(POLITE_TAGS)
+    found = [m for m in find_phrases(text, AGREEMENT + REFUSAL + POLITE_TAGS) if m.exact]
     for m in _longest(found):
-        if m.phrase in polite:
+        length = m.end_word - m.start_word
+        if m.phrase in polite or (about_recording and length == 1):
             continue
-        if about_recording and m.end_word - m.start_word == 1:
+        placed = m.start_word in spoken and spoken.index(m.start_word) < ANSWER_WORDS_WITHIN
+        if length == 1 and not placed and (m.start_word, m.end_word) not in alone:
             continue
-        if m.phrase in agreeing:
-            verdict: Literal["granted", "refused"] = "refused" if m.negated else "granted"
+        verdict: Literal["granted", "refused"]
+        if inverted and (m.phrase in BARE_YES or m.phrase in BARE_NO):
+            verdict = "refused" if m.phrase in BARE_YES else "granted"
+            evidence = f"{m.phrase} (to an objection asked)"
+        elif m.phrase in agreeing:
+            verdict = "refused" if m.negated else "granted"
             evidence = f"not {m.phrase}" if m.negated else m.phrase
         else:
             verdict, evidence = "refused", m.phrase
-        decisions.append((m.start_word, ConsentAnswer(verdict, evidence)))
-    if len({answer.verdict for _, answer in decisions}) != 1:
+        decisions.append((length, m.start_word, ConsentAnswer(verdict, evidence)))
+    if len({answer.verdict for _, _, answer in decisions}) > 1:
+        # Bare words give way to phrases; phrases that still disagree leave no answer.
+        decisions = [d for d in decisions if d[0] > 1]
+    if len({answer.verdict for _, _, answer in decisions}) != 1:
         return None
-    return min(decisions, key=lambda d: d[0])[1]
+    return min(decisions, key=lambda d: d[1])[2]
 
 
 CONSENT_ASKS = (
@@ -285,6 +337,13 @@ CONSENT_ASKS = (
     "all right if", "okay if", "ok if", "fine if",
 )  # fmt: skip
 _TAGS = frozenset({"okay", "ok", "alright", "right", "fine", "yeah"})
+ACCEPTANCE = frozenset(
+    {"okay", "ok", "alright", "fine", "acceptable", "agreeable", "cool", "happy", "comfortable",
+     "mind", "object", "objection", "objections", "allow", "permission", "consent", "agree",
+     "continue", "proceed", "good", "opt"}
+)  # fmt: skip
+"""A yes/no question with one of these, after a disclosure, asks whether it is accepted ("is
+recording alright by you?", "happy with that?"); "can I take your name?" asks something else."""
 _WH = frozenset({"how", "what", "what's", "who", "where", "when", "why", "which"})
 _KEY_WORDS = {"one": "1", "two": "2", "three": "3", "nine": "9", "zero": "0"}
 _PRESS_WORDS = frozenset({"press", "push", "dial", "key", "pressing"})
@@ -293,7 +352,7 @@ _KEY_MEANINGS: dict[str, Literal["granted", "refused"]] = {
     "allow": "granted", "approve": "granted", "yes": "granted", "okay": "granted",
     "decline": "refused", "refuse": "refused", "object": "refused", "opt": "refused",
     "not": "refused", "don't": "refused", "no": "refused", "didn't": "refused",
-    "rather": "refused", "without": "refused", "happy": "granted",
+    "rather": "refused", "without": "refused", "happy": "granted", "unrecorded": "refused",
 }  # fmt: skip
 _SENTENCE = re.compile(r"[.?!;]")
 
@@ -307,8 +366,14 @@ def asks_for_consent(text: str) -> bool:
     # Negation does not matter here: "is that not okay with you?" asks all the same.
     if any(m.exact for m in find_phrases(text, CONSENT_ASKS)):
         return True
-    last = _clauses(text)[-1:] or [[]]
-    tag = last[0] if last[0] else (_clauses(text)[-2:-1] or [[]])[0]
+    for question in re.findall(r"[^.?!;]*\?", text.lower().replace("\u2019", "'")):
+        asked = _WORD.findall(question)
+        if asked and asked[0] not in _WH and ACCEPTANCE.intersection(asked):
+            return True
+    # A tag question ("…we record calls, right?"); untagged, "…so you're fine." tells.
+    if not text.rstrip().endswith("?"):
+        return False
+    tag = next((clause for clause in reversed(_clauses(text)) if clause), [])
     return 0 < len(tag) <= 3 and tag[0] not in _WH and bool(_TAGS.intersection(tag))
 
 
@@ -323,14 +388,17 @@ def keypad_choices(text: str) -> dict[str, Literal["granted", "refused"]]:
         if not _PRESS_WORDS.intersection(heard):
             continue
         keys = [i for i, w in enumerate(heard) if w.isdigit() and len(w) == 1 or w in _KEY_WORDS]
+        claimed = 0  # words up to here belong to an earlier key
         for n, at in enumerate(keys):
-            after = heard[at + 1 : keys[n + 1] if n + 1 < len(keys) else len(heard)]
-            before = heard[keys[n - 1] + 1 if n else 0 : at]
-            # "press 2 to continue without recording": a refusal among its words decides.
-            for side in (after, before):
+            end = keys[n + 1] if n + 1 < len(keys) else len(heard)
+            # The words after a key say what it means ("press 1 to agree"); failing those, the
+            # words before it that no earlier key took ("if you agree, press one").
+            for side, reach in ((heard[at + 1 : end], end), (heard[claimed:at], at)):
                 meanings = {_KEY_MEANINGS[w] for w in side if w in _KEY_MEANINGS}
                 if meanings:
+                    # "press 2 to continue without recording": a refusal among its words decides.
                     key = _KEY_WORDS.get(heard[at], heard[at])
                     choices[key] = "refused" if "refused" in meanings else "granted"
+                    claimed = reach
                     break
     return choices

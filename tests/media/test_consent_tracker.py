@@ -89,7 +89,7 @@ def test_after_the_answer_only_talk_about_recording_changes_it() -> None:
 def test_questions_and_mixed_answers_decide_nothing_and_leave_the_request_open() -> None:
     tracker = ConsentTracker(played="question")
     assert verdicts(say(tracker, "inbound", 1_000, "Why would I agree?")) == []
-    assert verdicts(say(tracker, "inbound", 2_000, "No, that's fine")) == []
+    assert verdicts(say(tracker, "inbound", 2_000, "Yeah, no")) == []
     say(tracker, "outbound", 3_000, "It helps us train our staff.")
     assert verdicts(say(tracker, "inbound", 5_000, "Oh, okay then.")) == [
         ("caller_speech", "granted")
@@ -204,3 +204,39 @@ def test_a_tag_after_the_disclosure_asks() -> None:
     assert verdicts(say(tracker, "inbound", 3_000, "Yeah, no worries.")) == [
         ("caller_speech", "granted")
     ]
+
+
+def test_a_callers_question_about_the_request_leaves_it_open() -> None:
+    tracker = ConsentTracker()
+    say(tracker, "outbound", 0, "Hi, Homefix. I need to mention we record calls. Is that alright?")
+    assert verdicts(say(tracker, "inbound", 4_000, "Sorry, is that for the whole call?")) == []
+    say(tracker, "outbound", 6_000, "The whole call, but only our training team can listen.")
+    assert verdicts(say(tracker, "inbound", 9_000, "Oh, in that case, it's fine.")) == [
+        ("caller_speech", "granted")
+    ]
+
+
+def test_do_you_mind_is_answered_no_to_agree() -> None:
+    tracker = ConsentTracker()
+    say(tracker, "outbound", 0, "Do you mind if I record this call for training?")
+    assert verdicts(say(tracker, "inbound", 3_000, "Not at all, go for your life.")) == [
+        ("caller_speech", "granted")
+    ]
+    tracker = ConsentTracker()
+    say(tracker, "outbound", 0, "We record calls for training, would you mind?")
+    assert verdicts(say(tracker, "inbound", 3_000, "Yeah, I do, mate.")) == [
+        ("caller_speech", "refused")
+    ]
+
+
+def test_the_turn_after_a_notice_may_object_to_it_without_naming_it() -> None:
+    notice = "Hello, Kingsbridge Bank. I should tell you this call is recorded for your security."
+    tracker = ConsentTracker()
+    say(tracker, "outbound", 0, notice)
+    objection = "Oh, I'd rather you switched that off, if you don't mind. I've lost my purse."
+    assert verdicts(say(tracker, "inbound", 4_000, objection)) == [("caller_speech", "refused")]
+    # A bare "no" answers the agent's other question; agreeing only acknowledges.
+    for reply in ("No, I haven't got it to hand.", "Okay, that's fine, it's about my card."):
+        tracker = ConsentTracker()
+        say(tracker, "outbound", 0, f"{notice} Do you have your card number?")
+        assert verdicts(say(tracker, "inbound", 4_000, reply)) == []

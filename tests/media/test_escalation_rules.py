@@ -365,6 +365,7 @@ def test_validation_fills_in_defaults() -> None:
         "phrases": ["manager"],
         "actions": [],
         "targets": [],
+        "outcomes": [],
         "tracks": ["inbound", "outbound"],
     }
     assert validate_params("keypad", {}) == {"digits": ["0"], "tracks": ["inbound"]}
@@ -403,6 +404,8 @@ def test_validation_normalises_what_it_accepts() -> None:
         ("phrase", {"phrases": []}, "phrases: give phrases, or actions and targets (or both)"),
         ("phrase", {"actions": ["speak to"]}, "targets: must be given with actions"),
         ("phrase", {"phrases": ["a"], "targets": ["boss"]}, "actions: must be given with targets"),
+        ("phrase", {"phrases": ["a"], "outcomes": ["closed"]},
+         "outcomes: must be given with actions and targets"),
         ("phrase", {"phrases": "manager"}, "phrases: must be a list of 0 to 50 phrases"),
         ("phrase", {"phrases": ["x"] * 51}, "phrases: must be a list of 0 to 50 phrases"),
         ("phrase", {"actions": "get"}, "actions: must be a list of 0 to 50 phrases"),

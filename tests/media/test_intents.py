@@ -14,7 +14,13 @@ def intents(text: str) -> list[str]:
     return [
         name
         for name, p in PHRASE_RULES.items()
-        if find_intent(text, actions=p["actions"], targets=p["targets"], phrases=p["phrases"])
+        if find_intent(
+            text,
+            actions=p["actions"],
+            targets=p["targets"],
+            outcomes=p["outcomes"],
+            phrases=p["phrases"],
+        )
     ]
 
 
@@ -32,6 +38,11 @@ def intents(text: str) -> list[str]:
         ("You'll be hearing from my solicitor.", "legal-threat"),
         ("I want to make a formal complaint.", "complaint"),
         ("I'm reporting you to the better business bureau.", "complaint"),
+        ("I want the contract ended today!", "cancellation"),  # the target, then what of it
+        ("I want my subscription closed. Not paused, closed.", "cancellation"),
+        ("Is there anyone above you who can look at partner airlines?", "supervisor-request"),
+        ("Or I'll put it in the hands of my solicitor.", "legal-threat"),
+        ("I'm reporting the whole thing to Ofcom.", "complaint"),
     ],
 )
 def test_requests_threats_and_announcements_in_words_no_list_holds_whole(
@@ -55,6 +66,10 @@ def test_requests_threats_and_announcements_in_words_no_list_holds_whole(
         "The other driver's insurer says they'll take it to court.",  # someone else's threat
         "I've got a court date for a parking ticket.",
         "I manage a shop on the high street.",
+        "My neighbour said I should sue you, but I'd rather sort it out.",  # reported, then "I"
+        "And how would I make a complaint, if it came to it?",
+        "My partner wants to cancel her membership.",
+        "My account was closed last year.",  # no want: a past event
     ],
 )
 def test_mentions_past_events_negations_and_policy_questions_are_not_escalations(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from media.detectors.text import (
+    asks_for_consent,
+    asks_if_objecting,
     classify_consent,
     edit_distance,
     find_phrases,
@@ -109,8 +111,8 @@ def test_refusal_refuses_consent(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["Why would I agree?", "Do I have to say yes?", "yes?", "Can I say no", "No, that's fine.",
-     "Yeah no", "I'm calling about my bill", "",
+    ["Why would I agree?", "Do I have to say yes?", "yes?", "Can I say no", "Yeah no",
+     "I'm calling about my bill", "",
      # One-word answers deep in a sentence answer nothing (a transcript lost the question).
      "I was charged twice and no one fixed it", "I have to say yeah"],
 )  # fmt: skip
@@ -121,3 +123,90 @@ def test_questions_mixed_answers_and_other_talk_decide_nothing(text: str) -> Non
 def test_the_evidence_names_what_decided() -> None:
     answer = classify_consent("I don't agree with that")
     assert answer is not None and answer.evidence == "i don't agree"
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict"),
+    [
+        # A phrase outweighs a bare word that says the opposite.
+        ("No, that's fine.", "granted"),
+        ("Ja, no, that's fine.", "granted"),
+        # Fillers do not push a bare answer out of the utterance's first words...
+        ("Um, well, oh, no.", "refused"),
+        # ...and a bare answer that is a clause of its own counts anywhere.
+        ("Provided it's not shared outside the company, sure.", "granted"),
+        ("I'm gonna say no to that one.", "refused"),
+        ("I'd sooner you didn't, love, if it's all the same to you.", "refused"),
+        ("Righto, crack on.", "granted"),
+        ("Oh, if you must.", "granted"),
+        ("Not particularly, no.", "refused"),
+    ],
+)
+def test_answers_in_their_own_words(text: str, verdict: str) -> None:
+    answer = classify_consent(text)
+    assert answer is not None and answer.verdict == verdict, text
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict"),
+    [
+        ("Not at all, go for your life.", "granted"),
+        ("No, I wouldn't object. That's fine.", "granted"),
+        ("Mm, no, go on then, I don't mind.", "granted"),
+        ("Yeah, I do, mate. Rather you didn't.", "refused"),
+        ("Actually, yeah, I do mind. Leave it off, please.", "refused"),
+        ("Yes.", "refused"),
+    ],
+)
+def test_a_request_that_asks_for_objections_turns_bare_answers_round(
+    text: str, verdict: str
+) -> None:
+    answer = classify_consent(text, inverted=True)
+    assert answer is not None and answer.verdict == verdict, text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Do you mind if I record this call for training?", "Any objection to me recording this?",
+     "Would you object if this call were recorded?", "Calls are recorded. Would you mind?"],
+)  # fmt: skip
+def test_requests_that_ask_for_objections(text: str) -> None:
+    assert asks_for_consent(text) and asks_if_objecting(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["We record calls for training. Is recording alright by you?",
+     "Calls are recorded for quality. You okay with that?",
+     "We record calls for quality assurance. Is that cool with you?",
+     "For training and compliance we record calls; are you agreeable to that?",
+     "I'd like to record this for accuracy, if you'll allow it?",
+     "Calls to this line are recorded. Is that acceptable to you?"],
+)  # fmt: skip
+def test_a_yes_no_question_about_accepting_it_asks(text: str) -> None:
+    assert asks_for_consent(text) and not asks_if_objecting(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Calls are recorded. Can I have your account number?", "We record calls. How can I help?",
+     "This call is recorded. What's the reference, is it on the letter?"],
+)  # fmt: skip
+def test_a_question_about_something_else_does_not_ask(text: str) -> None:
+    assert not asks_for_consent(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict"),
+    [
+        ("Oh, and recording's no problem, before anyone asks.", "granted"),
+        ("Good, I'm glad this is being recorded, I want proof.", "granted"),
+        ("Is this being recorded? Because I'd rather it wasn't, it's personal.", "refused"),
+        ("Oh, hang on, I'm not keen on being recorded, to be honest.", "refused"),
+        ("Oh, hmm, I'd really prefer this one wasn't recorded, it's a bit personal.", "refused"),
+        ("Actually, you know what, do record this, in case there's an argument.", "granted"),
+    ],
+)
+def test_a_turn_about_recording_in_the_callers_words(text: str, verdict: str) -> None:
+    answer = classify_consent(text, about_recording=True)
+    assert answer is not None and answer.verdict == verdict, text

@@ -1,4 +1,5 @@
-"""Migration 0011: orgs seeded with the first phrase defaults get today's intent defaults."""
+"""Migrations 0011 and 0012: orgs seeded with the first phrase defaults get today's intent
+defaults, each step changing only the rules still as the step before left them."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from media.detectors.rules import DEFAULT_RULES
 from storage import calls, escalations
 from storage.db import Pool
 
-MIGRATION = (
-    Path(__file__).resolve().parents[2] / "storage" / "migrations" / "0011_default_intents.sql"
-)
+MIGRATIONS = [
+    Path(__file__).resolve().parents[2] / "storage" / "migrations" / name
+    for name in ("0011_default_intents.sql", "0012_default_intents_2.sql")
+]
 FIRST_DEFAULTS = {
     "supervisor-request": ["supervisor", "manager", "someone in charge", "speak to your boss"],
     "legal-threat": ["lawyer", "attorney", "sue you", "sue your company", "legal action",
@@ -32,7 +34,8 @@ async def test_seeded_phrase_rules_become_the_intent_defaults_and_edited_ones_st
         await escalations.create_rule(
             pool, org_id, name=name, kind="phrase", severity="high", cooldown_s=60, params=params
         )
-    await pool.execute(MIGRATION.read_text())  # idempotent: already applied once at set-up
+    for migration in MIGRATIONS:  # idempotent: already applied once at set-up
+        await pool.execute(migration.read_text())
     rows = await pool.fetch("SELECT name, params FROM escalation_rules WHERE org_id = $1", org_id)
     stored = {r["name"]: json.loads(r["params"]) for r in rows}
     today = {r.name: dict(r.params) for r in DEFAULT_RULES}
