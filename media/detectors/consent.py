@@ -238,7 +238,8 @@ class ConsentTracker:
     def _open(self, disclosure: _Event, text: str) -> None:
         keys = keypad_choices(text)
         if self._request is not None and self._request.keys and self._request.open:
-            keys = {**self._request.keys, **keys}  # the platform's prompt, heard on the line
+            # The platform's prompt, heard on the line: what it offered is known, not heard.
+            keys = {**keys, **self._request.keys}
         self._request = _Request(disclosure.start_ms, keys, asks_if_objecting(text))
         self._disclosure_without_question = None
 
@@ -295,11 +296,8 @@ class ConsentTracker:
         if answer is not None:
             return self._decide(answer.verdict, "caller_speech", event, answer.evidence)
         heard = words(text)
-        if (
-            len(heard) > SHORT_TURN_WORDS
-            and not ASKING_BACK.intersection(heard)
-            and "?" not in text
-        ):
+        asks_back = ASKING_BACK.intersection(heard) or "?" in text or is_question(text)
+        if len(heard) > SHORT_TURN_WORDS and not asks_back:
             # The caller's turn went elsewhere ("Hi, I'm calling about my bill"): a bare "okay"
             # later answers whatever came next, not the request. "Sorry?", "is that for the
             # whole call?" or "why do you record?" asks about it and leaves it open.

@@ -298,6 +298,7 @@ _ENDED = ["cancelled", "canceled", "closed", "terminated", "ended", "shut", "sto
 _HELD = [
     "account", "accounts", "service", "services", "subscription", "contract", "policy",
     "membership", "plan", "line", "broadband", "package", "cover", "insurance",
+    "my count",  # "my account", as transcription often hears it
 ]  # fmt: skip
 _COMPLAIN = [
     "make", "file", "lodge", "raise", "put in", "submit", "register", "log", "i want to",

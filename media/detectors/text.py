@@ -234,7 +234,7 @@ def is_question(text: str) -> bool:
     """Asked, not told: a question mark, or a question word first ("do you record?"), but not
     an imperative that opens with "do" ("do not record this") nor a polite request ("could you
     switch it off?")."""
-    heard = words(text)
+    heard = [w for w in words(text) if w not in FILLERS]  # "um, who gets to listen to it"
     if not heard:
         return False
     if heard[:2] in _POLITE_ASKS or heard[0] == "please":
@@ -334,16 +334,19 @@ CONSENT_ASKS = (
     "happy for me to", "happy for us to", "happy to continue", "happy for you",
     "say yes or no", "agree to this call", "agree to being recorded", "agree to recording",
     "say yes", "you consent", "you agree", "your consent", "your permission", "alright if",
-    "all right if", "okay if", "ok if", "fine if",
+    "all right if", "okay if", "ok if", "fine if", "if you allow it", "if you'll allow it",
+    "with your permission",
 )  # fmt: skip
 _TAGS = frozenset({"okay", "ok", "alright", "right", "fine", "yeah"})
 ACCEPTANCE = frozenset(
     {"okay", "ok", "alright", "fine", "acceptable", "agreeable", "cool", "happy", "comfortable",
-     "mind", "object", "objection", "objections", "allow", "permission", "consent", "agree",
-     "continue", "proceed", "good", "opt"}
+     "mind", "object", "objection", "objections", "allow", "permission", "continue", "proceed",
+     "good", "opt"}
 )  # fmt: skip
 """A yes/no question with one of these, after a disclosure, asks whether it is accepted ("is
-recording alright by you?", "happy with that?"); "can I take your name?" asks something else."""
+recording alright by you?", "happy with that?"); "can I take your name?" asks something else,
+and so does "does the owner know we need their consent?" (consent is asked of "you":
+`CONSENT_ASKS`)."""
 _WH = frozenset({"how", "what", "what's", "who", "where", "when", "why", "which"})
 _KEY_WORDS = {"one": "1", "two": "2", "three": "3", "nine": "9", "zero": "0"}
 _PRESS_WORDS = frozenset({"press", "push", "dial", "key", "pressing"})

@@ -240,3 +240,20 @@ def test_the_turn_after_a_notice_may_object_to_it_without_naming_it() -> None:
         tracker = ConsentTracker()
         say(tracker, "outbound", 0, f"{notice} Do you have your card number?")
         assert verdicts(say(tracker, "inbound", 4_000, reply)) == []
+
+
+def test_the_platforms_keys_stand_whatever_its_prompt_is_heard_as() -> None:
+    tracker = ConsentTracker(played="keypad")
+    # Transcribed from the outbound track: "unrecorded" heard as "on record it".
+    say(tracker, "outbound", 0, "Press 1 to allow it, or press 2 to continue on record it.")
+    found = tracker.on_digit("inbound", "2", 6_000, NOTHING_OPEN)
+    assert verdicts(found) == [("keypad", "refused")]
+
+
+def test_a_question_heard_without_its_question_mark_still_asks_back() -> None:
+    tracker = ConsentTracker(played="question")
+    assert verdicts(say(tracker, "inbound", 1_000, "Um, who actually gets to listen to it.")) == []
+    say(tracker, "outbound", 3_000, "The recordings are only used for training.")
+    assert verdicts(say(tracker, "inbound", 6_000, "Oh, okay then, yes, that's fine by me.")) == [
+        ("caller_speech", "granted")
+    ]

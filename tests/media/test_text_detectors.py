@@ -181,6 +181,7 @@ def test_requests_that_ask_for_objections(text: str) -> None:
      "We record calls for quality assurance. Is that cool with you?",
      "For training and compliance we record calls; are you agreeable to that?",
      "I'd like to record this for accuracy, if you'll allow it?",
+     "I'd like to record this for accuracy, if you allow it.",  # the question mark not heard
      "Calls to this line are recorded. Is that acceptable to you?"],
 )  # fmt: skip
 def test_a_yes_no_question_about_accepting_it_asks(text: str) -> None:
@@ -190,7 +191,9 @@ def test_a_yes_no_question_about_accepting_it_asks(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     ["Calls are recorded. Can I have your account number?", "We record calls. How can I help?",
-     "This call is recorded. What's the reference, is it on the letter?"],
+     "This call is recorded. What's the reference, is it on the letter?",
+     "This line isn't recorded, so you're fine.",  # tells: no tag question
+     "Does the owner know we need their consent?"],
 )  # fmt: skip
 def test_a_question_about_something_else_does_not_ask(text: str) -> None:
     assert not asks_for_consent(text)
