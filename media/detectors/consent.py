@@ -227,10 +227,11 @@ class ConsentTracker:
             )  # fmt: skip
         if asks and (about_recording or self._disclosure_without_question is not None):
             self._open(event, text)
-        elif disclosure is not None:
+        elif about_recording:
             # A notice asks nothing else either: a request it follows stays open.
             self._disclosure_without_question = event
-            found += self._notice(event.start_ms, disclosure.phrase, event.segment_id)
+            if disclosure is not None:
+                found += self._notice(event.start_ms, disclosure.phrase, event.segment_id)
         elif is_question(text) or "?" in text:
             self._close()  # the agent asks something else: the next "yes" answers that
         return found

@@ -69,6 +69,7 @@ _REPORTING = frozenset(
 )  # fmt: skip
 """A clause that follows one ending in these ("my neighbour said | I should sue you", "he told
 me | to get a lawyer") is reported speech."""
+_RELATIVES = frozenset({"who", "that", "which", "whoever"})
 _OPENERS = frozenset({"and", "but", "so", "oh", "well", "um", "uh", "also", "then", "okay"})
 """Words before a question's first word: "and how would I make a complaint?" asks about policy."""
 _POLICY_QUESTIONS = frozenset(
@@ -137,7 +138,12 @@ def find_intent(
             n = clause_of[start]
             first = clause_of.index(n)
             rest = heard[first:]
-            clause = _Clause(rest, n == 0 and question and rest[0].endswith("n't"), policy)
+            # "…a letter, and how would I make a complaint?": a question clause, mid-sentence
+            # (its subject, "I", opened a clause of its own after "and how would").
+            asked = clauses[n - 1] if n > 0 and rest[0] in _SUBJECTS else rest
+            opens = [w for w in asked if w not in _OPENERS][:1]
+            asks_policy = policy or (n > 0 and bool(opens) and opens[0] in _POLICY_QUESTIONS)
+            clause = _Clause(rest, n == 0 and question and rest[0].endswith("n't"), asks_policy)
             if n > 0 and _reports(clauses[n - 1]):
                 continue
             if _counts(clause, start - first, target_at - first):
@@ -181,7 +187,11 @@ def _counts(clause: _Clause, start: int, target_at: int) -> bool:
     of the sentence): negation counts up to the target ("I'm not going to complain")."""
     said = clause.words
     before = said[1:target_at] if clause.asks_back else said[:target_at]
-    if any(w in NEGATIONS or w.endswith("n't") for w in before):
+    # A negation in a relative clause is not the caller's: "get me someone who can't…" asks.
+    if any(
+        (w in NEGATIONS or w.endswith("n't")) and (n == 0 or before[n - 1] not in _RELATIVES)
+        for n, w in enumerate(before)
+    ):
         return False
     if clause.policy_question or said[0] in _CONDITIONS or said[0] in _OTHERS:
         return False

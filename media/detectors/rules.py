@@ -303,7 +303,8 @@ _HELD = [
 _COMPLAIN = [
     "make", "file", "lodge", "raise", "put in", "submit", "register", "log", "i want to",
     "i'd like to", "i would like to", "i'm going to", "i am going to", "i will", "i'll",
-    "i'm", "going to", "want to", "logged as", "log it as", "log this as", "record this as",
+    "i'm", "going to", "want to", "i want", "i'd like", "logged as", "log it as", "log this as",
+    "record this as",
 ]  # fmt: skip
 _GRIEVANCE = ["complaint", "formal complaint", "complain", "complaining", "grievance"]
 _REGULATORS = [

@@ -166,6 +166,7 @@ REFUSAL = (
     "sooner you didn't", "sooner not", "i'll pass", "i will pass", "pass on", "leave it off",
     "switched that off", "switched it off", "can you not", "could you not", "say no",
     "opt me out", "unrecorded", "don't record me", "rather you switched", "rather you turned",
+    "rather you switch", "rather you turn",
     *(f"not {adverb}{attitude}" for adverb in ("", "very ", "really ", "too ", "that ",
       "particularly ", "overly ") for attitude in ("keen", "comfy", "comfortable", "happy")),
 )  # fmt: skip
@@ -335,7 +336,8 @@ CONSENT_ASKS = (
     "say yes or no", "agree to this call", "agree to being recorded", "agree to recording",
     "say yes", "you consent", "you agree", "your consent", "your permission", "alright if",
     "all right if", "okay if", "ok if", "fine if", "if you allow it", "if you'll allow it",
-    "with your permission",
+    "with your permission", "okay for us to", "okay for me to", "alright for us to",
+    "alright for me to", "fine for us to", "fine for me to",
 )  # fmt: skip
 _TAGS = frozenset({"okay", "ok", "alright", "right", "fine", "yeah"})
 ACCEPTANCE = frozenset(
@@ -347,6 +349,8 @@ ACCEPTANCE = frozenset(
 recording alright by you?", "happy with that?"); "can I take your name?" asks something else,
 and so does "does the owner know we need their consent?" (consent is asked of "you":
 `CONSENT_ASKS`)."""
+_INTERJECTIONS = frozenset({"okay", "ok", "alright", "right", "good", "great", "so", "and"})
+_POINTING = frozenset({"that", "this", "it", "recording", "being"})
 _WH = frozenset({"how", "what", "what's", "who", "where", "when", "why", "which"})
 _KEY_WORDS = {"one": "1", "two": "2", "three": "3", "nine": "9", "zero": "0"}
 _PRESS_WORDS = frozenset({"press", "push", "dial", "key", "pressing"})
@@ -369,9 +373,15 @@ def asks_for_consent(text: str) -> bool:
     # Negation does not matter here: "is that not okay with you?" asks all the same.
     if any(m.exact for m in find_phrases(text, CONSENT_ASKS)):
         return True
-    for question in re.findall(r"[^.?!;]*\?", text.lower().replace("\u2019", "'")):
-        asked = _WORD.findall(question)
-        if asked and asked[0] not in _WH and ACCEPTANCE.intersection(asked):
+    for sentence in re.findall(r"[^.?!;]+[.?!;]?", text.lower().replace("\u2019", "'")):
+        asked = [w for w in _WORD.findall(sentence) if w not in FILLERS]
+        while asked and asked[0] in _INTERJECTIONS:
+            asked.pop(0)  # "okay, how can I help?" asks about something else
+        # Transcription often drops the question mark: "are you alright with that." asks, and
+        # so does a short "happy with that." (not "happy to help.").
+        short = len(asked) <= 4 and bool(_POINTING.intersection(asked))
+        question = sentence.endswith("?") or is_question(sentence) or short
+        if question and asked and asked[0] not in _WH and ACCEPTANCE.intersection(asked):
             return True
     # A tag question ("…we record calls, right?"); untagged, "…so you're fine." tells.
     if not text.rstrip().endswith("?"):

@@ -43,6 +43,7 @@ def intents(text: str) -> list[str]:
         ("Is there anyone above you who can look at partner airlines?", "supervisor-request"),
         ("Or I'll put it in the hands of my solicitor.", "legal-threat"),
         ("I'm reporting the whole thing to Ofcom.", "complaint"),
+        ("Then get me someone who can't, your supervisor!", "supervisor-request"),
     ],
 )
 def test_requests_threats_and_announcements_in_words_no_list_holds_whole(
@@ -68,6 +69,7 @@ def test_requests_threats_and_announcements_in_words_no_list_holds_whole(
         "I manage a shop on the high street.",
         "My neighbour said I should sue you, but I'd rather sort it out.",  # reported, then "I"
         "And how would I make a complaint, if it came to it?",
+        "I'll ask them to send a letter and how would I make a complaint?",  # mid-sentence
         "My partner wants to cancel her membership.",
         "My account was closed last year.",  # no want: a past event
     ],

@@ -182,6 +182,7 @@ def test_requests_that_ask_for_objections(text: str) -> None:
      "For training and compliance we record calls; are you agreeable to that?",
      "I'd like to record this for accuracy, if you'll allow it?",
      "I'd like to record this for accuracy, if you allow it.",  # the question mark not heard
+     "Calls are recorded. Happy with that.", "We record calls. Are you alright with that."
      "Calls to this line are recorded. Is that acceptable to you?"],
 )  # fmt: skip
 def test_a_yes_no_question_about_accepting_it_asks(text: str) -> None:
@@ -193,6 +194,7 @@ def test_a_yes_no_question_about_accepting_it_asks(text: str) -> None:
     ["Calls are recorded. Can I have your account number?", "We record calls. How can I help?",
      "This call is recorded. What's the reference, is it on the letter?",
      "This line isn't recorded, so you're fine.",  # tells: no tag question
+     "We record calls. Okay, how can I help?", "We record calls. Happy to help.",
      "Does the owner know we need their consent?"],
 )  # fmt: skip
 def test_a_question_about_something_else_does_not_ask(text: str) -> None:
