@@ -10,8 +10,12 @@ caller's key presses. Consent is an *answer to a consent request*:
 - The answer is the caller's next turn after the request, spoken or a key the request offered
   ("press 1 to agree"), within `window_ms`, until the agent asks something else: a "yes" to
   "do you have your order number?" answers that question, not the request.
+- A request that asks for objections ("do you mind?", "any objection?") turns bare answers
+  round: "no" grants, "yes" refuses. A caller's question ("is that the whole call?") leaves the
+  request open for the answer that follows the agent's reply.
 - Any other turn of the caller counts only if it speaks about recording ("actually, please
-  don't record this"), and the latest such turn wins.
+  don't record this"), and the latest such turn wins; the turn right after a notice may also
+  object to it without naming it ("I'd rather you switched that off").
 - A notice asks nothing, so it gets no spoken answer; where the org opts in to consent implied
   by notice (and the call's jurisdiction allows it), the notice itself gives the verdict
   (`implied_notice`), which the caller can still refuse.
