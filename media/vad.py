@@ -82,7 +82,11 @@ class Endpointer:
         self.frame_bytes = self.frame_samples * 2
         self._hangover = config.hangover_ms // config.frame_ms
         early = config.early_decode_ms
-        if early is not None and not config.tail_ms <= early < config.hangover_ms:
+        # At least one frame too: at 0 every voiced frame would cut a tentative utterance.
+        if (
+            early is not None
+            and not max(config.tail_ms, config.frame_ms) <= early < config.hangover_ms
+        ):
             raise ValueError("early_decode_ms must be at least tail_ms and below hangover_ms")
         self._early = early // config.frame_ms if early is not None else None
         self._tail = config.tail_ms // config.frame_ms

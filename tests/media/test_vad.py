@@ -220,6 +220,11 @@ def test_early_cut_must_lie_between_the_tail_and_the_hangover(early_ms: int) -> 
         Endpointer(replace(EARLY, early_decode_ms=early_ms), RATE, ScriptedVad(""))
 
 
+def test_no_early_cut_at_zero_silence_even_with_no_tail() -> None:
+    with pytest.raises(ValueError, match="early_decode_ms"):
+        Endpointer(replace(EARLY, tail_ms=0, early_decode_ms=0), RATE, ScriptedVad(""))
+
+
 @pytest.mark.parametrize("tail_ms", [0, 100, 200, 400])
 def test_tail_keeps_that_much_silence(tail_ms: int) -> None:
     config = replace(DEFAULT, tail_ms=tail_ms)
