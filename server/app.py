@@ -111,6 +111,7 @@ def _load_engine(settings: Settings) -> TranscriptionEngine:
         settings.transcription_workers,
         hotwords=settings.whisper_hotwords,
         beam_size=settings.whisper_beam_size,
+        window_s=settings.whisper_window_s,
     )
 
 

@@ -23,7 +23,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from media.transcription.whisper import CONSENT_HOTWORDS
+from media.transcription.whisper import CONSENT_HOTWORDS, DEFAULT_WINDOW_S
 from media.vad import EndpointerConfig
 
 GENERATED_SECRETS = ("signalwire_signing_key", "stream_token_secret")
@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     whisper_hotwords: str = CONSENT_HOTWORDS
     """Hint phrases for the decoder; empty for none."""
     whisper_beam_size: int = Field(default=5, ge=1, le=10)
+    whisper_window_s: float = Field(default=DEFAULT_WINDOW_S, ge=1, le=30)
+    """The encoder's window (see `media.transcription.whisper.DEFAULT_WINDOW_S`); 30 is
+    Whisper's own."""
     transcription_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
     transcription_queue: int = Field(default=64, ge=1, le=10_000)
 

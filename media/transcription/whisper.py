@@ -14,10 +14,12 @@ start-up error, not wrong transcripts.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import math
 import shutil
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,6 +130,12 @@ MAX_COMPRESSION_RATIO = 2.4
 it applies only when it may re-decode at a higher temperature; we decode once, at one)."""
 
 
+def _compression_ratio(text: str) -> float:
+    """Whisper's measure of repetition: how much smaller zlib makes the text."""
+    raw = text.encode()
+    return len(raw) / len(zlib.compress(raw)) if raw else 0.0
+
+
 def _half_band_taps(half_width: int = 32, kaiser_beta: float = 8.0) -> npt.NDArray[np.float32]:
     """The odd phase of a half-band low-pass (Kaiser-windowed sinc, cut at 4 kHz): the weights
     that interpolate a sample halfway between two 8 kHz ones from `half_width` either side.
@@ -160,6 +168,28 @@ def upsample_8k_to_16k(audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32
     return out
 
 
+FRAMES_PER_SECOND = 100
+"""Whisper's log-mel frames per second of audio (a 10 ms hop)."""
+
+FULL_WINDOW_FRAMES = 30 * FRAMES_PER_SECOND
+
+DEFAULT_WINDOW_S = 20.0
+"""The encoder's window. Whisper pads every input to 30 s, and its encoder costs the same for a
+2 s utterance as for 30 s; CTranslate2 encodes any window up to 30 s. Measured on dev calls
+(bench.word_accuracy): a 20 s window hears the same words at half the decode time, while
+windows barely longer than the utterance make Whisper invent text (word accuracy 0.86 → 0.48)."""
+
+MIN_TRAILING_SILENCE_FRAMES = FRAMES_PER_SECOND
+"""At least this much silence after an utterance in the window, however long the utterance."""
+
+
+def encoder_frames(content_frames: int, window_s: float) -> int:
+    """How many feature frames the encoder sees: the window, or the utterance and a second of
+    silence if that is longer, never more than Whisper's 30 s."""
+    wanted = max(round(window_s * FRAMES_PER_SECOND), content_frames + MIN_TRAILING_SILENCE_FRAMES)
+    return min(wanted, FULL_WINDOW_FRAMES)
+
+
 class WhisperEngine:
     """faster-whisper with settings pinned for short telephony utterances."""
 
@@ -170,19 +200,35 @@ class WhisperEngine:
         workers: int,
         hotwords: str | None = CONSENT_HOTWORDS,
         beam_size: int = 5,
+        window_s: float = DEFAULT_WINDOW_S,
     ) -> None:
-        from faster_whisper import WhisperModel  # heavy import, only when this engine is used
+        # Heavy imports, only when this engine is used.
+        from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
 
         location, label = resolve_model(spec, cache_dir)
-        self._language = "en" if label.endswith(".en") else None
         self._name = f"faster-whisper:{label}"
-        self._hotwords = hotwords or None
         self._beam_size = beam_size
+        if not 1 <= window_s <= 30:
+            raise ValueError(f"the encoder window is {window_s} s; Whisper's is 1 to 30 s")
+        self._window_s = window_s
         # One CPU thread per decode and one decode per worker: on a busy 2-core box this keeps
         # latency predictable instead of letting every decode fight for every core.
         self._model = WhisperModel(
             location, device="cpu", compute_type="int8", cpu_threads=1, num_workers=workers
         )
+        multilingual = self._model.model.is_multilingual
+        self._multilingual = multilingual
+
+        def prompt(language: str) -> tuple[Tokenizer, list[int]]:
+            tokenizer = Tokenizer(self._model.hf_tokenizer, multilingual, "transcribe", language)
+            hints = hotwords or None
+            return tokenizer, self._model.get_prompt(tokenizer, [], True, hotwords=hints)
+
+        self._prompt_for = functools.cache(prompt)
+        # The tokens Whisper never emits when transcribing (the same for every language).
+        self._suppressed = get_suppressed_tokens(self._prompt_for("en")[0], [-1])
 
     @property
     def name(self) -> str:
@@ -194,29 +240,50 @@ class WhisperEngine:
             audio = upsample_8k_to_16k(audio)
         elif sample_rate != 16_000:
             raise ValueError(f"cannot transcribe {sample_rate} Hz audio (8000 or 16000 only)")
-        segments, _info = self._model.transcribe(
-            audio,
-            language=self._language,
-            # A beam of 5 hears more than greedy decoding (bench.detector_eval: consent recall
-            # 0.83 → 0.89, no wrong verdict) at no measurable cost on short utterances, whose
-            # decode time is the encoder's fixed 30 s window, not the search.
-            beam_size=self._beam_size,
-            # One temperature: fallback re-decoding at higher ones causes 3-5 s outliers.
-            temperature=0.0,
-            condition_on_previous_text=False,
-            without_timestamps=True,
-            vad_filter=False,
-            hotwords=self._hotwords,
-        )
+        features = self._model.feature_extractor(audio)
+        # Cut where an utterance (up to `max_utterance_ms`) would not fit one window with its
+        # trailing silence; each piece is decoded on its own, as Whisper does past 30 s.
+        piece = FULL_WINDOW_FRAMES - MIN_TRAILING_SILENCE_FRAMES
         texts: list[str] = []
         logprobs: list[float] = []
-        for seg in segments:
-            if seg.no_speech_prob > 0.6 and seg.avg_logprob < -1.0:
-                continue  # Whisper's own verdict: noise, not words (avoids hallucinated text)
-            if seg.compression_ratio > MAX_COMPRESSION_RATIO:
-                continue  # a decoding loop ("no, no, no, …"), not what was said
-            texts.append(seg.text.strip())
-            logprobs.append(seg.avg_logprob)
+        for start in range(0, features.shape[-1], piece):
+            decoded = self._decode_window(features[:, start : start + piece])
+            if decoded is not None:
+                texts.append(decoded[0])
+                logprobs.append(decoded[1])
         text = " ".join(t for t in texts if t)
         confidence = math.exp(sum(logprobs) / len(logprobs)) if logprobs else None
         return Transcription(text=text, confidence=confidence)
+
+    def _decode_window(self, features: npt.NDArray[np.float32]) -> tuple[str, float] | None:
+        """(text, mean token log-probability) of one window, or None where Whisper hears
+        noise or loops."""
+        frames = encoder_frames(features.shape[-1], self._window_s)
+        encoded = self._model.encode(np.pad(features, ((0, 0), (0, frames - features.shape[-1]))))
+        language = "en"
+        if self._multilingual:  # the most likely language of this utterance, as faster-whisper
+            language = self._model.model.detect_language(encoded)[0][0][0][2:-2]
+        tokenizer, prompt = self._prompt_for(language)
+        result = self._model.model.generate(
+            encoded,
+            [prompt],
+            # A beam of 5 hears more than greedy decoding (bench.detector_eval: consent recall
+            # 0.83 → 0.89, no wrong verdict) at little cost on short utterances.
+            beam_size=self._beam_size,
+            # One decode at temperature 0: Whisper's fallback re-decoding at higher
+            # temperatures causes 3-5 s outliers.
+            max_length=self._model.max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=self._suppressed,
+        )[0]
+        tokens = result.sequences_ids[0]
+        text = tokenizer.decode(tokens).strip()
+        # faster-whisper's recovery of the mean log-probability from the length-normalised score.
+        avg_logprob: float = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        if result.no_speech_prob > 0.6 and avg_logprob < -1.0:
+            return None  # Whisper's own verdict: noise, not words (avoids hallucinated text)
+        if _compression_ratio(text) > MAX_COMPRESSION_RATIO:
+            return None  # a decoding loop ("no, no, no, …"), not what was said
+        return text, avg_logprob

@@ -20,6 +20,7 @@ from media.transcription.whisper import (
     BundledModel,
     ModelError,
     WhisperEngine,
+    encoder_frames,
     resolve_model,
     upsample_8k_to_16k,
 )
@@ -87,6 +88,33 @@ def test_whisper_transcribes_a_phone_band_utterance() -> None:
     assert engine.name == "faster-whisper:tiny.en"
     assert {"calling", "account"} <= set(result.text.lower().replace(",", "").split())
     assert result.confidence is not None and 0.3 < result.confidence <= 1.0
+
+
+def test_an_utterance_longer_than_whisper_window_is_heard_to_its_end() -> None:
+    with wave.open(str(SPEECH / "caller_mono.wav")) as w:
+        pcm = w.readframes(w.getnframes())
+    second_sentence = pcm[8000 * 2 * 4 :]
+    # 39 s: the first sentence, 26 s of silence, the second ("...when my payment is due?")
+    # past the 30 s that one Whisper window holds.
+    long_utterance = pcm[: 8000 * 2 * 4] + bytes(8000 * 2 * 26) + second_sentence
+    result = WhisperEngine("bundled:tiny.en", Path("unused"), workers=1).transcribe(
+        long_utterance, 8000
+    )
+    words = set(result.text.lower().replace(",", "").replace("?", "").split())
+    assert {"account", "payment"} <= words
+
+
+@pytest.mark.parametrize(
+    ("content_frames", "window_s", "frames"),
+    [
+        (300, 20.0, 2000),  # a short utterance: the window
+        (1950, 20.0, 2050),  # nearly the window: a second of silence after it
+        (2950, 20.0, 3000),  # never past Whisper's 30 s
+        (300, 30.0, 3000),  # Whisper's own window
+    ],
+)
+def test_encoder_window(content_frames: int, window_s: float, frames: int) -> None:
+    assert encoder_frames(content_frames, window_s) == frames
 
 
 @pytest.mark.parametrize("hz", [300, 1000, 3400])
