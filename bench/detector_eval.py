@@ -103,7 +103,7 @@ def run_call(
         if text.text:
             take(session.on_transcript(ready, text, name))
         else:
-            take(session.on_transcript_lost(ready))
+            take(session.on_transcript_lost(ready, skipped=False))
 
     def take(events: Sequence[MediaEvent]) -> None:
         for e in events:

@@ -59,6 +59,9 @@ class TrackStats:
     frames_received: int
     frames_lost: int
     audio_lost_ms: int
+    utterances_skipped: int = 0
+    """Utterances never transcribed for want of time (overload, stream end). Defaults to 0
+    for events journaled before it was counted."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -103,7 +103,7 @@ class _StreamDecodes:
     track's early decode, held until that track's next utterance takes it or makes it void."""
 
     def __init__(self) -> None:
-        self.pending: set[asyncio.Future[Transcription | None]] = set()
+        self.pending: dict[asyncio.Future[Transcription | None], UtteranceReady] = {}
         self._early: dict[Track, tuple[Utterance, asyncio.Future[Transcription | None]]] = {}
 
     def hold_early(
@@ -333,8 +333,8 @@ class MediaServer:
     ) -> None:
         utterance = ready.utterance
         if self._transcriber is None:
-            if not utterance.tentative:
-                self._emit(session.on_transcript_lost(ready))  # nothing will be heard of it
+            if not utterance.tentative:  # nothing will be heard of it, by configuration
+                self._emit(session.on_transcript_lost(ready, skipped=False))
             return
         if utterance.tentative:
             # Only with a worker to spare: under load an early decode would delay real ones.
@@ -344,17 +344,19 @@ class MediaServer:
         metrics.UTTERANCES.labels(ready.track).inc()
         engine = self._transcriber.engine.name
         future = decodes.take_early(ready.track, utterance) or self._transcriber.submit(
-            utterance.pcm, utterance.sample_rate
+            utterance.pcm,
+            utterance.sample_rate,
+            session.decode_rank(ready.track, utterance.start_ms),
         )
         pending = decodes.pending
-        pending.add(future)
+        pending[future] = ready
 
         def deliver(f: asyncio.Future[Transcription | None]) -> None:
-            pending.discard(f)
+            pending.pop(f, None)
             if f.cancelled():
-                return  # given up at stream end: `settle` stops waiting for it
+                return  # given up at stream end (and counted there)
             if (result := f.result()) is None or not result.text:
-                self._emit(session.on_transcript_lost(ready))
+                self._emit(session.on_transcript_lost(ready, skipped=result is None))
                 return
             metrics.TRANSCRIPTION_LATENCY.observe(self._monotonic() - ready.speech_ended_at)
             self._emit(session.on_transcript(ready, result, engine))
@@ -376,6 +378,7 @@ class MediaServer:
             # whatever is still late after the timeout is given up (and counted) instead.
             _done, late = await asyncio.wait(set(pending), timeout=self.config.finish_timeout_s)
             for future in late:
+                self._emit(session.on_transcript_lost(pending.pop(future), skipped=True))
                 future.cancel()
                 metrics.DROPPED_WORK.labels("transcription_after_stream_end").inc()
         self._emit(session.settle())

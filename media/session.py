@@ -17,6 +17,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import TypeAlias
 
 from media.codecs import Decoder, level_dbfs, parse_format
@@ -74,6 +75,18 @@ class SessionConfig:
     l16_big_endian: bool = True
 
 
+class DecodeRank(IntEnum):
+    """What an utterance's words are for, most important first: when transcription cannot
+    keep up, the worst-ranked are skipped."""
+
+    CONSENT_ANSWER = 0
+    """A caller's turn inside an open consent request's answer window."""
+    CONVERSATION = 1
+    """Any other caller turn (phrase rules), and the agent's while consent is undecided."""
+    AGENT_AFTER = 2
+    """The agent's turns once consent is decided: transcript only."""
+
+
 @dataclass(frozen=True, slots=True)
 class UtteranceReady:
     """An utterance to transcribe (or, if tentative, to start transcribing: see
@@ -96,6 +109,9 @@ class TrackPipeline:
         self.frames_received = 0
         self.frames_lost = 0
         self.samples_lost = 0
+        self.utterances_skipped = 0
+        """Utterances never transcribed for want of time (full queue, stream end, engine
+        error): words the record does not have."""
         self.last_voiced_at = 0.0
         self._last_chunk: int | None = None
         self._pending = bytearray()
@@ -162,6 +178,7 @@ class TrackPipeline:
             frames_received=self.frames_received,
             frames_lost=self.frames_lost,
             audio_lost_ms=self.samples_lost * 1000 // self.decoder.output_rate,
+            utterances_skipped=self.utterances_skipped,
         )
 
 
@@ -303,9 +320,25 @@ class CallSession:
             events += [self._escalation(f) for f in fired]
         return events
 
-    def on_transcript_lost(self, ready: UtteranceReady) -> list[MediaEvent]:
-        """An utterance that will never be transcribed (skipped under load, or empty): the
-        consent detector stops waiting for its words."""
+    def decode_rank(self, track: Track, start_ms: int) -> Callable[[], int]:
+        """How much an utterance's words matter, asked whenever the transcription queue has to
+        choose (so an answer queued before its question was heard ranks as one once it is)."""
+
+        def rank() -> int:
+            if track == "inbound":
+                if self._consent.answer_awaited(start_ms):
+                    return DecodeRank.CONSENT_ANSWER
+                return DecodeRank.CONVERSATION
+            # The agent's words may still ask for consent until a verdict is reached.
+            return DecodeRank.CONVERSATION if self.consent is None else DecodeRank.AGENT_AFTER
+
+        return rank
+
+    def on_transcript_lost(self, ready: UtteranceReady, *, skipped: bool) -> list[MediaEvent]:
+        """An utterance that will never be transcribed (`skipped` under load, or heard as
+        nothing): the consent detector stops waiting for its words."""
+        if skipped:
+            self._pipeline(ready.track).utterances_skipped += 1
         found = self._consent.on_lost(ready.track, ready.utterance.start_ms, self._open_since())
         return self._consent_events(found)
 

@@ -292,7 +292,7 @@ async def call_report(conn: Executor, call_sid: str) -> dict[str, Any] | None:
 _CALL_COLUMNS = """id, call_sid, direction, from_number, to_number, status, started_at,
     answered_at, ended_at, duration_seconds, disposition, disposition_notes, recording_consent,
     consent_verified_by, consent_rule, consent_rule_reason, consent_decided_at, recording_state,
-    escalated, escalation_time, audio_lost_ms, started_by"""
+    escalated, escalation_time, audio_lost_ms, utterances_skipped, started_by"""
 
 
 async def list_calls(
@@ -357,7 +357,7 @@ async def get_call(
         "streams": """SELECT stream_sid, name, status, codec, sample_rate, tracks,
                              frames_received_inbound, frames_received_outbound,
                              frames_lost_inbound, frames_lost_outbound, audio_lost_ms,
-                             end_reason, error, started_at, stopped_at
+                             utterances_skipped, end_reason, error, started_at, stopped_at
                       FROM media_streams WHERE org_id = $1 AND call_id = $2
                       ORDER BY created_at""",
         "consent_events": """SELECT id, kind, detector, verdict, track, offset_ms, evidence,

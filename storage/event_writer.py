@@ -79,8 +79,9 @@ ON CONFLICT (stream_sid) DO UPDATE SET
 _STREAM_STOPPED = """
 INSERT INTO media_streams (org_id, call_id, stream_sid, status, frames_received_inbound,
                            frames_received_outbound, frames_lost_inbound, frames_lost_outbound,
-                           audio_lost_ms, messages_lost, end_reason, stopped_at)
-VALUES ($1, $2, $3, 'stopped', $4, $5, $6, $7, $8, $9, $10, $11)
+                           audio_lost_ms, messages_lost, end_reason, stopped_at,
+                           utterances_skipped)
+VALUES ($1, $2, $3, 'stopped', $4, $5, $6, $7, $8, $9, $10, $11, $12)
 ON CONFLICT (stream_sid) DO UPDATE SET
     status = CASE WHEN media_streams.status = 'failed' THEN 'failed' ELSE 'stopped' END,
     frames_received_inbound = EXCLUDED.frames_received_inbound,
@@ -88,14 +89,16 @@ ON CONFLICT (stream_sid) DO UPDATE SET
     frames_lost_inbound = EXCLUDED.frames_lost_inbound,
     frames_lost_outbound = EXCLUDED.frames_lost_outbound,
     audio_lost_ms = EXCLUDED.audio_lost_ms,
+    utterances_skipped = EXCLUDED.utterances_skipped,
     messages_lost = EXCLUDED.messages_lost,
     end_reason = EXCLUDED.end_reason,
     stopped_at = COALESCE(media_streams.stopped_at, EXCLUDED.stopped_at)"""
 
 # Derived from the streams, so a replayed StreamStopped cannot count its loss twice.
-_CALL_AUDIO_LOST = """
-UPDATE calls SET audio_lost_ms = (
-    SELECT COALESCE(sum(audio_lost_ms), 0) FROM media_streams WHERE call_id = $1)
+_CALL_LOSSES = """
+UPDATE calls SET (audio_lost_ms, utterances_skipped) = (
+    SELECT COALESCE(sum(audio_lost_ms), 0), COALESCE(sum(utterances_skipped), 0)
+    FROM media_streams WHERE call_id = $1)
 WHERE id = $1"""
 
 _SEGMENT = """
@@ -163,9 +166,9 @@ async def write_events(conn: Connection, events: Sequence[MediaEvent]) -> None:
                 inbound.frames_lost if inbound else 0,
                 outbound.frames_lost if outbound else 0,
                 sum(t.audio_lost_ms for t in e.tracks), e.messages_lost, e.reason[:64],
-                e.occurred_at,
+                e.occurred_at, sum(t.utterances_skipped for t in e.tracks),
             )  # fmt: skip
-            await conn.execute(_CALL_AUDIO_LOST, e.call_id)
+            await conn.execute(_CALL_LOSSES, e.call_id)
         elif isinstance(e, DtmfReceived):
             await conn.execute(
                 _DTMF, e.event_id, e.org_id, e.call_id, e.stream_sid, e.track, e.digit,

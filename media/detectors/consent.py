@@ -170,6 +170,10 @@ class ConsentTracker:
             self._insert(_Event(track, offset_ms, digit=digit))
         return self._judge(open_since)
 
+    def answer_awaited(self, offset_ms: int) -> bool:
+        """A caller's turn starting at `offset_ms` would answer an open consent request."""
+        return self.verdict is None and self._answering(offset_ms) is not None
+
     def flush(self) -> list[ConsentFinding]:
         """Stream end: what is still pending will not arrive; decide on the rest."""
         for event in self._timeline[self._judged_until :]:

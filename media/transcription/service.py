@@ -1,19 +1,23 @@
 """Runs an engine off the event loop, in a bounded pool, without ever blocking a stream.
 
-`submit` never waits: the queue is bounded, and when it is full the oldest waiting utterance
-is skipped (its future resolves to None and `voxsouth_dropped_work_total{kind=...}` counts
-it): under overload a stream loses some transcripts, never its audio path. `submit_if_idle`
-is for work that may turn out useless (an early decode): it is taken only by a worker that
-would otherwise wait, so it never delays work that counts.
+`submit` never waits: the queue is bounded, and when it is full one waiting utterance is
+skipped (its future resolves to None and `voxsouth_dropped_work_total{kind=...}` counts it):
+under overload a stream loses some transcripts, never its audio path. Which one is chosen, not
+whatever came last: every utterance has a rank (0 matters most, e.g. an answer to a consent
+request), workers take the best-ranked first and a full queue skips the worst-ranked, oldest
+first within a rank. A rank is asked for when it is needed, not when the utterance arrives: an
+answer queued before its question was heard ranks as an answer once the question is.
+`submit_if_idle` is for work that may turn out useless (an early decode): it is taken only by a
+worker that would otherwise wait, so it never delays work that counts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from media import metrics
@@ -22,11 +26,20 @@ from media.transcription.engine import Transcription, TranscriptionEngine
 log = logging.getLogger(__name__)
 
 
+Rank = Callable[[], int]
+"""How much an utterance's words matter now: 0 most; asked each time the queue chooses."""
+
+
+def _first_rank() -> int:
+    return 0
+
+
 @dataclass(slots=True)
 class _Job:
     pcm16: bytes
     sample_rate: int
     future: asyncio.Future[Transcription | None]
+    rank: Rank
     queued_at: float = field(default_factory=time.monotonic)
 
 
@@ -35,7 +48,8 @@ class TranscriptionService:
         self.engine = engine
         self._workers = workers
         self._max_queue = max_queue
-        self._queue: collections.deque[_Job] = collections.deque()
+        self._queue: list[_Job] = []
+        """In arrival order; short (`max_queue`), so choosing by rank scans it."""
         self._ready = asyncio.Event()
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="transcribe"
@@ -51,20 +65,31 @@ class TranscriptionService:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        while self._queue:
-            self._queue.popleft().future.cancel()
+        for job in self._queue:
+            job.future.cancel()
+        self._queue.clear()
         # A decode in flight finishes in its thread; wait for it without blocking the loop.
         await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
         metrics.TRANSCRIPTION_QUEUE.set(0)
 
-    def submit(self, pcm16: bytes, sample_rate: int) -> asyncio.Future[Transcription | None]:
+    def submit(
+        self, pcm16: bytes, sample_rate: int, rank: Rank = _first_rank
+    ) -> asyncio.Future[Transcription | None]:
         future: asyncio.Future[Transcription | None] = asyncio.get_running_loop().create_future()
+        job = _Job(pcm16, sample_rate, future, rank)
         if len(self._queue) >= self._max_queue:
-            oldest = self._queue.popleft()
-            if not oldest.future.done():
-                oldest.future.set_result(None)
+            # The worst-ranked, oldest first among equals; the newcomer itself if it ranks worse.
+            ranks = [j.rank() for j in self._queue]
+            worst = max(range(len(ranks)), key=lambda i: (ranks[i], -i))
+            if rank() > ranks[worst]:
+                future.set_result(None)
+                metrics.DROPPED_WORK.labels("transcription_queue_full").inc()
+                return future
+            skipped = self._queue.pop(worst)
+            if not skipped.future.done():
+                skipped.future.set_result(None)
             metrics.DROPPED_WORK.labels("transcription_queue_full").inc()
-        self._queue.append(_Job(pcm16, sample_rate, future))
+        self._queue.append(job)
         metrics.TRANSCRIPTION_QUEUE.set(len(self._queue))
         self._ready.set()
         return future
@@ -77,13 +102,18 @@ class TranscriptionService:
             return None
         return self.submit(pcm16, sample_rate)
 
+    def _take(self) -> _Job:
+        """The best-ranked job, the oldest among equals."""
+        ranks = [j.rank() for j in self._queue]
+        return self._queue.pop(min(range(len(ranks)), key=ranks.__getitem__))
+
     async def _worker(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             while not self._queue:
                 self._ready.clear()
                 await self._ready.wait()
-            job = self._queue.popleft()
+            job = self._take()
             metrics.TRANSCRIPTION_QUEUE.set(len(self._queue))
             if job.future.done():  # the stream gave up on it
                 continue

@@ -47,7 +47,8 @@ def format_report(report: dict[str, Any]) -> str:
     call = report["call"]
     lines = [
         f"call {call['call_sid']}  status={call['status']}  from={call['from_number']}  "
-        f"to={call['to_number']}  audio_lost_ms={call['audio_lost_ms']}"
+        f"to={call['to_number']}  audio_lost_ms={call['audio_lost_ms']}  "
+        f"utterances_skipped={call['utterances_skipped']}"
     ]
     for s in report["streams"]:
         lines.append(

@@ -96,3 +96,34 @@ async def test_two_party_call_is_transcribed_per_speaker_into_postgres(
     # hangover, and their decodes taken by the final utterance.
     assert len({(s["speaker"], s["start_ms"]) for s in segments}) == len(segments)
     assert early_used._value.get() > early_before
+
+
+async def test_utterances_transcription_cannot_keep_up_with_are_counted_on_the_record(
+    start_server: Callable[..., AbstractAsyncContextManager[RunningServer]],
+    org_number: tuple[uuid.UUID, str],
+    pool: Pool,
+) -> None:
+    org_id, number = org_number
+    await pool.execute(
+        "UPDATE organizations SET consent_default = 'one_party' WHERE id = $1", org_id
+    )
+    audio = read_call_audio(SPEECH / "two_party.wav")
+    utterances = [metrics.UTTERANCES.labels(t) for t in ("inbound", "outbound")]
+    before = sum(u._value.get() for u in utterances)
+    # One worker and room for one waiting utterance, fed eight times faster than real time.
+    settings = dict(transcription_workers=1, transcription_queue=1, endpoint_early_decode_ms=0)
+    async with start_server(transcription_engine="whisper", **settings) as srv:
+        async with aiohttp.ClientSession() as http:
+            call = await simulator(http, srv, srv.settings).call(
+                audio, to_number=number, from_number="+15550123456", speed=8.0
+            )
+        assert call.errors == [] and call.close_code == 1000
+        report = await wait_for_streams_done(srv.dsn, call.call_sid, timeout(60))
+    ended = sum(u._value.get() for u in utterances) - before
+    [stream] = report["streams"]
+    skipped = stream["utterances_skipped"]
+    assert skipped >= 1  # the queue could not hold them all
+    assert report["call"]["utterances_skipped"] == skipped
+    # Every utterance is either in the transcript or counted as skipped (none heard as noise
+    # here: each is a sentence).
+    assert len(report["transcript"]) + skipped == ended

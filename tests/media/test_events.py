@@ -121,6 +121,7 @@ def test_dict_shape_is_plain_json() -> None:
         "frames_received": 1500,
         "frames_lost": 3,
         "audio_lost_ms": 60,
+        "utterances_skipped": 0,
     }
     assert json.loads(json.dumps(data)) == data
 

@@ -25,7 +25,7 @@ from media.events import (
     TranscriptSegment,
 )
 from media.protocol import Dtmf, Media, Start
-from media.session import CallPolicy, CallSession, SessionConfig, UtteranceReady
+from media.session import CallPolicy, CallSession, DecodeRank, SessionConfig, UtteranceReady
 from media.transcription.engine import Transcription
 from media.vad import EndpointerConfig, Utterance
 
@@ -570,3 +570,29 @@ def test_a_callers_yes_waits_for_the_agents_earlier_words_before_it_is_consent()
         found = [e.verdict for e in later if isinstance(e, ConsentEvidence) and e.kind == "answer"]
         assert found == ([verdict] if verdict else [])
         assert session.consent == verdict
+
+
+def test_decode_ranks_put_an_answer_to_a_consent_request_first() -> None:
+    session = make_session(make_start(tracks=("inbound", "outbound")))
+    # Queued before the agent's question is heard: an ordinary turn, for now.
+    answer = session.decode_rank("inbound", 4_000)
+    agent_later = session.decode_rank("outbound", 20_000)
+    assert answer() == DecodeRank.CONVERSATION
+    assert agent_later() == DecodeRank.CONVERSATION  # it may still ask for consent
+    said(session, "outbound", "This call is recorded. Is that okay with you?", 1.0)
+    # The question is heard: the same queued turn is now its answer, ranked when asked.
+    assert answer() == DecodeRank.CONSENT_ANSWER
+    assert session.decode_rank("inbound", 60_000)() == DecodeRank.CONVERSATION  # past the window
+    said(session, "inbound", "Yes, that's fine.", 4.0)
+    assert session.consent == "granted"
+    assert session.decode_rank("inbound", 6_000)() == DecodeRank.CONVERSATION
+    assert agent_later() == DecodeRank.AGENT_AFTER  # consent decided: transcript only
+
+
+def test_skipped_utterances_are_counted_on_their_track() -> None:
+    session = make_session(make_start(tracks=("inbound", "outbound")))
+    [ready] = feed(session, ulaw_payloads(pattern(("T", 50), (".", 30))), "inbound")
+    session.on_transcript_lost(ready, skipped=True)
+    session.on_transcript_lost(ready, skipped=False)  # heard as nothing: not skipped
+    stats = {t.track: t.utterances_skipped for t in session.stopped_event("stop", 0).tracks}
+    assert stats == {"inbound": 1, "outbound": 0}

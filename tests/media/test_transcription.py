@@ -62,6 +62,39 @@ async def test_a_full_queue_skips_the_oldest_waiting_utterance_and_counts_it() -
     assert b"one" not in engine.seen
 
 
+async def test_workers_take_the_best_ranked_utterance_first() -> None:
+    engine = GatedEngine()
+    async with TranscriptionService(engine, workers=1, max_queue=8) as service:
+        busy = service.submit(b"busy", 8000)
+        assert await asyncio.to_thread(engine.started.wait, timeout(5))
+        agent = service.submit(b"agent", 8000, lambda: 2)
+        caller = service.submit(b"caller", 8000, lambda: 1)
+        answer = service.submit(b"answer", 8000, lambda: 0)
+        engine.gate.set()
+        await asyncio.wait_for(asyncio.gather(busy, agent, caller, answer), timeout(10))
+    assert engine.seen == [b"busy", b"answer", b"caller", b"agent"]
+
+
+async def test_a_full_queue_skips_the_worst_ranked_utterance_not_the_oldest() -> None:
+    engine = GatedEngine()
+    ranks = {b"first": 1, b"agent": 2, b"answer": 0}
+    async with TranscriptionService(engine, workers=1, max_queue=2) as service:
+        busy = service.submit(b"busy", 8000)
+        assert await asyncio.to_thread(engine.started.wait, timeout(5))
+        first = service.submit(b"first", 8000, lambda: ranks[b"first"])
+        agent = service.submit(b"agent", 8000, lambda: ranks[b"agent"])
+        answer = service.submit(b"answer", 8000, lambda: ranks[b"answer"])
+        assert await asyncio.wait_for(agent, timeout(5)) is None  # skipped, though not oldest
+        # A newcomer that ranks below everything waiting is the one skipped.
+        assert await asyncio.wait_for(service.submit(b"late", 8000, lambda: 3), timeout(5)) is None
+        # Ranks are asked when the queue chooses: "first" has become an answer meanwhile.
+        ranks[b"first"] = 0
+        engine.gate.set()
+        results = await asyncio.wait_for(asyncio.gather(busy, first, answer), timeout(10))
+    assert [r.text if r else None for r in results] == ["busy", "first", "answer"]
+    assert engine.seen == [b"busy", b"first", b"answer"]
+
+
 async def test_an_engine_failure_resolves_to_none_and_the_worker_goes_on() -> None:
     class Flaky:
         name = "flaky"
