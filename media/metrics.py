@@ -52,6 +52,18 @@ TRANSCRIPTION_SECONDS = Histogram(
 TRANSCRIPTION_QUEUE = Gauge(
     "voxsouth_transcription_queue_depth", "Utterances waiting for a transcription worker."
 )
+CLOUD_ERRORS = Counter(
+    "voxsouth_cloud_transcription_errors_total",
+    "Cloud transcription sessions ended by an error, by service and error; the track then "
+    "goes on with the offline engine.",
+    ["service", "code"],
+)
+CLOUD_STANDINS = Counter(
+    "voxsouth_cloud_transcription_standins_total",
+    "Utterances the offline engine transcribed in a cloud service's place, by service and why: "
+    "failed (its session ended) or late (not covered within the grace).",
+    ["service", "reason"],
+)
 DROPPED_WORK = Counter("voxsouth_dropped_work_total", "Work skipped to keep up, by kind.", ["kind"])
 HELD_DROPPED = Counter(
     "voxsouth_consent_held_dropped_total",

@@ -44,6 +44,7 @@ from media.protocol import (
 )
 from media.session import CallPolicy, CallSession, SessionConfig, UtteranceReady
 from media.stream_token import StreamGrant, TokenError, verify_token
+from media.streamed import CloudEngine, StreamedTranscription
 from media.transcription.engine import Transcription
 from media.transcription.service import TranscriptionService
 from media.vad import Utterance, WebRtcVoiceDetector
@@ -103,6 +104,8 @@ class _StreamDecodes:
     track's early decode, held until that track's next utterance takes it or makes it void."""
 
     def __init__(self) -> None:
+        self.streamed: StreamedTranscription | None = None
+        """The stream's cloud transcription, when a cloud engine is configured."""
         self.pending: dict[asyncio.Future[Transcription | None], UtteranceReady] = {}
         self._early: dict[Track, tuple[Utterance, asyncio.Future[Transcription | None]]] = {}
 
@@ -149,12 +152,14 @@ class MediaServer:
         *,
         transcriber: TranscriptionService | None,
         call_gate: CallGate,
+        cloud: CloudEngine | None = None,
         sink: EventSink,
         monotonic: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self._transcriber = transcriber
+        self._cloud = cloud
         self._call_gate = call_gate
         self._sink = sink
         self._monotonic = monotonic
@@ -215,7 +220,7 @@ class MediaServer:
                 while session is None:
                     msg = parser.receive(await ws.recv())
                     if isinstance(msg, Start):
-                        session = await self._open(msg)
+                        session = await self._open(msg, decodes)
                     elif isinstance(msg, UnknownEvent):
                         metrics.STREAM_ERRORS.labels("unknown_event").inc()
             outcome = await self._stream(ws, parser, session, decodes)
@@ -289,7 +294,7 @@ class MediaServer:
     def _gone(self) -> str:
         return "server_shutdown" if self._shutting_down else "disconnected"
 
-    async def _open(self, start: Start) -> CallSession:
+    async def _open(self, start: Start, decodes: _StreamDecodes) -> CallSession:
         token = start.custom_parameters.get("token", "")
         try:
             grant = verify_token(
@@ -305,6 +310,14 @@ class MediaServer:
         if admission.state != "active":
             state = admission.state
             raise StreamProtocolError(f"call_{state}", f"call is {state}", CLOSE_POLICY_VIOLATION)
+        streamed = None
+        if self._cloud is not None:
+            streamed = StreamedTranscription(
+                self._cloud,
+                emit=self._emit,
+                offline=lambda s, ready: self._transcribe_offline(s, ready, decodes),
+                monotonic=self._monotonic,
+            )
         try:
             session = CallSession(
                 start,
@@ -313,11 +326,15 @@ class MediaServer:
                 config=self.config.session,
                 vad_factory=lambda: WebRtcVoiceDetector(self.config.vad_aggressiveness),
                 policy=admission.policy,
+                audio_sink=streamed.audio if streamed is not None else None,
             )
         except UnsupportedFormat as exc:
             raise StreamProtocolError(
                 "unsupported_format", str(exc), CLOSE_UNSUPPORTED_DATA
             ) from None
+        if streamed is not None:
+            streamed.open(session)
+            decodes.streamed = streamed
         metrics.STREAMS_ACTIVE.inc()
         self._streams_per_call[grant.call_id] += 1
         self._sessions[grant.call_id].add(session)
@@ -331,10 +348,24 @@ class MediaServer:
         ready: UtteranceReady,
         decodes: _StreamDecodes,
     ) -> None:
+        if decodes.streamed is not None:
+            decodes.streamed.utterance(ready)  # the offline path only where the service failed
+        else:
+            self._transcribe_offline(session, ready, decodes)
+
+    def _transcribe_offline(
+        self,
+        session: CallSession,
+        ready: UtteranceReady,
+        decodes: _StreamDecodes,
+    ) -> None:
         utterance = ready.utterance
         if self._transcriber is None:
-            if not utterance.tentative:  # nothing will be heard of it, by configuration
-                self._emit(session.on_transcript_lost(ready, skipped=False))
+            if not utterance.tentative:
+                # Nothing will be hear of it: by configuration, or (a cloud service's stand-in
+                # with no offline engine to stand in) skipped.
+                skipped = decodes.streamed is not None
+                self._emit(session.on_transcript_lost(ready, skipped=skipped))
             return
         if utterance.tentative:
             # Only with a worker to spare: under load an early decode would delay real ones.
@@ -372,6 +403,8 @@ class MediaServer:
     ) -> None:
         for ready in session.finish():
             self._transcribe(session, ready, decodes)
+        if decodes.streamed is not None:
+            await decodes.streamed.finish()  # its stand-ins join `pending` below
         decodes.void_early()
         if pending := decodes.pending:
             # Bounded wait: a stream's segments must be emitted before its StreamStopped, and

@@ -45,6 +45,10 @@ MAX_HELD_EVENTS = 5_000
 """Held events beyond this (hours of talk without consent) drop the oldest."""
 
 FrameObserver: TypeAlias = Callable[[int, bool, bytes], None]
+AudioSink: TypeAlias = Callable[[bytes, bytes, int], None]
+"""Each new payload of a track, as received and as 16-bit PCM, and the samples lost just before
+it (a gap in chunk numbering): what a streaming transcription service is sent."""
+StreamAudioSink: TypeAlias = Callable[[Track, bytes, bytes, int], None]
 """(track clock at the frame's end in ms, voiced, the 20 ms frame of 16-bit PCM)."""
 _NO_UTTERANCES: tuple[UtteranceReady, ...] = ()
 """What `on_media` returns for almost every frame: nothing, and nothing allocated."""
@@ -101,11 +105,16 @@ class TrackPipeline:
     """Decoder, re-chunker and endpointer of one track, with its audio accounting."""
 
     def __init__(
-        self, decoder: Decoder, endpointer: Endpointer, observer: FrameObserver | None = None
+        self,
+        decoder: Decoder,
+        endpointer: Endpointer,
+        observer: FrameObserver | None = None,
+        sink: AudioSink | None = None,
     ) -> None:
         self.decoder = decoder
         self.endpointer = endpointer
         self._observer = observer
+        self._sink = sink
         self.frames_received = 0
         self.frames_lost = 0
         self.samples_lost = 0
@@ -125,6 +134,7 @@ class TrackPipeline:
         if chunk <= last:
             return utterances  # a repeated chunk: its audio is already in
         self.frames_received += 1
+        lost_samples = 0
         if chunk > last + 1:
             gap = chunk - last - 1
             self.frames_lost += gap
@@ -132,6 +142,8 @@ class TrackPipeline:
             self.samples_lost += lost_samples
             utterances += self._fill_gap(lost_samples)
         self._last_chunk = chunk
+        if self._sink is not None:
+            self._sink(payload, pcm, lost_samples)
         size = self.endpointer.frame_bytes
         if not self._pending and len(pcm) == size:
             self._frame(pcm, now, utterances)  # the usual payload: one whole 20 ms frame
@@ -192,6 +204,7 @@ class CallSession:
         config: SessionConfig,
         vad_factory: Callable[[], VoiceDetector],
         policy: CallPolicy = CallPolicy(),
+        audio_sink: StreamAudioSink | None = None,
     ) -> None:
         """Raises media.codecs.UnsupportedFormat for a media format it cannot decode, and
         ValueError for a rule set that does not hold together."""
@@ -200,6 +213,7 @@ class CallSession:
         self.call_id = call_id
         self._config = config
         self._vad_factory = vad_factory
+        self._audio_sink = audio_sink
         self._format = parse_format(
             start.encoding, start.sample_rate, l16_big_endian=config.l16_big_endian
         )
@@ -233,7 +247,13 @@ class CallSession:
             observer = None
             if self._rules is not None:
                 observer = self._frame_observer(track, self._rules)
-            pipeline = self.tracks[track] = TrackPipeline(decoder, endpointer, observer)
+            sink = None
+            if (stream_sink := self._audio_sink) is not None:
+
+                def sink(payload: bytes, pcm: bytes, lost_samples: int) -> None:
+                    stream_sink(track, payload, pcm, lost_samples)
+
+            pipeline = self.tracks[track] = TrackPipeline(decoder, endpointer, observer, sink)
         return pipeline
 
     def _frame_observer(self, track: Track, rules: RuleEngine) -> FrameObserver:
@@ -295,13 +315,35 @@ class CallSession:
         self, ready: UtteranceReady, result: Transcription, engine: str
     ) -> list[MediaEvent]:
         """The segment (or nothing, while it is held), then what the detectors made of it."""
+        utterance = ready.utterance
+        return self._heard(
+            ready.track, utterance.start_ms, utterance.end_ms, result, engine, streamed=False
+        )
+
+    def on_streamed_final(
+        self, track: Track, start_ms: int, end_ms: int, result: Transcription, engine: str
+    ) -> list[MediaEvent]:
+        """A streaming service's final words for `start_ms`..`end_ms` of the track: they settle
+        whichever of our utterances they cover (`ConsentTracker.on_streamed_text`)."""
+        return self._heard(track, start_ms, end_ms, result, engine, streamed=True)
+
+    def _heard(
+        self,
+        track: Track,
+        start_ms: int,
+        end_ms: int,
+        result: Transcription,
+        engine: str,
+        *,
+        streamed: bool,
+    ) -> list[MediaEvent]:
         segment = TranscriptSegment(
             org_id=self.org_id,
             call_id=self.call_id,
             stream_sid=self.start.stream_sid,
-            track=ready.track,
-            start_ms=ready.utterance.start_ms,
-            end_ms=ready.utterance.end_ms,
+            track=track,
+            start_ms=start_ms,
+            end_ms=end_ms,
             text=result.text,
             confidence=result.confidence,
             is_final=True,
@@ -309,14 +351,15 @@ class CallSession:
         )
         events = self._content(segment)
         sid = segment.event_id
-        findings = self._consent.on_text(
-            ready.track, segment.start_ms, result.text, sid, self._open_since()
-        )
+        if streamed:
+            findings = self._consent.on_streamed_text(
+                track, start_ms, end_ms, result.text, sid, self._open_since()
+            )
+        else:
+            findings = self._consent.on_text(track, start_ms, result.text, sid, self._open_since())
         events += self._consent_events(findings)
         if self._rules is not None:
-            fired = self._rules.on_text(
-                ready.track, segment.start_ms, segment.end_ms, result.text, sid
-            )
+            fired = self._rules.on_text(track, start_ms, end_ms, result.text, sid)
             events += [self._escalation(f) for f in fired]
         return events
 

@@ -45,6 +45,7 @@ from control.webhooks import WebhookConfig, Webhooks
 from media.server import CallAdmission, MediaServer, MediaServerConfig
 from media.session import SessionConfig
 from media.stream_token import StreamGrant, issue_token
+from media.streamed import CloudEngine
 from media.transcription.engine import TranscriptionEngine
 from media.transcription.service import TranscriptionService
 from media.vad import EndpointerConfig
@@ -115,6 +116,42 @@ def _load_engine(settings: Settings) -> TranscriptionEngine:
     )
 
 
+def _cloud_engine(settings: Settings) -> CloudEngine | None:
+    """The configured cloud streaming service, if any (settings checked its key is there)."""
+    from media.transcription.cloud.assemblyai import AssemblyAIProtocol
+    from media.transcription.cloud.deepgram import DeepgramProtocol
+    from media.transcription.cloud.stream import SpeechProtocol
+
+    engine = settings.transcription_engine
+    if engine == "assemblyai":
+        key, name = settings.assemblyai_api_key, settings.assemblyai_speech_model
+
+        def protocol(rate: int, mulaw: bool) -> SpeechProtocol:
+            return AssemblyAIProtocol(
+                rate, "pcm_mulaw" if mulaw else "pcm_s16le", name, base_url=settings.assemblyai_url
+            )
+
+    elif engine == "deepgram":
+        key, name = settings.deepgram_api_key, settings.deepgram_model
+
+        def protocol(rate: int, mulaw: bool) -> SpeechProtocol:
+            return DeepgramProtocol(
+                rate, "mulaw" if mulaw else "linear16", name, base_url=settings.deepgram_url
+            )
+
+    else:
+        return None
+    assert key is not None
+    return CloudEngine(
+        service=engine,
+        name=f"{engine}:{name}",
+        api_key=key.get_secret_value(),
+        protocol=protocol,
+        connect_timeout_s=settings.cloud_connect_timeout_s,
+        grace_s=settings.cloud_grace_s,
+    )
+
+
 def _signalwire_config(settings: Settings) -> SignalWireConfig | None:
     """SignalWire REST settings, when all three are set (outbound calls need them)."""
     token = settings.signalwire_api_token
@@ -133,7 +170,9 @@ def _bind(host: str, port: int) -> socket.socket:
 async def running(settings: Settings) -> AsyncIterator[RunningServer]:
     async with AsyncExitStack() as stack:
         engine_task = None
-        if settings.transcription_engine == "whisper":
+        cloud = _cloud_engine(settings)
+        fallback = cloud is not None and settings.transcription_fallback == "whisper"
+        if settings.transcription_engine == "whisper" or fallback:
             # Load the model while Postgres starts: both take a moment.
             engine_task = asyncio.create_task(asyncio.to_thread(_load_engine, settings))
         try:
@@ -189,6 +228,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
             ),
             transcriber=transcriber,
             call_gate=call_gate,
+            cloud=cloud,
             sink=writer.submit,
         )
         sw_client = None
@@ -278,7 +318,10 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
         app.add_routes(OutboundRoutes(OutboundConfig(public_url)).routes())
         if sw_client is not None:
             app[SIGNALWIRE] = sw_client
-        engine_ok = transcriber is not None or settings.transcription_engine == "none"
+        # A cloud engine is checked per session (its failures fall back); its fallback is here.
+        engine_ok = transcriber is not None or not (
+            settings.transcription_engine == "whisper" or fallback
+        )
         app.add_routes(Health(lambda: engine_ok).routes())
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await runner.setup()

@@ -68,7 +68,22 @@ class Settings(BaseSettings):
     disclosure_text: str = "This call may be recorded and transcribed for quality and training."
     hold_seconds: int = Field(default=600, ge=1, le=14_400)
 
-    transcription_engine: Literal["whisper", "none"] = "whisper"
+    transcription_engine: Literal["whisper", "assemblyai", "deepgram", "none"] = "whisper"
+    """`assemblyai` and `deepgram` stream each track to the service, with whisper standing in
+    where a session fails (`transcription_fallback`)."""
+    transcription_fallback: Literal["whisper", "none"] = "whisper"
+    """What transcribes a track whose cloud session failed; `none` counts its words skipped."""
+    assemblyai_api_key: SecretStr | None = None
+    assemblyai_url: str = "wss://streaming.assemblyai.com/v3/ws"
+    """`wss://streaming.eu.assemblyai.com/v3/ws` for the EU."""
+    assemblyai_speech_model: str = "universal-streaming-english"
+    deepgram_api_key: SecretStr | None = None
+    deepgram_url: str = "wss://api.deepgram.com/v1/listen"
+    deepgram_model: str = "nova-3"
+    cloud_connect_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    cloud_grace_s: float = Field(default=3.0, gt=0, le=60)
+    """An utterance a cloud service has not transcribed this long after it ended is decoded
+    offline (see `media.streamed`)."""
     whisper_model: str = "bundled:tiny.en"
     whisper_hotwords: str = CONSENT_HOTWORDS
     """Hint phrases for the decoder; empty for none."""
@@ -124,6 +139,13 @@ class Settings(BaseSettings):
     def cors_origin_set(self) -> frozenset[str]:
         return frozenset(o.strip() for o in self.cors_origins.split(",") if o.strip())
 
+    @field_validator("assemblyai_url", "deepgram_url")
+    @classmethod
+    def _check_cloud_url(cls, value: str) -> str:
+        checked = _check_url(value, ("wss://", "ws://"), "a wss:// URL")
+        assert checked is not None
+        return checked
+
     @field_validator("media_public_url")
     @classmethod
     def _check_media_public_url(cls, value: str | None) -> str | None:
@@ -167,6 +189,12 @@ def load_settings(**overrides: object) -> Settings:
             lines.append(f"{name}: {message}" if name else message)
         raise SettingsError("\n".join(lines)) from None
     problems = []
+    engine = settings.transcription_engine
+    if engine in ("assemblyai", "deepgram") and getattr(settings, f"{engine}_api_key") is None:
+        problems.append(
+            f"VOXSOUTH_{engine.upper()}_API_KEY: required when VOXSOUTH_TRANSCRIPTION_ENGINE is "
+            f"{engine} (no key, no transcripts: it is never faked)"
+        )
     if settings.production:
         for name in GENERATED_SECRETS:
             if getattr(settings, name) is None:

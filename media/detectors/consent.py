@@ -63,6 +63,9 @@ SHORT_TURN_WORDS = 3
 ASKING_BACK = RECORDING_WORDS | {"agree", "permission", "why", "mind"}
 """A turn with these words, or a question, is about the request ("why would I agree?"): it
 stays open."""
+STREAMED_START_SLACK_MS = 300
+"""A streaming service times a turn from its first word; our endpointing starts an utterance up
+to its pre-roll (200 ms) earlier, or a little later where the first word is soft."""
 _FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 PlayedDisclosure = Literal["none", "notice", "question", "keypad"]
 Detector = Literal["agent_speech", "caller_speech", "keypad", "implied_notice"]
@@ -153,6 +156,34 @@ class ConsentTracker:
         if event is None:
             event = self._insert(_Event(track, start_ms))
         event.text, event.segment_id = text, segment_id
+        return self._judge(open_since)
+
+    def on_streamed_text(
+        self,
+        track: Track,
+        start_ms: int,
+        end_ms: int,
+        text: str,
+        segment_id: uuid.UUID | None,
+        open_since: dict[Track, int | None],
+    ) -> list[ConsentFinding]:
+        """Words a streaming service finalized, spoken from `start_ms` to `end_ms`. Its turns
+        need not match the utterances `expect`ed from our own endpointing: every one of the
+        track that began by `end_ms` is settled by them. The words go to the one that was open
+        when they began (or the first, where our endpointing started late); the others were
+        noise the service did not transcribe, or pieces of the same turn."""
+        pending = [
+            e
+            for e in self._timeline[self._judged_until :]
+            if e.track == track and not e.settled and e.start_ms <= end_ms
+        ]
+        if not pending:
+            return self.on_text(track, start_ms, text, segment_id, open_since)
+        begun = [e for e in pending if e.start_ms <= start_ms + STREAMED_START_SLACK_MS]
+        owner = begun[-1] if begun else pending[0]
+        for event in pending:
+            event.text = ""
+        owner.text, owner.segment_id = text, segment_id
         return self._judge(open_since)
 
     def on_lost(

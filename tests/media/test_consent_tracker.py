@@ -257,3 +257,27 @@ def test_a_question_heard_without_its_question_mark_still_asks_back() -> None:
     assert verdicts(say(tracker, "inbound", 6_000, "Oh, okay then, yes, that's fine by me.")) == [
         ("caller_speech", "granted")
     ]
+
+
+def test_a_streaming_services_turn_settles_the_utterances_it_covers() -> None:
+    """A cloud service's turns need not match our endpointing: its words for 1.0-4.6 s settle
+    both our utterances in that span (a cough at 0.2 s and the question, cut in two at a
+    pause), so the caller's answer after them is judged as an answer."""
+    tracker = ConsentTracker()
+    for start_ms in (200, 800, 2_600):
+        tracker.expect("outbound", start_ms)
+    tracker.expect("inbound", 5_000)
+    assert say(tracker, "inbound", 5_000, "Yes, that's fine.") == []  # the agent is pending
+    found = tracker.on_streamed_text(
+        "outbound", 1_000, 4_600, "We record calls. Is that okay?", SEG, NOTHING_OPEN
+    )
+    assert [(f.kind, f.verdict, f.offset_ms) for f in found] == [
+        ("disclosure", None, 800),  # the utterance open when the words began holds them
+        ("answer", "granted", 5_000),
+    ]
+
+
+def test_a_streamed_turn_our_endpointing_missed_joins_the_timeline() -> None:
+    tracker = ConsentTracker(played="question")
+    found = tracker.on_streamed_text("inbound", 3_000, 3_400, "Sure.", SEG, NOTHING_OPEN)
+    assert verdicts(found) == [("caller_speech", "granted")]

@@ -315,3 +315,24 @@ def test_cors_origins_are_checked_at_start_up(
     assert ok.cors_origin_set == {"https://app.example.com", "http://localhost:3000"}
     with pytest.raises(SettingsError, match="VOXSOUTH_CORS_ORIGINS: .*https://app.example.com/"):
         load_settings(data_dir=tmp_path, cors_origins="https://app.example.com/")
+
+
+@pytest.mark.parametrize("engine", ["assemblyai", "deepgram"])
+def test_a_cloud_engine_without_its_key_is_a_start_up_error(
+    engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VOXSOUTH_TRANSCRIPTION_ENGINE", engine)
+    with pytest.raises(SettingsError) as info:
+        load_settings(data_dir=tmp_path)
+    assert problem_variables(info.value) == [f"VOXSOUTH_{engine.upper()}_API_KEY"]
+    monkeypatch.setenv(f"VOXSOUTH_{engine.upper()}_API_KEY", "the-key")
+    assert load_settings(data_dir=tmp_path).transcription_engine == engine
+
+
+def test_a_cloud_url_must_be_a_websocket_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VOXSOUTH_DEEPGRAM_URL", "https://api.deepgram.com/v1/listen")
+    with pytest.raises(SettingsError) as info:
+        load_settings(data_dir=tmp_path)
+    assert problem_variables(info.value) == ["VOXSOUTH_DEEPGRAM_URL"]

@@ -201,6 +201,10 @@ class AssemblyAIProtocol:
         (→ `Ended`), and closes with 1000."""
         return _TERMINATE
 
+    def end(self) -> str:
+        """The message that ends the session (what every protocol here has): `terminate()`."""
+        return self.terminate()
+
     def force_endpoint(self) -> str:
         """Ends the current turn now (its Final follows)."""
         return _FORCE_ENDPOINT

@@ -148,6 +148,10 @@ class DeepgramProtocol:
         self._closing = True
         return _CLOSE_STREAM
 
+    def end(self) -> str:
+        """The message that ends the session (what every protocol here has): `close_stream()`."""
+        return self.close_stream()
+
     # Server → client
 
     def receive(self, message: str | bytes) -> list[Result]:

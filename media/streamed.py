@@ -1,0 +1,228 @@
+"""Transcription by a cloud streaming service, for one media stream.
+
+Each track has its own upstream session (`media.transcription.cloud.stream.StreamingTrack`),
+fed every payload as it arrives. The service times its words on its own clock (audio since its
+first byte); a gap in the stream moves the track's clock but not the service's, so every gap is
+remembered and the service's times are shifted past it onto the call's clock.
+
+Our own endpointing keeps running beside it: its utterances, with their audio, wait as
+*uncovered* until a final of the service covers them. They are what the offline engine decodes
+when the service fails (refused, closed mid-call, malformed, too slow to take audio), so no
+words spoken before or after the failure are lost, and the track stays with the offline engine
+for the rest of the stream. An utterance still uncovered `grace_s` after it ended is decoded
+offline too: noise the service rightly ignored costs one decode, and a service that lets
+`MAX_LATE` utterances in a row pass is dropped as too slow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from media import metrics
+from media.codecs import MULAW
+from media.events import MediaEvent, Track
+from media.session import CallSession, UtteranceReady
+from media.transcription.cloud.results import Final, Result, ServiceError
+from media.transcription.cloud.stream import SpeechProtocol, StreamingTrack
+from media.transcription.engine import Transcription
+
+log = logging.getLogger(__name__)
+
+MAX_LATE = 3
+"""Utterances in a row left uncovered past the grace before the service counts as too slow."""
+
+
+@dataclass(frozen=True, slots=True)
+class CloudEngine:
+    """A configured cloud streaming service."""
+
+    service: str
+    """Metric label and the first part of `name`: `assemblyai` or `deepgram`."""
+    name: str
+    """Stored with every segment it transcribes, e.g. `assemblyai:universal-streaming-english`."""
+    api_key: str = field(repr=False)
+    protocol: Callable[[int, bool], SpeechProtocol]
+    """A session's protocol for (sample rate, whether the audio is passed through as μ-law)."""
+    connect_timeout_s: float = 5.0
+    grace_s: float = 3.0
+    end_timeout_s: float = 5.0
+
+
+class ServiceClock:
+    """Maps a service's times (audio it was sent) onto the track's clock (audio of the call,
+    lost audio included)."""
+
+    __slots__ = ("_rate", "_sent", "_shifts")
+
+    def __init__(self, sample_rate: int) -> None:
+        self._rate = sample_rate
+        self._sent = 0
+        self._shifts: list[tuple[int, int]] = [(0, 0)]
+        """(service sample, samples the track's clock is ahead from there): one per gap."""
+
+    def sent(self, samples: int, lost_before: int) -> None:
+        if lost_before:
+            self._shifts.append((self._sent, self._shifts[-1][1] + lost_before))
+        self._sent += samples
+
+    def call_ms(self, service_ms: int) -> int:
+        sample = service_ms * self._rate // 1000
+        shift = next(s for at, s in reversed(self._shifts) if at <= sample)
+        return (sample + shift) * 1000 // self._rate
+
+
+class _Track:
+    __slots__ = ("stream", "mulaw", "clock", "uncovered", "late", "stood_in_to")
+
+    def __init__(self, stream: StreamingTrack, mulaw: bool, rate: int) -> None:
+        self.stream = stream
+        self.mulaw = mulaw
+        self.clock = ServiceClock(rate)
+        self.uncovered: list[UtteranceReady] = []
+        self.late = 0
+        self.stood_in_to = -1
+        """End (ms) of the last utterance decoded offline in the service's place."""
+
+
+class StreamedTranscription:
+    def __init__(
+        self,
+        engine: CloudEngine,
+        *,
+        emit: Callable[[list[MediaEvent]], None],
+        offline: Callable[[CallSession, UtteranceReady], None],
+        monotonic: Callable[[], float],
+    ) -> None:
+        """`offline` transcribes an utterance with the offline engine (or counts it skipped)."""
+        self._engine = engine
+        self._emit = emit
+        self._offline = offline
+        self._monotonic = monotonic
+        self._session: CallSession | None = None
+        self._tracks: dict[Track, _Track] = {}
+        self._failed: dict[Track, str] = {}
+        self._finished = False
+
+    def open(self, session: CallSession) -> None:
+        """Opens one upstream session per track of the stream."""
+        self._session = session
+        mulaw = session.start.encoding == MULAW
+        for track, pipeline in session.tracks.items():
+            rate = pipeline.decoder.output_rate
+            protocol = self._engine.protocol(rate, mulaw)
+
+            def on_result(result: Result, track: Track = track) -> None:
+                self._on_result(track, result)
+
+            stream = StreamingTrack(
+                protocol,
+                self._engine.api_key,
+                on_result,
+                connect_timeout_s=self._engine.connect_timeout_s,
+            )
+            self._tracks[track] = _Track(stream, mulaw, rate)
+            stream.start()
+
+    def audio(self, track: Track, payload: bytes, pcm: bytes, lost_samples: int) -> None:
+        state = self._tracks.get(track)
+        if state is None:
+            return  # a track the stream's start did not name, or one given up
+        state.clock.sent(len(pcm) // 2, lost_samples)
+        state.stream.feed(payload if state.mulaw else pcm)
+
+    def utterance(self, ready: UtteranceReady) -> None:
+        """An utterance our endpointing found: the service's to cover, or the offline
+        engine's once the service has failed on this track."""
+        assert self._session is not None
+        state = self._tracks.get(ready.track)
+        if state is None:
+            self._offline(self._session, ready)
+            return
+        if ready.utterance.tentative:
+            return  # the service streams its own partial text; early decodes are offline's
+        state.uncovered.append(ready)
+        asyncio.get_running_loop().call_later(self._engine.grace_s, self._check_late, ready.track)
+
+    def failed(self) -> dict[Track, str]:
+        """Tracks whose service session failed, and the error's label."""
+        return dict(self._failed)
+
+    async def finish(self) -> None:
+        """Asks every session for its last words; what they leave uncovered was heard as
+        nothing, or goes to the offline engine where the session failed."""
+        tracks = list(self._tracks.items())
+        await asyncio.gather(*(s.stream.finish(self._engine.end_timeout_s) for _, s in tracks))
+        self._finished = True
+        session = self._session
+        assert session is not None
+        for _track, state in tracks:
+            for ready in state.uncovered:
+                self._emit(session.on_transcript_lost(ready, skipped=False))
+            state.uncovered.clear()
+
+    async def close(self) -> None:
+        self._finished = True
+        await asyncio.gather(*(s.stream.close() for s in self._tracks.values()))
+
+    def _on_result(self, track: Track, result: Result) -> None:
+        if isinstance(result, Final):
+            self._final(track, result)
+        elif isinstance(result, ServiceError):
+            self._fail(track, result)
+
+    def _final(self, track: Track, final: Final) -> None:
+        state, session = self._tracks.get(track), self._session
+        if state is None or session is None:
+            return
+        start, end = state.clock.call_ms(final.start_ms), state.clock.call_ms(final.end_ms)
+        covered = [r for r in state.uncovered if r.utterance.start_ms <= end]
+        state.uncovered = [r for r in state.uncovered if r.utterance.start_ms > end]
+        state.late = 0
+        if not covered and end <= state.stood_in_to:
+            # Its utterances were decoded offline while the service lagged: stored once.
+            metrics.DROPPED_WORK.labels("cloud_final_after_standin").inc()
+            return
+        if covered:
+            latency = self._monotonic() - covered[-1].speech_ended_at
+            metrics.TRANSCRIPTION_LATENCY.observe(max(latency, 0.0))
+        result = Transcription(final.text, final.confidence)
+        self._emit(session.on_streamed_final(track, start, end, result, self._engine.name))
+
+    def _fail(self, track: Track, error: ServiceError) -> None:
+        state, session = self._tracks.pop(track, None), self._session
+        if state is None or session is None:
+            return
+        self._failed[track] = error.code
+        metrics.CLOUD_ERRORS.labels(self._engine.service, error.code).inc()
+        log.warning(
+            "%s session for %s track failed (%s: %s); the offline engine takes over",
+            self._engine.service, track, error.code, error.message,
+        )  # fmt: skip
+        self._stand_in(session, state, state.uncovered, "failed")
+        state.uncovered = []
+        state.stream.abort()
+
+    def _check_late(self, track: Track) -> None:
+        state, session = self._tracks.get(track), self._session
+        if self._finished or state is None or session is None:
+            return
+        due = self._monotonic() - self._engine.grace_s
+        late = [r for r in state.uncovered if r.speech_ended_at <= due]
+        if not late:
+            return
+        state.uncovered = [r for r in state.uncovered if r.speech_ended_at > due]
+        self._stand_in(session, state, late, "late")
+        state.late += len(late)
+        if state.late >= MAX_LATE:
+            self._fail(track, ServiceError("slow", f"{state.late} utterances uncovered", True))
+
+    def _stand_in(
+        self, session: CallSession, state: _Track, readies: Sequence[UtteranceReady], why: str
+    ) -> None:
+        for ready in readies:
+            metrics.CLOUD_STANDINS.labels(self._engine.service, why).inc()
+            state.stood_in_to = max(state.stood_in_to, ready.utterance.end_ms)
+            self._offline(session, ready)

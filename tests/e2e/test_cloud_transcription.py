@@ -1,0 +1,133 @@
+"""A call transcribed by a cloud streaming service (fakes that speak AssemblyAI's and
+Deepgram's protocols and hear with the offline engine), and the offline engine standing in
+when the service fails mid-call."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from media import metrics
+from media.transcription.whisper import WhisperEngine
+from server.app import RunningServer
+from server.simulator.audio import read_call_audio
+from server.simulator.fake_stt import running_fake_assemblyai, running_fake_deepgram
+from server.simulator.report import wait_for_streams_done
+from storage.db import Pool
+from tests.conftest import SPEECH, timeout
+from tests.e2e.test_call_path import recall
+from tests.support.calls import simulator
+
+KEY = "test-cloud-key"
+
+
+@pytest.fixture(scope="module")
+def fake_ears() -> WhisperEngine:
+    """What the fake services hear with (the offline engine, so nothing is scripted)."""
+    return WhisperEngine("bundled:tiny.en", Path("unused"), workers=2)
+
+
+@pytest.fixture
+async def one_party_org(pool: Pool, org_number: tuple[uuid.UUID, str]) -> AsyncIterator[str]:
+    org_id, number = org_number
+    await pool.execute(
+        "UPDATE organizations SET consent_default = 'one_party' WHERE id = $1", org_id
+    )
+    yield number
+
+
+async def play(srv: RunningServer, number: str, speed: float) -> dict[str, Any]:
+    audio = read_call_audio(SPEECH / "two_party.wav")
+    async with aiohttp.ClientSession() as http:
+        call = await simulator(http, srv, srv.settings).call(
+            audio, to_number=number, from_number="+15550123456", speed=speed
+        )
+    assert call.errors == [] and call.close_code == 1000
+    return await wait_for_streams_done(srv.dsn, call.call_sid, timeout(60))
+
+
+def said_by(report: dict[str, Any]) -> dict[str, list[str]]:
+    script = json.loads((SPEECH / "texts.json").read_text())["two_party.wav"]
+    return {
+        speaker: [t["text"] for t in script if t["track"] == track]
+        for speaker, track in (("caller", "inbound"), ("agent", "outbound"))
+    }
+
+
+def heard_by(report: dict[str, Any]) -> dict[str, list[str]]:
+    return {
+        speaker: [s["text"] for s in report["transcript"] if s["speaker"] == speaker]
+        for speaker in ("caller", "agent")
+    }
+
+
+async def test_a_call_is_transcribed_by_assemblyai_streaming(
+    start_server: Callable[..., AbstractAsyncContextManager[RunningServer]],
+    one_party_org: str,
+    fake_ears: WhisperEngine,
+) -> None:
+    async with running_fake_assemblyai(fake_ears, api_key=KEY) as fake:
+        settings = dict(
+            transcription_engine="assemblyai", assemblyai_api_key=KEY, assemblyai_url=fake.url
+        )
+        async with start_server(**settings) as srv:
+            report = await play(srv, one_party_org, speed=1.0)  # the service refuses faster
+        sessions = await fake.wait_ended(2, timeout_s=timeout(10))
+
+    # One session per track, μ-law passed through as it came, ended the way the service asks.
+    assert len(sessions) == 2
+    frames = report["streams"][0]["frames_received_inbound"]
+    for session in sessions:
+        assert session.headers["authorization"] == KEY
+        assert session.query["encoding"] == "pcm_mulaw" and session.query["sample_rate"] == "8000"
+        assert session.query["speech_model"] == "universal-streaming-english"
+        assert session.audio_bytes >= frames * 160  # every frame (the last chunk padded)
+        assert json.loads(session.messages[-1]) == {"type": "Terminate"}
+        assert session.close_code == 1000
+    # The service's words, on the call's clock, by speaker.
+    segments = report["transcript"]
+    assert segments and all(
+        s["engine"] == "assemblyai:universal-streaming-english" for s in segments
+    )
+    expected, heard = said_by(report), heard_by(report)
+    assert recall(expected["agent"], heard["agent"]) >= 0.7, heard
+    assert recall(expected["caller"], heard["caller"]) >= 0.5, heard
+    starts = sorted((s["start_ms"], s["speaker"]) for s in segments)
+    assert [speaker for _, speaker in starts][:2] == ["agent", "caller"]
+    assert report["streams"][0]["utterances_skipped"] == 0
+
+
+async def test_when_the_service_drops_mid_call_the_offline_engine_hears_the_rest(
+    start_server: Callable[..., AbstractAsyncContextManager[RunningServer]],
+    one_party_org: str,
+    fake_ears: WhisperEngine,
+) -> None:
+    errors = metrics.CLOUD_ERRORS.labels("deepgram", "server_error")
+    before = errors._value.get()
+    # Deepgram closes both sessions with a server error 6 s into the call (3 s of playing).
+    faults = dict(close_after_s=(6.0, 1011, "internal server error"))
+    async with running_fake_deepgram(fake_ears, api_key=KEY, **faults) as fake:
+        settings = dict(
+            transcription_engine="deepgram", deepgram_api_key=KEY, deepgram_url=fake.url
+        )
+        async with start_server(**settings) as srv:
+            report = await play(srv, one_party_org, speed=2.0)
+
+    assert errors._value.get() == before + 2  # both tracks' sessions
+    segments = report["transcript"]
+    engines = {s["engine"] for s in segments}
+    assert engines <= {"deepgram:nova-3", "faster-whisper:tiny.en"}
+    assert any(s["engine"] == "faster-whisper:tiny.en" and s["start_ms"] >= 6000 for s in segments)
+    # Nothing lost across the switch: every sentence is there, each once.
+    expected, heard = said_by(report), heard_by(report)
+    assert recall(expected["agent"], heard["agent"]) >= 0.7, heard
+    assert recall(expected["caller"], heard["caller"]) >= 0.5, heard
+    assert len(segments) == len({(s["speaker"], s["start_ms"]) for s in segments})
+    assert report["streams"][0]["utterances_skipped"] == 0

@@ -1,0 +1,25 @@
+"""media.streamed: a cloud service's times placed on the call's clock."""
+
+from __future__ import annotations
+
+from media.streamed import ServiceClock
+
+
+def test_service_times_move_past_the_gaps_the_service_never_heard() -> None:
+    clock = ServiceClock(8000)
+    clock.sent(8000, lost_before=0)  # 0-1 s
+    clock.sent(8000, lost_before=4000)  # 0.5 s lost, then 1.5-2.5 s of the call
+    clock.sent(8000, lost_before=8000)  # 1 s lost, then 3.5-4.5 s
+    assert clock.call_ms(500) == 500
+    assert clock.call_ms(999) == 999
+    assert clock.call_ms(1000) == 1500  # the service's second second is the call's 1.5 s
+    assert clock.call_ms(1999) == 2499
+    assert clock.call_ms(2000) == 3500
+    assert clock.call_ms(2600) == 4100
+
+
+def test_audio_lost_before_the_first_payload_counts_from_the_start() -> None:
+    clock = ServiceClock(16000)
+    clock.sent(320, lost_before=16000)  # the stream's first second never arrived
+    assert clock.call_ms(0) == 1000
+    assert clock.call_ms(10) == 1010
