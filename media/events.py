@@ -60,8 +60,11 @@ class TrackStats:
     frames_lost: int
     audio_lost_ms: int
     utterances_skipped: int = 0
-    """Utterances never transcribed for want of time (overload, stream end). Defaults to 0
-    for events journaled before it was counted."""
+    """Utterances never transcribed for want of time (overload, stream end)."""
+    transcription_error: str | None = None
+    """The error that made a cloud service's transcription of this track fall back to the
+    offline engine (e.g. `server_error`, `slow`); None if it never did. Both default for events
+    journaled before they were recorded."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

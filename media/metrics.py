@@ -54,9 +54,14 @@ TRANSCRIPTION_QUEUE = Gauge(
 )
 CLOUD_ERRORS = Counter(
     "voxsouth_cloud_transcription_errors_total",
-    "Cloud transcription sessions ended by an error, by service and error; the track then "
-    "goes on with the offline engine.",
+    "Cloud transcription sessions ended by an error, by service and error (circuit_open: not "
+    "tried, the service kept failing); the track goes on with the offline engine.",
     ["service", "code"],
+)
+CLOUD_CIRCUIT_OPEN = Gauge(
+    "voxsouth_cloud_transcription_circuit_open",
+    "1 while new streams skip a cloud service that keeps failing (the offline engine hears them).",
+    ["service"],
 )
 CLOUD_STANDINS = Counter(
     "voxsouth_cloud_transcription_standins_total",

@@ -44,7 +44,7 @@ from media.protocol import (
 )
 from media.session import CallPolicy, CallSession, SessionConfig, UtteranceReady
 from media.stream_token import StreamGrant, TokenError, verify_token
-from media.streamed import CloudEngine, StreamedTranscription
+from media.streamed import CloudEngine, ServiceCircuit, StreamedTranscription
 from media.transcription.engine import Transcription
 from media.transcription.service import TranscriptionService
 from media.vad import Utterance, WebRtcVoiceDetector
@@ -78,6 +78,9 @@ class MediaServerConfig:
     max_message_bytes: int = 64 * 1024
     start_timeout_s: float = 10.0
     finish_timeout_s: float = 10.0
+    cloud_circuit_failures: int = 3
+    """Cloud sessions failing in a row before new streams skip the service for a while."""
+    cloud_circuit_reset_s: float = 30.0
     flood_rate_per_s: float = 500.0
     """Messages per second per stream; SignalWire sends 100 (two tracks of 50)."""
     flood_burst: float = 2_000.0
@@ -160,6 +163,16 @@ class MediaServer:
         self.config = config
         self._transcriber = transcriber
         self._cloud = cloud
+        self._circuit = (
+            None
+            if cloud is None
+            else ServiceCircuit(
+                cloud.service,
+                config.cloud_circuit_failures,
+                config.cloud_circuit_reset_s,
+                monotonic,
+            )
+        )
         self._call_gate = call_gate
         self._sink = sink
         self._monotonic = monotonic
@@ -311,9 +324,10 @@ class MediaServer:
             state = admission.state
             raise StreamProtocolError(f"call_{state}", f"call is {state}", CLOSE_POLICY_VIOLATION)
         streamed = None
-        if self._cloud is not None:
+        if self._cloud is not None and self._circuit is not None:
             streamed = StreamedTranscription(
                 self._cloud,
+                self._circuit,
                 emit=self._emit,
                 offline=lambda s, ready: self._transcribe_offline(s, ready, decodes),
                 monotonic=self._monotonic,

@@ -121,6 +121,8 @@ class TrackPipeline:
         self.utterances_skipped = 0
         """Utterances never transcribed for want of time (full queue, stream end, engine
         error): words the record does not have."""
+        self.transcription_error: str | None = None
+        """Why a cloud service stopped transcribing this track (the offline engine went on)."""
         self.last_voiced_at = 0.0
         self._last_chunk: int | None = None
         self._pending = bytearray()
@@ -191,6 +193,7 @@ class TrackPipeline:
             frames_lost=self.frames_lost,
             audio_lost_ms=self.samples_lost * 1000 // self.decoder.output_rate,
             utterances_skipped=self.utterances_skipped,
+            transcription_error=self.transcription_error,
         )
 
 

@@ -51,6 +51,45 @@ class CloudEngine:
     end_timeout_s: float = 5.0
 
 
+class ServiceCircuit:
+    """Stops new streams trying a cloud service that keeps failing: after `failures` sessions
+    in a row fail, streams go straight to the offline engine; every `reset_s` one stream tries
+    the service again, and a session that delivers words closes the circuit.
+
+    (control.signalwire has a breaker of the same kind for REST calls; media/ may not import
+    it, see DESIGN.md.)"""
+
+    def __init__(
+        self, service: str, failures: int, reset_s: float, clock: Callable[[], float]
+    ) -> None:
+        self._service = service
+        self._threshold = failures
+        self._reset_s = reset_s
+        self._clock = clock
+        self._failures = 0
+        self._opened_at: float | None = None
+
+    def allow(self) -> bool:
+        """Whether a new stream may try the service (the one trial, when open)."""
+        if self._opened_at is None:
+            return True
+        if self._clock() - self._opened_at < self._reset_s:
+            return False
+        self._opened_at = self._clock()  # this stream is the trial; the next waits again
+        return True
+
+    def succeeded(self) -> None:
+        self._failures = 0
+        self._opened_at = None
+        metrics.CLOUD_CIRCUIT_OPEN.labels(self._service).set(0)
+
+    def failed(self) -> None:
+        self._failures += 1
+        if self._failures >= self._threshold and self._opened_at is None:
+            self._opened_at = self._clock()
+            metrics.CLOUD_CIRCUIT_OPEN.labels(self._service).set(1)
+
+
 class ServiceClock:
     """Maps a service's times (audio it was sent) onto the track's clock (audio of the call,
     lost audio included)."""
@@ -75,7 +114,7 @@ class ServiceClock:
 
 
 class _Track:
-    __slots__ = ("stream", "mulaw", "clock", "uncovered", "late", "stood_in_to")
+    __slots__ = ("stream", "mulaw", "clock", "uncovered", "late", "stood_in_to", "heard")
 
     def __init__(self, stream: StreamingTrack, mulaw: bool, rate: int) -> None:
         self.stream = stream
@@ -85,12 +124,15 @@ class _Track:
         self.late = 0
         self.stood_in_to = -1
         """End (ms) of the last utterance decoded offline in the service's place."""
+        self.heard = False
+        """The service has delivered words on this track (the circuit has been told)."""
 
 
 class StreamedTranscription:
     def __init__(
         self,
         engine: CloudEngine,
+        circuit: ServiceCircuit,
         *,
         emit: Callable[[list[MediaEvent]], None],
         offline: Callable[[CallSession, UtteranceReady], None],
@@ -98,17 +140,23 @@ class StreamedTranscription:
     ) -> None:
         """`offline` transcribes an utterance with the offline engine (or counts it skipped)."""
         self._engine = engine
+        self._circuit = circuit
         self._emit = emit
         self._offline = offline
         self._monotonic = monotonic
         self._session: CallSession | None = None
         self._tracks: dict[Track, _Track] = {}
-        self._failed: dict[Track, str] = {}
         self._finished = False
 
     def open(self, session: CallSession) -> None:
         """Opens one upstream session per track of the stream."""
         self._session = session
+        if not self._circuit.allow():
+            # The service keeps failing: this stream is the offline engine's from the start.
+            for pipeline in session.tracks.values():
+                pipeline.transcription_error = "circuit_open"
+            metrics.CLOUD_ERRORS.labels(self._engine.service, "circuit_open").inc()
+            return
         mulaw = session.start.encoding == MULAW
         for track, pipeline in session.tracks.items():
             rate = pipeline.decoder.output_rate
@@ -146,10 +194,6 @@ class StreamedTranscription:
         state.uncovered.append(ready)
         asyncio.get_running_loop().call_later(self._engine.grace_s, self._check_late, ready.track)
 
-    def failed(self) -> dict[Track, str]:
-        """Tracks whose service session failed, and the error's label."""
-        return dict(self._failed)
-
     async def finish(self) -> None:
         """Asks every session for its last words; what they leave uncovered was heard as
         nothing, or goes to the offline engine where the session failed."""
@@ -181,6 +225,9 @@ class StreamedTranscription:
         covered = [r for r in state.uncovered if r.utterance.start_ms <= end]
         state.uncovered = [r for r in state.uncovered if r.utterance.start_ms > end]
         state.late = 0
+        if not state.heard:
+            state.heard = True
+            self._circuit.succeeded()
         if not covered and end <= state.stood_in_to:
             # Its utterances were decoded offline while the service lagged: stored once.
             metrics.DROPPED_WORK.labels("cloud_final_after_standin").inc()
@@ -195,8 +242,9 @@ class StreamedTranscription:
         state, session = self._tracks.pop(track, None), self._session
         if state is None or session is None:
             return
-        self._failed[track] = error.code
+        session.tracks[track].transcription_error = error.code  # on the stream's record
         metrics.CLOUD_ERRORS.labels(self._engine.service, error.code).inc()
+        self._circuit.failed()
         log.warning(
             "%s session for %s track failed (%s: %s); the offline engine takes over",
             self._engine.service, track, error.code, error.message,

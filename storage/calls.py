@@ -357,7 +357,8 @@ async def get_call(
         "streams": """SELECT stream_sid, name, status, codec, sample_rate, tracks,
                              frames_received_inbound, frames_received_outbound,
                              frames_lost_inbound, frames_lost_outbound, audio_lost_ms,
-                             utterances_skipped, end_reason, error, started_at, stopped_at
+                             utterances_skipped, transcription_error_inbound,
+                             transcription_error_outbound, end_reason, error, started_at, stopped_at
                       FROM media_streams WHERE org_id = $1 AND call_id = $2
                       ORDER BY created_at""",
         "consent_events": """SELECT id, kind, detector, verdict, track, offset_ms, evidence,

@@ -80,8 +80,9 @@ _STREAM_STOPPED = """
 INSERT INTO media_streams (org_id, call_id, stream_sid, status, frames_received_inbound,
                            frames_received_outbound, frames_lost_inbound, frames_lost_outbound,
                            audio_lost_ms, messages_lost, end_reason, stopped_at,
-                           utterances_skipped)
-VALUES ($1, $2, $3, 'stopped', $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                           utterances_skipped, transcription_error_inbound,
+                           transcription_error_outbound)
+VALUES ($1, $2, $3, 'stopped', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 ON CONFLICT (stream_sid) DO UPDATE SET
     status = CASE WHEN media_streams.status = 'failed' THEN 'failed' ELSE 'stopped' END,
     frames_received_inbound = EXCLUDED.frames_received_inbound,
@@ -90,6 +91,8 @@ ON CONFLICT (stream_sid) DO UPDATE SET
     frames_lost_outbound = EXCLUDED.frames_lost_outbound,
     audio_lost_ms = EXCLUDED.audio_lost_ms,
     utterances_skipped = EXCLUDED.utterances_skipped,
+    transcription_error_inbound = EXCLUDED.transcription_error_inbound,
+    transcription_error_outbound = EXCLUDED.transcription_error_outbound,
     messages_lost = EXCLUDED.messages_lost,
     end_reason = EXCLUDED.end_reason,
     stopped_at = COALESCE(media_streams.stopped_at, EXCLUDED.stopped_at)"""
@@ -167,6 +170,8 @@ async def write_events(conn: Connection, events: Sequence[MediaEvent]) -> None:
                 outbound.frames_lost if outbound else 0,
                 sum(t.audio_lost_ms for t in e.tracks), e.messages_lost, e.reason[:64],
                 e.occurred_at, sum(t.utterances_skipped for t in e.tracks),
+                inbound.transcription_error if inbound else None,
+                outbound.transcription_error if outbound else None,
             )  # fmt: skip
             await conn.execute(_CALL_LOSSES, e.call_id)
         elif isinstance(e, DtmfReceived):

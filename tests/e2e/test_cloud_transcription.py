@@ -101,7 +101,9 @@ async def test_a_call_is_transcribed_by_assemblyai_streaming(
     assert recall(expected["caller"], heard["caller"]) >= 0.5, heard
     starts = sorted((s["start_ms"], s["speaker"]) for s in segments)
     assert [speaker for _, speaker in starts][:2] == ["agent", "caller"]
-    assert report["streams"][0]["utterances_skipped"] == 0
+    [stream] = report["streams"]
+    assert stream["utterances_skipped"] == 0
+    assert stream["transcription_error_inbound"] is stream["transcription_error_outbound"] is None
 
 
 async def test_when_the_service_drops_mid_call_the_offline_engine_hears_the_rest(
@@ -121,6 +123,9 @@ async def test_when_the_service_drops_mid_call_the_offline_engine_hears_the_rest
             report = await play(srv, one_party_org, speed=2.0)
 
     assert errors._value.get() == before + 2  # both tracks' sessions
+    [stream] = report["streams"]
+    assert stream["transcription_error_inbound"] == "server_error"
+    assert stream["transcription_error_outbound"] == "server_error"
     segments = report["transcript"]
     engines = {s["engine"] for s in segments}
     assert engines <= {"deepgram:nova-3", "faster-whisper:tiny.en"}
@@ -131,3 +136,28 @@ async def test_when_the_service_drops_mid_call_the_offline_engine_hears_the_rest
     assert recall(expected["caller"], heard["caller"]) >= 0.5, heard
     assert len(segments) == len({(s["speaker"], s["start_ms"]) for s in segments})
     assert report["streams"][0]["utterances_skipped"] == 0
+
+
+async def test_a_service_that_cannot_be_reached_is_skipped_once_it_keeps_failing(
+    start_server: Callable[..., AbstractAsyncContextManager[RunningServer]],
+    one_party_org: str,
+    fake_ears: WhisperEngine,
+) -> None:
+    async with running_fake_deepgram(fake_ears, api_key=KEY, refuse=True) as fake:
+        settings = dict(
+            transcription_engine="deepgram", deepgram_api_key=KEY, deepgram_url=fake.url
+        )
+        async with start_server(**settings) as srv:
+            reports = [await play(srv, one_party_org, speed=10.0) for _ in range(3)]
+    # Refused connections: the offline engine hears each call whole.
+    for report in reports:
+        expected, heard = said_by(report), heard_by(report)
+        assert recall(expected["agent"], heard["agent"]) >= 0.7, heard
+        assert {s["engine"] for s in report["transcript"]} == {"faster-whisper:tiny.en"}
+    errors = [
+        (s["transcription_error_inbound"], s["transcription_error_outbound"])
+        for r in reports
+        for s in r["streams"]
+    ]
+    # Two calls, four failed sessions (three open the circuit); the third call is not tried.
+    assert errors == [("unreachable",) * 2, ("unreachable",) * 2, ("circuit_open",) * 2]

@@ -122,6 +122,7 @@ def test_dict_shape_is_plain_json() -> None:
         "frames_lost": 3,
         "audio_lost_ms": 60,
         "utterances_skipped": 0,
+        "transcription_error": None,
     }
     assert json.loads(json.dumps(data)) == data
 
