@@ -126,6 +126,26 @@ class FeedHub:
         self._announced.append(feed_id)
         self._wake.set()
 
+    def _partial(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        """An interim transcript: its content is in the notification (it has no row), and it
+        goes straight to the org's subscribers. Like everything here, it never waits."""
+        try:
+            note: Any = json.loads(payload) if isinstance(payload, str) else None
+            org_id = uuid.UUID(note["org_id"])
+            data = note["data"]
+            event = {
+                "type": "transcript_partial",
+                "call_id": note["call_id"],
+                "at": data["occurred_at"],
+                "data": data,
+            }
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignored a malformed partial notification")
+            return
+        for sub in self._subscribers.get(org_id, ()):
+            sub.offer(event)
+        metrics.FEED_EVENTS.labels("transcript_partial").inc()
+
     async def _run(self) -> None:
         delay = 0.1
         while True:
@@ -144,6 +164,7 @@ class FeedHub:
         conn.add_termination_listener(lambda _c: self._connection_lost.set())
         try:
             await conn.add_listener(feed.NOTIFY_CHANNEL, self._notified)
+            await conn.add_listener(feed.PARTIALS_CHANNEL, self._partial)
             self.listening.set()
             while not self._connection_lost.is_set():
                 waiter = asyncio.ensure_future(self._wake.wait())
@@ -188,7 +209,7 @@ class FeedHub:
 
 
 def redact(event: dict[str, Any], *, transcripts: bool) -> dict[str, Any]:
-    """Transcript text only for roles that may read transcripts."""
-    if transcripts or event["type"] != "transcript":
+    """Transcript text (final or partial) only for roles that may read transcripts."""
+    if transcripts or event["type"] not in ("transcript", "transcript_partial"):
         return event
     return {**event, "data": {**event["data"], "text": None}}

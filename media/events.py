@@ -90,6 +90,17 @@ class TranscriptSegment(StreamEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TranscriptPartial(StreamEvent):
+    """What a speaker has said so far in an utterance still being heard (a cloud service's
+    interim result): for supervisors' screens only, never stored, replaced by the next partial
+    or by the utterance's final `TranscriptSegment`. Empty `text` withdraws it."""
+
+    track: Track
+    start_ms: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DtmfReceived(StreamEvent):
     track: Track
     digit: str
@@ -134,6 +145,7 @@ MediaEvent: TypeAlias = (
     StreamStarted
     | StreamStopped
     | TranscriptSegment
+    | TranscriptPartial
     | DtmfReceived
     | ConsentEvidence
     | EscalationRaised
@@ -145,6 +157,7 @@ _EVENT_TYPES: dict[str, type[MediaEvent]] = {
         StreamStarted,
         StreamStopped,
         TranscriptSegment,
+        TranscriptPartial,
         DtmfReceived,
         ConsentEvidence,
         EscalationRaised,

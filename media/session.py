@@ -33,6 +33,7 @@ from media.events import (
     StreamStopped,
     Track,
     TrackStats,
+    TranscriptPartial,
     TranscriptSegment,
 )
 from media.protocol import Dtmf, Media, Start
@@ -329,6 +330,22 @@ class CallSession:
         """A streaming service's final words for `start_ms`..`end_ms` of the track: they settle
         whichever of our utterances they cover (`ConsentTracker.on_streamed_text`)."""
         return self._heard(track, start_ms, end_ms, result, engine, streamed=True)
+
+    def on_streamed_partial(self, track: Track, start_ms: int, text: str) -> list[MediaEvent]:
+        """A streaming service's words so far, for supervisors' screens: nothing while the
+        call's content is held for consent (a partial never shows what a final may not)."""
+        if self._holding:
+            return []
+        return [
+            TranscriptPartial(
+                org_id=self.org_id,
+                call_id=self.call_id,
+                stream_sid=self.start.stream_sid,
+                track=track,
+                start_ms=start_ms,
+                text=text,
+            )
+        ]
 
     def _heard(
         self,

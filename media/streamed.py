@@ -25,7 +25,7 @@ from media import metrics
 from media.codecs import MULAW
 from media.events import MediaEvent, Track
 from media.session import CallSession, UtteranceReady
-from media.transcription.cloud.results import Final, Result, ServiceError
+from media.transcription.cloud.results import Final, Partial, Result, ServiceError
 from media.transcription.cloud.stream import SpeechProtocol, StreamingTrack
 from media.transcription.engine import Transcription
 
@@ -114,7 +114,9 @@ class ServiceClock:
 
 
 class _Track:
-    __slots__ = ("stream", "mulaw", "clock", "uncovered", "late", "stood_in_to", "heard")
+    __slots__ = (
+        "stream", "mulaw", "clock", "uncovered", "late", "stood_in_to", "heard", "partial_from",
+    )  # fmt: skip
 
     def __init__(self, stream: StreamingTrack, mulaw: bool, rate: int) -> None:
         self.stream = stream
@@ -126,6 +128,8 @@ class _Track:
         """End (ms) of the last utterance decoded offline in the service's place."""
         self.heard = False
         """The service has delivered words on this track (the circuit has been told)."""
+        self.partial_from = 0
+        """Where the words of the latest partial began, on the call's clock."""
 
 
 class StreamedTranscription:
@@ -214,8 +218,18 @@ class StreamedTranscription:
     def _on_result(self, track: Track, result: Result) -> None:
         if isinstance(result, Final):
             self._final(track, result)
+        elif isinstance(result, Partial):
+            self._partial(track, result)
         elif isinstance(result, ServiceError):
             self._fail(track, result)
+
+    def _partial(self, track: Track, partial: Partial) -> None:
+        state, session = self._tracks.get(track), self._session
+        if state is None or session is None:
+            return
+        if partial.words:
+            state.partial_from = state.clock.call_ms(partial.words[0].start_ms)
+        self._emit(session.on_streamed_partial(track, state.partial_from, partial.text))
 
     def _final(self, track: Track, final: Final) -> None:
         state, session = self._tracks.get(track), self._session

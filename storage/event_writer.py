@@ -31,6 +31,7 @@ from media.events import (
     MediaEvent,
     StreamStarted,
     StreamStopped,
+    TranscriptPartial,
     TranscriptSegment,
     event_to_dict,
 )
@@ -148,6 +149,9 @@ async def write_events(conn: Connection, events: Sequence[MediaEvent]) -> None:
             current_org = e.org_id
         payload = event_to_dict(e)
         del payload["org_id"]
+        if isinstance(e, TranscriptPartial):
+            await feed.announce_partial(conn, e.org_id, e.call_id, payload)
+            continue  # not stored: the final segment is
         if isinstance(e, TranscriptSegment):
             await conn.execute(
                 _SEGMENT, e.event_id, e.org_id, e.call_id, e.stream_sid, e.track,
@@ -239,10 +243,14 @@ class EventWriter:
             await self._progress.wait()
 
     def submit(self, event: MediaEvent) -> None:
-        """Never blocks: a full queue sends the event straight to the journal."""
+        """Never blocks: a full queue sends the event straight to the journal (a partial
+        transcript is dropped instead: by the time it could be replayed it means nothing)."""
         try:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:
+            if isinstance(event, TranscriptPartial):
+                metrics.PARTIALS_DROPPED.inc()
+                return
             self._journal.append((event,))
             metrics.EVENTS_JOURNALED.inc()
             metrics.JOURNAL_PENDING.set(self._journal.pending)
@@ -293,8 +301,11 @@ class EventWriter:
         return batch
 
     def _park(self, batch: Sequence[MediaEvent]) -> None:
-        self._journal.append(batch)
-        metrics.EVENTS_JOURNALED.inc(len(batch))
+        kept = [e for e in batch if not isinstance(e, TranscriptPartial)]
+        metrics.PARTIALS_DROPPED.inc(len(batch) - len(kept))
+        if kept:
+            self._journal.append(kept)
+        metrics.EVENTS_JOURNALED.inc(len(kept))
         metrics.JOURNAL_PENDING.set(self._journal.pending)
         self._progress.set()
 

@@ -16,6 +16,23 @@ from typing import Any
 from storage.db import QUERY_TIMEOUT_S, Executor
 
 NOTIFY_CHANNEL = "voxsouth_events"  # named again in the trigger of migration 0009
+PARTIALS_CHANNEL = "voxsouth_partials"
+"""Interim transcripts: announced with their content and never stored, so they have no
+position; a supervisor who misses one sees the next, or the final segment."""
+MAX_PARTIAL_CHARS = 2_000
+"""Keeps a partial's notification far under NOTIFY's 8000-byte payload limit."""
+
+
+async def announce_partial(
+    conn: Executor, org_id: uuid.UUID, call_id: uuid.UUID, data: dict[str, Any]
+) -> None:
+    """Sends an interim transcript to every process's feed hub (at commit, in order with the
+    rows of the same transaction)."""
+    data = {**data, "text": data["text"][:MAX_PARTIAL_CHARS]}
+    note = {"org_id": str(org_id), "call_id": str(call_id), "data": data}
+    await conn.execute(
+        "SELECT pg_notify($1, $2)", PARTIALS_CHANNEL, json.dumps(note), timeout=QUERY_TIMEOUT_S
+    )
 
 
 async def append(

@@ -20,6 +20,11 @@ EVENTS_REJECTED = Counter(
     "voxsouth_events_rejected_total",
     "Media events Postgres refused as invalid, kept in the journal's rejected file.",
 )
+PARTIALS_DROPPED = Counter(
+    "voxsouth_partials_dropped_total",
+    "Interim transcripts not announced because Postgres was away or the writer was full "
+    "(never journaled: a stale partial means nothing; the final segment is kept).",
+)
 WRITER_QUEUE = Gauge("voxsouth_event_writer_queue_depth", "Media events waiting to be written.")
 JOURNAL_PENDING = Gauge(
     "voxsouth_event_journal_pending", "Media events in the journal waiting for Postgres."

@@ -1,7 +1,9 @@
 """The live feed over WebSocket (`/api/feed`) and Server-Sent Events (`/api/feed/sse`).
 
 Both authenticate like every /api/ route (session cookie or API key) and carry only the
-caller's org. Messages are JSON objects: feed events `{"id", "type", "call_id", "at", "data"}`,
+caller's org. Messages are JSON objects: feed events `{"id", "type", "call_id", "at", "data"}`;
+`transcript_partial` events, a speaker's words so far, have no id (they are never stored,
+nor replayed on reconnect: the `transcript` event that follows replaces them);
 and control messages without an id: `hello` (with `last_event_id`, the newest id at connect)
 and `resync` (the client fell behind or missed too much: reload state from the REST API and
 reconnect without a last id). A client that reconnects with `last_event_id` (query parameter,
@@ -148,8 +150,8 @@ async def _relay(request: web.Request, last_id: int | None, send: Send) -> str:
         for event in backlog:
             await send(redact(event, transcripts=transcripts))
         async for event in _live(sub):
-            if event["id"] <= floor:
-                continue
+            if "id" in event and event["id"] <= floor:
+                continue  # (a partial transcript has no position: it is only ever live)
             await send(redact(event, transcripts=transcripts))
         await send({"type": "resync", "reason": sub.reason})
         return sub.reason

@@ -45,6 +45,7 @@
     selected: null, // id of the call in the transcript panel
     selectedCall: null,
     segments: new Set(), // transcript segment ids shown for the selected call
+    partials: new Map(), // track -> the <li> of its words so far (replaced by the final)
     lastEventId: null,
   };
 
@@ -247,6 +248,7 @@
     state.selected = null;
     state.selectedCall = null;
     state.segments.clear();
+    state.partials.clear();
     state.lastEventId = null;
     el("alerts").replaceChildren();
     el("calls").replaceChildren();
@@ -394,6 +396,7 @@
     state.selected = callId;
     state.selectedCall = state.calls.get(callId) || { id: callId };
     state.segments.clear();
+    state.partials.clear();
     el("transcript").replaceChildren();
     el("call-none").hidden = true;
     el("call-detail").hidden = false;
@@ -447,7 +450,35 @@
     el("transcript-empty").hidden = state.segments.size > 0;
   }
 
+  // A speaker's words so far: one line per track at the end of the transcript, replaced as
+  // they change, removed when withdrawn (empty) or when the utterance's final segment arrives.
+  function showPartial(partial) {
+    const known = state.partials.get(partial.track);
+    if (!partial.text) {
+      if (known) known.remove();
+      state.partials.delete(partial.track);
+      return;
+    }
+    const speaker = speakerOf(partial);
+    const li = known || node("li", `segment partial speaker-${speaker}`);
+    li.replaceChildren(
+      node("span", "when", clock(partial.start_ms)),
+      node("span", "who", speaker),
+      node("span", "text", partial.text),
+    );
+    if (!known) {
+      state.partials.set(partial.track, li);
+      el("transcript").append(li);
+      li.scrollIntoView({ block: "nearest" });
+    }
+  }
+
   function addSegment(segment) {
+    const partial = state.partials.get(segment.track);
+    if (partial) {
+      partial.remove();
+      state.partials.delete(segment.track);
+    }
     if (!segment.id || state.segments.has(segment.id)) return;
     state.segments.add(segment.id);
     const speaker = speakerOf(segment);
@@ -700,6 +731,11 @@
             end_ms: d.end_ms,
             text: d.text,
           });
+        }
+        break;
+      case "transcript_partial":
+        if (event.call_id === state.selected) {
+          showPartial({ track: d.track, start_ms: d.start_ms, text: d.text });
         }
         break;
       case "consent":

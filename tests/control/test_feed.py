@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from control.feed import Subscription
-from media.events import EscalationRaised, MediaEvent, TranscriptSegment
+from media.events import EscalationRaised, MediaEvent, TranscriptPartial, TranscriptSegment
 from server.app import RunningServer
 from storage import calls
 from storage.db import Pool
@@ -133,6 +133,50 @@ async def test_transcript_text_is_withheld_from_roles_that_may_not_read_transcri
             seen_by_operator = await operator.until(lambda m: m["type"] == "transcript")
     assert seen_by_viewer["data"]["text"] is None
     assert seen_by_operator["data"]["text"] == "my card number is"
+
+
+def partial(org: Org, call_id: uuid.UUID, text: str) -> TranscriptPartial:
+    return TranscriptPartial(
+        org_id=org.id, call_id=call_id, stream_sid="s-1", track="inbound", start_ms=0, text=text
+    )
+
+
+async def test_partial_words_go_out_live_to_the_org_are_not_stored_and_the_final_follows(
+    srv: Server, pool: Pool, http: aiohttp.ClientSession
+) -> None:
+    org, other = await make_org(pool, "Feed partials"), await make_org(pool, "Feed partials B")
+    call_id = await open_call(pool, org)
+    async with (
+        feed(http, srv, org.keys["operator"]) as operator,
+        feed(http, srv, org.keys["viewer"]) as viewer,
+        feed(http, srv, other.keys["operator"]) as outsider,
+    ):
+        for client in (operator, viewer, outsider):
+            await client.next()
+        await submitted(
+            srv,
+            partial(org, call_id, "I want to"),
+            partial(org, call_id, "I want to speak to"),
+            segment(org, call_id, "I want to speak to a manager."),
+        )
+        seen = [await operator.next() for _ in range(3)]
+        hidden = await viewer.until(lambda m: m["type"] == "transcript_partial")
+        await submitted(srv, escalation(other, await open_call(pool, other)))
+        first_for_outsider = await outsider.next()
+    assert [(m["type"], m["data"]["text"]) for m in seen] == [
+        ("transcript_partial", "I want to"),
+        ("transcript_partial", "I want to speak to"),
+        ("transcript", "I want to speak to a manager."),
+    ]
+    assert "id" not in seen[0] and seen[0]["call_id"] == str(call_id)
+    assert seen[0]["data"]["track"] == "inbound" and "org_id" not in seen[0]["data"]
+    assert hidden["data"]["text"] is None  # a viewer may not read transcripts
+    assert first_for_outsider["type"] == "escalation"  # another org's partials never reach it
+    # Only the final is stored, in the transcript and in the feed's history.
+    texts = await pool.fetch("SELECT text FROM transcript_segments WHERE call_id = $1", call_id)
+    assert [t["text"] for t in texts] == ["I want to speak to a manager."]
+    types = await pool.fetch("SELECT type FROM feed_events WHERE call_id = $1", call_id)
+    assert [t["type"] for t in types] == ["transcript"]
 
 
 async def test_sse_serves_the_backlog_after_last_event_id(

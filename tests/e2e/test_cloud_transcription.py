@@ -4,6 +4,7 @@ when the service fails mid-call."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +24,7 @@ from server.simulator.report import wait_for_streams_done
 from storage.db import Pool
 from tests.conftest import SPEECH, timeout
 from tests.e2e.test_call_path import recall
+from tests.support.accounts import make_org
 from tests.support.calls import simulator
 
 KEY = "test-cloud-key"
@@ -68,17 +70,35 @@ def heard_by(report: dict[str, Any]) -> dict[str, list[str]]:
     }
 
 
+async def watch_feed(srv: RunningServer, key: str, seen: list[dict[str, Any]]) -> None:
+    """Collects a supervisor's live feed until the stream stops."""
+    url = srv.http_url.replace("http", "ws", 1) + "/api/feed"
+    headers = {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
+        async for msg in ws:
+            seen.append(json.loads(msg.data))
+            if seen[-1]["type"] == "stream_stopped":
+                return
+
+
 async def test_a_call_is_transcribed_by_assemblyai_streaming(
     start_server: Callable[..., AbstractAsyncContextManager[RunningServer]],
-    one_party_org: str,
+    pool: Pool,
     fake_ears: WhisperEngine,
 ) -> None:
+    org = await make_org(pool, "Cloud org")
+    await pool.execute(
+        "UPDATE organizations SET consent_default = 'one_party' WHERE id = $1", org.id
+    )
+    seen: list[dict[str, Any]] = []
     async with running_fake_assemblyai(fake_ears, api_key=KEY) as fake:
         settings = dict(
             transcription_engine="assemblyai", assemblyai_api_key=KEY, assemblyai_url=fake.url
         )
         async with start_server(**settings) as srv:
-            report = await play(srv, one_party_org, speed=1.0)  # the service refuses faster
+            watching = asyncio.create_task(watch_feed(srv, org.keys["operator"], seen))
+            report = await play(srv, org.number, speed=1.0)  # the service refuses faster
+            await asyncio.wait_for(watching, timeout(10))
         sessions = await fake.wait_ended(2, timeout_s=timeout(10))
 
     # One session per track, μ-law passed through as it came, ended the way the service asks.
@@ -104,6 +124,11 @@ async def test_a_call_is_transcribed_by_assemblyai_streaming(
     [stream] = report["streams"]
     assert stream["utterances_skipped"] == 0
     assert stream["transcription_error_inbound"] is stream["transcription_error_outbound"] is None
+    # Supervisors saw each speaker's words while they spoke, then the final words.
+    kinds = [(m["type"], m["data"]["track"]) for m in seen if m["type"].startswith("transcript")]
+    for track in ("inbound", "outbound"):
+        first_partial = kinds.index(("transcript_partial", track))
+        assert ("transcript", track) in kinds[first_partial:]
 
 
 async def test_when_the_service_drops_mid_call_the_offline_engine_hears_the_rest(

@@ -17,6 +17,7 @@ from media.events import (
     StreamStarted,
     StreamStopped,
     TrackStats,
+    TranscriptPartial,
     TranscriptSegment,
     event_from_dict,
     event_to_dict,
@@ -93,6 +94,7 @@ EVENTS: list[MediaEvent] = [
         **COMMON, rule_id=None, rule_name="dead-air", kind="dead_air", severity="low",
         track=None, start_ms=0, end_ms=15000, evidence="15.0 s of silence",
     ),
+    TranscriptPartial(**COMMON, track="inbound", start_ms=1240, text="Hello, I am calling"),
 ]  # fmt: skip
 
 

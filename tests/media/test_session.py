@@ -22,6 +22,7 @@ from media.events import (
     MediaEvent,
     StreamStarted,
     TrackStats,
+    TranscriptPartial,
     TranscriptSegment,
 )
 from media.protocol import Dtmf, Media, Start
@@ -596,3 +597,12 @@ def test_skipped_utterances_are_counted_on_their_track() -> None:
     session.on_transcript_lost(ready, skipped=False)  # heard as nothing: not skipped
     stats = {t.track: t.utterances_skipped for t in session.stopped_event("stop", 0).tracks}
     assert stats == {"inbound": 1, "outbound": 0}
+
+
+def test_partial_words_never_show_what_consent_holds_back() -> None:
+    held = make_session(policy=CallPolicy(hold_until_consent=True, played_disclosure="question"))
+    assert held.on_streamed_partial("inbound", 1_000, "my card number") == []
+    said(held, "inbound", "Yes, go ahead.", 2.0)  # consent granted: nothing held from here
+    [partial] = held.on_streamed_partial("inbound", 4_000, "my card number")
+    assert isinstance(partial, TranscriptPartial)
+    assert (partial.track, partial.start_ms, partial.text) == ("inbound", 4_000, "my card number")
