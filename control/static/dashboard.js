@@ -931,6 +931,12 @@
       reconnectLater();
       return;
     }
+    if (message.type === "transcript_partial") {
+      // Words so far: no position in the feed, only ever live; not worth queueing behind a
+      // reload (the final segment follows).
+      if (!feed.loading) applyEvent(message);
+      return;
+    }
     if (typeof message.id !== "number") return;
     if (state.lastEventId !== null && message.id <= state.lastEventId) return; // seen
     state.lastEventId = message.id;

@@ -32,7 +32,13 @@ from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
 from bench.eval_set import load, render_call
 from media.codecs import ulaw_encode
-from media.events import ConsentEvidence, EscalationRaised, MediaEvent, TranscriptSegment
+from media.events import (
+    ConsentEvidence,
+    EscalationRaised,
+    MediaEvent,
+    TranscriptPartial,
+    TranscriptSegment,
+)
 from server.app import RunningServer
 from server.simulator.audio import CallAudio
 from storage.db import Pool
@@ -262,6 +268,41 @@ async def test_an_escalation_alerts_the_supervisor_who_acknowledges_it(
         await user_id(pool, email),
     )
     assert audited == 1
+    assert dashboard.problems == [], dashboard.problems
+
+
+async def test_a_speakers_words_appear_as_they_speak_and_give_way_to_the_final_segment(
+    chromium: str, srv: RunningServer, pool: Pool, dashboard: Dashboard
+) -> None:
+    page = dashboard.page
+    org = await make_org(pool, "Dashboard partials")
+    call_id = await open_call(srv, pool, org)
+    await sign_in(page, srv, org.emails["operator"])
+    await page.locator(f'#calls li[data-call-id="{call_id}"]').get_by_role("button").click()
+    stream_sid = str(uuid.uuid4())
+
+    def partial(text: str) -> TranscriptPartial:
+        return TranscriptPartial(
+            org_id=org.id, call_id=call_id, stream_sid=stream_sid, track="inbound",
+            start_ms=4200, text=text,
+        )  # fmt: skip
+
+    words_so_far = page.locator("#transcript li.partial")
+    submit(srv, partial("I want to"))
+    await expect(words_so_far).to_have_text("0:04callerI want to")
+    submit(srv, partial("I want to speak to your"))
+    await expect(words_so_far).to_have_count(1)  # the same line, updated
+    await expect(words_so_far).to_contain_text("I want to speak to your")
+    final = TranscriptSegment(
+        org_id=org.id, call_id=call_id, stream_sid=stream_sid, track="inbound",
+        start_ms=4200, end_ms=6100, text="I want to speak to your supervisor.",
+        confidence=0.9, is_final=True, engine="test",
+    )  # fmt: skip
+    submit(srv, final)
+    await expect(
+        page.locator(f'#transcript li[data-segment-id="{final.event_id}"]')
+    ).to_contain_text("speak to your supervisor.")
+    await expect(words_so_far).to_have_count(0)  # the final replaced the words so far
     assert dashboard.problems == [], dashboard.problems
 
 
