@@ -238,15 +238,17 @@ class StreamedTranscription:
         start, end = state.clock.call_ms(final.start_ms), state.clock.call_ms(final.end_ms)
         covered = [r for r in state.uncovered if r.utterance.start_ms <= end]
         state.uncovered = [r for r in state.uncovered if r.utterance.start_ms > end]
-        state.late = 0
         if not state.heard:
             state.heard = True
             self._circuit.succeeded()
-        if not covered and end <= state.stood_in_to:
-            # Its utterances were decoded offline while the service lagged: stored once.
-            metrics.DROPPED_WORK.labels("cloud_final_after_standin").inc()
-            return
-        if covered:
+        if not covered:
+            if end <= state.stood_in_to:
+                # Its utterances were decoded offline while the service lagged: stored once,
+                # and the service is no less late for it.
+                metrics.DROPPED_WORK.labels("cloud_final_after_standin").inc()
+                return
+        else:
+            state.late = 0
             latency = self._monotonic() - covered[-1].speech_ended_at
             metrics.TRANSCRIPTION_LATENCY.observe(max(latency, 0.0))
         result = Transcription(final.text, final.confidence)

@@ -186,3 +186,28 @@ async def test_a_service_that_cannot_be_reached_is_skipped_once_it_keeps_failing
     ]
     # Two calls, four failed sessions (three open the circuit); the third call is not tried.
     assert errors == [("unreachable",) * 2, ("unreachable",) * 2, ("circuit_open",) * 2]
+
+
+async def test_a_service_that_answers_too_slowly_is_replaced_without_double_words(
+    start_server: Callable[..., AbstractAsyncContextManager[RunningServer]],
+    one_party_org: str,
+    fake_ears: WhisperEngine,
+) -> None:
+    standins = metrics.CLOUD_STANDINS.labels("deepgram", "late")
+    before = standins._value.get()
+    # Every result arrives 10 s late: past the 3 s grace (even for the first words of a turn),
+    # so whisper hears those utterances.
+    async with running_fake_deepgram(fake_ears, api_key=KEY, delay_s=10.0) as fake:
+        settings = dict(
+            transcription_engine="deepgram", deepgram_api_key=KEY, deepgram_url=fake.url
+        )
+        async with start_server(**settings) as srv:
+            report = await play(srv, one_party_org, speed=1.0)
+    assert standins._value.get() >= before + 3  # all but the last, heard at the end
+    expected, heard = said_by(report), heard_by(report)
+    assert recall(expected["agent"], heard["agent"]) >= 0.7, heard
+    assert recall(expected["caller"], heard["caller"]) >= 0.5, heard
+    # The late service's words for what whisper already heard are not stored a second time.
+    spans = sorted((s["speaker"], s["start_ms"], s["end_ms"]) for s in report["transcript"])
+    for (who, _, end), (next_who, next_start, _) in zip(spans, spans[1:], strict=False):
+        assert who != next_who or next_start >= end - 300, spans
