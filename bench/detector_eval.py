@@ -38,7 +38,7 @@ from media.events import ConsentEvidence, EscalationRaised, MediaEvent, Transcri
 from media.protocol import Dtmf, Media, Start
 from media.session import CallPolicy, CallSession, SessionConfig, UtteranceReady
 from media.transcription.engine import Transcription, TranscriptionEngine
-from media.transcription.whisper import CONSENT_HOTWORDS, WhisperEngine
+from media.transcription.whisper import CONSENT_HOTWORDS, DEFAULT_WINDOW_S, WhisperEngine
 from media.vad import WebRtcVoiceDetector
 
 FRAME_BYTES = 160  # 20 ms of 8 kHz mu-law
@@ -212,6 +212,7 @@ class EngineSpec:
     models_dir: Path
     hotwords: str
     beam_size: int
+    window_s: float
 
 
 _worker_engine: TranscriptionEngine | None = None
@@ -222,7 +223,12 @@ def _start_worker(spec: EngineSpec | None) -> None:
     global _worker_engine
     if spec is not None:
         _worker_engine = WhisperEngine(
-            spec.model, spec.models_dir, 1, hotwords=spec.hotwords, beam_size=spec.beam_size
+            spec.model,
+            spec.models_dir,
+            1,
+            hotwords=spec.hotwords,
+            beam_size=spec.beam_size,
+            window_s=spec.window_s,
         )
 
 
@@ -238,6 +244,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--models-dir", type=Path, default=Path(".voxsouth/models"))
     parser.add_argument("--hotwords", default=CONSENT_HOTWORDS, help="decoder hints ('' none)")
     parser.add_argument("--beam-size", type=int, default=5)
+    parser.add_argument(
+        "--window-s", type=float, default=DEFAULT_WINDOW_S, help="encoder window (30: Whisper's)"
+    )
     parser.add_argument("--calls", help="only calls whose id starts with this")
     parser.add_argument("--misses", action="store_true", help="list every call scored wrong")
     parser.add_argument(
@@ -250,7 +259,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     engine_spec = None
     if args.playing != "exact":
-        engine_spec = EngineSpec(args.model, args.models_dir, args.hotwords, args.beam_size)
+        engine_spec = EngineSpec(
+            args.model, args.models_dir, args.hotwords, args.beam_size, args.window_s
+        )
     calls = [c for c in load_part(args.part) if not args.calls or c.id.startswith(args.calls)]
     if args.rendered_only:
         calls = [c for c in calls if (CACHE_DIR / playing / f"{c.id}.wav").exists()]
@@ -261,7 +272,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         results = list(pool.map(_score, calls, [playing] * len(calls)))
     engine_name = args.model if engine_spec else "none (exact text)"
     print(f"{args.part} part: {len(calls)} calls, {args.playing} playing, "
-          f"engine {engine_name}, beam {args.beam_size}, {args.jobs} jobs, "
+          f"engine {engine_name}, beam {args.beam_size}, window {args.window_s:g} s, "
+          f"{args.jobs} jobs, "
           f"{time.perf_counter() - started:.0f} s")  # fmt: skip
     print("\n".join(report(results)))
     if args.misses and (wrong := misses(results)):
