@@ -78,6 +78,16 @@ class StreamStopped(StreamEvent):
     """Gaps in the global sequenceNumber (any message type)."""
 
 
+@dataclass(frozen=True, slots=True)
+class WordTiming:
+    """One word of a final segment as the engine timed it, on the call's clock."""
+
+    text: str
+    start_ms: int
+    end_ms: int
+    confidence: float | None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TranscriptSegment(StreamEvent):
     track: Track
@@ -87,6 +97,8 @@ class TranscriptSegment(StreamEvent):
     confidence: float | None
     is_final: bool
     engine: str
+    words: tuple[WordTiming, ...] = ()
+    """Word timings where the engine gives them (the cloud engines; Whisper's are not kept)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -180,7 +192,7 @@ def _to_json(value: Any) -> Any:
         return str(value)
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, TrackStats):
+    if isinstance(value, TrackStats | WordTiming):
         return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     if isinstance(value, tuple):
         return [_to_json(v) for v in value]
@@ -203,6 +215,8 @@ def event_from_dict(data: dict[str, Any]) -> MediaEvent:
             value = datetime.fromisoformat(value)
         elif f.name == "tracks" and cls is StreamStopped:
             value = tuple(TrackStats(**t) for t in value)
+        elif f.name == "words" and cls is TranscriptSegment:
+            value = tuple(WordTiming(**w) for w in value)
         elif isinstance(value, list):
             value = tuple(value)
         kwargs[f.name] = value

@@ -35,6 +35,7 @@ from media.events import (
     TrackStats,
     TranscriptPartial,
     TranscriptSegment,
+    WordTiming,
 )
 from media.protocol import Dtmf, Media, Start
 from media.transcription.engine import Transcription
@@ -325,11 +326,17 @@ class CallSession:
         )
 
     def on_streamed_final(
-        self, track: Track, start_ms: int, end_ms: int, result: Transcription, engine: str
+        self,
+        track: Track,
+        start_ms: int,
+        end_ms: int,
+        result: Transcription,
+        engine: str,
+        words: tuple[WordTiming, ...],
     ) -> list[MediaEvent]:
         """A streaming service's final words for `start_ms`..`end_ms` of the track: they settle
         whichever of our utterances they cover (`ConsentTracker.on_streamed_text`)."""
-        return self._heard(track, start_ms, end_ms, result, engine, streamed=True)
+        return self._heard(track, start_ms, end_ms, result, engine, streamed=True, words=words)
 
     def on_streamed_partial(self, track: Track, start_ms: int, text: str) -> list[MediaEvent]:
         """A streaming service's words so far, for supervisors' screens: nothing while the
@@ -356,6 +363,7 @@ class CallSession:
         engine: str,
         *,
         streamed: bool,
+        words: tuple[WordTiming, ...] = (),
     ) -> list[MediaEvent]:
         segment = TranscriptSegment(
             org_id=self.org_id,
@@ -368,6 +376,7 @@ class CallSession:
             confidence=result.confidence,
             is_final=True,
             engine=engine,
+            words=words,
         )
         events = self._content(segment)
         sid = segment.event_id

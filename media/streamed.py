@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from media import metrics
 from media.codecs import MULAW
-from media.events import MediaEvent, Track
+from media.events import MediaEvent, Track, WordTiming
 from media.session import CallSession, UtteranceReady
 from media.transcription.cloud.results import Final, Partial, Result, ServiceError
 from media.transcription.cloud.stream import SpeechProtocol, StreamingTrack
@@ -211,10 +211,6 @@ class StreamedTranscription:
                 self._emit(session.on_transcript_lost(ready, skipped=False))
             state.uncovered.clear()
 
-    async def close(self) -> None:
-        self._finished = True
-        await asyncio.gather(*(s.stream.close() for s in self._tracks.values()))
-
     def _on_result(self, track: Track, result: Result) -> None:
         if isinstance(result, Final):
             self._final(track, result)
@@ -252,7 +248,12 @@ class StreamedTranscription:
             latency = self._monotonic() - covered[-1].speech_ended_at
             metrics.TRANSCRIPTION_LATENCY.observe(max(latency, 0.0))
         result = Transcription(final.text, final.confidence)
-        self._emit(session.on_streamed_final(track, start, end, result, self._engine.name))
+        clock = state.clock
+        words = tuple(
+            WordTiming(w.text, clock.call_ms(w.start_ms), clock.call_ms(w.end_ms), w.confidence)
+            for w in final.words
+        )
+        self._emit(session.on_streamed_final(track, start, end, result, self._engine.name, words))
 
     def _fail(self, track: Track, error: ServiceError) -> None:
         state, session = self._tracks.pop(track, None), self._session

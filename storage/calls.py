@@ -7,6 +7,7 @@ repeated callback changes nothing.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -377,12 +378,15 @@ async def get_call(
     }
     if with_transcript:
         parts["transcript"] = """SELECT id, speaker, track, start_ms, end_ms, text, confidence,
-                                        is_final, engine
+                                        is_final, engine, words
                                  FROM transcript_segments WHERE org_id = $1 AND call_id = $2
                                  ORDER BY start_ms, track"""
     for name, query in parts.items():
         rows = await conn.fetch(query, org_id, call_id, timeout=QUERY_TIMEOUT_S)
         result[name] = [dict(r) for r in rows]
+    for segment in result.get("transcript", ()):
+        words = segment["words"]
+        segment["words"] = None if words is None else json.loads(words)
     return result
 
 

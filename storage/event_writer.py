@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -107,8 +108,8 @@ WHERE id = $1"""
 
 _SEGMENT = """
 INSERT INTO transcript_segments (id, org_id, call_id, stream_sid, track, speaker, start_ms,
-                                 end_ms, text, confidence, is_final, engine, spoken_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                                 end_ms, text, confidence, is_final, engine, spoken_at, words)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)
 ON CONFLICT (id) DO NOTHING"""
 
 _DTMF = """
@@ -157,6 +158,7 @@ async def write_events(conn: Connection, events: Sequence[MediaEvent]) -> None:
                 _SEGMENT, e.event_id, e.org_id, e.call_id, e.stream_sid, e.track,
                 SPEAKER_BY_TRACK[e.track], e.start_ms, e.end_ms, e.text, e.confidence,
                 e.is_final, e.engine, e.occurred_at,
+                json.dumps(payload["words"]) if e.words else None,
             )  # fmt: skip
         elif isinstance(e, StreamStarted):
             await conn.execute(

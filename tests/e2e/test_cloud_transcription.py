@@ -93,7 +93,10 @@ async def test_a_call_is_transcribed_by_assemblyai_streaming(
     seen: list[dict[str, Any]] = []
     async with running_fake_assemblyai(fake_ears, api_key=KEY) as fake:
         settings = dict(
-            transcription_engine="assemblyai", assemblyai_api_key=KEY, assemblyai_url=fake.url
+            transcription_engine="assemblyai",
+            assemblyai_api_key=KEY,
+            assemblyai_url=fake.url,
+            cloud_grace_s=30,  # the fake hears with whisper: slow on a busy machine, not late
         )
         async with start_server(**settings) as srv:
             watching = asyncio.create_task(watch_feed(srv, org.keys["operator"], seen))
@@ -119,6 +122,15 @@ async def test_a_call_is_transcribed_by_assemblyai_streaming(
     expected, heard = said_by(report), heard_by(report)
     assert recall(expected["agent"], heard["agent"]) >= 0.7, heard
     assert recall(expected["caller"], heard["caller"]) >= 0.5, heard
+    # With the service's word timings, inside each segment's span on the call's clock.
+    rows = await pool.fetch(
+        "SELECT start_ms, end_ms, text, words FROM transcript_segments WHERE call_id = $1",
+        report["call"]["id"],
+    )
+    for row in rows:
+        words = json.loads(row["words"])
+        assert [w["text"] for w in words] == row["text"].split()
+        assert all(row["start_ms"] <= w["start_ms"] <= w["end_ms"] <= row["end_ms"] for w in words)
     starts = sorted((s["start_ms"], s["speaker"]) for s in segments)
     assert [speaker for _, speaker in starts][:2] == ["agent", "caller"]
     [stream] = report["streams"]
