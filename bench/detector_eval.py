@@ -71,9 +71,14 @@ class CallResult:
 
 
 def run_call(
-    call: Dialogue, rendered: RenderedCall, engine: TranscriptionEngine | None
+    call: Dialogue,
+    rendered: RenderedCall,
+    engine: TranscriptionEngine | None,
+    partials: bool = False,
 ) -> CallResult:
-    """With no engine, every utterance is given the words of the turn it overlaps most."""
+    """With no engine, every utterance is given the words of the turn it overlaps most.
+    `partials`: before its final text, each utterance's words arrive one more at a time as a
+    streaming service's partials would (phrase rules may fire on them)."""
     inbound, outbound = ulaw_encode(rendered.inbound), ulaw_encode(rendered.outbound)
     start = Start(
         sequence_number=1, stream_sid=str(uuid.uuid4()), account_sid="eval", call_sid=call.id,
@@ -101,6 +106,12 @@ def run_call(
             text = engine.transcribe(ready.utterance.pcm, ready.utterance.sample_rate)
             name = engine.name
         if text.text:
+            if partials:
+                u, heard = ready.utterance, text.text.split()
+                for k in range(1, len(heard) + 1):
+                    end = u.start_ms + (u.end_ms - u.start_ms) * k // len(heard)
+                    so_far = " ".join(heard[:k])
+                    take(session.on_streamed_partial(ready.track, u.start_ms, end, so_far))
             take(session.on_transcript(ready, text, name))
         else:
             take(session.on_transcript_lost(ready, skipped=False))
@@ -232,8 +243,8 @@ def _start_worker(spec: EngineSpec | None) -> None:
         )
 
 
-def _score(call: Dialogue, playing: Playing) -> CallResult:
-    return run_call(call, render(call, playing), _worker_engine)
+def _score(call: Dialogue, playing: Playing, partials: bool) -> CallResult:
+    return run_call(call, render(call, playing), _worker_engine, partials)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -253,6 +264,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--rendered-only", action="store_true", help="skip calls whose audio is not rendered yet"
     )
     parser.add_argument("--jobs", type=int, default=2, help="calls scored in parallel")
+    parser.add_argument(
+        "--partials",
+        action="store_true",
+        help="feed each utterance's words one at a time first, as a streaming engine's partials",
+    )
     args = parser.parse_args(argv)
     playing: Literal["neural", "flite", "espeak"] = (
         "neural" if args.playing == "exact" else args.playing
@@ -269,10 +285,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     with ProcessPoolExecutor(
         max_workers=max(1, args.jobs), initializer=_start_worker, initargs=(engine_spec,)
     ) as pool:
-        results = list(pool.map(_score, calls, [playing] * len(calls)))
+        results = list(
+            pool.map(_score, calls, [playing] * len(calls), [args.partials] * len(calls))
+        )
     engine_name = args.model if engine_spec else "none (exact text)"
     print(f"{args.part} part: {len(calls)} calls, {args.playing} playing, "
           f"engine {engine_name}, beam {args.beam_size}, window {args.window_s:g} s, "
+          f"{'word-by-word partials, ' if args.partials else ''}"
           f"{args.jobs} jobs, "
           f"{time.perf_counter() - started:.0f} s")  # fmt: skip
     print("\n".join(report(results)))

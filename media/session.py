@@ -338,21 +338,28 @@ class CallSession:
         whichever of our utterances they cover (`ConsentTracker.on_streamed_text`)."""
         return self._heard(track, start_ms, end_ms, result, engine, streamed=True, words=words)
 
-    def on_streamed_partial(self, track: Track, start_ms: int, text: str) -> list[MediaEvent]:
-        """A streaming service's words so far, for supervisors' screens: nothing while the
-        call's content is held for consent (a partial never shows what a final may not)."""
-        if self._holding:
-            return []
-        return [
-            TranscriptPartial(
-                org_id=self.org_id,
-                call_id=self.call_id,
-                stream_sid=self.start.stream_sid,
-                track=track,
-                start_ms=start_ms,
-                text=text,
+    def on_streamed_partial(
+        self, track: Track, start_ms: int, end_ms: int, text: str
+    ) -> list[MediaEvent]:
+        """A streaming service's words so far: for supervisors' screens (nothing while the
+        call's content is held for consent: a partial never shows what a final may not), and
+        for phrase rules (`RuleEngine.on_partial`), whose alerts go out as a final's would."""
+        events: list[MediaEvent] = []
+        if not self._holding:
+            events.append(
+                TranscriptPartial(
+                    org_id=self.org_id,
+                    call_id=self.call_id,
+                    stream_sid=self.start.stream_sid,
+                    track=track,
+                    start_ms=start_ms,
+                    text=text,
+                )
             )
-        ]
+        if self._rules is not None:
+            fired = self._rules.on_partial(track, start_ms, end_ms, text)
+            events += [self._escalation(f) for f in fired]
+        return events
 
     def _heard(
         self,

@@ -223,9 +223,11 @@ class StreamedTranscription:
         state, session = self._tracks.get(track), self._session
         if state is None or session is None:
             return
+        start = end = state.partial_from
         if partial.words:
-            state.partial_from = state.clock.call_ms(partial.words[0].start_ms)
-        self._emit(session.on_streamed_partial(track, state.partial_from, partial.text))
+            start = state.partial_from = state.clock.call_ms(partial.words[0].start_ms)
+            end = state.clock.call_ms(partial.words[-1].end_ms)
+        self._emit(session.on_streamed_partial(track, start, end, partial.text))
 
     def _final(self, track: Track, final: Final) -> None:
         state, session = self._tracks.get(track), self._session

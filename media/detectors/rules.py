@@ -387,6 +387,9 @@ class RuleEngine:
         self._dead_air: list[tuple[Rule, DeadAir]] = []
         self._talk_over: list[tuple[Rule, TalkOver]] = []
         self._composites: dict[str, list[tuple[Rule, dict[str, Any]]]] = {}
+        self._partial_hits: dict[Track, dict[str, bool]] = {t: {} for t in TRACKS}
+        """Phrase rules the track's latest partial matched, and whether they fired: the
+        utterance's later partials and its final do not raise them again."""
         """Rule name → the composites that name it, with their params."""
         for rule, params in zip(rules, normalised, strict=True):
             self._add(rule, params, tracks)
@@ -456,13 +459,43 @@ class RuleEngine:
                 fired = self._detect(fired, rule, None, signal.start_ms, signal.end_ms, evidence)
         return _NOTHING if fired is None else fired
 
+    def on_partial(self, track: Track, start_ms: int, end_ms: int, text: str) -> list[Fired]:
+        """A speaker's words so far (a streaming service's partial): a phrase rule fires once
+        two partials in a row match it, so an alert need not wait for the end of the utterance,
+        yet one word heard wrong and corrected at once does not raise it. Its cooldown then
+        keeps the final from raising it again."""
+        self._clock = max(self._clock, end_ms)
+        if not text.strip():
+            self._partial_hits[track] = {}  # withdrawn: the utterance came to nothing
+            return []
+        fired: list[Fired] = []
+        before, now = self._partial_hits[track], {}
+        for rule, params in self._phrases.get(track, ()):
+            intent = find_intent(
+                text, actions=params["actions"], targets=params["targets"],
+                outcomes=params["outcomes"], phrases=params["phrases"],
+            )  # fmt: skip
+            if intent is None:
+                continue
+            if rule.name in before and not before[rule.name]:
+                self._detect(fired, rule, track, start_ms, end_ms, intent.evidence)
+            now[rule.name] = rule.name in before  # fired now, or before
+        # A rule raised on this utterance stays raised, even if the words move on.
+        now |= {name: True for name, raised in before.items() if raised}
+        self._partial_hits[track] = now
+        return fired
+
     def on_text(
         self, track: Track, start_ms: int, end_ms: int, text: str, segment_id: uuid.UUID | None
     ) -> list[Fired]:
         """One final transcript segment of `track`, spoken from `start_ms` to `end_ms`."""
         self._clock = max(self._clock, end_ms)
+        raised = {name for name, done in self._partial_hits[track].items() if done}
+        self._partial_hits[track] = {}
         fired: list[Fired] = []
         for rule, params in self._phrases.get(track, ()):
+            if rule.name in raised:
+                continue  # raised while the words were still coming
             # "I don't need a manager" is not a request for one (media.detectors.intents).
             intent = find_intent(
                 text, actions=params["actions"], targets=params["targets"],

@@ -456,3 +456,35 @@ def test_a_rule_set_with_duplicate_names_or_nested_composites_is_rejected() -> N
     with pytest.raises(ValueError, match="rules: 'nested' names composite rule 'both-ways'"):
         check_rule_set([MANAGER, ZERO, BOTH_WAYS, nested])
     check_rule_set([MANAGER, ZERO, BOTH_WAYS])
+
+
+def supervisor_rule(cooldown_s: int) -> Rule:
+    [default] = [r for r in DEFAULT_RULES if r.name == "supervisor-request"]
+    return Rule(default.name, default.kind, default.severity, cooldown_s * 1000, default.params)
+
+
+def test_a_phrase_fires_on_the_second_partial_that_says_it_and_not_again_on_the_final() -> None:
+    rules = engine(supervisor_rule(cooldown_s=0))  # no cooldown: only the partial logic holds it
+    assert rules.on_partial("inbound", 1_000, 1_600, "I want to") == []
+    assert rules.on_partial("inbound", 1_000, 2_400, "I want to speak to a manager") == []
+    [fired] = rules.on_partial("inbound", 1_000, 2_900, "I want to speak to a manager now")
+    assert (fired.rule.name, fired.start_ms, fired.end_ms, fired.segment_id) == (
+        "supervisor-request", 1_000, 2_900, None,
+    )  # fmt: skip
+    assert (
+        rules.on_partial("inbound", 1_000, 3_400, "I want to speak to a manager now please") == []
+    )
+    final = "I want to speak to a manager now, please."
+    assert rules.on_text("inbound", 1_000, 3_600, final, uuid.uuid4()) == []
+    # The next utterance is a new request.
+    assert rules.on_partial("inbound", 8_000, 9_000, "get me your manager") == []
+    assert len(rules.on_partial("inbound", 8_000, 9_500, "get me your manager today")) == 1
+
+
+def test_a_phrase_one_partial_heard_and_the_next_corrected_raises_nothing() -> None:
+    rules = engine(supervisor_rule(cooldown_s=0))
+    assert rules.on_partial("inbound", 0, 900, "I want to speak to a manager") == []
+    assert rules.on_partial("inbound", 0, 1_500, "I want to speak to a manatee expert") == []
+    assert rules.on_partial("inbound", 0, 1_900, "") == []  # withdrawn
+    assert rules.on_partial("inbound", 0, 2_400, "I want to speak to a manager") == []
+    assert rules.on_text("inbound", 0, 2_600, "I want to speak to a manatee.", None) == []

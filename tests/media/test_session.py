@@ -601,8 +601,8 @@ def test_skipped_utterances_are_counted_on_their_track() -> None:
 
 def test_partial_words_never_show_what_consent_holds_back() -> None:
     held = make_session(policy=CallPolicy(hold_until_consent=True, played_disclosure="question"))
-    assert held.on_streamed_partial("inbound", 1_000, "my card number") == []
+    assert held.on_streamed_partial("inbound", 1_000, 1_800, "my card number") == []
     said(held, "inbound", "Yes, go ahead.", 2.0)  # consent granted: nothing held from here
-    [partial] = held.on_streamed_partial("inbound", 4_000, "my card number")
+    [partial] = held.on_streamed_partial("inbound", 4_000, 4_800, "my card number")
     assert isinstance(partial, TranscriptPartial)
     assert (partial.track, partial.start_ms, partial.text) == ("inbound", 4_000, "my card number")
