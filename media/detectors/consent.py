@@ -123,6 +123,10 @@ class ConsentTracker:
         self._judged_until = 0
         """Index of the first event not yet judged: everything before it is settled."""
         self._request: _Request | None = None
+        self._recording_question: str | None = None
+        """The caller's question in this turn that named recording ("do you record these
+        calls?"): what they go on to say in the turn ("honestly, I'd be glad if you did") is
+        about recording too."""
         self._disclosure_without_question: _Event | None = None
         """The agent's latest disclosure, until the caller speaks: a question that follows
         it ("…is that okay?") makes it a request."""
@@ -249,6 +253,7 @@ class ConsentTracker:
         text = event.text or ""
         if not text:
             return []  # unheard: mostly a breath or a click, which asks nothing
+        self._recording_question = None
         disclosure = next(
             (m for m in find_phrases(text, DISCLOSURE_PHRASES) if not m.negated), None
         )
@@ -320,8 +325,13 @@ class ConsentTracker:
         text = event.text or ""
         if not text:
             return []
+        heard = words(text)
+        judged = text
+        if self._recording_question is not None and not names_recording(heard):
+            # One turn with the question before it, whose own words answered nothing.
+            judged = f"{self._recording_question} {text}"
         answer = classify_consent(
-            text,
+            judged,
             about_recording=request is None,
             inverted=request is not None and request.inverted,
         )
@@ -335,8 +345,9 @@ class ConsentTracker:
                 answer = objection
         if answer is not None:
             return self._decide(answer.verdict, "caller_speech", event, answer.evidence)
-        heard = words(text)
         asks_back = ASKING_BACK.intersection(heard) or "?" in text or is_question(text)
+        if asks_back and names_recording(heard):
+            self._recording_question = text
         if len(heard) > SHORT_TURN_WORDS and not asks_back:
             # The caller's turn went elsewhere ("Hi, I'm calling about my bill"): a bare "okay"
             # later answers whatever came next, not the request. "Sorry?", "is that for the

@@ -141,8 +141,15 @@ def find_intent(
             # "…a letter, and how would I make a complaint?": a question clause, mid-sentence
             # (its subject, "I", opened a clause of its own after "and how would").
             asked = clauses[n - 1] if n > 0 and rest[0] in _SUBJECTS else rest
-            opens = [w for w in asked if w not in _OPENERS][:1]
-            asks_policy = policy or (n > 0 and bool(opens) and opens[0] in _POLICY_QUESTIONS)
+            opens = [w for w in asked if w not in _OPENERS]
+            # A question word alone before the subject is a relative ("…, where I'll be
+            # talking to my lawyer", "or" misheard) unless the sentence asks.
+            asks_policy = policy or (
+                n > 0
+                and opens[:1] != []
+                and opens[0] in _POLICY_QUESTIONS
+                and (question or len(opens) > 1)
+            )
             clause = _Clause(rest, n == 0 and question and rest[0].endswith("n't"), asks_policy)
             if n > 0 and _reports(clauses[n - 1]):
                 continue

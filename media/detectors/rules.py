@@ -272,7 +272,7 @@ _ASK_FOR = [
     "speak to", "speak with", "talk to", "talk with", "put me through to", "put me on to",
     "put me onto", "transfer me to", "transfer me", "connect me to", "connect me with",
     "get me", "give me", "i want", "i need", "i'd like", "i would like", "i demand",
-    "let me speak", "let me talk", "escalate this to", "escalate it to", "escalate to",
+    "let me speak", "let me talk", "escalate this", "escalate it", "escalate",
     "pass me to", "pass me over to", "pass me on to", "pass me", "hand me over to", "fetch",
     "get", "i'm asking for", "ask for", "can i have", "can i get", "could i have", "put",
     "is there", "a word with", "i'd like a word with",

@@ -337,8 +337,12 @@ CONSENT_ASKS = (
     "say yes", "you consent", "you agree", "your consent", "your permission", "alright if",
     "all right if", "okay if", "ok if", "fine if", "if you allow it", "if you'll allow it",
     "with your permission", "okay for us to", "okay for me to", "alright for us to",
-    "alright for me to", "fine for us to", "fine for me to",
+    "alright for me to", "fine for us to", "fine for me to", "want to opt out",
+    "like to opt out", "wish to opt out",
 )  # fmt: skip
+_ALRIGHT_MISHEARD = re.compile(r"\b(?:i'll write|are right|all write)\b")
+"""How a small engine often hears "alright" in a request ("calls are recorded, that I'll write
+with you?"); a recording disclosure has no call to say any of these for what they are."""
 _TAGS = frozenset({"okay", "ok", "alright", "right", "fine", "yeah"})
 ACCEPTANCE = frozenset(
     {"okay", "ok", "alright", "fine", "acceptable", "agreeable", "cool", "happy", "comfortable",
@@ -370,6 +374,7 @@ def asks_for_consent(text: str) -> bool:
     rather than only tell them."""
     if keypad_choices(text):
         return True
+    text = _ALRIGHT_MISHEARD.sub("alright", text.lower().replace("\u2019", "'"))
     # Negation does not matter here: "is that not okay with you?" asks all the same.
     if any(m.exact for m in find_phrases(text, CONSENT_ASKS)):
         return True
@@ -383,10 +388,16 @@ def asks_for_consent(text: str) -> bool:
         question = sentence.endswith("?") or is_question(sentence) or short
         if question and asked and asked[0] not in _WH and ACCEPTANCE.intersection(asked):
             return True
-    # A tag question ("…we record calls, right?"); untagged, "…so you're fine." tells.
+    clauses = [clause for clause in _clauses(text) if clause]
+    tag = clauses[-1] if clauses else []
     if not text.rstrip().endswith("?"):
-        return False
-    tag = next((clause for clause in reversed(_clauses(text)) if clause), [])
+        # The question mark dropped from a tag that points back at a disclosure: "…we record
+        # calls for training, that's all right." asks; "…so you're fine." tells.
+        pointing = tag[:1] in (["that"], ["that's"]) and len(tag) <= 3
+        said = " ".join(tag).replace("all right", "alright").split()
+        told = [w for clause in clauses[:-1] for w in clause]
+        return pointing and bool(ACCEPTANCE.intersection(said)) and names_recording(told)
+    # A tag question ("…we record calls, right?").
     return 0 < len(tag) <= 3 and tag[0] not in _WH and bool(_TAGS.intersection(tag))
 
 

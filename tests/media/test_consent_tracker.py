@@ -281,3 +281,20 @@ def test_a_streamed_turn_our_endpointing_missed_joins_the_timeline() -> None:
     tracker = ConsentTracker(played="question")
     found = tracker.on_streamed_text("inbound", 3_000, 3_400, "Sure.", SEG, NOTHING_OPEN)
     assert verdicts(found) == [("caller_speech", "granted")]
+
+
+def test_a_callers_question_about_recording_carries_into_the_rest_of_their_turn() -> None:
+    tracker = ConsentTracker()
+    say(tracker, "outbound", 0, "Ace appliance repairs, Noel speaking.")
+    assert verdicts(say(tracker, "inbound", 2_000, "Oh, do you record these calls?")) == []
+    assert verdicts(say(tracker, "inbound", 4_000, "Honestly, I'd be glad if you did.")) == [
+        ("caller_speech", "granted")
+    ]
+
+
+def test_once_the_agent_speaks_the_callers_question_no_longer_carries() -> None:
+    tracker = ConsentTracker()
+    say(tracker, "inbound", 0, "Do you record these calls?")
+    say(tracker, "outbound", 2_000, "Only for training. What can I do for you?")
+    assert verdicts(say(tracker, "inbound", 4_000, "Yes, I'd be glad if you sorted my bill.")) == []
+    assert tracker.verdict is None

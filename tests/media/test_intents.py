@@ -44,6 +44,9 @@ def intents(text: str) -> list[str]:
         ("Or I'll put it in the hands of my solicitor.", "legal-threat"),
         ("I'm reporting the whole thing to Ofcom.", "complaint"),
         ("Then get me someone who can't, your supervisor!", "supervisor-request"),
+        ("Can you escalate this to whoever runs customer relations?", "supervisor-request"),
+        # "or" heard as "where": a relative, not a question about policy.
+        ("I want my deposit back, where I'll be talking to my lawyer.", "legal-threat"),
     ],
 )
 def test_requests_threats_and_announcements_in_words_no_list_holds_whole(
@@ -72,6 +75,7 @@ def test_requests_threats_and_announcements_in_words_no_list_holds_whole(
         "I'll ask them to send a letter and how would I make a complaint?",  # mid-sentence
         "My partner wants to cancel her membership.",
         "My account was closed last year.",  # no want: a past event
+        "Where would I send a complaint?",
     ],
 )
 def test_mentions_past_events_negations_and_policy_questions_are_not_escalations(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from media.detectors.text import (
+    ConsentAnswer,
     asks_for_consent,
     asks_if_objecting,
     classify_consent,
@@ -199,6 +200,30 @@ def test_a_yes_no_question_about_accepting_it_asks(text: str) -> None:
 )  # fmt: skip
 def test_a_question_about_something_else_does_not_ask(text: str) -> None:
     assert not asks_for_consent(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["If we record calls for training, that's all right.",  # the question mark not heard
+     "Our calls are recorded for training, that I'll write with you.",  # "alright", misheard
+     "We record calls for training, I'll write if we record this one.",
+     "Just so you know, we record calls, that are right."],
+)  # fmt: skip
+def test_a_request_heard_imperfectly_still_asks(text: str) -> None:
+    assert asks_for_consent(text)
+
+
+def test_a_disclosure_told_or_a_tag_that_agrees_with_nothing_does_not_ask() -> None:
+    assert not asks_for_consent("We record calls for training, that's right.")
+    assert not asks_for_consent("Okay, that's fine.")  # names no recording
+
+
+def test_asking_whether_the_caller_wants_to_opt_out_asks_for_an_objection() -> None:
+    text = "All of our calls are recorded, you want to opt out of the recording."
+    assert asks_for_consent(text) and asks_if_objecting(text)
+    assert classify_consent("Yes, please.", inverted=True) == ConsentAnswer(
+        "refused", "yes please (to an objection asked)"
+    )
 
 
 @pytest.mark.parametrize(
