@@ -21,6 +21,8 @@ It prints, over all calls of the part:
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import time
 import uuid
 from collections.abc import Sequence
@@ -224,14 +226,51 @@ class EngineSpec:
     hotwords: str
     beam_size: int
     window_s: float
+    reuse_transcripts: bool = False
+
+    def key(self) -> str:
+        hints = hashlib.sha1(self.hotwords.encode()).hexdigest()[:8]
+        name = self.model.replace(":", "-").replace("/", "-")
+        return f"{name}-beam{self.beam_size}-window{self.window_s:g}-hints{hints}"
+
+
+TRANSCRIPTS_DIR = Path(".voxsouth/eval-transcripts")
+"""What the engine heard for each utterance of each call, by the audio's hash: scoring the
+detectors again after a change to them need not transcribe again (`--reuse-transcripts`)."""
+
+
+class _RememberingEngine:
+    """The worker's engine, with what it heard for one call kept and, when asked, reused."""
+
+    def __init__(self, engine: TranscriptionEngine, path: Path, reuse: bool) -> None:
+        self._engine, self._path = engine, path
+        self.heard: dict[str, str] = {}
+        if reuse and path.exists():
+            self.heard = json.loads(path.read_text())
+
+    @property
+    def name(self) -> str:
+        return self._engine.name
+
+    def transcribe(self, pcm: bytes, sample_rate: int) -> Transcription:
+        key = f"{sample_rate}:{hashlib.sha1(pcm).hexdigest()}"
+        if key not in self.heard:
+            self.heard[key] = self._engine.transcribe(pcm, sample_rate).text
+        return Transcription(self.heard[key], None)
+
+    def save(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._path.write_text(json.dumps(self.heard))
 
 
 _worker_engine: TranscriptionEngine | None = None
 """Each worker process's own engine (a model is not shared between processes)."""
+_worker_spec: EngineSpec | None = None
 
 
 def _start_worker(spec: EngineSpec | None) -> None:
-    global _worker_engine
+    global _worker_engine, _worker_spec
+    _worker_spec = spec
     if spec is not None:
         _worker_engine = WhisperEngine(
             spec.model,
@@ -244,7 +283,13 @@ def _start_worker(spec: EngineSpec | None) -> None:
 
 
 def _score(call: Dialogue, playing: Playing, partials: bool) -> CallResult:
-    return run_call(call, render(call, playing), _worker_engine, partials)
+    if _worker_engine is None or _worker_spec is None:
+        return run_call(call, render(call, playing), None, partials)
+    path = TRANSCRIPTS_DIR / playing / _worker_spec.key() / f"{call.id}.json"
+    engine = _RememberingEngine(_worker_engine, path, _worker_spec.reuse_transcripts)
+    result = run_call(call, render(call, playing), engine, partials)
+    engine.save()
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -265,6 +310,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--jobs", type=int, default=2, help="calls scored in parallel")
     parser.add_argument(
+        "--reuse-transcripts",
+        action="store_true",
+        help=f"take the engine's words from an earlier run with the same settings "
+        f"({TRANSCRIPTS_DIR}); valid while the engine's code and model are unchanged",
+    )
+    parser.add_argument(
         "--partials",
         action="store_true",
         help="feed each utterance's words one at a time first, as a streaming engine's partials",
@@ -276,8 +327,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     engine_spec = None
     if args.playing != "exact":
         engine_spec = EngineSpec(
-            args.model, args.models_dir, args.hotwords, args.beam_size, args.window_s
-        )
+            args.model, args.models_dir, args.hotwords, args.beam_size, args.window_s,
+            args.reuse_transcripts,
+        )  # fmt: skip
     calls = [c for c in load_part(args.part) if not args.calls or c.id.startswith(args.calls)]
     if args.rendered_only:
         calls = [c for c in calls if (CACHE_DIR / playing / f"{c.id}.wav").exists()]
@@ -292,6 +344,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"{args.part} part: {len(calls)} calls, {args.playing} playing, "
           f"engine {engine_name}, beam {args.beam_size}, window {args.window_s:g} s, "
           f"{'word-by-word partials, ' if args.partials else ''}"
+          f"{'transcripts reused, ' if args.reuse_transcripts else ''}"
           f"{args.jobs} jobs, "
           f"{time.perf_counter() - started:.0f} s")  # fmt: skip
     print("\n".join(report(results)))
