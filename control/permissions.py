@@ -26,6 +26,8 @@ class Action(StrEnum):
     ESCALATIONS_READ = "escalations:read"
     ESCALATIONS_HANDLE = "escalations:handle"
     RULES_MANAGE = "rules:manage"
+    TRANSCRIPTION_MANAGE = "transcription:manage"
+    """Choose what transcribes the org's calls and hold its speech-service key."""
     NUMBERS_READ = "numbers:read"
     NUMBERS_MANAGE = "numbers:manage"
     TEAM_READ = "team:read"

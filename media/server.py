@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import logging
 import socket
 import time
@@ -54,10 +55,16 @@ log = logging.getLogger(__name__)
 CallState: TypeAlias = Literal["active", "unknown", "ended"]
 
 
+Hearing: TypeAlias = Literal["deployment", "offline"] | CloudEngine
+"""What transcribes a call: the deployment's configured engine, the offline engine only (an org
+that keeps audio on the premises), or a cloud service with the org's own key."""
+
+
 @dataclass(frozen=True, slots=True)
 class CallAdmission:
     state: CallState
     policy: CallPolicy = CallPolicy()
+    hearing: Hearing = "deployment"
 
 
 CallGate: TypeAlias = Callable[[StreamGrant], Awaitable[CallAdmission]]
@@ -163,16 +170,8 @@ class MediaServer:
         self.config = config
         self._transcriber = transcriber
         self._cloud = cloud
-        self._circuit = (
-            None
-            if cloud is None
-            else ServiceCircuit(
-                cloud.service,
-                config.cloud_circuit_failures,
-                config.cloud_circuit_reset_s,
-                monotonic,
-            )
-        )
+        self._circuits: dict[tuple[str, str], ServiceCircuit] = {}
+        """One per service and key: an org's revoked key must not stop everyone's streams."""
         self._call_gate = call_gate
         self._sink = sink
         self._monotonic = monotonic
@@ -324,10 +323,12 @@ class MediaServer:
             state = admission.state
             raise StreamProtocolError(f"call_{state}", f"call is {state}", CLOSE_POLICY_VIOLATION)
         streamed = None
-        if self._cloud is not None and self._circuit is not None:
+        hearing = admission.hearing
+        cloud = self._cloud if hearing == "deployment" else hearing
+        if isinstance(cloud, CloudEngine):
             streamed = StreamedTranscription(
-                self._cloud,
-                self._circuit,
+                cloud,
+                self._circuit(cloud),
                 emit=self._emit,
                 offline=lambda s, ready: self._transcribe_offline(s, ready, decodes),
                 monotonic=self._monotonic,
@@ -355,6 +356,20 @@ class MediaServer:
         metrics.CALLS_ACTIVE.set(len(self._streams_per_call))
         self._sink(session.started_event())
         return session
+
+    def _circuit(self, cloud: CloudEngine) -> ServiceCircuit:
+        key = (cloud.service, hashlib.sha256(cloud.api_key.encode()).hexdigest())
+        if (circuit := self._circuits.get(key)) is None:
+            circuit = self._circuits[key] = ServiceCircuit(
+                cloud.service,
+                self.config.cloud_circuit_failures,
+                self.config.cloud_circuit_reset_s,
+                self._monotonic,
+                # The gauge says whether the deployment's service is skipped; an org's own key
+                # failing shows in that org's streams' records and the session error counts.
+                gauge=cloud is self._cloud,
+            )
+        return circuit
 
     def _transcribe(
         self,

@@ -60,9 +60,16 @@ class ServiceCircuit:
     it, see DESIGN.md.)"""
 
     def __init__(
-        self, service: str, failures: int, reset_s: float, clock: Callable[[], float]
+        self,
+        service: str,
+        failures: int,
+        reset_s: float,
+        clock: Callable[[], float],
+        *,
+        gauge: bool = True,
     ) -> None:
         self._service = service
+        self._gauge = gauge
         self._threshold = failures
         self._reset_s = reset_s
         self._clock = clock
@@ -81,13 +88,15 @@ class ServiceCircuit:
     def succeeded(self) -> None:
         self._failures = 0
         self._opened_at = None
-        metrics.CLOUD_CIRCUIT_OPEN.labels(self._service).set(0)
+        if self._gauge:
+            metrics.CLOUD_CIRCUIT_OPEN.labels(self._service).set(0)
 
     def failed(self) -> None:
         self._failures += 1
         if self._failures >= self._threshold and self._opened_at is None:
             self._opened_at = self._clock()
-            metrics.CLOUD_CIRCUIT_OPEN.labels(self._service).set(1)
+            if self._gauge:
+                metrics.CLOUD_CIRCUIT_OPEN.labels(self._service).set(1)
 
 
 class ServiceClock:

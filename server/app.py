@@ -32,14 +32,17 @@ from control.api import feed as feed_api
 from control.api import numbers as numbers_api
 from control.api import rules as rules_api
 from control.api import team as team_api
+from control.api import transcription as transcription_api
 from control.api.openapi import OpenApiRoutes
 from control.api.outbound import SIGNALWIRE, OutboundConfig, OutboundRoutes
 from control.api.session import SessionRoutes, SignInConfig
+from control.api.transcription import SEALER, SPEECH_OPTIONS, SpeechOptions
 from control.app_keys import FEED_HUB, POOL, TRUSTED_ORIGINS
 from control.auth import auth_middleware
 from control.feed import FeedHub
 from control.recordings import RecordingController
 from control.rule_catalog import RULE_CATALOG
+from control.sealed import Sealer
 from control.signalwire import SignalWireClient, SignalWireConfig
 from control.webhooks import WebhookConfig, Webhooks
 from media.server import CallAdmission, MediaServer, MediaServerConfig
@@ -49,7 +52,7 @@ from media.streamed import CloudEngine
 from media.transcription.engine import TranscriptionEngine
 from media.transcription.service import TranscriptionService
 from media.vad import EndpointerConfig
-from server.call_policy import DetectorRuleCatalog, admit
+from server.call_policy import DetectorRuleCatalog, OrgHearing, admit
 from server.health import Health
 from server.http_security import (
     HttpSecurityConfig,
@@ -116,23 +119,22 @@ def _load_engine(settings: Settings) -> TranscriptionEngine:
     )
 
 
-def _cloud_engine(settings: Settings) -> CloudEngine | None:
-    """The configured cloud streaming service, if any (settings checked its key is there)."""
+def _cloud_engine(settings: Settings, service: str, api_key: str) -> CloudEngine:
+    """A cloud streaming service as configured, with this key (the deployment's or an org's)."""
     from media.transcription.cloud.assemblyai import AssemblyAIProtocol
     from media.transcription.cloud.deepgram import DeepgramProtocol
     from media.transcription.cloud.stream import SpeechProtocol
 
-    engine = settings.transcription_engine
-    if engine == "assemblyai":
-        key, name = settings.assemblyai_api_key, settings.assemblyai_speech_model
+    if service == "assemblyai":
+        name = settings.assemblyai_speech_model
 
         def protocol(rate: int, mulaw: bool) -> SpeechProtocol:
             return AssemblyAIProtocol(
                 rate, "pcm_mulaw" if mulaw else "pcm_s16le", name, base_url=settings.assemblyai_url
             )
 
-    elif engine == "deepgram":
-        key, name = settings.deepgram_api_key, settings.deepgram_model
+    elif service == "deepgram":
+        name = settings.deepgram_model
 
         def protocol(rate: int, mulaw: bool) -> SpeechProtocol:
             return DeepgramProtocol(
@@ -140,16 +142,21 @@ def _cloud_engine(settings: Settings) -> CloudEngine | None:
             )
 
     else:
-        return None
-    assert key is not None
+        raise ValueError(f"no cloud service {service!r}")
     return CloudEngine(
-        service=engine,
-        name=f"{engine}:{name}",
-        api_key=key.get_secret_value(),
+        service=service,
+        name=f"{service}:{name}",
+        api_key=api_key,
         protocol=protocol,
         connect_timeout_s=settings.cloud_connect_timeout_s,
         grace_s=settings.cloud_grace_s,
     )
+
+
+def _deployment_keys(settings: Settings) -> dict[str, str]:
+    """The cloud services this deployment holds a key for, and the keys."""
+    keys = {"assemblyai": settings.assemblyai_api_key, "deepgram": settings.deepgram_api_key}
+    return {service: key.get_secret_value() for service, key in keys.items() if key is not None}
 
 
 def _signalwire_config(settings: Settings) -> SignalWireConfig | None:
@@ -170,7 +177,11 @@ def _bind(host: str, port: int) -> socket.socket:
 async def running(settings: Settings) -> AsyncIterator[RunningServer]:
     async with AsyncExitStack() as stack:
         engine_task = None
-        cloud = _cloud_engine(settings)
+        deployment_keys = _deployment_keys(settings)
+        service = settings.transcription_engine
+        cloud = None
+        if service in deployment_keys:  # settings checked the chosen service's key is there
+            cloud = _cloud_engine(settings, service, deployment_keys[service])
         fallback = cloud is not None and settings.transcription_fallback == "whisper"
         if settings.transcription_engine == "whisper" or fallback:
             # Load the model while Postgres starts: both take a moment.
@@ -209,8 +220,13 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
 
         catalog = DetectorRuleCatalog()
 
+        sealer = Sealer(settings.secret("credentials_key"))
+        hearing = OrgHearing(
+            sealer, lambda service, key: _cloud_engine(settings, service, key), deployment_keys
+        )
+
         async def call_gate(grant: StreamGrant) -> CallAdmission:
-            return await admit(pool, catalog, grant)
+            return await admit(pool, catalog, hearing, grant)
 
         media = MediaServer(
             MediaServerConfig(
@@ -289,6 +305,12 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
 
         app.on_shutdown.append(end_feeds)
         app[RULE_CATALOG] = catalog
+        app[SEALER] = sealer
+        app[SPEECH_OPTIONS] = SpeechOptions(
+            deployment=settings.transcription_engine,
+            offline=transcriber is not None,
+            deployment_keys=frozenset(deployment_keys),
+        )
         webhooks = Webhooks(
             WebhookConfig(
                 signing_key=settings.secret("signalwire_signing_key"),
@@ -312,6 +334,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
         app.add_routes(caller_ids_api.routes())
         app.add_routes(escalations_api.routes())
         app.add_routes(rules_api.routes())
+        app.add_routes(transcription_api.routes())
         app.add_routes(feed_api.routes())
         app.add_routes(dashboard.routes())
         app.add_routes(OpenApiRoutes("Voxsouth", version("voxsouth")).routes())

@@ -7,16 +7,19 @@ root translates: rule rows ⇄ `media.detectors.rules.Rule`, and a call's row �
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import asyncpg
 
+from control.sealed import Sealer, SealError
 from media.detectors import rules
 from media.detectors.consent import PlayedDisclosure
-from media.server import CallAdmission
+from media.server import CallAdmission, Hearing
 from media.session import CallPolicy
 from media.stream_token import StreamGrant
+from media.streamed import CloudEngine
 from storage import calls, escalations
 from storage.db import Pool
 from storage.tenancy import tenant
@@ -66,8 +69,46 @@ class DetectorRuleCatalog:
         return [to_row(r) for r in rules.DEFAULT_RULES]
 
 
-async def admit(pool: Pool, catalog: DetectorRuleCatalog, grant: StreamGrant) -> CallAdmission:
-    """Whether the granted call is live, and its consent state and rules."""
+class OrgHearing:
+    """An org's stored choice of transcription (storage.org_transcription) → what the media
+    plane runs for its calls."""
+
+    def __init__(
+        self,
+        sealer: Sealer,
+        cloud_engine: Callable[[str, str], CloudEngine],
+        deployment_keys: Mapping[str, str],
+    ) -> None:
+        self._sealer = sealer
+        self._cloud_engine = cloud_engine
+        """(service, API key) → the engine."""
+        self._deployment_keys = deployment_keys
+
+    def __call__(self, org_id: uuid.UUID, engine: str | None, sealed: bytes | None) -> Hearing:
+        if engine is None or engine == "deployment":
+            return "deployment"
+        if engine == "whisper":
+            return "offline"
+        if sealed is None:
+            key = self._deployment_keys.get(engine)
+        else:
+            try:
+                key = self._sealer.open(sealed, org_id)
+            except SealError:
+                key = None
+        if key is None:
+            # The org chose a service this server cannot reach for it (its key sealed under
+            # another credentials key, or the deployment's key gone): its audio stays here.
+            log.error("org %s chose %s but no usable key is held; transcribing offline",
+                      org_id, engine)  # fmt: skip
+            return "offline"
+        return self._cloud_engine(engine, key)
+
+
+async def admit(
+    pool: Pool, catalog: DetectorRuleCatalog, hearing: OrgHearing, grant: StreamGrant
+) -> CallAdmission:
+    """Whether the granted call is live, its consent state and rules, and what hears it."""
     try:
         async with tenant(pool, grant.org_id) as conn:
             row = await calls.call_admission(conn, grant.call_id, grant.org_id)
@@ -83,7 +124,8 @@ async def admit(pool: Pool, catalog: DetectorRuleCatalog, grant: StreamGrant) ->
         return CallAdmission("active", CallPolicy(hold_until_consent=True))
     if row["status"] in calls.TERMINAL_STATUSES:
         return CallAdmission("ended")
-    return CallAdmission("active", policy_of(row, rule_rows))
+    chosen = hearing(grant.org_id, row["transcription_engine"], row["api_key_sealed"])
+    return CallAdmission("active", policy_of(row, rule_rows), chosen)
 
 
 def policy_of(row: Mapping[str, Any], rule_rows: Sequence[Mapping[str, Any]]) -> CallPolicy:

@@ -26,7 +26,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from media.transcription.whisper import CONSENT_HOTWORDS, DEFAULT_WINDOW_S
 from media.vad import EndpointerConfig
 
-GENERATED_SECRETS = ("signalwire_signing_key", "stream_token_secret")
+GENERATED_SECRETS = ("signalwire_signing_key", "stream_token_secret", "credentials_key")
 
 
 class SettingsError(Exception):
@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     signalwire_project_id: str | None = None
     signalwire_api_token: SecretStr | None = None
     stream_token_secret: SecretStr | None = None
+    credentials_key: SecretStr | None = None
+    """Seals the cloud service keys orgs bring (control.sealed) before they are stored; losing
+    it loses those keys (orgs enter them again), changing it without re-sealing does the same."""
     stream_token_ttl_s: int = Field(default=300, ge=10, le=3600)
     media_start_timeout_s: float = Field(default=10.0, gt=0, le=120)
     """A media socket that sends no `start` within this is closed."""

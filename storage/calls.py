@@ -160,14 +160,17 @@ async def call_by_sid(conn: Executor, call_sid: str) -> CallRow | None:
 async def call_admission(
     conn: Executor, call_id: uuid.UUID, org_id: uuid.UUID
 ) -> dict[str, Any] | None:
-    """What the media plane needs when a call's stream opens: its status and consent state."""
+    """What the media plane needs when a call's stream opens: its status and consent state,
+    and what the org chose to transcribe it (no engine: the deployment's)."""
     row = await conn.fetchrow(
         """SELECT c.status, c.consent_rule, c.recording_consent, c.consent_verified_by,
                   o.consent_mode, o.consent_implied_by_notice, o.rules_seeded,
+                  t.engine AS transcription_engine, t.api_key_sealed,
                   (SELECT e.detector FROM consent_events e
                    WHERE e.call_id = c.id AND e.kind = 'disclosure' AND e.detector LIKE 'laml_%'
                    ORDER BY e.created_at LIMIT 1) AS played_by
            FROM calls c JOIN organizations o ON o.id = c.org_id
+                LEFT JOIN org_transcription t ON t.org_id = c.org_id
            WHERE c.id = $1 AND c.org_id = $2""",
         call_id,
         org_id,

@@ -223,3 +223,51 @@ async def test_a_service_that_answers_too_slowly_is_replaced_without_double_word
     spans = sorted((s["speaker"], s["start_ms"], s["end_ms"]) for s in report["transcript"])
     for (who, _, end), (next_who, next_start, _) in zip(spans, spans[1:], strict=False):
         assert who != next_who or next_start >= end - 300, spans
+
+
+async def test_each_org_is_heard_by_the_engine_it_chose_with_its_own_key(
+    start_server: Callable[..., AbstractAsyncContextManager[RunningServer]],
+    pool: Pool,
+    fake_ears: WhisperEngine,
+) -> None:
+    own_key = "dg-org-key-0a1b2c3d4e5f"
+    orgs = {
+        label: await make_org(pool, f"Speech {label}")
+        for label in ("own key", "default", "revoked key")
+    }
+    for org in orgs.values():
+        await pool.execute(
+            "UPDATE organizations SET consent_default = 'one_party' WHERE id = $1", org.id
+        )
+    chosen = {"own key": own_key, "revoked key": "dg-revoked-key-99999999"}
+    async with running_fake_deepgram(fake_ears, api_key=own_key) as fake:
+        # The deployment hears offline and holds no Deepgram key of its own.
+        async with start_server(transcription_engine="whisper", deepgram_url=fake.url) as srv:
+            async with aiohttp.ClientSession() as http:
+                for label, key in chosen.items():
+                    async with http.put(
+                        srv.http_url + "/api/org/transcription",
+                        json={"engine": "deepgram", "api_key": key},
+                        headers=orgs[label].bearer("admin"),
+                    ) as resp:
+                        assert resp.status == 200, await resp.text()
+            reports = {label: await play(srv, org.number, speed=4.0) for label, org in orgs.items()}
+        sessions = await fake.wait_ended(4, timeout_s=timeout(10))
+
+    # Each org's own key, for its call's two tracks; the revoked one refused at the handshake.
+    assert sorted((s.headers["authorization"], s.handshake_status) for s in sessions) == [
+        (f"Token {own_key}", 101), (f"Token {own_key}", 101),
+        (f"Token {chosen['revoked key']}", 401), (f"Token {chosen['revoked key']}", 401),
+    ]  # fmt: skip
+    engines = {label: {s["engine"] for s in r["transcript"]} for label, r in reports.items()}
+    assert engines == {
+        "own key": {"deepgram:nova-3"},
+        "default": {"faster-whisper:tiny.en"},
+        "revoked key": {"faster-whisper:tiny.en"},  # refused: the offline engine stands in
+    }
+    [refused] = reports["revoked key"]["streams"]
+    assert refused["transcription_error_inbound"] == refused["transcription_error_outbound"]
+    assert refused["transcription_error_inbound"] == "http_401"
+    for report in reports.values():
+        expected, heard = said_by(report), heard_by(report)
+        assert recall(expected["agent"], heard["agent"]) >= 0.7, heard

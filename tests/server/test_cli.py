@@ -7,6 +7,7 @@ from pathlib import Path
 
 import aiohttp
 
+from server.settings import GENERATED_SECRETS
 from tests.conftest import SPEECH
 from tests.support.numbers import new_number
 from tests.support.process import cli_env, run_cli, serving
@@ -33,6 +34,7 @@ async def test_production_refuses_to_start_without_its_secrets_and_public_urls(
     for name in (
         "VOXSOUTH_SIGNALWIRE_SIGNING_KEY",
         "VOXSOUTH_STREAM_TOKEN_SECRET",
+        "VOXSOUTH_CREDENTIALS_KEY",
         "VOXSOUTH_PUBLIC_URL",
         "VOXSOUTH_MEDIA_PUBLIC_URL",
     ):
@@ -50,10 +52,10 @@ async def test_serve_prints_its_urls_becomes_ready_and_stops_cleanly_on_sigterm(
             http.get(f"{served.http_url}/health/ready") as resp,
         ):
             assert resp.status == 200
-        for name in ("signalwire_signing_key", "stream_token_secret"):
+        for name in GENERATED_SECRETS:
             assert (secrets / name).stat().st_mode & 0o777 == 0o600
     assert served.returncode == 0, served.stderr[-2000:]
-    for name in ("signalwire_signing_key", "stream_token_secret"):
+    for name in GENERATED_SECRETS:
         # Secrets are never printed or logged.
         secret = (secrets / name).read_text()
         assert secret not in served.banner and secret not in served.stderr

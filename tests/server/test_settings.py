@@ -22,6 +22,7 @@ PRODUCTION_ENV = {
     "VOXSOUTH_MEDIA_PUBLIC_URL": "wss://voice.example.com/media",
     "VOXSOUTH_SIGNALWIRE_SIGNING_KEY": "PSK_production_signing_key",
     "VOXSOUTH_STREAM_TOKEN_SECRET": "production-stream-token-secret-0123456789",
+    "VOXSOUTH_CREDENTIALS_KEY": "production-credentials-key-0123456789",
     "DATABASE_URL": "postgresql://voxsouth:db-password@db.internal/voxsouth",
 }
 
@@ -92,7 +93,7 @@ def test_secrets_from_the_environment_are_used_and_not_written(
     monkeypatch.setenv("VOXSOUTH_SIGNALWIRE_SIGNING_KEY", "PSK_from_env")
     settings = load_settings(data_dir=tmp_path)
     assert settings.secret("signalwire_signing_key") == "PSK_from_env"
-    assert sorted(secret_files(tmp_path)) == ["stream_token_secret"]
+    assert sorted(secret_files(tmp_path)) == ["credentials_key", "stream_token_secret"]
 
 
 def test_overrides_beat_the_environment_and_env_file(
@@ -119,7 +120,7 @@ def test_generated_secret_names_lists_what_came_from_files(
     monkeypatch.setenv("VOXSOUTH_STREAM_TOKEN_SECRET", "set-by-the-operator-0123456789")
     settings = load_settings(data_dir=tmp_path)
     assert settings.secret("stream_token_secret") == "set-by-the-operator-0123456789"
-    assert generated_secret_names(settings) == ["signalwire_signing_key"]
+    assert generated_secret_names(settings) == ["signalwire_signing_key", "credentials_key"]
 
 
 def test_generated_secret_names_is_empty_when_every_secret_is_set(
@@ -127,6 +128,7 @@ def test_generated_secret_names_is_empty_when_every_secret_is_set(
 ) -> None:
     monkeypatch.setenv("VOXSOUTH_SIGNALWIRE_SIGNING_KEY", "PSK_from_env")
     monkeypatch.setenv("VOXSOUTH_STREAM_TOKEN_SECRET", "set-by-the-operator-0123456789")
+    monkeypatch.setenv("VOXSOUTH_CREDENTIALS_KEY", "set-by-the-operator-9876543210")
     settings = load_settings(data_dir=tmp_path)
     assert generated_secret_names(settings) == []
     assert not (tmp_path / "secrets").exists()
@@ -138,7 +140,7 @@ def test_secret_set_in_env_file_is_not_reported_as_generated(tmp_path: Path) -> 
     (tmp_path / ".env").write_text("VOXSOUTH_SIGNALWIRE_SIGNING_KEY=PSK_from_dotenv\n")
     settings = load_settings(data_dir=tmp_path)
     assert settings.secret("signalwire_signing_key") == "PSK_from_dotenv"
-    assert generated_secret_names(settings) == ["stream_token_secret"]
+    assert generated_secret_names(settings) == ["stream_token_secret", "credentials_key"]
 
 
 # --- production --------------------------------------------------------------------------------
@@ -156,12 +158,14 @@ def test_production_without_secrets_or_public_urls_lists_every_problem(
     assert set(variables) >= {
         "VOXSOUTH_SIGNALWIRE_SIGNING_KEY",
         "VOXSOUTH_STREAM_TOKEN_SECRET",
+        "VOXSOUTH_CREDENTIALS_KEY",
         "VOXSOUTH_PUBLIC_URL",
         "VOXSOUTH_MEDIA_PUBLIC_URL",
     }
     assert set(variables) <= {
         "VOXSOUTH_SIGNALWIRE_SIGNING_KEY",
         "VOXSOUTH_STREAM_TOKEN_SECRET",
+        "VOXSOUTH_CREDENTIALS_KEY",
         "VOXSOUTH_PUBLIC_URL",
         "VOXSOUTH_MEDIA_PUBLIC_URL",
         "DATABASE_URL",

@@ -1,4 +1,4 @@
-"""Migrations 0011 and 0012: orgs seeded with the first phrase defaults get today's intent
+"""Migrations 0011, 0012 and 0017: orgs seeded with the first phrase defaults get today's intent
 defaults, each step changing only the rules still as the step before left them."""
 
 from __future__ import annotations
@@ -12,7 +12,11 @@ from storage.db import Pool
 
 MIGRATIONS = [
     Path(__file__).resolve().parents[2] / "storage" / "migrations" / name
-    for name in ("0011_default_intents.sql", "0012_default_intents_2.sql")
+    for name in (
+        "0011_default_intents.sql",
+        "0012_default_intents_2.sql",
+        "0017_default_intents_3.sql",
+    )
 ]
 FIRST_DEFAULTS = {
     "supervisor-request": ["supervisor", "manager", "someone in charge", "speak to your boss"],

@@ -20,9 +20,10 @@ from media.events import (
     StreamStarted,
     TranscriptSegment,
 )
-from storage import accounts, calls, escalations, idempotency, team
+from storage import accounts, calls, escalations, idempotency, org_transcription, team
 from storage.db import Pool
 from storage.event_writer import write_events
+from storage.org_transcription import TranscriptionChoice
 from storage.tenancy import tenant
 from tests.support.accounts import Org, make_org
 
@@ -30,7 +31,7 @@ ORG_TABLES = (
     "phone_numbers", "calls", "media_streams", "transcript_segments", "dtmf_events",
     "memberships", "sessions", "api_keys", "audit_log", "invitations", "idempotency_keys",
     "caller_ids", "consent_events", "escalation_rules", "escalations", "recordings",
-    "feed_events",
+    "feed_events", "org_transcription",
 )  # fmt: skip
 
 
@@ -83,6 +84,7 @@ async def populate(pool: Pool, org: Org) -> uuid.UUID:
         "INSERT INTO recordings (org_id, call_id, recording_sid, status) VALUES ($1, $2, $3, 'x')",
         org.id, ref.id, str(uuid.uuid4()),
     )  # fmt: skip
+    await org_transcription.put(pool, org.id, TranscriptionChoice("assemblyai", b"sealed", "abcd"))
     async with pool.acquire() as conn:
         await team.create_invitation(
             conn, org_id=org.id, email="invitee@example.com", role="viewer",
