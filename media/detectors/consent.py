@@ -55,6 +55,9 @@ DISCLOSURE_PHRASES = (
     "is being recorded", "will be recorded", "we record all calls", "we record calls",
     "recorded and monitored", "monitored and recorded", "recording the call",
     "record this call", "recording for quality", "recording for training",
+    # "recorded" as a small engine often hears it; no agent says these of anything else.
+    "call is reported", "calls are reported", "call may be reported", "calls may be reported",
+    "we report calls", "we report call", "call will be reported",
 )  # fmt: skip
 PLAYED_KEYS: dict[str, ConsentVerdict] = {"1": "granted", "2": "refused"}
 """What the platform's consent `<Gather>` offers (control.webhooks says the same prompt)."""

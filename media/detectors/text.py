@@ -340,9 +340,13 @@ CONSENT_ASKS = (
     "alright for me to", "fine for us to", "fine for me to", "want to opt out",
     "like to opt out", "wish to opt out",
 )  # fmt: skip
-_ALRIGHT_MISHEARD = re.compile(r"\b(?:i'll write|are right|all write)\b")
+_ALRIGHT_MISHEARD = re.compile(
+    r"\b(?:i'll write|are right|all write|all rate)(?= if\b| with\b|\s*[?.!,]|\s*$)"
+    r"|\ball right\b|'ll rate\b"
+)
 """How a small engine often hears "alright" in a request ("calls are recorded, that I'll write
-with you?"); a recording disclosure has no call to say any of these for what they are."""
+with you?", "that'll rate"); a recording disclosure has no call to say any of these for what
+they are. "all right" is folded too: "is recording all right by you?" asks as "alright" does."""
 _TAGS = frozenset({"okay", "ok", "alright", "right", "fine", "yeah"})
 ACCEPTANCE = frozenset(
     {"okay", "ok", "alright", "fine", "acceptable", "agreeable", "cool", "happy", "comfortable",
@@ -374,7 +378,10 @@ def asks_for_consent(text: str) -> bool:
     rather than only tell them."""
     if keypad_choices(text):
         return True
-    text = _ALRIGHT_MISHEARD.sub("alright", text.lower().replace("\u2019", "'"))
+    text = _ALRIGHT_MISHEARD.sub(
+        lambda m: " alright" if m.group().startswith("'") else "alright",
+        text.lower().replace("\u2019", "'"),
+    )
     # Negation does not matter here: "is that not okay with you?" asks all the same.
     if any(m.exact for m in find_phrases(text, CONSENT_ASKS)):
         return True

@@ -298,3 +298,11 @@ def test_once_the_agent_speaks_the_callers_question_no_longer_carries() -> None:
     say(tracker, "outbound", 2_000, "Only for training. What can I do for you?")
     assert verdicts(say(tracker, "inbound", 4_000, "Yes, I'd be glad if you sorted my bill.")) == []
     assert tracker.verdict is None
+
+
+def test_a_disclosure_with_recorded_heard_as_reported_still_asks() -> None:
+    tracker = ConsentTracker()
+    say(tracker, "outbound", 0, "Before I help, the call is reported. Is that all right?")
+    assert verdicts(say(tracker, "inbound", 3_000, "Yes, that's okay.")) == [
+        ("caller_speech", "granted")
+    ]

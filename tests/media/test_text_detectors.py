@@ -240,3 +240,16 @@ def test_asking_whether_the_caller_wants_to_opt_out_asks_for_an_objection() -> N
 def test_a_turn_about_recording_in_the_callers_words(text: str, verdict: str) -> None:
     answer = classify_consent(text, about_recording=True)
     assert answer is not None and answer.verdict == verdict, text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Is recording all right by you?", "We record calls for training. That'll rate?"],
+)
+def test_all_right_asks_as_alright_does(text: str) -> None:
+    assert asks_for_consent(text)
+
+
+def test_words_that_only_sound_like_alright_elsewhere_do_not_ask() -> None:
+    assert not asks_for_consent("Alright, I'll write that down.")
+    assert not asks_for_consent("We record calls. You are right to ask about it.")
