@@ -12,7 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
+
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _CLAUSE_END = re.compile(r"[,.;:!?]")
@@ -36,47 +40,9 @@ def _clauses(text: str) -> list[list[str]]:
     return [_WORD.findall(part) for part in _CLAUSE_END.split(folded)]
 
 
-def edit_distance(a: str, b: str, limit: int) -> int:
-    """Edits (insert, delete, substitute, swap neighbouring letters) from `a` to `b`, or
-    `limit + 1` once it is sure to be more than `limit`."""
-    if abs(len(a) - len(b)) > limit:
-        return limit + 1
-    # Optimal string alignment distance, row by row; a row whose best cell exceeds the limit
-    # ends it early (words here are short, so this is a few dozen cells).
-    before: list[int] = []
-    row = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        current = [i] + [0] * len(b)
-        for j in range(1, len(b) + 1):
-            cost = a[i - 1] != b[j - 1]
-            current[j] = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + cost)
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                current[j] = min(current[j], before[j - 2] + 1)
-        if min(current) > limit:
-            return limit + 1
-        before, row = row, current
-    return min(row[-1], limit + 1)
-
-
 FUZZY_MIN_LETTERS = 5
 """Shorter words must be heard exactly: one edit turns "sue" into "see"."""
 MAX_EDITS_PER_WORD = 2
-
-
-def _window_matches(window: Sequence[str], wanted: Sequence[str]) -> bool:
-    """Each long word of a phrase brings one edit to a budget the phrase shares: "cancel my
-    count" is "cancel my account" (two edits, two long words), but "lower" is not "lawyer"
-    (two edits, one long word). No word takes more than two, and short words none."""
-    budget = sum(len(w) >= FUZZY_MIN_LETTERS for w in wanted)
-    for heard, want in zip(window, wanted, strict=True):
-        if heard == want:
-            continue
-        if len(want) < FUZZY_MIN_LETTERS:
-            return False
-        budget -= edit_distance(heard, want, MAX_EDITS_PER_WORD)
-        if budget < 0:
-            return False
-    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,21 +55,63 @@ class PhraseMatch:
     negated: bool
 
 
+@dataclass(frozen=True, slots=True)
+class _PhraseList:
+    phrases: tuple[tuple[str, tuple[str, ...], int], ...]
+    """(phrase, its words, its edit budget: one per long word)."""
+    long_words: tuple[str, ...]
+    """The words of five letters or more across all phrases: the ones heard fuzzily."""
+
+
+@lru_cache(maxsize=256)
+def _phrase_list(phrases: tuple[str, ...]) -> _PhraseList:
+    compiled = []
+    for phrase in phrases:
+        wanted = tuple(words(phrase))
+        if wanted:
+            budget = sum(len(w) >= FUZZY_MIN_LETTERS for w in wanted)
+            compiled.append((phrase, wanted, budget))
+    long_words = sorted({w for _, ws, _ in compiled for w in ws if len(w) >= FUZZY_MIN_LETTERS})
+    return _PhraseList(tuple(compiled), tuple(long_words))
+
+
 def find_phrases(text: str, phrases: Sequence[str]) -> list[PhraseMatch]:
-    """Every occurrence of every phrase in `text`, in order of position."""
+    """Every occurrence of every phrase in `text`, in order of position.
+
+    Each long word of a phrase brings one edit to a budget the phrase shares: "cancel my
+    count" is "cancel my account" (two edits, two long words), but "lower" is not "lawyer"
+    (two edits, one long word). No word takes more than two, and short words none.
+
+    Phrase rules read every partial of every live call, so this is an index, not a scan: each
+    word heard is compared once with every long phrase word (rapidfuzz, in C++), and a phrase
+    is tried only where its first word was heard."""
     clauses = _clauses(text)
     heard = [w for clause in clauses for w in clause]
     clause_start: list[int] = []  # for each word, the index of the first word of its clause
     for clause in clauses:
         clause_start += [len(clause_start)] * len(clause)
+    listed = _phrase_list(tuple(phrases))
+    near: dict[str, dict[str, int]] = {}
+    """Heard word -> the phrase words it may stand for, with the edits between them."""
+    for word in set(heard):
+        near[word] = {word: 0}
+        for like, edits, _ in process.extract(
+            word, listed.long_words, scorer=OSA.distance,
+            score_cutoff=MAX_EDITS_PER_WORD, limit=None,
+        ):  # fmt: skip
+            near[word].setdefault(like, int(edits))
+    starts: dict[str, list[int]] = {}
+    """Phrase word -> where in the text it may have been heard."""
+    for at, word in enumerate(heard):
+        for like in near[word]:
+            starts.setdefault(like, []).append(at)
     found = []
-    for phrase in phrases:
-        wanted = words(phrase)
-        if not wanted:
-            continue
-        for start in range(len(heard) - len(wanted) + 1):
+    for phrase, wanted, budget in listed.phrases:
+        for start in starts.get(wanted[0], ()):
+            if start + len(wanted) > len(heard):
+                break
             window = heard[start : start + len(wanted)]
-            if _window_matches(window, wanted):
+            if _window_matches(window, wanted, budget, near):
                 first = max(clause_start[start], start - NEGATION_WINDOW)
                 before = heard[first:start]
                 found.append(
@@ -111,11 +119,28 @@ def find_phrases(text: str, phrases: Sequence[str]) -> list[PhraseMatch]:
                         phrase=phrase,
                         start_word=start,
                         end_word=start + len(wanted),
-                        exact=window == wanted,
+                        exact=tuple(window) == wanted,
                         negated=any(w in NEGATIONS or w.endswith("n't") for w in before),
                     )
                 )
     return sorted(found, key=lambda m: (m.start_word, -len(m.phrase)))
+
+
+def _window_matches(
+    window: Sequence[str], wanted: Sequence[str], budget: int, near: dict[str, dict[str, int]]
+) -> bool:
+    for heard, want in zip(window, wanted, strict=True):
+        if heard == want:
+            continue
+        if len(want) < FUZZY_MIN_LETTERS:
+            return False
+        edits = near[heard].get(want)
+        if edits is None:
+            return False
+        budget -= edits
+        if budget < 0:
+            return False
+    return True
 
 
 AGREEMENT = (

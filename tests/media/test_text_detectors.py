@@ -9,7 +9,6 @@ from media.detectors.text import (
     asks_for_consent,
     asks_if_objecting,
     classify_consent,
-    edit_distance,
     find_phrases,
     words,
 )
@@ -66,16 +65,6 @@ def test_a_phrase_shares_one_edit_per_long_word_among_its_words() -> None:
     assert find_phrases("Just cancer my count today.", ESCALATION) == []
     assert find_phrases("Just cancel by account today.", ESCALATION) == []
     assert find_phrases("I'll see you tomorrow", ("sue you",)) == []
-
-
-@pytest.mark.parametrize(
-    ("a", "b", "distance"),
-    [("account", "account", 0), ("acount", "account", 1), ("count", "account", 2),
-     ("supervsior", "supervisor", 1), ("minor", "supervisor", 3), ("", "ab", 2)],
-)  # fmt: skip
-def test_edit_distance_counts_up_to_its_limit(a: str, b: str, distance: int) -> None:
-    assert edit_distance(a, b, 2) == distance
-    assert edit_distance(b, a, 2) == distance
 
 
 def test_a_negation_just_before_a_phrase_is_noticed() -> None:
