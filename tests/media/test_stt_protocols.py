@@ -486,12 +486,15 @@ def test_deepgram_headers_use_the_token_scheme() -> None:
     assert DeepgramProtocol().headers("c0ffee") == {"Authorization": "Token c0ffee"}
 
 
-def test_deepgram_audio_passes_through_and_never_sends_an_empty_frame() -> None:
-    proto = DeepgramProtocol()
-    assert proto.audio(FRAME) == [FRAME]
-    assert proto.audio(FRAME * 7 + b"\x01") == [FRAME * 7 + b"\x01"]
+def test_deepgram_sends_20ms_frames_as_100ms_chunks_and_never_an_empty_frame() -> None:
+    proto = DeepgramProtocol()  # 8 kHz mu-law: 800 bytes a chunk
+    sent = [proto.audio(FRAME) for _ in range(12)]
+    assert [len(out) for out in sent] == [0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0]
+    assert [len(chunk) for out in sent for chunk in out] == [800, 800]
     assert proto.audio(b"") == []
+    assert proto.flush() == [FRAME * 2]  # the rest, as it is
     assert proto.flush() == []
+    assert DeepgramProtocol(16000, "linear16", chunk_ms=50).audio(bytes(1700)) == [bytes(1600)]
 
 
 def test_deepgram_control_messages() -> None:

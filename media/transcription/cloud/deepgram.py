@@ -72,9 +72,14 @@ class DeepgramProtocol:
         smart_format: bool = True,
         keyterms: Sequence[str] = (),
         base_url: str = DEFAULT_URL,
+        chunk_ms: int = 100,
     ) -> None:
         """`endpointing_ms` None turns endpointing off (`speech_final` then never comes);
-        `utterance_end_ms` None asks for no `UtteranceEnd`."""
+        `utterance_end_ms` None asks for no `UtteranceEnd`. `chunk_ms`: audio goes in chunks
+        this long (Deepgram takes any size; one message per 20 ms frame would double the
+        messages the server handles per call)."""
+        if chunk_ms <= 0:
+            raise ValueError("chunk_ms must be positive")
         if encoding not in ("mulaw", "linear16"):
             raise ValueError(f"unsupported encoding {encoding!r}")
         if sample_rate <= 0:
@@ -90,6 +95,9 @@ class DeepgramProtocol:
         self.smart_format = smart_format
         self.keyterms = tuple(keyterms)
         self.base_url = base_url
+        width = 1 if encoding == "mulaw" else 2
+        self._chunk_bytes = sample_rate * chunk_ms // 1000 * width
+        self._buffer = bytearray()
 
         self._gate = PartialGate()
         self._closing = False
@@ -127,14 +135,23 @@ class DeepgramProtocol:
     # Client → server
 
     def audio(self, payload: bytes) -> list[bytes]:
-        """Deepgram takes audio in frames of any size, so each payload goes as it came. Never an
-        empty frame: Deepgram's older protocol read one as the end of the stream (its own docs, not
-        docs/protocols.md; `close_stream()` is the way now)."""
-        return [payload] if payload else []
+        """Binary messages to send now: every whole chunk the buffered audio fills. Never an
+        empty frame: Deepgram's older protocol read one as the end of the stream (its own docs,
+        not docs/protocols.md; `close_stream()` is the way now)."""
+        self._buffer += payload
+        size = self._chunk_bytes
+        whole = len(self._buffer) // size * size
+        if not whole:
+            return []
+        data = bytes(self._buffer[:whole])
+        del self._buffer[:whole]
+        return [data[i : i + size] for i in range(0, whole, size)]
 
     def flush(self) -> list[bytes]:
-        """Nothing is ever buffered; here so both protocols end a stream the same way."""
-        return []
+        """The buffered rest (any length does), before the session ends."""
+        rest = bytes(self._buffer)
+        self._buffer.clear()
+        return [rest] if rest else []
 
     def keepalive(self) -> str:
         return _KEEPALIVE

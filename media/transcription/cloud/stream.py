@@ -23,9 +23,10 @@ from media.transcription.cloud.results import Ended, ProtocolViolation, Result, 
 
 log = logging.getLogger(__name__)
 
-MAX_BACKLOG: Final = 500
-"""Audio messages waiting for the socket (10 s of 20 ms frames) before the session is given
-up as too slow: the owner's fallback then transcribes what the service did not."""
+MAX_BACKLOG: Final = 100
+"""Audio messages waiting for the socket (10 s of the protocols' 100 ms chunks) before the
+session is given up as too slow: the owner's fallback then transcribes what the service did
+not."""
 
 
 class SpeechProtocol(Protocol):
@@ -62,6 +63,8 @@ class StreamingTrack:
         self._connect_timeout_s = connect_timeout_s
         self._keepalive_s = keepalive_s
         self._outgoing: asyncio.Queue[bytes | object] = asyncio.Queue()
+        """Whole chunks to send: a payload is chunked as it is fed, so that the sender wakes
+        once per chunk, not once per 20 ms frame."""
         self.error: ServiceError | None = None
         """Why the session ended early, once it has (then `on_result` has had it)."""
         self.ended = asyncio.Event()
@@ -77,10 +80,13 @@ class StreamingTrack:
         """Audio as it arrives; dropped once the session has failed (the fallback has it)."""
         if self.error is not None or self.ended.is_set():
             return
-        if self._outgoing.qsize() >= MAX_BACKLOG:
-            self._fail(ServiceError("backlog", "the service is not taking audio fast enough", True))
-            return
-        self._outgoing.put_nowait(payload)
+        for chunk in self._protocol.audio(payload):
+            if self._outgoing.qsize() >= MAX_BACKLOG:
+                self._fail(
+                    ServiceError("backlog", "the service is not taking audio fast enough", True)
+                )
+                return
+            self._outgoing.put_nowait(chunk)
 
     async def finish(self, timeout_s: float) -> None:
         """Asks the service for its last results and waits, bounded, for it to confirm the end
@@ -161,8 +167,7 @@ class StreamingTrack:
                     await ws.send(protocol.end())
                     return
                 assert isinstance(item, bytes)
-                for chunk in protocol.audio(item):
-                    await ws.send(chunk)
+                await ws.send(item)
 
     async def _receive(self, ws: ClientConnection) -> None:
         protocol = self._protocol
