@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,10 +51,15 @@ class ServerInfo:
 
 @contextmanager
 def server_process(
-    dsn: str, data_dir: Path, transcription: str, signing_key: str
+    dsn: str,
+    data_dir: Path,
+    transcription: str,
+    signing_key: str,
+    settings: Mapping[str, str] | None = None,
 ) -> Iterator[ServerInfo]:
-    """The server in its own session (Ctrl-C reaches only the bench), always terminated."""
-    env = dict(os.environ)
+    """The server in its own session (Ctrl-C reaches only the bench), always terminated.
+    `settings`: more VOXSOUTH_* variables (keys go by the environment, not the command line)."""
+    env = dict(os.environ) | dict(settings or {})
     env["VOXSOUTH_SIGNALWIRE_SIGNING_KEY"] = signing_key
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -156,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.server_proc", description=__doc__)
     parser.add_argument("--dsn", required=True)
     parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--transcription", choices=("none", "whisper"), default="none")
+    parser.add_argument(
+        "--transcription", choices=("none", "whisper", "assemblyai", "deepgram"), default="none"
+    )
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     raise_open_files_limit()

@@ -27,8 +27,16 @@ Postgres as `transcript_segments.created_at` ("stored"; `spoken_at`, "ready", is
 server had the text) minus the wall time the generator sent the frame holding the segment's
 `end_ms`. Both include the 500 ms endpointing hangover.
 
+With `--cloud deepgram|assemblyai` the transcription sweep hears through that service instead:
+a fake of it (bench/fake_service.py) in its own process, with placeholder words (the server's
+work does not depend on them, and no offline engine could hear that many calls here), so its
+CPU is not the server's. Besides end of speech → stored, the fake reports its own share per
+final (its endpointing silence and queues); the server's share is the difference of the p95s.
+
 Targets (issue): at least 500 concurrent streams without transcription in real time; with
-transcription, how many calls keep p95 end of speech → final text within 1.5 s.
+transcription, how many calls keep p95 end of speech → final text within 1.5 s; with a cloud
+engine, at least 200 calls with every utterance transcribed and the server's share of p95
+end of speech → stored within 1.0 s.
 Everything listens and connects on 127.0.0.1 only. The default run (both sweeps) takes about
 4 minutes; `--quick` under one.
 """
@@ -56,14 +64,17 @@ from typing import Any, Final
 import aiohttp
 
 from bench import promtext, pyspy
+from bench.fake_service import FakeService, fake_service_process, free_port
 from bench.loadgen import SLOTS, StreamPlan, StreamResult, WorkerPlan, WorkerResult, run_worker
 from bench.report import (
     PLAIN_HEADER,
     REAL_TIME_RULE,
+    TARGET_CLOUD_P95_S,
     TARGET_P95_S,
     TARGET_STREAMS,
     WHISPER_HEADER,
     Point,
+    cloud_row,
     percentiles,
     plain_row,
     print_details,
@@ -72,6 +83,8 @@ from bench.report import (
 )
 from bench.server_proc import BenchError, ServerInfo, run_bench, server_process
 from server.simulator.client import SignalWireSimulator, parse_stream
+from server.simulator.fake_stt.assemblyai import FakeAssemblyAI
+from server.simulator.fake_stt.deepgram import FakeDeepgram
 from storage import calls
 from storage.db import Pool, create_pool
 from storage.embedded import start_embedded
@@ -83,6 +96,8 @@ ROOT: Final = Path(__file__).resolve().parent.parent
 FIXTURE: Final = ROOT / "tests/fixtures/speech/two_party.wav"
 TEXTS: Final = ROOT / "tests/fixtures/speech/texts.json"
 FRAME_S: Final = 0.02
+FAKE_PATHS: Final = {"assemblyai": FakeAssemblyAI.path, "deepgram": FakeDeepgram.path}
+CLOUD_KEY: Final = "bench-cloud-key-0123456789"
 
 PLAIN_STREAMS: Final = (100, 250, 500, 750)
 PLAIN_SECONDS: Final = 20.0
@@ -127,6 +142,9 @@ class Bench:
     to_number: str
     pgdata: Path
     fixture_s: float
+    service_port: int | None = None
+    """Where the fake cloud service listens, with `--cloud` (one process per point)."""
+    tmp: Path | None = None
 
     async def scrape(self) -> promtext.Snapshot:
         async with self.http.get(f"{self.server.http_url}/metrics") as response:
@@ -169,6 +187,16 @@ class Bench:
         return list(await asyncio.gather(*(one(i) for i in range(n))))
 
     async def run_point(self, n: int, frames: int, mode: str) -> Point:
+        if self.service_port is None:
+            return await self._run_point(n, frames, mode, None)
+        assert self.tmp is not None
+        report = self.tmp / f"service-{n}.json"
+        with fake_service_process(self.args.cloud, CLOUD_KEY, self.service_port, report) as fake:
+            point = await self._run_point(n, frames, mode, fake)
+        point.service_latency = percentiles(fake.final_latencies_s, (50, 95))
+        return point
+
+    async def _run_point(self, n: int, frames: int, mode: str, fake: FakeService | None) -> Point:
         transcription = mode == "whisper"
         workers = self.args.workers or min(4, max(1, math.ceil(n / 250)))
         spread = self.args.spread if transcription else 0.0
@@ -192,7 +220,7 @@ class Bench:
                 proc.start()
                 child.close()
                 procs.append((proc, parent))
-            results, before = await self._drive(point, procs, frames, mode)
+            results, before = await self._drive(point, procs, frames, mode, fake)
         except BaseException:
             for started, _conn in procs:  # interrupted or failed: no point in waiting
                 if started.is_alive():
@@ -214,6 +242,7 @@ class Bench:
         procs: list[tuple[BaseProcess, Connection]],
         frames: int,
         mode: str,
+        fake: FakeService | None,
     ) -> tuple[list[WorkerResult], promtext.Snapshot]:
         early: dict[int, WorkerResult] = {}
         deadline = time.monotonic() + 60 + point.n / 10
@@ -231,11 +260,13 @@ class Bench:
         worker_pids = [p.pid for p, _ in procs if p.pid is not None]
         pg_pid = postmaster_pid(self.pgdata)
         pg_pids = [pg_pid] if pg_pid else []
+        service_pids = [fake.pid] if fake is not None else []
         await asyncio.sleep(max(0.0, t0 - time.time()))
         cpu0 = (
             cpu_seconds([self.server.pid]),
             cpu_seconds(worker_pids),
             cpu_seconds(pg_pids, with_children=True),
+            cpu_seconds(service_pids),
         )
         wall0 = time.monotonic()
         label = f"server-{mode}-{point.n}"
@@ -247,10 +278,12 @@ class Bench:
                 cpu_seconds([self.server.pid]),
                 cpu_seconds(worker_pids),
                 cpu_seconds(pg_pids, with_children=True),
+                cpu_seconds(service_pids),
             )
             point.server_cpu = (cpu1[0] - cpu0[0]) / wall
             point.generator_cpu = (cpu1[1] - cpu0[1]) / wall
             point.postgres_cpu = (cpu1[2] - cpu0[2]) / wall
+            point.service_cpu = (cpu1[3] - cpu0[3]) / wall
             try:
                 point.server_rss_mb = psutil.Process(self.server.pid).memory_info().rss / 2**20
             except psutil.Error:
@@ -291,7 +324,8 @@ class Bench:
             rows = await self.pool.fetch(
                 """SELECT stream_sid, frames_received_inbound, frames_received_outbound,
                           frames_lost_inbound, frames_lost_outbound, messages_lost,
-                          end_reason, stopped_at
+                          end_reason, stopped_at, utterances_skipped,
+                          transcription_error_inbound, transcription_error_outbound
                    FROM media_streams WHERE stream_sid = ANY($1::text[])""",
                 stream_sids,
             )
@@ -341,6 +375,10 @@ class Bench:
             )
             point.frames_lost += row["frames_lost_inbound"] + row["frames_lost_outbound"]
             point.messages_lost += row["messages_lost"]
+            point.utterances_skipped += row["utterances_skipped"]
+            for track in ("inbound", "outbound"):
+                if error := row[f"transcription_error_{track}"]:
+                    point.service_errors[error] = point.service_errors.get(error, 0) + 1
             if row["end_reason"] != "stop":
                 key = f"ended {row['end_reason']}"
                 point.bad_endings[key] = point.bad_endings.get(key, 0) + 1
@@ -375,6 +413,10 @@ class Bench:
         latency = promtext.histogram(after, "voxsouth_transcription_latency_seconds", before)
         point.latency_metric = "/".join(
             promtext.format_quantile(latency.quantile(q), 1.0, 2) for q in (0.5, 0.95)
+        )
+        writes = promtext.histogram(after, "voxsouth_db_write_seconds", before)
+        point.db_write_s = "/".join(
+            promtext.format_quantile(writes.quantile(q), 1.0, 3) for q in (0.5, 0.95)
         )
         decode = promtext.histogram(after, "voxsouth_transcription_decode_seconds", before)
         point.decode_s = "/".join(
@@ -413,8 +455,8 @@ class Bench:
             ready.append(row["spoken_at"].timestamp() - times[k])
         point.latency_db = percentiles(stored, (50, 95, 100))
         point.latency_ready = percentiles(ready, (50, 95))
-        if point.seconds >= self.fixture_s:
-            point.recall = word_recall(heard, by_call, TEXTS, FIXTURE.name)
+        if point.seconds >= self.fixture_s and self.service_port is None:
+            point.recall = word_recall(heard, by_call, TEXTS, FIXTURE.name)  # not placeholders
 
 
 async def _receive(conn: Connection, deadline: float) -> tuple[str, Any]:
@@ -446,12 +488,23 @@ async def run_mode(
         frames = round(seconds / FRAME_S)
     signing_key = secrets.token_urlsafe(24)
     title = "with transcription (faster-whisper)" if whisper else "without transcription"
+    engine = mode if whisper else "none"
+    settings: dict[str, str] = {}
+    service_port = None
+    if whisper and args.cloud:
+        service_port = free_port()
+        engine, prefix = args.cloud, f"VOXSOUTH_{args.cloud.upper()}"
+        settings = {
+            f"{prefix}_API_KEY": CLOUD_KEY,
+            f"{prefix}_URL": f"ws://127.0.0.1:{service_port}{FAKE_PATHS[args.cloud]}",
+            # A failed session shows as skipped utterances and an error, not as whisper's work.
+            "VOXSOUTH_TRANSCRIPTION_FALLBACK": "none",
+        }
+        title = f"with transcription ({args.cloud}: a fake in its own process, placeholder words)"
     print(f"\n== {title}: N = {', '.join(map(str, counts))}, {frames * FRAME_S:.1f} s each ==")
     started = time.monotonic()
     points: list[Point] = []
-    with server_process(
-        dsn, tmp / f"server-{mode}", mode if whisper else "none", signing_key
-    ) as server:
+    with server_process(dsn, tmp / f"server-{mode}", engine, signing_key, settings) as server:
         print(
             f"server pid {server.pid}: {server.http_url}, {server.media_url} "
             f"(ready in {time.monotonic() - started:.1f} s)"
@@ -475,6 +528,8 @@ async def run_mode(
                     to_number=number,
                     pgdata=tmp / "postgres",
                     fixture_s=fixture_frames * FRAME_S,
+                    service_port=service_port,
+                    tmp=tmp,
                 )
                 print(WHISPER_HEADER if whisper else PLAIN_HEADER, flush=True)
                 for n in counts:
@@ -484,7 +539,15 @@ async def run_mode(
         finally:
             await pool.close()
     print_details(points)
-    if whisper:
+    if whisper and args.cloud:
+        for p in points:
+            print(cloud_row(p))
+        good = [p.n for p in points if p.meets_cloud_target]
+        print(
+            f"largest N with every utterance transcribed and p95 end of speech → stored, less "
+            f"the service's own p95, <= {TARGET_CLOUD_P95_S} s: {max(good) if good else 'none'}"
+        )
+    elif whisper:
         good = [p.n for p in points if p.meets_latency]
         print(
             f"largest N with p95 end of speech → stored final text <= {TARGET_P95_S} s: "
@@ -547,6 +610,12 @@ def main(argv: list[str] | None = None) -> int:
         default=5.0,
         help="transcription: calls start evenly spread over this many seconds, so their ends "
         "of speech do not all coincide (default 5; 0 = all at once, the worst case)",
+    )
+    parser.add_argument(
+        "--cloud",
+        choices=tuple(FAKE_PATHS),
+        help="transcription by this cloud service (a fake of it in its own process, placeholder "
+        "words) instead of faster-whisper",
     )
     parser.add_argument("--wav", type=Path, default=FIXTURE)
     parser.add_argument(

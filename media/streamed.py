@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 MAX_LATE = 3
 """Utterances in a row left uncovered past the grace before the service counts as too slow."""
+FINALIZED_SLACK_MS = 500
+"""Our endpointing ends an utterance up to its hangover after the last word the service timed:
+an utterance ending this close after the service's latest final was heard by it already."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,7 @@ class ServiceClock:
 class _Track:
     __slots__ = (
         "stream", "mulaw", "clock", "uncovered", "late", "stood_in_to", "heard", "partial_from",
+        "finalized_to",
     )  # fmt: skip
 
     def __init__(self, stream: StreamingTrack, mulaw: bool, rate: int) -> None:
@@ -139,6 +143,8 @@ class _Track:
         """The service has delivered words on this track (the circuit has been told)."""
         self.partial_from = 0
         """Where the words of the latest partial began, on the call's clock."""
+        self.finalized_to = -1
+        """End of the service's latest final, on the call's clock."""
 
 
 class StreamedTranscription:
@@ -204,6 +210,11 @@ class StreamedTranscription:
             return
         if ready.utterance.tentative:
             return  # the service streams its own partial text; early decodes are offline's
+        if ready.utterance.end_ms <= state.finalized_to + FINALIZED_SLACK_MS:
+            # The service finalized its words while we were still hearing it (it ends turns at
+            # shorter pauses than our hangover): nothing is left for this utterance to await.
+            self._emit(self._session.on_transcript_lost(ready, skipped=False))
+            return
         state.uncovered.append(ready)
         asyncio.get_running_loop().call_later(self._engine.grace_s, self._check_late, ready.track)
 
@@ -243,6 +254,7 @@ class StreamedTranscription:
         if state is None or session is None:
             return
         start, end = state.clock.call_ms(final.start_ms), state.clock.call_ms(final.end_ms)
+        state.finalized_to = max(state.finalized_to, end)
         covered = [r for r in state.uncovered if r.utterance.start_ms <= end]
         state.uncovered = [r for r in state.uncovered if r.utterance.start_ms > end]
         if not state.heard:

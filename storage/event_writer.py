@@ -20,7 +20,9 @@ import contextlib
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import asyncpg
 
@@ -138,11 +140,36 @@ UPDATE calls SET escalated = true, escalation_time = LEAST(escalation_time, $2),
 WHERE id = $1"""
 
 
+def _superseded(events: Sequence[MediaEvent]) -> set[int]:
+    """Indexes of partials that a later partial or final of the same track in the batch
+    replaces on every screen anyway: under load, batches grow and fewer go out."""
+    replaced: set[int] = set()
+    seen: set[tuple[str, str]] = set()
+    for at in range(len(events) - 1, -1, -1):
+        e = events[at]
+        if isinstance(e, TranscriptPartial | TranscriptSegment):
+            key = (e.stream_sid, e.track)
+            if isinstance(e, TranscriptPartial) and key in seen:
+                replaced.add(at)
+            seen.add(key)
+    return replaced
+
+
 async def write_events(conn: Connection, events: Sequence[MediaEvent]) -> None:
     """Writes one batch in one transaction (the caller's, which ends the tenant role), in
-    order, each with its feed row and notification."""
+    order, each with its feed row and notification. Partials are not stored: the latest of
+    each track goes out at the end of the batch, in one statement (nothing of that track
+    follows it in the batch)."""
     current_org = None
-    for e in events:
+    replaced = _superseded(events)
+    partials: list[tuple[uuid.UUID, uuid.UUID, dict[str, Any]]] = []
+    for at, e in enumerate(events):
+        if isinstance(e, TranscriptPartial):
+            if at not in replaced:
+                payload = event_to_dict(e)
+                del payload["org_id"]
+                partials.append((e.org_id, e.call_id, payload))
+            continue
         if e.org_id != current_org:
             # Each event is written as its own org's tenant: row-level security checks that
             # the media plane writes only into the org its stream token named.
@@ -150,9 +177,6 @@ async def write_events(conn: Connection, events: Sequence[MediaEvent]) -> None:
             current_org = e.org_id
         payload = event_to_dict(e)
         del payload["org_id"]
-        if isinstance(e, TranscriptPartial):
-            await feed.announce_partial(conn, e.org_id, e.call_id, payload)
-            continue  # not stored: the final segment is
         if isinstance(e, TranscriptSegment):
             await conn.execute(
                 _SEGMENT, e.event_id, e.org_id, e.call_id, e.stream_sid, e.track,
@@ -202,6 +226,8 @@ async def write_events(conn: Connection, events: Sequence[MediaEvent]) -> None:
             )  # fmt: skip
             await conn.execute(_CALL_ESCALATED, e.call_id, e.occurred_at)
         await feed.append(conn, e.org_id, e.call_id, FEED_TYPES[type(e)], payload, e.event_id)
+    if partials:
+        await feed.announce_partials(conn, partials)
 
 
 class EventWriter:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from storage.db import QUERY_TIMEOUT_S, Executor
@@ -23,16 +24,24 @@ MAX_PARTIAL_CHARS = 2_000
 """Keeps a partial's notification far under NOTIFY's 8000-byte payload limit."""
 
 
-async def announce_partial(
-    conn: Executor, org_id: uuid.UUID, call_id: uuid.UUID, data: dict[str, Any]
+async def announce_partials(
+    conn: Executor, partials: Sequence[tuple[uuid.UUID, uuid.UUID, dict[str, Any]]]
 ) -> None:
-    """Sends an interim transcript to every process's feed hub (at commit, in order with the
-    rows of the same transaction)."""
-    data = {**data, "text": data["text"][:MAX_PARTIAL_CHARS]}
-    note = {"org_id": str(org_id), "call_id": str(call_id), "data": data}
+    """Sends interim transcripts, each (org, call, data), to every process's feed hub (at
+    commit, after the rows of the same transaction), in one round trip."""
+    notes = [
+        json.dumps(
+            {
+                "org_id": str(org_id), "call_id": str(call_id),
+                "data": {**data, "text": data["text"][:MAX_PARTIAL_CHARS]},
+            }
+        )
+        for org_id, call_id, data in partials
+    ]  # fmt: skip
     await conn.execute(
-        "SELECT pg_notify($1, $2)", PARTIALS_CHANNEL, json.dumps(note), timeout=QUERY_TIMEOUT_S
-    )
+        "SELECT pg_notify($1, note) FROM unnest($2::text[]) AS note",  # in the array's order
+        PARTIALS_CHANNEL, notes, timeout=QUERY_TIMEOUT_S,
+    )  # fmt: skip
 
 
 async def append(

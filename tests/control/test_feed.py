@@ -153,9 +153,11 @@ async def test_partial_words_go_out_live_to_the_org_are_not_stored_and_the_final
     ):
         for client in (operator, viewer, outsider):
             await client.next()
+        await submitted(srv, partial(org, call_id, "I want"))
+        await submitted(srv, partial(org, call_id, "I want to"))
+        # Written together (a busy writer's batch), the final makes the partial before it moot.
         await submitted(
             srv,
-            partial(org, call_id, "I want to"),
             partial(org, call_id, "I want to speak to"),
             segment(org, call_id, "I want to speak to a manager."),
         )
@@ -164,8 +166,8 @@ async def test_partial_words_go_out_live_to_the_org_are_not_stored_and_the_final
         await submitted(srv, escalation(other, await open_call(pool, other)))
         first_for_outsider = await outsider.next()
     assert [(m["type"], m["data"]["text"]) for m in seen] == [
+        ("transcript_partial", "I want"),
         ("transcript_partial", "I want to"),
-        ("transcript_partial", "I want to speak to"),
         ("transcript", "I want to speak to a manager."),
     ]
     assert "id" not in seen[0] and seen[0]["call_id"] == str(call_id)

@@ -20,6 +20,7 @@ from media.transcription.whisper import WhisperEngine
 from server.app import RunningServer
 from server.simulator.audio import read_call_audio
 from server.simulator.fake_stt import running_fake_assemblyai, running_fake_deepgram
+from server.simulator.fake_stt.ears import PlaceholderEars
 from server.simulator.report import wait_for_streams_done
 from storage.db import Pool
 from tests.conftest import SPEECH, timeout
@@ -271,3 +272,29 @@ async def test_each_org_is_heard_by_the_engine_it_chose_with_its_own_key(
     for report in reports.values():
         expected, heard = said_by(report), heard_by(report)
         assert recall(expected["agent"], heard["agent"]) >= 0.7, heard
+
+
+async def test_a_service_that_ends_turns_sooner_than_we_do_leaves_nothing_to_decode_offline(
+    start_server: Callable[..., AbstractAsyncContextManager[RunningServer]],
+    one_party_org: str,
+) -> None:
+    """Deepgram ends an utterance after 300 ms of silence, our endpointing after 500 ms: the
+    service's finals for a turn arrive while our utterance is still open. That utterance was
+    heard, and needs no offline stand-in when it ends (with no fallback, one would count as
+    skipped)."""
+    late = metrics.CLOUD_STANDINS.labels("deepgram", "late")
+    before = late._value.get()
+    async with running_fake_deepgram(PlaceholderEars(), api_key=KEY) as fake:
+        settings = dict(
+            transcription_engine="deepgram", deepgram_api_key=KEY, deepgram_url=fake.url,
+            transcription_fallback="none",
+            cloud_grace_s=1.0,  # 4 s of audio at 4x: the next turn's final comes later
+        )  # fmt: skip
+        async with start_server(**settings) as srv:
+            report = await play(srv, one_party_org, speed=4.0)
+    [stream] = report["streams"]
+    assert stream["utterances_skipped"] == 0
+    assert stream["transcription_error_inbound"] is stream["transcription_error_outbound"] is None
+    assert late._value.get() == before
+    assert {s["engine"] for s in report["transcript"]} == {"deepgram:nova-3"}
+    assert {s["speaker"] for s in report["transcript"]} == {"agent", "caller"}

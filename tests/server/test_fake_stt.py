@@ -31,6 +31,7 @@ from server.simulator.fake_stt import (
     running_fake_assemblyai,
     running_fake_deepgram,
 )
+from server.simulator.fake_stt.ears import PlaceholderEars
 from tests.conftest import SPEECH, timeout
 
 RATE = 8000
@@ -661,3 +662,26 @@ async def test_cli_prints_its_url_and_serves() -> None:
         proc.terminate()
         async with asyncio.timeout(timeout(10)):
             assert await proc.wait() == 0
+
+
+async def test_each_final_records_the_fakes_own_share_of_the_latency(
+    engine: DurationEngine,
+) -> None:
+    """From the audio where the speech ended reaching the fake to the result leaving it: its
+    endpointing silence (300 ms asked) and any hold-back (`delay_s`)."""
+    query = DG_QUERY + "&endpointing=300&interim_results=false"
+    async with running_fake_deepgram(engine, api_key=KEY, delay_s=0.5) as fake:
+        async with connect(fake.url + query, additional_headers=DG_HEADERS) as ws:
+            await send_paced(ws, TWO_BURSTS)
+            await ws.send(json.dumps({"type": "CloseStream"}))
+            await read_all(ws)
+        [session] = await fake.wait_ended(1, timeout_s=timeout(5))
+    assert len(session.final_latency_s) == 2
+    # Silence is heard in 100 ms chunks: the last voiced one may arrive up to 100 ms late.
+    assert all(0.5 + 0.2 <= s < 0.5 + timeout(1.5) for s in session.final_latency_s)
+
+
+def test_placeholder_ears_hear_as_many_words_as_the_speech_is_long() -> None:
+    heard = PlaceholderEars().transcribe(tone(4.0), RATE)
+    assert heard.text.split() == [f"word{n}" for n in range(1, 11)]  # 2.5 words a second
+    assert PlaceholderEars().transcribe(tone(0.1), RATE).text == "word1"

@@ -7,6 +7,7 @@ WebRTC VAD take).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -60,6 +61,9 @@ class SessionRecord:
     """The close code the fake sent; None if it sent none (the client closed, or refused)."""
     close_reason: str = ""
     ended: bool = False
+    final_latency_s: list[float] = field(default_factory=list)
+    """Per final result: from the arrival of the audio where its speech ended to sending it
+    (the fake's own share of the latency: its endpointing silence, hearing and queues)."""
 
     @property
     def results(self) -> list[dict[str, Any]]:
@@ -122,7 +126,9 @@ class _Session:
         self.loop = asyncio.get_running_loop()
         self.started = self.loop.time()
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue()
-        self._outbox: asyncio.Queue[tuple[float, Message]] = asyncio.Queue()
+        self._outbox: asyncio.Queue[tuple[float, Message, float | None]] = asyncio.Queue()
+        self._arrivals: collections.deque[tuple[float, float]] = collections.deque()
+        """(audio clock after a chunk, when it arrived), until a final past it is sent."""
         self._newest_partial: tuple[int, float] | None = None
         self._malformed_sent = False
         self._carry = b""
@@ -182,7 +188,7 @@ class _Session:
 
     def send_now(self, message: Message) -> None:
         """Ahead of every later result and not delayed (Begin, the malformed fault)."""
-        self._outbox.put_nowait((self.loop.time(), message))
+        self._outbox.put_nowait((self.loop.time(), message, None))
 
     @property
     def audio_s(self) -> float:
@@ -239,6 +245,7 @@ class _Session:
         """Handle an audio chunk; True when it asks to end the session gracefully."""
         self.record.audio_bytes += len(data)
         self.record.audio_chunks += 1
+        self._arrivals.append((self.audio_s, self.loop.time()))
         self.check_chunk(len(data) / ((1 if self.mulaw else 2) * self.sample_rate))
         if self.mulaw:
             pcm = ulaw_decode(data)
@@ -267,10 +274,22 @@ class _Session:
             try:
                 messages = await self._run(job)
                 send_at = self.loop.time() + self.fake.delay_s
-                for message in messages:
-                    self._outbox.put_nowait((send_at, message))
+                heard_at = None
+                if isinstance(job, _Decode) and job.segment.final and messages:
+                    heard_at = self._heard_at(job.segment.end_s)
+                for n, message in enumerate(messages):
+                    self._outbox.put_nowait((send_at, message, heard_at if n == 0 else None))
             finally:
                 self._jobs.task_done()
+
+    def _heard_at(self, audio_s: float) -> float | None:
+        """When the audio up to `audio_s` had arrived; what arrived before is forgotten."""
+        while len(self._arrivals) > 1 and self._arrivals[1][0] <= audio_s:
+            self._arrivals.popleft()
+        for clock, arrived in self._arrivals:
+            if clock >= audio_s:
+                return arrived
+        return None
 
     async def _run(self, job: _Job) -> list[Message]:
         if isinstance(job, _Emit):
@@ -290,7 +309,7 @@ class _Session:
 
     async def _send_loop(self) -> None:
         while True:
-            send_at, message = await self._outbox.get()
+            send_at, message, heard_at = await self._outbox.get()
             try:
                 wait = send_at - self.loop.time()
                 if wait > 0:
@@ -298,6 +317,8 @@ class _Session:
                 if not self.fake.silent:
                     await self.ws.send(message if isinstance(message, str) else json.dumps(message))
                     self.record.sent.append(message)
+                    if heard_at is not None:
+                        self.record.final_latency_s.append(self.loop.time() - heard_at)
             except ConnectionClosed:
                 raise _End(None) from None
             finally:
