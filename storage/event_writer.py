@@ -108,10 +108,17 @@ UPDATE calls SET (audio_lost_ms, utterances_skipped) = (
     FROM media_streams WHERE call_id = $1)
 WHERE id = $1"""
 
-_SEGMENT = """
+# One statement for a run of segments: under load a batch is mostly segments, and each round
+# trip waits for the event loop that also carries the media.
+_SEGMENTS = """
 INSERT INTO transcript_segments (id, org_id, call_id, stream_sid, track, speaker, start_ms,
                                  end_ms, text, confidence, is_final, engine, spoken_at, words)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)
+SELECT id, $1, call_id, stream_sid, track, speaker, start_ms, end_ms, text, confidence,
+       is_final, engine, spoken_at, words::jsonb
+FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::int[], $8::int[],
+            $9::text[], $10::real[], $11::bool[], $12::text[], $13::timestamptz[], $14::text[])
+     AS s(id, call_id, stream_sid, track, speaker, start_ms, end_ms, text, confidence,
+          is_final, engine, spoken_at, words)
 ON CONFLICT (id) DO NOTHING"""
 
 _DTMF = """
@@ -163,6 +170,7 @@ async def write_events(conn: Connection, events: Sequence[MediaEvent]) -> None:
     current_org = None
     replaced = _superseded(events)
     partials: list[tuple[uuid.UUID, uuid.UUID, dict[str, Any]]] = []
+    segments: list[TranscriptSegment] = []  # a run of them, one org's, not written yet
     for at, e in enumerate(events):
         if isinstance(e, TranscriptPartial):
             if at not in replaced:
@@ -170,21 +178,20 @@ async def write_events(conn: Connection, events: Sequence[MediaEvent]) -> None:
                 del payload["org_id"]
                 partials.append((e.org_id, e.call_id, payload))
             continue
+        if segments and (not isinstance(e, TranscriptSegment) or e.org_id != current_org):
+            await _write_segments(conn, segments)
+            segments = []
         if e.org_id != current_org:
             # Each event is written as its own org's tenant: row-level security checks that
             # the media plane writes only into the org its stream token named.
             await enter_tenant(conn, e.org_id)
             current_org = e.org_id
+        if isinstance(e, TranscriptSegment):
+            segments.append(e)
+            continue
         payload = event_to_dict(e)
         del payload["org_id"]
-        if isinstance(e, TranscriptSegment):
-            await conn.execute(
-                _SEGMENT, e.event_id, e.org_id, e.call_id, e.stream_sid, e.track,
-                SPEAKER_BY_TRACK[e.track], e.start_ms, e.end_ms, e.text, e.confidence,
-                e.is_final, e.engine, e.occurred_at,
-                json.dumps(payload["words"]) if e.words else None,
-            )  # fmt: skip
-        elif isinstance(e, StreamStarted):
+        if isinstance(e, StreamStarted):
             await conn.execute(
                 _STREAM_STARTED, e.org_id, e.call_id, e.stream_sid, e.stream_name, e.encoding,
                 e.sample_rate, list(e.tracks), e.occurred_at,
@@ -226,8 +233,32 @@ async def write_events(conn: Connection, events: Sequence[MediaEvent]) -> None:
             )  # fmt: skip
             await conn.execute(_CALL_ESCALATED, e.call_id, e.occurred_at)
         await feed.append(conn, e.org_id, e.call_id, FEED_TYPES[type(e)], payload, e.event_id)
+    if segments:
+        await _write_segments(conn, segments)
     if partials:
         await feed.announce_partials(conn, partials)
+
+
+async def _write_segments(conn: Connection, segments: Sequence[TranscriptSegment]) -> None:
+    """One org's segments (its tenant entered), with their feed rows, in two statements."""
+    payloads = []
+    for e in segments:
+        payload = event_to_dict(e)
+        del payload["org_id"]
+        payloads.append(payload)
+    columns = list(zip(*(
+        (e.event_id, e.call_id, e.stream_sid, e.track, SPEAKER_BY_TRACK[e.track], e.start_ms,
+         e.end_ms, e.text, e.confidence, e.is_final, e.engine, e.occurred_at,
+         json.dumps(p["words"]) if e.words else None)
+        for e, p in zip(segments, payloads, strict=True)
+    ), strict=True))  # fmt: skip
+    await conn.execute(_SEGMENTS, segments[0].org_id, *columns, timeout=QUERY_TIMEOUT_S)
+    await feed.append_many(
+        conn,
+        segments[0].org_id,
+        [(e.call_id, FEED_TYPES[TranscriptSegment], p, e.event_id)
+         for e, p in zip(segments, payloads, strict=True)],
+    )  # fmt: skip
 
 
 class EventWriter:

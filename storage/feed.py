@@ -67,6 +67,26 @@ async def append(
     return added
 
 
+async def append_many(
+    conn: Executor,
+    org_id: uuid.UUID,
+    rows: Sequence[tuple[uuid.UUID | None, str, dict[str, Any], uuid.UUID | None]],
+) -> None:
+    """`append` for several rows of one org, each (call, type, payload, event id), in order,
+    in one statement."""
+    call_ids, types, payloads, event_ids = zip(*rows, strict=True)
+    await conn.execute(
+        """INSERT INTO feed_events (org_id, call_id, event_id, type, payload)
+           SELECT $1, call_id, event_id, type, payload::jsonb
+           FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[])
+                WITH ORDINALITY AS f(call_id, event_id, type, payload, at)
+           ORDER BY at
+           ON CONFLICT (event_id) DO NOTHING""",
+        org_id, list(call_ids), list(event_ids), list(types),
+        [json.dumps(p) for p in payloads], timeout=QUERY_TIMEOUT_S,
+    )  # fmt: skip
+
+
 async def read_since(
     conn: Executor, org_id: uuid.UUID, after_id: int, limit: int
 ) -> list[dict[str, Any]]:

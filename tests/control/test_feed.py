@@ -187,7 +187,10 @@ async def test_sse_serves_the_backlog_after_last_event_id(
     org = await make_org(pool, "Feed SSE")
     call_id = await open_call(pool, org)
     await submitted(srv, segment(org, call_id, "before"))
-    first_id = int(await pool.fetchval("SELECT max(id) FROM feed_events WHERE org_id = $1", org.id))
+    # Feed positions are `seq`, taken at commit (migration 0009), not the row id.
+    first_id = int(
+        await pool.fetchval("SELECT max(seq) FROM feed_events WHERE org_id = $1", org.id)
+    )
     await submitted(srv, escalation(org, call_id))
     async with http.get(
         srv.http_url + "/api/feed/sse",
