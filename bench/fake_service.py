@@ -11,14 +11,13 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-ROOT: Final = Path(__file__).resolve().parent.parent
+from bench.server_proc import ROOT, BenchError, first_line, terminate
 
 
 @dataclass(slots=True)
@@ -58,23 +57,12 @@ def fake_service_process(
         text=True,
     )  # fmt: skip
     try:
-        stdout = proc.stdout
-        assert stdout is not None
-        lines: list[str] = []
-        reader = threading.Thread(target=lambda: lines.append(stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(timeout=60)
-        if not lines or not lines[0].startswith("ws://"):
-            raise RuntimeError(f"the fake {service} did not start (exit code {proc.poll()})")
-        fake = FakeService(proc.pid, lines[0].strip())
+        url = first_line(proc, timeout_s=60).strip()
+        if not url.startswith("ws://"):
+            raise BenchError(f"the fake {service} did not start (exit code {proc.poll()})")
+        fake = FakeService(proc.pid, url)
         yield fake
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        terminate(proc)
     if report_path.exists():
         fake.report = json.loads(report_path.read_text())

@@ -73,24 +73,35 @@ def server_process(
         text=True,
     )  # fmt: skip
     try:
-        lines: list[str] = []
-        stdout = proc.stdout
-        assert stdout is not None
-        reader = threading.Thread(target=lambda: lines.append(stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(timeout=180)
-        if not lines or not lines[0].strip():
+        line = first_line(proc, timeout_s=180)
+        if not line.strip():
             raise BenchError(f"server did not start (exit code {proc.poll()})")
-        info = json.loads(lines[0])
+        info = json.loads(line)
         yield ServerInfo(info["http_url"], info["media_url"], int(info["pid"]))
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        terminate(proc)
+
+
+def first_line(proc: subprocess.Popen[str], timeout_s: float) -> str:
+    """The child's first line of output ("" if none came in time): how it says it is ready."""
+    lines: list[str] = []
+    stdout = proc.stdout
+    assert stdout is not None
+    reader = threading.Thread(target=lambda: lines.append(stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout=timeout_s)
+    return lines[0] if lines else ""
+
+
+def terminate(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM, a while to finish (a drain, a report), then SIGKILL."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def stop_embedded(pgdata: Path) -> None:

@@ -24,6 +24,7 @@ from urllib.parse import quote, urlencode
 
 import orjson
 
+from media.transcription.cloud.chunks import AudioChunker
 from media.transcription.cloud.results import (
     Ended,
     Final,
@@ -137,11 +138,10 @@ class AssemblyAIProtocol:
 
         width = _SAMPLE_BYTES[encoding]
         # Whole samples, rounded up: a chunk is never a fraction of a sample under its length.
-        self._chunk_bytes = -(-sample_rate * chunk_ms // 1000) * width
+        self._chunks = AudioChunker(-(-sample_rate * chunk_ms // 1000) * width)
         self._min_bytes = -(-sample_rate * MIN_CHUNK_MS // 1000) * width
         self._width = width
         self._silence = _SILENCE_BYTE[encoding]
-        self._buffer = bytearray()
 
         self._gate = PartialGate()
         # Turn orders only grow, so the last one finished says which are done.
@@ -177,22 +177,14 @@ class AssemblyAIProtocol:
 
     def audio(self, payload: bytes) -> list[bytes]:
         """Binary messages to send now: every whole chunk the buffered audio fills."""
-        self._buffer += payload
-        size = self._chunk_bytes
-        whole = len(self._buffer) // size * size
-        if not whole:
-            return []
-        data = bytes(self._buffer[:whole])
-        del self._buffer[:whole]
-        return [data[i : i + size] for i in range(0, whole, size)]
+        return self._chunks.add(payload)
 
     def flush(self) -> list[bytes]:
         """The buffered rest as one last chunk, padded with silence to the 50 ms minimum and to
         whole samples. Send it before `terminate()`."""
-        if not self._buffer:
+        data = self._chunks.rest()
+        if not data:
             return []
-        data = bytes(self._buffer)
-        self._buffer.clear()
         length = max(self._min_bytes, -(-len(data) // self._width) * self._width)
         return [data + self._silence * (length - len(data))]
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any, Literal, TypeAlias
 from urllib.parse import quote, urlencode
 
+from media.transcription.cloud.chunks import AudioChunker
 from media.transcription.cloud.results import (
     Ended,
     Final,
@@ -96,8 +97,7 @@ class DeepgramProtocol:
         self.keyterms = tuple(keyterms)
         self.base_url = base_url
         width = 1 if encoding == "mulaw" else 2
-        self._chunk_bytes = sample_rate * chunk_ms // 1000 * width
-        self._buffer = bytearray()
+        self._chunks = AudioChunker(sample_rate * chunk_ms // 1000 * width)
 
         self._gate = PartialGate()
         self._closing = False
@@ -138,19 +138,11 @@ class DeepgramProtocol:
         """Binary messages to send now: every whole chunk the buffered audio fills. Never an
         empty frame: Deepgram's older protocol read one as the end of the stream (its own docs,
         not docs/protocols.md; `close_stream()` is the way now)."""
-        self._buffer += payload
-        size = self._chunk_bytes
-        whole = len(self._buffer) // size * size
-        if not whole:
-            return []
-        data = bytes(self._buffer[:whole])
-        del self._buffer[:whole]
-        return [data[i : i + size] for i in range(0, whole, size)]
+        return self._chunks.add(payload)
 
     def flush(self) -> list[bytes]:
         """The buffered rest (any length does), before the session ends."""
-        rest = bytes(self._buffer)
-        self._buffer.clear()
+        rest = self._chunks.rest()
         return [rest] if rest else []
 
     def keepalive(self) -> str:
