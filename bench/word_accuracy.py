@@ -9,6 +9,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from rapidfuzz.distance import Levenshtein
+
 from bench.dialogue_audio import SAMPLE_RATE, RenderedCall
 
 BYTES_PER_MS = SAMPLE_RATE // 1000 * 2  # 16-bit PCM
@@ -18,12 +20,7 @@ def word_accuracy(reference: str, heard: str) -> tuple[int, int]:
     """(words of `reference`, word errors: substitutions + deletions + insertions), comparing
     lower-case words without punctuation."""
     ref, hyp = _words(reference), _words(heard)
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, start=1):
-        previous, row[0] = row[0], i
-        for j, h in enumerate(hyp, start=1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (r != h))
-    return len(ref), row[-1]
+    return len(ref), int(Levenshtein.distance(ref, hyp))  # over words, not letters
 
 
 def _words(text: str) -> list[str]:
