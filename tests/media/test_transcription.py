@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import multiprocessing
 import sys
 import threading
 import wave
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -239,3 +241,39 @@ async def test_work_that_may_be_wasted_is_taken_only_by_an_idle_worker() -> None
         results = await asyncio.wait_for(asyncio.gather(early, final), timeout(10))
     assert [r.text if r else None for r in results] == ["early", "final"]
     assert b"second" not in engine.seen
+
+
+def test_processes_reassembling_a_split_model_at_once_all_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers or an evaluation's pool start together on an empty cache."""
+    content = b"model weights " * 100_000
+    packages = _split_model_packages(tmp_path / "site", content)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    model = BundledModel("race", packages, hashlib.sha256(content).hexdigest())
+    monkeypatch.setitem(whisper.BUNDLED_MODELS, "race", model)
+    cache = tmp_path / "cache"
+    fork = multiprocessing.get_context("fork")  # the children see the patched model table
+    with ProcessPoolExecutor(4, mp_context=fork) as pool:
+        folders = list(pool.map(resolve_model, ["bundled:race"] * 4, [cache] * 4))
+    assert {folder for folder, _ in folders} == {str(cache / "whisper-race")}
+    assert (cache / "whisper-race" / "model.bin").read_bytes() == content
+    assert sorted(p.name for p in cache.iterdir()) == ["whisper-race"]  # no staging left
+
+
+def test_a_broken_copy_in_the_cache_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    content = b"model weights " * 1000
+    packages = _split_model_packages(tmp_path / "site", content)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setitem(
+        whisper.BUNDLED_MODELS,
+        "fixed",
+        BundledModel("fixed", packages, hashlib.sha256(content).hexdigest()),
+    )
+    broken = tmp_path / "cache" / "whisper-fixed"
+    broken.mkdir(parents=True)
+    (broken / "model.bin").write_bytes(content[:100])  # a copy cut short
+    folder, _ = resolve_model("bundled:fixed", tmp_path / "cache")
+    assert (Path(folder) / "model.bin").read_bytes() == content
