@@ -15,10 +15,13 @@ module's docstring lists its decisions.
 The modules, one job each:
 - `segmenter`: finding utterances in the audio (`Segmenter`, `EnergyVoiceDetector`); pure.
 - `words`: an engine's text as the words of a result, with times.
+- `ears`: `PlaceholderEars`, for capacity benches (as many words as the speech is long, no
+  CPU spent hearing); every test hears with a real engine.
 - `service`: what both fakes share: the server (`FakeSpeechService`, its faults), one session's
   loops, and the `SessionRecord` a test reads.
 - `assemblyai`, `deepgram`: each service's protocol, and a context manager that runs its fake.
-- `__main__`: the command line, `python -m server.simulator.fake_stt`.
+- `__main__`: the command line, `python -m server.simulator.fake_stt` (`--ears placeholder`,
+  `--report FILE`: each session's record, with the fake's own latency per final, on exit).
 """
 
 from server.simulator.fake_stt.assemblyai import (
