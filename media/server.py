@@ -155,6 +155,10 @@ class _StreamDecodes:
             metrics.EARLY_DECODES.labels("void").inc()
 
 
+def _circuit_key(cloud: CloudEngine) -> tuple[str, str]:
+    return cloud.service, hashlib.sha256(cloud.api_key.encode()).hexdigest()
+
+
 class MediaServer:
     def __init__(
         self,
@@ -358,7 +362,7 @@ class MediaServer:
         return session
 
     def _circuit(self, cloud: CloudEngine) -> ServiceCircuit:
-        key = (cloud.service, hashlib.sha256(cloud.api_key.encode()).hexdigest())
+        key = _circuit_key(cloud)
         if (circuit := self._circuits.get(key)) is None:
             circuit = self._circuits[key] = ServiceCircuit(
                 cloud.service,
@@ -367,7 +371,7 @@ class MediaServer:
                 self._monotonic,
                 # The gauge says whether the deployment's service is skipped; an org's own key
                 # failing shows in that org's streams' records and the session error counts.
-                gauge=cloud is self._cloud,
+                gauge=self._cloud is not None and key == _circuit_key(self._cloud),
             )
         return circuit
 

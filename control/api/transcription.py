@@ -1,13 +1,14 @@
 """What transcribes the org's calls: the deployment's engine, the offline engine only, or a cloud
 speech service with the org's own key. Read by anyone who reads transcripts, changed by admins.
 
-The key goes in and never comes out: it is sealed (control.sealed) before it is stored, answers
-show only its last four characters, and the audit record says that a key was set, not which.
+The key goes in and never comes out: it is sealed (control.sealed) before it is stored, and
+answers and the audit record show only its last four characters.
 A change applies to streams that open after it.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,6 +29,7 @@ from storage.tenancy import tenant
 
 CLOUD_SERVICES = ("assemblyai", "deepgram")
 KEY_HINT_CHARS = 4
+_KEY = re.compile(r"[\x21-\x7e]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,9 @@ async def put_transcription(request: web.Request) -> web.Response:
     org_id = principal(request).org_id
     if body.api_key is not None and body.engine not in CLOUD_SERVICES:
         raise ApiError(422, "KEY_NOT_USED", f"{body.engine} takes no API key")
+    if body.api_key is not None and not _KEY.fullmatch(body.api_key.get_secret_value()):
+        # It goes into an HTTP header: no spaces, no control characters.
+        raise ApiError(422, "INVALID_KEY", "an API key is printable ASCII without spaces")
     if body.engine == "whisper" and not options.offline:
         raise ApiError(
             422, "ENGINE_UNAVAILABLE", "this deployment runs no offline engine (see its settings)"
@@ -97,7 +102,7 @@ async def put_transcription(request: web.Request) -> web.Response:
         before = await org_transcription.get(conn, org_id)
         sealed, hint = None, None
         if body.api_key is not None:
-            key = body.api_key.get_secret_value().strip()
+            key = body.api_key.get_secret_value()
             sealed, hint = request.app[SEALER].seal(key, org_id), key[-KEY_HINT_CHARS:]
         elif body.engine == before.engine:
             sealed, hint = before.api_key_sealed, before.api_key_hint

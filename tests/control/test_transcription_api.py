@@ -80,6 +80,7 @@ async def test_choices_that_would_hear_nothing_are_refused_with_a_reason(
         ({"engine": "deepgram"}, 422, "KEY_REQUIRED"),  # no deployment key either
         ({"engine": "deployment", "api_key": ORG_KEY}, 422, "KEY_NOT_USED"),
         ({"engine": "assemblyai", "api_key": "short"}, 422, "VALIDATION_FAILED"),
+        ({"engine": "assemblyai", "api_key": ORG_KEY + "\r\nX-Evil: 1"}, 422, "INVALID_KEY"),
         ({"engine": "google"}, 422, "VALIDATION_FAILED"),
     ]
     for choice, want_status, code in cases:
