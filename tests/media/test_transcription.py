@@ -201,14 +201,22 @@ def _split_model_packages(root: Path, content: bytes) -> tuple[str, str]:
     return names
 
 
+def _bundle_split_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, label: str, content: bytes
+) -> tuple[str, str]:
+    """`bundled:<label>`: `content` split over two importable packages, which it returns."""
+    packages = _split_model_packages(tmp_path / "site", content)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    model = BundledModel(label, packages, hashlib.sha256(content).hexdigest())
+    monkeypatch.setitem(whisper.BUNDLED_MODELS, label, model)
+    return packages
+
+
 def test_a_split_bundled_model_is_reassembled_once_and_checked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     content = b"model weights " * 1000
-    packages = _split_model_packages(tmp_path / "site", content)
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    good = BundledModel("split", packages, hashlib.sha256(content).hexdigest())
-    monkeypatch.setitem(whisper.BUNDLED_MODELS, "split", good)
+    packages = _bundle_split_model(tmp_path, monkeypatch, "split", content)
     folder, label = resolve_model("bundled:split", tmp_path / "cache")
     assert label == "split"
     assert (Path(folder) / "model.bin").read_bytes() == content
@@ -248,10 +256,7 @@ def test_processes_reassembling_a_split_model_at_once_all_get_it(
 ) -> None:
     """Workers or an evaluation's pool start together on an empty cache."""
     content = b"model weights " * 100_000
-    packages = _split_model_packages(tmp_path / "site", content)
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    model = BundledModel("race", packages, hashlib.sha256(content).hexdigest())
-    monkeypatch.setitem(whisper.BUNDLED_MODELS, "race", model)
+    _bundle_split_model(tmp_path, monkeypatch, "race", content)
     cache = tmp_path / "cache"
     fork = multiprocessing.get_context("fork")  # the children see the patched model table
     with ProcessPoolExecutor(4, mp_context=fork) as pool:
@@ -265,13 +270,7 @@ def test_a_broken_copy_in_the_cache_is_replaced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     content = b"model weights " * 1000
-    packages = _split_model_packages(tmp_path / "site", content)
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    monkeypatch.setitem(
-        whisper.BUNDLED_MODELS,
-        "fixed",
-        BundledModel("fixed", packages, hashlib.sha256(content).hexdigest()),
-    )
+    _bundle_split_model(tmp_path, monkeypatch, "fixed", content)
     broken = tmp_path / "cache" / "whisper-fixed"
     broken.mkdir(parents=True)
     (broken / "model.bin").write_bytes(content[:100])  # a copy cut short
