@@ -147,6 +147,13 @@ UPDATE calls SET escalated = true, escalation_time = LEAST(escalation_time, $2),
 WHERE id = $1"""
 
 
+def _payload(event: MediaEvent) -> dict[str, Any]:
+    """The event as its feed row and notification carry it: the org is the row's, not data."""
+    payload = event_to_dict(event)
+    del payload["org_id"]
+    return payload
+
+
 def _superseded(events: Sequence[MediaEvent]) -> set[int]:
     """Indexes of partials that a later partial or final of the same track in the batch
     replaces on every screen anyway: under load, batches grow and fewer go out."""
@@ -174,9 +181,7 @@ async def write_events(conn: Connection, events: Sequence[MediaEvent]) -> None:
     for at, e in enumerate(events):
         if isinstance(e, TranscriptPartial):
             if at not in replaced:
-                payload = event_to_dict(e)
-                del payload["org_id"]
-                partials.append((e.org_id, e.call_id, payload))
+                partials.append((e.org_id, e.call_id, _payload(e)))
             continue
         if segments and (not isinstance(e, TranscriptSegment) or e.org_id != current_org):
             await _write_segments(conn, segments)
@@ -189,8 +194,7 @@ async def write_events(conn: Connection, events: Sequence[MediaEvent]) -> None:
         if isinstance(e, TranscriptSegment):
             segments.append(e)
             continue
-        payload = event_to_dict(e)
-        del payload["org_id"]
+        payload = _payload(e)
         if isinstance(e, StreamStarted):
             await conn.execute(
                 _STREAM_STARTED, e.org_id, e.call_id, e.stream_sid, e.stream_name, e.encoding,
@@ -241,11 +245,7 @@ async def write_events(conn: Connection, events: Sequence[MediaEvent]) -> None:
 
 async def _write_segments(conn: Connection, segments: Sequence[TranscriptSegment]) -> None:
     """One org's segments (its tenant entered), with their feed rows, in two statements."""
-    payloads = []
-    for e in segments:
-        payload = event_to_dict(e)
-        del payload["org_id"]
-        payloads.append(payload)
+    payloads = [_payload(e) for e in segments]
     columns = list(zip(*(
         (e.event_id, e.call_id, e.stream_sid, e.track, SPEAKER_BY_TRACK[e.track], e.start_ms,
          e.end_ms, e.text, e.confidence, e.is_final, e.engine, e.occurred_at,

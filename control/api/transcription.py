@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -24,7 +23,7 @@ from control.errors import ApiError
 from control.permissions import Action
 from control.sealed import Sealer
 from storage import org_transcription
-from storage.org_transcription import TranscriptionChoice
+from storage.org_transcription import OrgEngine, TranscriptionChoice
 from storage.tenancy import tenant
 
 CLOUD_SERVICES = ("assemblyai", "deepgram")
@@ -57,7 +56,7 @@ def routes() -> list[web.RouteDef]:
 
 class TranscriptionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    engine: Literal["deployment", "whisper", "assemblyai", "deepgram"]
+    engine: OrgEngine
     api_key: SecretStr | None = Field(default=None, min_length=16, max_length=512)
     """The org's key for that cloud service. Left out: the key in place for the same service
     is kept; for another service, the deployment's key is used."""
@@ -106,13 +105,13 @@ async def put_transcription(request: web.Request) -> web.Response:
             sealed, hint = request.app[SEALER].seal(key, org_id), key[-KEY_HINT_CHARS:]
         elif body.engine == before.engine:
             sealed, hint = before.api_key_sealed, before.api_key_hint
-        if body.engine in CLOUD_SERVICES and sealed is None:
-            if body.engine not in options.deployment_keys:
-                raise ApiError(
-                    422,
-                    "KEY_REQUIRED",
-                    f"this deployment holds no {body.engine} key: give the organization's own",
-                )
+        needs_key = body.engine in CLOUD_SERVICES and body.engine not in options.deployment_keys
+        if needs_key and sealed is None:
+            raise ApiError(
+                422,
+                "KEY_REQUIRED",
+                f"this deployment holds no {body.engine} key: give the organization's own",
+            )
         after = TranscriptionChoice(body.engine, sealed, hint)
         await org_transcription.put(conn, org_id, after)
         await audit.record(

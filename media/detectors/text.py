@@ -110,7 +110,7 @@ def find_phrases(text: str, phrases: Sequence[str]) -> list[PhraseMatch]:
         for start in starts.get(wanted[0], ()):
             if start + len(wanted) > len(heard):
                 break
-            window = heard[start : start + len(wanted)]
+            window = tuple(heard[start : start + len(wanted)])
             if _window_matches(window, wanted, budget, near):
                 first = max(clause_start[start], start - NEGATION_WINDOW)
                 before = heard[first:start]
@@ -119,7 +119,7 @@ def find_phrases(text: str, phrases: Sequence[str]) -> list[PhraseMatch]:
                         phrase=phrase,
                         start_word=start,
                         end_word=start + len(wanted),
-                        exact=tuple(window) == wanted,
+                        exact=window == wanted,
                         negated=any(w in NEGATIONS or w.endswith("n't") for w in before),
                     )
                 )
@@ -426,9 +426,8 @@ def asks_for_consent(text: str) -> bool:
         # The question mark dropped from a tag that points back at a disclosure: "…we record
         # calls for training, that's all right." asks; "…so you're fine." tells.
         pointing = tag[:1] in (["that"], ["that's"]) and len(tag) <= 3
-        said = " ".join(tag).replace("all right", "alright").split()
         told = [w for clause in clauses[:-1] for w in clause]
-        return pointing and bool(ACCEPTANCE.intersection(said)) and names_recording(told)
+        return pointing and bool(ACCEPTANCE.intersection(tag)) and names_recording(told)
     # A tag question ("…we record calls, right?").
     return 0 < len(tag) <= 3 and tag[0] not in _WH and bool(_TAGS.intersection(tag))
 
