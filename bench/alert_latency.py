@@ -38,6 +38,11 @@ It is split at the server's `occurred_at` (same machine, so wall clocks agree): 
 trigger → detection (for a phrase: the endpointer's 0.5 s hangover, queueing and decoding),
 "deliver" is the rest (event writer, Postgres commit, NOTIFY, the feed's WebSocket).
 
+Beside the alerts, each caller turn that opens an utterance (the first lead-in, the phrase, the
+raised sentence) times its first partial text: from the frame holding the turn's first sample
+to the first `transcript_partial` on the feed for the utterance starting there (target: p95
+<= 1.0 s at 5 calls; a turn with none, as when partials are shed under load, is a miss).
+
 Per level N the calls run in rounds: `--rounds` staggered rounds (call i starts i·2/N s after
 the first, spreading the N calls evenly over 2 s), then `--lockstep` rounds with all N calls
 started together (every phrase ends at the same moment: the worst case for the transcriber).
@@ -78,15 +83,25 @@ from storage import accounts, calls
 from storage.db import Pool, create_pool
 from storage.embedded import start_embedded
 
-Kind = Literal["phrase", "keypad", "acoustic"]
+AlertKind = Literal["phrase", "keypad", "acoustic"]
+Kind = AlertKind | Literal["partial"]
 Mode = Literal["staggered", "lockstep"]
-KINDS: Final[tuple[Kind, ...]] = ("phrase", "keypad", "acoustic")
-RULE_OF: Final[dict[Kind, str]] = {
+ALERT_KINDS: Final[tuple[AlertKind, ...]] = ("phrase", "keypad", "acoustic")
+KINDS: Final[tuple[Kind, ...]] = (*ALERT_KINDS, "partial")
+RULE_OF: Final[dict[AlertKind, str]] = {
     "phrase": "supervisor-request",
     "keypad": "operator-key",
     "acoustic": "raised-voice",
 }
-TARGET_S: Final[dict[Kind, float]] = {"phrase": 1.0, "keypad": 0.3, "acoustic": 0.3}
+TARGET_S: Final[dict[Kind, float]] = {
+    "phrase": 1.0,
+    "keypad": 0.3,
+    "acoustic": 0.3,
+    "partial": 1.0,
+}
+PARTIAL_BEFORE_MS: Final = 500
+"""A partial's `start_ms` is its utterance's, which the endpointer's pre-roll puts up to this
+much before the first sample of speech."""
 TARGET_LEVEL: Final = 5
 """The issue states its targets at this many concurrent calls."""
 MISS_AFTER_S: Final = 10.0
@@ -154,6 +169,9 @@ class Script:
     dtmf_frame: int
     """The DTMF goes out with this frame."""
     raised_ms: tuple[int, int]
+    turn_starts: tuple[int, ...]
+    """First frames of the caller's turns that open an utterance (the first lead-in, the
+    phrase, the raised sentence): where the first partial of each is timed from."""
 
     @property
     def dtmf_at_s(self) -> float:
@@ -243,6 +261,8 @@ def build_script(clips: Clips, phrase_clip: str) -> Script:
         caller_parts.append((at, clip))
         at += len(clip)
     at += _samples(PHRASE_GAP_MS)
+    # The second lead-in follows the first within the hangover: one utterance with it.
+    turn_starts = [caller_parts[0][0], at]
     phrase = _clip(phrase_clip, NORMAL_GAIN_DB)
     caller_parts.append((at, phrase))
     phrase_span = (at, at + len(phrase))
@@ -252,6 +272,7 @@ def build_script(clips: Clips, phrase_clip: str) -> Script:
     raised = _clip(clips.raised, RAISED_GAIN_DB)
     caller_parts.append((at, raised))
     raised_span = (at, at + len(raised))
+    turn_starts.append(at)
     total = raised_span[1] + _samples(TAIL_MS)
     caller = np.zeros(total)
     for start, clip in caller_parts:
@@ -268,6 +289,7 @@ def build_script(clips: Clips, phrase_clip: str) -> Script:
         phrase_last_frame=(phrase_span[1] - 1) // FRAME_SAMPLES,
         dtmf_frame=dtmf_frame,
         raised_ms=(_ms(raised_span[0]), _ms(raised_span[1])),
+        turn_starts=tuple(at // FRAME_SAMPLES for at in turn_starts),
     )
 
 
@@ -285,11 +307,14 @@ class Alert:
 
 
 class FeedWatcher:
-    """One supervisor WebSocket on `/api/feed`: notes when each escalation arrives."""
+    """One supervisor WebSocket on `/api/feed`: notes when each escalation arrives, and when
+    the caller's partial text does."""
 
     def __init__(self) -> None:
         self.alerts: dict[tuple[str, str], Alert] = {}
         """(call id, rule name) → the first escalation of that rule on that call."""
+        self.partials: dict[str, list[tuple[float, int]]] = {}
+        """Call id → (arrival, utterance start_ms) of each partial of the caller's words."""
         self.other: Counter[str] = Counter()
         """Escalations of other rules, by rule name."""
         self.changed = asyncio.Event()
@@ -306,6 +331,11 @@ class FeedWatcher:
                 kind = message.get("type")
                 if kind == "hello":
                     self.hello.set()
+                elif kind == "transcript_partial" and message["data"]["track"] == "inbound":
+                    start_ms = int(message["data"]["start_ms"])
+                    self.partials.setdefault(str(message["call_id"]), []).append(
+                        (arrived, start_ms)
+                    )
                 elif kind == "resync":
                     raise BenchError(f"the feed asked for a resync: {message}")
                 elif kind == "escalation":
@@ -408,7 +438,7 @@ class Bench:
         run.call_sid = result.call_sid
         run.errors += result.errors
 
-    def _references(self, run: CallRun) -> dict[Kind, float | None]:
+    def _references(self, run: CallRun) -> dict[AlertKind, float | None]:
         """Monotonic reference moment of each trigger; None if its frame was never sent. The
         raised-voice alert's `end_ms` places its frame; before it arrives, the earliest frame
         it could fire on stands in (for the miss deadline)."""
@@ -436,7 +466,7 @@ class Bench:
             waiting = []
             for run in runs:
                 refs = self._references(run)
-                for kind in KINDS:
+                for kind in ALERT_KINDS:
                     ref = refs[kind]
                     if ref is not None and (run.call_id, RULE_OF[kind]) not in self.watcher.alerts:
                         waiting.append(ref + MISS_AFTER_S)
@@ -449,7 +479,7 @@ class Bench:
     def misplaced(self, run: CallRun) -> list[str]:
         """Alerts of this call raised elsewhere on its audio than the trigger we timed."""
         wrong = []
-        for kind in KINDS:
+        for kind in ALERT_KINDS:
             alert = self.watcher.alerts.get((run.call_id, RULE_OF[kind]))
             if alert is None:
                 continue
@@ -465,8 +495,9 @@ class Bench:
         return wrong
 
     def _samples(self, run: CallRun, level: int, mode: Mode) -> Iterator[Sample]:
+        yield from self._partial_samples(run, level, mode)
         refs = self._references(run)
-        for kind in KINDS:
+        for kind in ALERT_KINDS:
             ref = refs[kind]
             alert = self.watcher.alerts.get((run.call_id, RULE_OF[kind]))
             if ref is not None and alert is not None and alert.arrived - ref <= MISS_AFTER_S:
@@ -475,6 +506,24 @@ class Bench:
                 )
             else:
                 yield Sample(kind, level, mode, None, run.call_id)
+
+    def _partial_samples(self, run: CallRun, level: int, mode: Mode) -> Iterator[Sample]:
+        """First partial of each caller turn: from the frame holding its first sample to the
+        first partial on the feed whose utterance starts there (a turn spoken without any, as
+        when partials are shed under load, is a miss)."""
+        partials = self.watcher.partials.get(run.call_id, [])
+        sent = run.audio.sent_at
+        for frame in run.script.turn_starts:
+            if frame >= len(sent):
+                continue
+            start_ms = frame * 20
+            arrivals = [
+                arrived
+                for arrived, at_ms in partials
+                if start_ms - PARTIAL_BEFORE_MS <= at_ms <= start_ms + 20
+            ]
+            latency = min(arrivals) - sent[frame] if arrivals else None
+            yield Sample("partial", level, mode, latency, run.call_id)
 
 
 # ---------------------------------------------------------------- report
@@ -710,9 +759,13 @@ def level_metrics(
     dropped = grown("voxsouth_dropped_work_total")
     used = grown("voxsouth_early_decodes_total", outcome="used")
     void = grown("voxsouth_early_decodes_total", outcome="void")
+    partials = "/".join(
+        f"{grown('voxsouth_offline_partials_total', outcome=o):.0f}"
+        for o in ("shown", "stale", "shed")
+    )
     return (
         f"  {level:>2} calls: {latency.count:.0f} segments, p50/p95 {quantiles} s, "
-        f"early decodes used/void {used:.0f}/{void:.0f}, "
+        f"early decodes used/void {used:.0f}/{void:.0f}, partials shown/stale/shed {partials}, "
         f"dropped work {dropped:.0f}; bench loop lag p99/max "
         f"{_pct(lags_ms, 99):.1f}/{max(lags_ms, default=math.nan):.1f} ms"
     )

@@ -41,7 +41,8 @@ from media.protocol import Dtmf, Media, Start
 from media.session import CallPolicy, CallSession, SessionConfig, UtteranceReady
 from media.transcription.engine import Transcription, TranscriptionEngine
 from media.transcription.whisper import CONSENT_HOTWORDS, DEFAULT_WINDOW_S, WhisperEngine
-from media.vad import WebRtcVoiceDetector
+from media.vad import EndpointerConfig, WebRtcVoiceDetector
+from server.settings import PARTIAL_EVERY_MS
 
 FRAME_BYTES = 160  # 20 ms of 8 kHz mu-law
 PHRASE_RULES = tuple(r.name for r in DEFAULT_RULES if r.kind == "phrase")
@@ -79,8 +80,11 @@ def run_call(
     partials: bool = False,
 ) -> CallResult:
     """With no engine, every utterance is given the words of the turn it overlaps most.
-    `partials`: before its final text, each utterance's words arrive one more at a time as a
-    streaming service's partials would (phrase rules may fire on them)."""
+    `partials`: phrase rules also read partial text before each final, as a cloud service's or
+    the offline engine's would reach them: with an engine, its decodes of the caller's
+    utterance so far every `PARTIAL_EVERY_MS` (the server's default; all of them, as the server
+    makes when it has a worker to spare; the agent's are left out, since no default phrase rule
+    reads the agent); in exact text, the final's words one more at a time."""
     inbound, outbound = ulaw_encode(rendered.inbound), ulaw_encode(rendered.outbound)
     start = Start(
         sequence_number=1, stream_sid=str(uuid.uuid4()), account_sid="eval", call_sid=call.id,
@@ -91,7 +95,11 @@ def run_call(
         start,
         org_id=uuid.uuid4(),
         call_id=uuid.uuid4(),
-        config=SessionConfig(),
+        config=SessionConfig(
+            endpointer=EndpointerConfig(
+                partial_every_ms=PARTIAL_EVERY_MS if partials and engine else None
+            )
+        ),
         vad_factory=lambda: WebRtcVoiceDetector(2),
         policy=CallPolicy(
             rules=DEFAULT_RULES, played_disclosure=PLAYED.get(call.consent_request, "none")
@@ -100,7 +108,11 @@ def run_call(
     result = CallResult(call)
 
     def transcribe(ready: UtteranceReady) -> None:
-        if ready.utterance.tentative:
+        u = ready.utterance
+        if u.kind == "partial" and engine is not None and ready.track == "inbound":
+            so_far = engine.transcribe(u.pcm, u.sample_rate).text
+            take(session.on_partial(ready.track, u.start_ms, u.end_ms, so_far))
+        if not u.final:
             return  # an early decode only saves time, and this path has no clock
         if engine is None:
             text, name = exact_text(rendered, ready), "exact-text"
@@ -108,12 +120,11 @@ def run_call(
             text = engine.transcribe(ready.utterance.pcm, ready.utterance.sample_rate)
             name = engine.name
         if text.text:
-            if partials:
-                u, heard = ready.utterance, text.text.split()
-                for k in range(1, len(heard) + 1):
-                    end = u.start_ms + (u.end_ms - u.start_ms) * k // len(heard)
-                    so_far = " ".join(heard[:k])
-                    take(session.on_streamed_partial(ready.track, u.start_ms, end, so_far))
+            if partials and engine is None:
+                words = text.text.split()
+                for k in range(1, len(words) + 1):
+                    end = u.start_ms + (u.end_ms - u.start_ms) * k // len(words)
+                    take(session.on_partial(ready.track, u.start_ms, end, " ".join(words[:k])))
             take(session.on_transcript(ready, text, name))
         else:
             take(session.on_transcript_lost(ready, skipped=False))
@@ -318,7 +329,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--partials",
         action="store_true",
-        help="feed each utterance's words one at a time first, as a streaming engine's partials",
+        help="phrase rules read partials too: the engine's decodes of the caller's utterance so "
+        "far (exact text: its words one at a time)",
     )
     args = parser.parse_args(argv)
     playing: Literal["neural", "flite", "espeak"] = (
@@ -343,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     engine_name = args.model if engine_spec else "none (exact text)"
     print(f"{args.part} part: {len(calls)} calls, {args.playing} playing, "
           f"engine {engine_name}, beam {args.beam_size}, window {args.window_s:g} s, "
-          f"{'word-by-word partials, ' if args.partials else ''}"
+          f"{'partials, ' if args.partials else ''}"
           f"{'transcripts reused, ' if args.reuse_transcripts else ''}"
           f"{args.jobs} jobs, "
           f"{time.perf_counter() - started:.0f} s")  # fmt: skip

@@ -28,9 +28,11 @@ the escalation rules raised, the transcript (for `--misses`; a refused call's wo
 stored). The report is `bench.detector_eval`'s, plus the wall time, the server's transcription
 latency (end of speech -> text) and the work it skipped to keep up
 (`voxsouth_dropped_work_total`: an utterance still untranscribed 10 s after its stream ended
-is given up, and its words are missing from the call). Every call has a time budget (its
-length / speed + `--call-margin`); a call that fails or runs out of it is listed and left out
-of the figures, and the run exits 1, as it does when the server fails.
+is given up, and its words are missing from the call), and the utterances skipped by what they
+were for (`voxsouth_transcription_skipped_total`: a consent answer must never be among them).
+Every call has a time budget (its length / speed + `--call-margin`); a call that fails or runs
+out of it is listed and left out of the figures, and the run exits 1, as it does when the
+server fails.
 """
 
 from __future__ import annotations
@@ -335,10 +337,13 @@ async def run(args: argparse.Namespace, tmp: Path) -> int:
             finally:
                 watchdog.cancel()
                 await asyncio.gather(watchdog, return_exceptions=True)
-    dropped = {
-        kind: n - promtext.by_label(before, "voxsouth_dropped_work_total", "kind").get(kind, 0.0)
-        for kind, n in promtext.by_label(after, "voxsouth_dropped_work_total", "kind").items()
-    }
+
+    def grown(name: str, label: str) -> dict[str, float]:
+        was = promtext.by_label(before, name, label)
+        return {k: n - was.get(k, 0.0) for k, n in promtext.by_label(after, name, label).items()}
+
+    dropped = grown("voxsouth_dropped_work_total", "kind")
+    skipped = grown("voxsouth_transcription_skipped_total", "rank")
     latency = promtext.histogram(after, "voxsouth_transcription_latency_seconds", before)
     quantiles = "/".join(promtext.format_quantile(latency.quantile(q), 1.0, 2) for q in (0.5, 0.95))
     print(
@@ -351,6 +356,13 @@ async def run(args: argparse.Namespace, tmp: Path) -> int:
           f"p50/p95 {quantiles} s")  # fmt: skip
     if dropped := {kind: n for kind, n in dropped.items() if n}:
         print("server dropped work: " + ", ".join(f"{k} {n:.0f}" for k, n in dropped.items()))
+    print(
+        "utterances skipped, by what they were for: "
+        + ", ".join(
+            f"{rank} {skipped.get(rank, 0.0):.0f}"
+            for rank in ("consent_answer", "conversation", "agent_after")
+        )
+    )
     if args.misses and (wrong := misses(results)):
         print("\nmisses:\n" + "\n".join(wrong))
     if failures:

@@ -39,6 +39,18 @@ EARLY_DECODES = Counter(
     "the text is the utterance's) or void (the speaker went on; the decode was wasted).",
     ["outcome"],
 )
+OFFLINE_PARTIALS = Counter(
+    "voxsouth_offline_partials_total",
+    "Partial decodes of utterances still being spoken, by outcome: shown (on the feed and to "
+    "phrase rules), stale (the utterance ended or a newer partial came first) or shed (no "
+    "transcription worker to spare: partials stop under load).",
+    ["outcome"],
+)
+OFFLINE_PARTIALS_ACTIVE = Gauge(
+    "voxsouth_offline_partials_active",
+    "1 while the offline engine had a worker to spare for the latest partial decode asked for, "
+    "0 while partials are shed under load.",
+)
 TRANSCRIPTION_LATENCY = Histogram(
     "voxsouth_transcription_latency_seconds",
     "End of speech (last voiced frame received) to final text.",
@@ -68,6 +80,13 @@ CLOUD_STANDINS = Counter(
     "Utterances the offline engine transcribed in a cloud service's place, by service and why: "
     "failed (its session ended) or late (not covered within the grace).",
     ["service", "reason"],
+)
+TRANSCRIPTION_SKIPPED = Counter(
+    "voxsouth_transcription_skipped_total",
+    "Utterances never transcribed for want of time, by what their words were for: "
+    "consent_answer (a caller's turn inside a consent request's answer window), conversation, "
+    "agent_after (the agent once consent is decided).",
+    ["rank"],
 )
 DROPPED_WORK = Counter("voxsouth_dropped_work_total", "Work skipped to keep up, by kind.", ["kind"])
 HELD_DROPPED = Counter(

@@ -43,7 +43,7 @@ from media.protocol import (
     StreamProtocolError,
     UnknownEvent,
 )
-from media.session import CallPolicy, CallSession, SessionConfig, UtteranceReady
+from media.session import CallPolicy, CallSession, DecodeRank, SessionConfig, UtteranceReady
 from media.stream_token import StreamGrant, TokenError, verify_token
 from media.streamed import CloudEngine, ServiceCircuit, StreamedTranscription
 from media.transcription.engine import Transcription
@@ -110,14 +110,19 @@ class _FrameCounter:
 
 
 class _StreamDecodes:
-    """One stream's transcriptions in flight: those its events wait for (`pending`), and each
-    track's early decode, held until that track's next utterance takes it or makes it void."""
+    """One stream's transcriptions in flight: those its events wait for (`pending`), each
+    track's early decode, held until that track's next utterance takes it or makes it void, and
+    which partial decode of each track is the latest."""
 
     def __init__(self) -> None:
         self.streamed: StreamedTranscription | None = None
         """The stream's cloud transcription, when a cloud engine is configured."""
         self.pending: dict[asyncio.Future[Transcription | None], UtteranceReady] = {}
         self._early: dict[Track, tuple[Utterance, asyncio.Future[Transcription | None]]] = {}
+        self.partials_asked: collections.Counter[Track] = collections.Counter()
+
+    def final_pending(self, track: Track) -> bool:
+        return any(ready.track == track for ready in self.pending.values())
 
     def hold_early(
         self,
@@ -394,16 +399,18 @@ class MediaServer:
     ) -> None:
         utterance = ready.utterance
         if self._transcriber is None:
-            if not utterance.tentative:
-                # Nothing will be hear of it: by configuration, or (a cloud service's stand-in
+            if utterance.final:
+                # Nothing will be heard of it: by configuration, or (a cloud service's stand-in
                 # with no offline engine to stand in) skipped.
-                skipped = decodes.streamed is not None
-                self._emit(session.on_transcript_lost(ready, skipped=skipped))
+                self._lose(session, ready, skipped=decodes.streamed is not None)
             return
-        if utterance.tentative:
+        if utterance.kind == "early":
             # Only with a worker to spare: under load an early decode would delay real ones.
             early = self._transcriber.submit_if_idle(utterance.pcm, utterance.sample_rate)
             decodes.hold_early(ready.track, utterance, early)
+            return
+        if utterance.kind == "partial":
+            self._decode_partial(session, ready, decodes)
             return
         metrics.UTTERANCES.labels(ready.track).inc()
         engine = self._transcriber.engine.name
@@ -420,12 +427,51 @@ class MediaServer:
             if f.cancelled():
                 return  # given up at stream end (and counted there)
             if (result := f.result()) is None or not result.text:
-                self._emit(session.on_transcript_lost(ready, skipped=result is None))
+                self._lose(session, ready, skipped=result is None)
                 return
             metrics.TRANSCRIPTION_LATENCY.observe(self._monotonic() - ready.speech_ended_at)
             self._emit(session.on_transcript(ready, result, engine))
 
         future.add_done_callback(deliver)
+
+    def _lose(self, session: CallSession, ready: UtteranceReady, *, skipped: bool) -> None:
+        """An utterance that will not be transcribed; if `skipped`, counted by what its words
+        were for (asked before the consent detector stops waiting for them)."""
+        if skipped:
+            rank = DecodeRank(session.decode_rank(ready.track, ready.utterance.start_ms)())
+            metrics.TRANSCRIPTION_SKIPPED.labels(rank.name.lower()).inc()
+        self._emit(session.on_transcript_lost(ready, skipped=skipped))
+
+    def _decode_partial(
+        self, session: CallSession, ready: UtteranceReady, decodes: _StreamDecodes
+    ) -> None:
+        """The words so far of an utterance still being spoken, decoded only while the workers
+        have headroom (`TranscriptionService.submit_if_spare`); shown unless something newer of
+        the track (a partial, the final) came first."""
+        assert self._transcriber is not None
+        utterance, track = ready.utterance, ready.track
+        future = self._transcriber.submit_if_spare(utterance.pcm, utterance.sample_rate)
+        metrics.OFFLINE_PARTIALS_ACTIVE.set(future is not None)
+        if future is None:
+            metrics.OFFLINE_PARTIALS.labels("shed").inc()
+            return
+        decodes.partials_asked[track] += 1
+        asked = decodes.partials_asked[track]
+
+        def show(f: asyncio.Future[Transcription | None]) -> None:
+            if f.cancelled() or (result := f.result()) is None:
+                return
+            if (
+                asked != decodes.partials_asked[track]
+                or decodes.final_pending(track)
+                or session.tracks[track].endpointer.open_start_ms != utterance.start_ms
+            ):
+                metrics.OFFLINE_PARTIALS.labels("stale").inc()
+                return
+            metrics.OFFLINE_PARTIALS.labels("shown").inc()
+            self._emit(session.on_partial(track, utterance.start_ms, utterance.end_ms, result.text))
+
+        future.add_done_callback(show)
 
     async def _finish(
         self,
@@ -444,7 +490,7 @@ class MediaServer:
             # whatever is still late after the timeout is given up (and counted) instead.
             _done, late = await asyncio.wait(set(pending), timeout=self.config.finish_timeout_s)
             for future in late:
-                self._emit(session.on_transcript_lost(pending.pop(future), skipped=True))
+                self._lose(session, pending.pop(future), skipped=True)
                 future.cancel()
                 metrics.DROPPED_WORK.labels("transcription_after_stream_end").inc()
         self._emit(session.settle())

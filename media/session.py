@@ -95,8 +95,8 @@ class DecodeRank(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class UtteranceReady:
-    """An utterance to transcribe (or, if tentative, to start transcribing: see
-    `EndpointerConfig.early_decode_ms`), and when its last voiced frame arrived (monotonic)."""
+    """An utterance to transcribe (or, if early or partial, to decode ahead: see
+    `media.vad.UtteranceKind`), and when its last voiced frame arrived (monotonic)."""
 
     track: Track
     utterance: Utterance
@@ -291,7 +291,7 @@ class CallSession:
         if not ended:
             return _NO_UTTERANCES
         for u in ended:
-            if not u.tentative:
+            if u.final:
                 self._consent.expect(msg.track, u.start_ms)
         return [UtteranceReady(msg.track, u, pipeline.last_voiced_at) for u in ended]
 
@@ -338,10 +338,9 @@ class CallSession:
         whichever of our utterances they cover (`ConsentTracker.on_streamed_text`)."""
         return self._heard(track, start_ms, end_ms, result, engine, streamed=True, words=words)
 
-    def on_streamed_partial(
-        self, track: Track, start_ms: int, end_ms: int, text: str
-    ) -> list[MediaEvent]:
-        """A streaming service's words so far: for supervisors' screens (nothing while the
+    def on_partial(self, track: Track, start_ms: int, end_ms: int, text: str) -> list[MediaEvent]:
+        """A speaker's words so far (a streaming service's partial, or the offline engine's
+        decode of an utterance still being spoken): for supervisors' screens (nothing while the
         call's content is held for consent: a partial never shows what a final may not), and
         for phrase rules (`RuleEngine.on_partial`), whose alerts go out as a final's would."""
         events: list[MediaEvent] = []

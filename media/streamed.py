@@ -208,7 +208,7 @@ class StreamedTranscription:
         if state is None:
             self._offline(self._session, ready)
             return
-        if ready.utterance.tentative:
+        if not ready.utterance.final:
             return  # the service streams its own partial text; early decodes are offline's
         if ready.utterance.end_ms <= state.finalized_to + FINALIZED_SLACK_MS:
             # The service finalized its words while we were still hearing it (it ends turns at
@@ -247,7 +247,7 @@ class StreamedTranscription:
         if partial.words:
             start = state.partial_from = state.clock.call_ms(partial.words[0].start_ms)
             end = state.clock.call_ms(partial.words[-1].end_ms)
-        self._emit(session.on_streamed_partial(track, start, end, partial.text))
+        self._emit(session.on_partial(track, start, end, partial.text))
 
     def _final(self, track: Track, final: Final) -> None:
         state, session = self._tracks.get(track), self._session

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import webrtcvad
 
@@ -45,10 +45,21 @@ class EndpointerConfig:
     max_utterance_ms: int = 15_000
     """A monologue is cut here, so its text arrives while the speaker is still going."""
     early_decode_ms: int | None = 200
-    """Silence after which the utterance so far is handed out as a tentative one, ahead of the
+    """Silence after which the utterance so far is handed out as an early one, ahead of the
     hangover, so its decode runs while the endpointer waits. If speech does not resume, the
     final utterance is the same audio (this is at least `tail_ms`, and less than the hangover)
-    and takes that decode's text; if it does, the tentative one is void. None: no early cut."""
+    and takes that decode's text; if it does, the early one is void. None: no early cut."""
+    partial_every_ms: int | None = None
+    """While someone speaks, the utterance so far is handed out as a partial one each time it
+    has grown this much (the first once it is this long, preroll included), on a voiced frame:
+    what offline partial text is decoded from. None: no partials."""
+
+
+UtteranceKind = Literal["final", "early", "partial"]
+"""`final`: speech ended (or a monologue was cut), the words to store. `early`: cut at
+`early_decode_ms` of silence; a final utterance with the same start and end, if one follows, has
+exactly this audio. `partial`: the words so far of an utterance still being spoken
+(`partial_every_ms`), for screens and phrase rules only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +69,11 @@ class Utterance:
     """One past the last voiced sample: the end of speech."""
     pcm: bytes
     sample_rate: int
-    tentative: bool = False
-    """Cut at `early_decode_ms` of silence: a final utterance with the same start and end, if
-    one follows, has exactly this audio."""
+    kind: UtteranceKind = "final"
+
+    @property
+    def final(self) -> bool:
+        return self.kind == "final"
 
     @property
     def start_ms(self) -> int:
@@ -82,7 +95,7 @@ class Endpointer:
         self.frame_bytes = self.frame_samples * 2
         self._hangover = config.hangover_ms // config.frame_ms
         early = config.early_decode_ms
-        # At least one frame too: at 0 every voiced frame would cut a tentative utterance.
+        # At least one frame too: at 0 every voiced frame would cut an early utterance.
         if (
             early is not None
             and not max(config.tail_ms, config.frame_ms) <= early < config.hangover_ms
@@ -92,6 +105,12 @@ class Endpointer:
         self._tail = config.tail_ms // config.frame_ms
         self._min_voiced = max(1, config.min_speech_ms // config.frame_ms)
         self._max_frames = config.max_utterance_ms // config.frame_ms
+        every = config.partial_every_ms
+        if every is not None and every < config.frame_ms:
+            raise ValueError("partial_every_ms must be at least one frame")
+        self._partial_every = every // config.frame_ms if every is not None else None
+        self._next_partial = 0
+        """Frames of the utterance in progress at which the next partial is cut."""
         self._window: deque[bool] = deque(maxlen=config.start_window_frames)
         self._preroll: deque[bytes] = deque(maxlen=config.preroll_ms // config.frame_ms)
         self._frames: list[bytes] = []
@@ -139,12 +158,17 @@ class Endpointer:
         if self._trailing_silence >= self._hangover:
             return self._finish()
         if self._trailing_silence == self._early:
-            return self._cut(tentative=True)
+            return self._cut("early")
         if len(self._frames) >= self._max_frames:
             # Cut the monologue but stay in speech: the next frames open the next piece.
             utterance = self._finish()
             self._begin_continuation()
             return utterance
+        if voiced and self._partial_every and len(self._frames) >= self._next_partial:
+            partial = self._cut("partial")  # None until enough of it is voiced
+            if partial is not None:
+                self._next_partial = len(self._frames) + self._partial_every
+            return partial
         return None
 
     def skip(self, samples: int) -> Utterance | None:
@@ -173,6 +197,7 @@ class Endpointer:
         self._preroll.clear()
         self._window.clear()
         self._trailing_silence = 0
+        self._next_partial = self._partial_every or 0
 
     def _begin_continuation(self) -> None:
         self._in_speech = True
@@ -181,16 +206,17 @@ class Endpointer:
         self._start_sample = self.sample_clock
         self._voiced_frames = 0
         self._trailing_silence = 0
+        self._next_partial = self._partial_every or 0
 
     def _finish(self) -> Utterance | None:
-        utterance = self._cut(tentative=False)
+        utterance = self._cut("final")
         self._in_speech = False
         self._continuation = False
         self._frames = []
         self._window.clear()
         return utterance
 
-    def _cut(self, *, tentative: bool) -> Utterance | None:
+    def _cut(self, kind: UtteranceKind) -> Utterance | None:
         """The utterance so far (None if too little of it is voiced), state left alone."""
         # The rest of a cut monologue is kept however short: it is the end of real speech.
         if self._voiced_frames < (1 if self._continuation else self._min_voiced):
@@ -202,5 +228,5 @@ class Endpointer:
             end_sample=self._start_sample + speech_frames * self.frame_samples,
             pcm=b"".join(kept),
             sample_rate=self._rate,
-            tentative=tentative,
+            kind=kind,
         )

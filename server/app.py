@@ -235,6 +235,10 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
                     endpointer=EndpointerConfig(
                         hangover_ms=settings.endpoint_hangover_ms,
                         early_decode_ms=settings.endpoint_early_decode_ms or None,
+                        # Partials are the offline engine's: without it nothing decodes them.
+                        partial_every_ms=(
+                            settings.partial_every_ms or None if transcriber is not None else None
+                        ),
                         max_utterance_ms=settings.max_utterance_ms,
                     ),
                     l16_big_endian=settings.l16_big_endian,

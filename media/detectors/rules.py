@@ -460,7 +460,7 @@ class RuleEngine:
         return _NOTHING if fired is None else fired
 
     def on_partial(self, track: Track, start_ms: int, end_ms: int, text: str) -> list[Fired]:
-        """A speaker's words so far (a streaming service's partial): a phrase rule fires once
+        """A speaker's words so far (a partial result): a phrase rule fires once
         two partials in a row match it, so an alert need not wait for the end of the utterance,
         yet one word heard wrong and corrected at once does not raise it. Its cooldown then
         keeps the final from raising it again."""

@@ -7,18 +7,19 @@ whatever came last: every utterance has a rank (0 matters most, e.g. an answer t
 request), workers take the best-ranked first and a full queue skips the worst-ranked, oldest
 first within a rank. A rank is asked for when it is needed, not when the utterance arrives: an
 answer queued before its question was heard ranks as an answer once the question is.
-`submit_if_idle` is for work that may turn out useless (an early decode): it is taken only by a
-worker that would otherwise wait, so it never delays work that counts.
+`submit_if_idle` is for work that may turn out useless (an early decode, a partial): it is taken
+only by a worker that would otherwise wait, so it never delays work that counts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from media import metrics
 from media.transcription.engine import Transcription, TranscriptionEngine
@@ -40,11 +41,25 @@ class _Job:
     sample_rate: int
     future: asyncio.Future[Transcription | None]
     rank: Rank
-    queued_at: float = field(default_factory=time.monotonic)
+    spare: bool = False
+    """Nice-to-have work (`submit_if_spare`): not counted in the load it is shed by."""
+
+
+LOAD_WINDOW_S = 3.0
+"""How far back `TranscriptionService.load` looks: a few utterances' worth of decodes."""
+SPARE_LOAD = 0.5
+"""Below this load, nice-to-have work (partials) may use a worker (`submit_if_spare`)."""
 
 
 class TranscriptionService:
-    def __init__(self, engine: TranscriptionEngine, workers: int, max_queue: int) -> None:
+    def __init__(
+        self,
+        engine: TranscriptionEngine,
+        workers: int,
+        max_queue: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
         self.engine = engine
         self._workers = workers
         self._max_queue = max_queue
@@ -56,6 +71,10 @@ class TranscriptionService:
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._busy = 0
+        self._decodes: collections.deque[tuple[float, float]] = collections.deque()
+        """(start, end) of recent decodes, oldest first (`load`)."""
+        self._running: dict[int, float] = {}
+        """When each decode under way started, by its job's id."""
 
     async def __aenter__(self) -> TranscriptionService:
         self._tasks = [asyncio.create_task(self._worker()) for _ in range(self._workers)]
@@ -89,18 +108,46 @@ class TranscriptionService:
             if not skipped.future.done():
                 skipped.future.set_result(None)
             metrics.DROPPED_WORK.labels("transcription_queue_full").inc()
+        return self._enqueue(job)
+
+    def _enqueue(self, job: _Job) -> asyncio.Future[Transcription | None]:
         self._queue.append(job)
         metrics.TRANSCRIPTION_QUEUE.set(len(self._queue))
         self._ready.set()
-        return future
+        return job.future
 
     def submit_if_idle(
-        self, pcm16: bytes, sample_rate: int
+        self, pcm16: bytes, sample_rate: int, *, spare: bool = False
     ) -> asyncio.Future[Transcription | None] | None:
         """`submit`, if a worker is free and nothing waits; else None (nothing queued)."""
         if self._queue or self._busy >= self._workers:
             return None
-        return self.submit(pcm16, sample_rate)
+        future: asyncio.Future[Transcription | None] = asyncio.get_running_loop().create_future()
+        return self._enqueue(_Job(pcm16, sample_rate, future, _first_rank, spare))
+
+    def submit_if_spare(
+        self, pcm16: bytes, sample_rate: int
+    ) -> asyncio.Future[Transcription | None] | None:
+        """`submit_if_idle` for work that is only nice to have (a partial): only while the
+        workers have headroom (work that counts kept them busy less than `SPARE_LOAD` of the
+        last `LOAD_WINDOW_S`), and with another worker left free (where there is more than one)
+        for an utterance that ends meanwhile. Else None: such work stops under load before it
+        can delay any that counts."""
+        needed = 2 if self._workers > 1 else 1
+        if self._workers - self._busy < needed or self.load() >= SPARE_LOAD:
+            return None
+        return self.submit_if_idle(pcm16, sample_rate, spare=True)
+
+    def load(self) -> float:
+        """The share of the workers' time spent on work that counts (all but spare work) over
+        the last `LOAD_WINDOW_S`."""
+        now = self._clock()
+        since = now - LOAD_WINDOW_S
+        while self._decodes and self._decodes[0][1] <= since:
+            self._decodes.popleft()
+        busy = sum(end - max(start, since) for start, end in self._decodes)
+        busy += sum(now - max(start, since) for start in self._running.values())
+        return busy / (LOAD_WINDOW_S * self._workers)
 
     def _take(self) -> _Job:
         """The best-ranked job, the oldest among equals."""
@@ -119,6 +166,8 @@ class TranscriptionService:
                 continue
             started = time.perf_counter()
             self._busy += 1
+            if not job.spare:
+                self._running[id(job)] = self._clock()
             try:
                 result = await loop.run_in_executor(
                     self._executor, self.engine.transcribe, job.pcm16, job.sample_rate
@@ -129,6 +178,8 @@ class TranscriptionService:
                 result = None
             finally:
                 self._busy -= 1
+                if not job.spare:
+                    self._decodes.append((self._running.pop(id(job)), self._clock()))
             metrics.TRANSCRIPTION_SECONDS.observe(time.perf_counter() - started)
             if not job.future.done():
                 job.future.set_result(result)

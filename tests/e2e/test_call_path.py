@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import aiohttp
 
@@ -16,7 +18,9 @@ from server.simulator.audio import read_call_audio
 from server.simulator.report import wait_for_streams_done
 from storage.db import Pool
 from tests.conftest import SPEECH, timeout
+from tests.support.accounts import make_org
 from tests.support.calls import simulator
+from tests.support.feed import watch_feed
 
 DIGITS = "zero one two three four five six seven eight nine".split()
 
@@ -35,10 +39,10 @@ def recall(expected: list[str], heard: list[str]) -> float:
 
 async def test_two_party_call_is_transcribed_per_speaker_into_postgres(
     start_server: Callable[..., AbstractAsyncContextManager[RunningServer]],
-    org_number: tuple[uuid.UUID, str],
     pool: Pool,
 ) -> None:
-    org_id, number = org_number
+    org = await make_org(pool, "Transcribed org")
+    org_id, number = org.id, org.number
     # Persisting a call's words needs consent where all parties must give it (tests/e2e/
     # test_consent_path.py); this call is between one-party jurisdictions.
     await pool.execute(
@@ -48,13 +52,16 @@ async def test_two_party_call_is_transcribed_per_speaker_into_postgres(
     script = json.loads((SPEECH / "texts.json").read_text())["two_party.wav"]
     early_used = metrics.EARLY_DECODES.labels("used")
     early_before = early_used._value.get()
+    seen: list[dict[str, Any]] = []
     async with start_server(transcription_engine="whisper") as srv:
+        watching = asyncio.create_task(watch_feed(srv, org.keys["viewer"], seen))
         async with aiohttp.ClientSession() as http:
             call = await simulator(http, srv, srv.settings).call(
-                audio, to_number=number, from_number="+15550123456", speed=2.0, dtmf=[(3.0, "5")]
+                audio, to_number=number, from_number="+15550123456", dtmf=[(3.0, "5")]
             )
         assert call.errors == [] and call.close_code == 1000
         report = await wait_for_streams_done(srv.dsn, call.call_sid, timeout(60))
+        await asyncio.wait_for(watching, timeout(10))
 
     row = report["call"]
     assert row["org_id"] == org_id
@@ -96,6 +103,15 @@ async def test_two_party_call_is_transcribed_per_speaker_into_postgres(
     # hangover, and their decodes taken by the final utterance.
     assert len({(s["speaker"], s["start_ms"]) for s in segments}) == len(segments)
     assert early_used._value.get() > early_before
+    # Supervisors saw words while they were spoken (partials are never stored): each partial
+    # before its utterance's final segment, none after it.
+    feed = [(m["type"], m["data"]["track"], m["data"]["start_ms"]) for m in seen
+            if m["type"] in ("transcript", "transcript_partial")]  # fmt: skip
+    partials = [(track, start) for kind, track, start in feed if kind == "transcript_partial"]
+    assert partials, feed
+    for track, start in partials:
+        final = feed.index(("transcript", track, start))
+        assert ("transcript_partial", track, start) not in feed[final:]
 
 
 async def test_utterances_transcription_cannot_keep_up_with_are_counted_on_the_record(

@@ -27,6 +27,7 @@ from tests.conftest import SPEECH, timeout
 from tests.e2e.test_call_path import recall
 from tests.support.accounts import make_org
 from tests.support.calls import simulator
+from tests.support.feed import watch_feed
 
 KEY = "test-cloud-key"
 
@@ -69,17 +70,6 @@ def heard_by(report: dict[str, Any]) -> dict[str, list[str]]:
         speaker: [s["text"] for s in report["transcript"] if s["speaker"] == speaker]
         for speaker in ("caller", "agent")
     }
-
-
-async def watch_feed(srv: RunningServer, key: str, seen: list[dict[str, Any]]) -> None:
-    """Collects a supervisor's live feed until the stream stops."""
-    url = srv.http_url.replace("http", "ws", 1) + "/api/feed"
-    headers = {"Authorization": f"Bearer {key}"}
-    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
-        async for msg in ws:
-            seen.append(json.loads(msg.data))
-            if seen[-1]["type"] == "stream_stopped":
-                return
 
 
 async def test_a_call_is_transcribed_by_assemblyai_streaming(

@@ -38,7 +38,7 @@ MULAW = "audio/x-mulaw"
 PREROLL_FRAMES = 10  # EndpointerConfig defaults: 200 ms preroll, 500 ms hangover
 HANGOVER_FRAMES = 25
 FINALS_ONLY = SessionConfig(endpointer=EndpointerConfig(early_decode_ms=None))
-"""Most tests look at final utterances; the early (tentative) ones have tests of their own."""
+"""Most tests look at final utterances; the early and partial ones have tests of their own."""
 
 
 class RmsVad:
@@ -364,7 +364,7 @@ def test_l16_big_endian_16khz() -> None:
 def test_an_early_utterance_comes_first_and_does_not_hold_up_consent() -> None:
     session = make_session(make_start(tracks=("inbound", "outbound")), config=SessionConfig())
     early, final = feed(session, ulaw_payloads(pattern(("T", 50), (".", 30))), "outbound")
-    assert (early.utterance.tentative, final.utterance.tentative) == (True, False)
+    assert (early.utterance.kind, final.utterance.kind) == ("early", "final")
     assert early.utterance.pcm == final.utterance.pcm
     # Only the final one is a turn the consent detector waits for: the agent's request,
     # transcribed from the early decode, is followed at once by the caller's answer.
@@ -601,8 +601,8 @@ def test_skipped_utterances_are_counted_on_their_track() -> None:
 
 def test_partial_words_never_show_what_consent_holds_back() -> None:
     held = make_session(policy=CallPolicy(hold_until_consent=True, played_disclosure="question"))
-    assert held.on_streamed_partial("inbound", 1_000, 1_800, "my card number") == []
+    assert held.on_partial("inbound", 1_000, 1_800, "my card number") == []
     said(held, "inbound", "Yes, go ahead.", 2.0)  # consent granted: nothing held from here
-    [partial] = held.on_streamed_partial("inbound", 4_000, 4_800, "my card number")
+    [partial] = held.on_partial("inbound", 4_000, 4_800, "my card number")
     assert isinstance(partial, TranscriptPartial)
     assert (partial.track, partial.start_ms, partial.text) == ("inbound", 4_000, "my card number")

@@ -276,3 +276,54 @@ def test_a_broken_copy_in_the_cache_is_replaced(
     (broken / "model.bin").write_bytes(content[:100])  # a copy cut short
     folder, _ = resolve_model("bundled:fixed", tmp_path / "cache")
     assert (Path(folder) / "model.bin").read_bytes() == content
+
+
+async def test_partials_leave_a_worker_free_for_the_utterances_that_end_meanwhile() -> None:
+    engine = GatedEngine()
+    async with TranscriptionService(engine, workers=2, max_queue=4) as service:
+        partial = service.submit_if_spare(b"partial", 8000)
+        assert partial is not None  # both workers were waiting
+        assert await asyncio.to_thread(engine.started.wait, timeout(5))
+        # One worker left: an early decode may take it, a second partial may not.
+        assert service.submit_if_spare(b"partial 2", 8000) is None
+        early = service.submit_if_idle(b"early", 8000)
+        assert early is not None
+        engine.gate.set()
+        results = await asyncio.wait_for(asyncio.gather(partial, early), timeout(10))
+    assert sorted(r.text for r in results if r) == ["early", "partial"]
+    assert b"partial 2" not in engine.seen
+
+
+async def test_partials_stop_while_the_workers_are_busy_most_of_the_time() -> None:
+    now = [100.0]
+    engine = GatedEngine()
+    async with TranscriptionService(engine, 2, 4, clock=lambda: now[0]) as service:
+        assert service.load() == 0.0
+        first = service.submit(b"one", 8000)
+        assert await asyncio.to_thread(engine.started.wait, timeout(5))
+        now[0] += 2.0  # one of two workers busy for 2 s of the last 3: a third of the time
+        assert service.load() == pytest.approx(1 / 3)
+        engine.gate.set()
+        await asyncio.wait_for(first, timeout(10))
+        engine.gate.clear()
+        engine.started.clear()
+        second = service.submit(b"two", 8000)
+        assert await asyncio.to_thread(engine.started.wait, timeout(5))
+        now[0] += 1.0  # the second decode: 2 + 1 s of the last 3 s on two workers
+        assert service.load() == pytest.approx(0.5)
+        assert service.submit_if_spare(b"partial", 8000) is None  # no headroom: shed
+        now[0] += 0.5
+        engine.gate.set()
+        await asyncio.wait_for(second, timeout(10))
+        now[0] += 3.0  # all of it older than the window: idle again
+        assert service.load() == 0.0
+        engine.gate.clear()
+        engine.started.clear()
+        partial = service.submit_if_spare(b"partial", 8000)
+        assert partial is not None
+        assert await asyncio.to_thread(engine.started.wait, timeout(5))
+        now[0] += 2.0
+        assert service.load() == 0.0  # partials are not the load they give way to
+        engine.gate.set()
+        result = await asyncio.wait_for(partial, timeout(10))
+    assert result is not None and result.text == "partial"

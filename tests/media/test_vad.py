@@ -191,7 +191,7 @@ def test_early_cut_hands_out_the_final_utterances_audio_before_the_hangover() ->
     run.feed()
     (early_at, early), (final_at, final) = run.emitted
     assert (early_at, final_at) == (15 + EARLY_FRAMES - 1, 15 + HANGOVER - 1)
-    assert (early.tentative, final.tentative) == (True, False)
+    assert (early.kind, final.kind) == ("early", "final")
     assert (early.start_sample, early.end_sample, early.pcm) == (
         final.start_sample,
         final.end_sample,
@@ -203,7 +203,7 @@ def test_speech_resuming_after_an_early_cut_makes_a_longer_final_utterance() -> 
     pause = EARLY_FRAMES + 3  # past the early cut, short of the hangover
     run = Run(script(("V", 12), (".", pause), ("V", 12), (".", 40)), EARLY)
     first, second, final = run.feed()
-    assert (first.tentative, second.tentative, final.tentative) == (True, True, False)
+    assert (first.kind, second.kind, final.kind) == ("early", "early", "final")
     assert first.end_sample == 12 * FRAME_SAMPLES  # void: the speaker went on
     assert (second.end_sample, second.pcm) == (final.end_sample, final.pcm)
     assert final.end_sample == (12 + pause + 12) * FRAME_SAMPLES
@@ -212,6 +212,45 @@ def test_speech_resuming_after_an_early_cut_makes_a_longer_final_utterance() -> 
 def test_no_early_cut_for_too_little_speech() -> None:
     run = Run(script(("V", 5), (".", 40)), EARLY)
     assert run.feed() == []
+
+
+PARTIAL = replace(DEFAULT, partial_every_ms=200)
+
+
+def test_partials_hand_out_the_words_so_far_while_someone_speaks() -> None:
+    run = Run(script((".", 10), ("V", 29), (".", 3), ("V", 20), (".", 40)), PARTIAL)
+    *partials, final = run.feed()
+    assert [u.kind for u in partials] == ["partial"] * len(partials) and final.kind == "final"
+    # Each is the utterance so far: same start, a prefix of the final audio, voiced at its end.
+    for u in partials:
+        assert u.start_sample == final.start_sample
+        assert final.pcm.startswith(u.pcm)
+        assert frame_ids(u.pcm)[-1] * FRAME_SAMPLES == u.end_sample - FRAME_SAMPLES
+        assert run.script[frame_ids(u.pcm)[-1]] == "V"
+    # One as soon as enough of it is voiced (the 10th voiced frame, 19), then one each time it
+    # has grown by 10 frames, but none in a pause (39..41): that one waits for speech (42).
+    assert [i for i, u in run.emitted if u.kind == "partial"] == [19, 29, 42, 52]
+
+
+def test_no_partials_when_they_are_off_or_speech_is_too_short() -> None:
+    assert [u.kind for u in Run(script(("V", 60), (".", 40))).feed()] == ["final"]
+    assert Run(script(("V", 6), (".", 40)), PARTIAL).feed() == []
+
+
+def test_partials_of_a_cut_monologue_restart_with_each_piece() -> None:
+    config = replace(PARTIAL, max_utterance_ms=1_000)  # pieces of 50 frames
+    run = Run(script(("V", 120), (".", 40)), config)
+    finals = [u for u in run.feed() if u.final]
+    assert len(finals) == 3
+    for piece in finals:
+        mine = [u for u in (u for _, u in run.emitted) if u.kind == "partial"
+                and u.start_sample == piece.start_sample]  # fmt: skip
+        assert mine and all(piece.pcm.startswith(u.pcm) for u in mine)
+
+
+def test_partials_need_at_least_a_frame_between_them() -> None:
+    with pytest.raises(ValueError, match="partial_every_ms"):
+        Endpointer(replace(DEFAULT, partial_every_ms=10), RATE, ScriptedVad(""))
 
 
 @pytest.mark.parametrize("early_ms", [100, 500, 600])

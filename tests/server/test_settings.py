@@ -59,6 +59,7 @@ def test_defaults_work_with_no_environment(tmp_path: Path) -> None:
     assert settings.vad_aggressiveness == 2
     assert settings.endpoint_hangover_ms == 500
     assert settings.endpoint_early_decode_ms == 200
+    assert settings.partial_every_ms == 400
     assert settings.max_utterance_ms == 15_000
     for name in GENERATED_SECRETS:
         assert len(settings.secret(name)) >= 32
@@ -227,6 +228,7 @@ def test_production_error_does_not_echo_secret_values(
         ("VOXSOUTH_L16_BIG_ENDIAN", "sometimes"),
         ("VOXSOUTH_ENDPOINT_EARLY_DECODE_MS", "100"),  # less than the tail kept after speech
         ("VOXSOUTH_ENDPOINT_EARLY_DECODE_MS", "500"),  # not before the hangover
+        ("VOXSOUTH_PARTIAL_EVERY_MS", "10"),  # shorter than a frame
     ],
 )
 def test_invalid_value_names_the_variable(
