@@ -40,6 +40,7 @@ test: lint typecheck
 bench: $(STAMP)
 	$(BIN)/python -m bench.frame_path
 	$(BIN)/python -m bench.streams
+	$(BIN)/python -m bench.transports
 	$(BIN)/python -m bench.alert_latency
 	$(BIN)/python -m bench.detector_eval
 

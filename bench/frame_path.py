@@ -90,20 +90,12 @@ class MessageSource:
 
     def opening(self) -> list[str]:
         """`connected` then `start` (both tracks, PCMU@8000)."""
-        connected = {"event": "connected", "protocol": "Call", "version": "0.2.0"}
-        start = {
-            "event": "start",
-            "sequenceNumber": self._next_sequence(),
-            "start": {
-                "streamSid": self.stream_sid,
-                "accountSid": str(uuid.uuid4()),
-                "callSid": self.call_sid,
-                "tracks": ["inbound", "outbound"],
-                "customParameters": {"token": "bench"},
-                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-            },
-        }
-        return [json.dumps(connected), json.dumps(start)]
+        return opening_messages(self.stream_sid, self.call_sid, self._next_sequence())
+
+    def payloads(self, frame: int) -> tuple[str, str]:
+        """Base64 payloads (inbound, outbound) of the fixture's `frame`, looped."""
+        i = frame % self.frames_per_pass
+        return self._caller[i], self._agent[i]
 
     def media(self, count: int) -> list[str]:
         """The next `count` media messages: inbound then outbound for each 20 ms."""
@@ -128,6 +120,37 @@ class MessageSource:
         return out[:count]
 
 
+def opening_messages(stream_sid: str, call_sid: str, sequence: str = "1") -> list[str]:
+    """A stream's `connected` then `start` (both tracks, PCMU@8000)."""
+    connected = {"event": "connected", "protocol": "Call", "version": "0.2.0"}
+    start = {
+        "event": "start",
+        "sequenceNumber": sequence,
+        "start": {
+            "streamSid": stream_sid,
+            "accountSid": str(uuid.uuid4()),
+            "callSid": call_sid,
+            "tracks": ["inbound", "outbound"],
+            "customParameters": {"token": "bench"},
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+        },
+    }
+    return [json.dumps(connected), json.dumps(start)]
+
+
+def new_session(start: Start) -> CallSession:
+    """The session media/server.py would build for `start` (transcription off)."""
+    return CallSession(
+        start,
+        org_id=uuid.uuid4(),
+        call_id=uuid.uuid4(),
+        config=SessionConfig(),
+        vad_factory=lambda: WebRtcVoiceDetector(VAD_AGGRESSIVENESS),
+        # The default escalation rules run on every frame (raised voice, dead air, talk-over).
+        policy=CallPolicy(rules=DEFAULT_RULES),
+    )
+
+
 def open_session(source: MessageSource) -> tuple[StreamParser, CallSession]:
     """A parser past `start` and the session media/server.py would build for it."""
     parser = StreamParser()
@@ -137,16 +160,7 @@ def open_session(source: MessageSource) -> tuple[StreamParser, CallSession]:
         if isinstance(msg, Start):
             start = msg
     assert start is not None
-    session = CallSession(
-        start,
-        org_id=uuid.uuid4(),
-        call_id=uuid.uuid4(),
-        config=SessionConfig(),
-        vad_factory=lambda: WebRtcVoiceDetector(VAD_AGGRESSIVENESS),
-        # The default escalation rules run on every frame (raised voice, dead air, talk-over).
-        policy=CallPolicy(rules=DEFAULT_RULES),
-    )
-    return parser, session
+    return parser, new_session(start)
 
 
 def batches(source: MessageSource, total: int, size: int) -> Iterator[list[str]]:
@@ -182,7 +196,7 @@ def time_full_path(
             msg = parser.receive(text)
             if isinstance(msg, Media):
                 ready = session.on_media(msg, now)
-                utterances += sum(not r.utterance.tentative for r in ready)
+                utterances += sum(r.utterance.final for r in ready)
             t1 = clock()
             if index >= warmup:
                 timings[index - warmup] = t1 - t0
