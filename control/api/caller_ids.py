@@ -55,7 +55,6 @@ async def list_caller_ids(request: web.Request) -> web.Response:
      errors=(409, 503))  # fmt: skip
 @requires(Action.NUMBERS_MANAGE)
 async def add_caller_id(request: web.Request) -> web.Response:
-    client = signalwire_client(request)
     body = await parse_body(request, CallerIdBody)
     org_id = principal(request).org_id
     async with tenant(request.app[POOL], org_id) as conn:
@@ -64,6 +63,7 @@ async def add_caller_id(request: web.Request) -> web.Response:
         )
     if exists:
         raise ApiError(409, "CALLER_ID_EXISTS", "that caller ID is already added")
+    client = signalwire_client(request)
     try:
         created = await client.create_verified_caller_id(body.number, body.name)
     except SignalWireRejected as exc:
@@ -90,7 +90,6 @@ async def add_caller_id(request: web.Request) -> web.Response:
 @doc("Submit the code SignalWire read out", body=VerifyBody, errors=(404, 503))
 @requires(Action.NUMBERS_MANAGE)
 async def verify_caller_id(request: web.Request) -> web.Response:
-    client = signalwire_client(request)
     body = await parse_body(request, VerifyBody)
     row_id, org_id = path_uuid(request, "caller_id", "caller ID"), principal(request).org_id
     async with tenant(request.app[POOL], org_id) as conn:
@@ -100,6 +99,7 @@ async def verify_caller_id(request: web.Request) -> web.Response:
         )  # fmt: skip
     if row is None:
         raise ApiError(404, "NOT_FOUND", "no such caller ID")
+    client = signalwire_client(request)
     try:
         result = await client.submit_caller_id_code(row["signalwire_id"], body.code)
     except SignalWireRejected as exc:
@@ -126,7 +126,6 @@ async def verify_caller_id(request: web.Request) -> web.Response:
 @doc("Remove a caller ID", status=204, errors=(404, 503))
 @requires(Action.NUMBERS_MANAGE)
 async def remove_caller_id(request: web.Request) -> web.Response:
-    client = signalwire_client(request)
     row_id, org_id = path_uuid(request, "caller_id", "caller ID"), principal(request).org_id
     async with tenant(request.app[POOL], org_id) as conn:
         row = await conn.fetchrow(
@@ -135,6 +134,7 @@ async def remove_caller_id(request: web.Request) -> web.Response:
         )  # fmt: skip
         if row is None:
             raise ApiError(404, "NOT_FOUND", "no such caller ID")
+        client = signalwire_client(request)  # its 503 rolls our delete back too
         try:
             await client.delete_caller_id(row["signalwire_id"])
         except SignalWireRejected:

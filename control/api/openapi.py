@@ -77,6 +77,7 @@ _ERROR_TEXT = {
     404: "Not found",
     409: "Conflict",
     413: "Body too large",
+    415: "Body is not application/json",
     422: "Invalid body",
     429: "Too many requests (see Retry-After)",
     503: "A dependency is unavailable (see Retry-After)",
@@ -152,7 +153,7 @@ def _responses(info: Doc, declared: object) -> dict[str, Any]:
     if declared != "public":
         codes |= {401, 403}
     if info.body is not None:
-        codes.add(422)
+        codes |= {415, 422}
     responses: dict[str, Any] = {str(info.status): success}
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     for code in sorted(codes):

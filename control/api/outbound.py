@@ -1,8 +1,9 @@
 """Placing and ending calls through SignalWire: POST /api/calls, POST /api/calls/{id}/hangup.
 
-A call SID is only ever one SignalWire returned. Without SignalWire settings the routes answer
-503 SIGNALWIRE_CONFIG_MISSING. `Idempotency-Key` makes a retried POST safe: the first success
-is replayed for 24 hours; the same key with a different body is a 409.
+A call SID is only ever one SignalWire returned. Without SignalWire settings a request the
+routes would otherwise carry out answers 503 SIGNALWIRE_CONFIG_MISSING. `Idempotency-Key`
+makes a retried POST safe: the first success is replayed for 24 hours; the same key with a
+different body is a 409.
 """
 
 from __future__ import annotations
@@ -69,20 +70,21 @@ class OutboundRoutes:
     @requires(Action.CALLS_CREATE)
     async def start_call(self, request: web.Request) -> web.Response:
         who = principal(request)
-        client = signalwire_client(request)
         if not plan_includes(who.plan, Feature.OUTBOUND_CALLS):
             raise ApiError(403, "PLAN_REQUIRED", "your plan does not include outbound calls")
+        # The body first: a request refused for it never reaches SignalWire, so it spends
+        # none of the org's call budget.
+        body = await parse_body(request, OutboundCall)
         wait = self._limiter.acquire(str(who.org_id), time.monotonic())
         if wait:
             raise retry_later(429, "RATE_LIMITED", "too many calls started; slow down", wait)
-        body = await parse_body(request, OutboundCall)
         key = request.headers.get("Idempotency-Key")
         if key is not None:
             replay = await self._claim(request, key)
             if replay is not None:
                 return replay
         try:
-            response = await self._place(request, client, body)
+            response = await self._place(request, body)
         except BaseException:
             if key is not None:
                 async with tenant(request.app[POOL], who.org_id) as conn:
@@ -115,9 +117,7 @@ class OutboundRoutes:
             )
         return None
 
-    async def _place(
-        self, request: web.Request, client: SignalWireClient, body: OutboundCall
-    ) -> dict[str, Any]:
+    async def _place(self, request: web.Request, body: OutboundCall) -> dict[str, Any]:
         who = principal(request)
         pool = request.app[POOL]
         async with tenant(pool, who.org_id) as conn:
@@ -126,6 +126,7 @@ class OutboundRoutes:
             fields = [{"field": "from", "message": "not your number or verified caller ID"}]
             raise ApiError(422, "FROM_NOT_ALLOWED", "from must be your number or caller ID",
                            {"fields": fields})  # fmt: skip
+        client = signalwire_client(request)
         base = self._config.public_url
         try:
             created = await client.create_call(
@@ -158,7 +159,6 @@ class OutboundRoutes:
     @doc("Ask SignalWire to end a call", status=202, errors=(404, 409, 503))
     @requires(Action.CALLS_UPDATE)
     async def hang_up(self, request: web.Request) -> web.Response:
-        client = signalwire_client(request)
         who = principal(request)
         call_id = call_id_of(request)
         async with tenant(request.app[POOL], who.org_id) as conn:
@@ -167,6 +167,7 @@ class OutboundRoutes:
             raise ApiError(404, "NOT_FOUND", "no such call")
         if call["status"] in calls.TERMINAL_STATUSES:
             raise ApiError(409, "CALL_ENDED", "the call has already ended")
+        client = signalwire_client(request)
         try:
             await client.hang_up(call["call_sid"])
         except SignalWireRejected as exc:
@@ -187,6 +188,9 @@ def unavailable(exc: SignalWireUnavailable) -> ApiError:
 
 
 def signalwire_client(request: web.Request) -> SignalWireClient:
+    """The SignalWire client, or 503 SIGNALWIRE_CONFIG_MISSING. Ask for it last, just before
+    it is used: a request that is wrong on its own (its body, another org's id) gets that
+    answer, which no configuration would change."""
     client = request.app.get(SIGNALWIRE)
     if client is None:
         raise ApiError(

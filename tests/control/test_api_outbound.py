@@ -8,12 +8,15 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 
 from server.app import RunningServer
+from storage import calls
 from storage.db import Pool
 from tests.support.accounts import Org, make_org
 from tests.support.fake_signalwire import Fail, FakeSignalWire, running_fake_signalwire
+from tests.support.numbers import new_number
 
 PROJECT, TOKEN = str(uuid.uuid4()), "PT-test-token"
 
@@ -51,13 +54,75 @@ async def post(
         return resp.status, await resp.json(), dict(resp.headers)
 
 
-async def test_without_signalwire_settings_no_call_is_invented(
-    srv: RunningServer, org: Org
+async def open_call(pool: Pool, org: Org, status: str) -> uuid.UUID:
+    ref = await calls.open_call(
+        pool, org_id=org.id, call_sid=str(uuid.uuid4()), account_sid=None,
+        direction="outbound-api", from_number=org.number, to_number="+15557654321",
+        status=status,
+    )  # fmt: skip
+    return ref.id
+
+
+async def add_caller_id(pool: Pool, org: Org) -> tuple[uuid.UUID, str]:
+    """A caller ID SignalWire took (written directly: these tests run without SignalWire)."""
+    number = new_number()
+    row_id: uuid.UUID = await pool.fetchval(
+        "INSERT INTO caller_ids (org_id, number, signalwire_id) VALUES ($1, $2, $3) RETURNING id",
+        org.id, number, f"sw-{uuid.uuid4()}",
+    )  # fmt: skip
+    return row_id, number
+
+
+async def send(
+    srv: RunningServer, method: str, path: str, headers: dict[str, str], raw: bytes | None
+) -> tuple[int, Any]:
+    headers = {**headers, "Content-Type": "application/json"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, srv.http_url + path, headers=headers, data=raw) as resp,
+    ):
+        return resp.status, await resp.json()
+
+
+async def test_without_signalwire_settings_what_is_wrong_with_the_request_comes_first(
+    srv: RunningServer, org: Org, pool: Pool
 ) -> None:
-    status, body, _ = await post(
-        srv, "/api/calls", org.bearer("operator"), {"to": "+15557654321", "from": org.number}
-    )
-    assert (status, body["error"]["code"]) == (503, "SIGNALWIRE_CONFIG_MISSING")
+    """Without SignalWire settings a request that is wrong on its own (its body, another
+    org's id, an ended call) gets that answer; only one that would reach SignalWire gets the
+    503, and nothing is stored for it."""
+    other = await make_org(pool, "Other outbound org")
+    live, ended = await open_call(pool, org, "in-progress"), await open_call(pool, org, "completed")
+    others_call = await open_call(pool, other, "in-progress")
+    mine, my_number = await add_caller_id(pool, org)
+    others, _ = await add_caller_id(pool, other)
+    call = {"to": "+15557654321", "from": org.number}
+    missing = (503, "SIGNALWIRE_CONFIG_MISSING")
+    cases: list[tuple[str, str, Any, tuple[int, str]]] = [
+        ("POST", "/api/calls", b"{", (400, "INVALID_JSON")),
+        ("POST", "/api/calls", {"to": "+15557654321"}, (422, "VALIDATION_FAILED")),
+        ("POST", "/api/calls", {**call, "from": other.number}, (422, "FROM_NOT_ALLOWED")),
+        ("POST", "/api/calls", call, missing),
+        ("POST", f"/api/calls/{others_call}/hangup", None, (404, "NOT_FOUND")),
+        ("POST", f"/api/calls/{ended}/hangup", None, (409, "CALL_ENDED")),
+        ("POST", f"/api/calls/{live}/hangup", None, missing),
+        ("POST", "/api/caller-ids", b"{", (400, "INVALID_JSON")),
+        ("POST", "/api/caller-ids", {"number": "555"}, (422, "VALIDATION_FAILED")),
+        ("POST", "/api/caller-ids", {"number": my_number}, (409, "CALLER_ID_EXISTS")),
+        ("POST", "/api/caller-ids", {"number": new_number()}, missing),
+        ("POST", f"/api/caller-ids/{mine}/verify", {"code": "12"}, (422, "VALIDATION_FAILED")),
+        ("POST", f"/api/caller-ids/{others}/verify", {"code": "123456"}, (404, "NOT_FOUND")),
+        ("POST", f"/api/caller-ids/{mine}/verify", {"code": "123456"}, missing),
+        ("DELETE", f"/api/caller-ids/{others}", None, (404, "NOT_FOUND")),
+        ("DELETE", f"/api/caller-ids/{mine}", None, missing),
+    ]
+    for method, path, body, expected in cases:
+        raw = body if isinstance(body, bytes) or body is None else orjson.dumps(body)
+        status, answer = await send(srv, method, path, org.bearer("admin"), raw)
+        assert (status, answer["error"]["code"]) == expected, (method, path, body, answer)
+    stored = await pool.fetchval("SELECT count(*) FROM calls WHERE org_id = $1", org.id)
+    assert stored == 2  # no call invented
+    kept = await pool.fetch("SELECT id FROM caller_ids WHERE org_id = $1", org.id)
+    assert [r["id"] for r in kept] == [mine]  # none added, and not removed on our side alone
 
 
 async def test_a_call_placed_through_signalwire_is_stored_with_its_sid(
