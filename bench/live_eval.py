@@ -29,7 +29,8 @@ stored). The report is `bench.detector_eval`'s, plus the wall time, the server's
 latency (end of speech -> text) and the work it skipped to keep up
 (`voxsouth_dropped_work_total`: an utterance still untranscribed 10 s after its stream ended
 is given up, and its words are missing from the call), and the utterances skipped by what they
-were for (`voxsouth_transcription_skipped_total`: a consent answer must never be among them).
+were for (`voxsouth_transcription_skipped_total`: a turn that may decide consent must never be
+among them).
 Every call has a time budget (its length / speed + `--call-margin`); a call that fails or runs
 out of it is listed and left out of the figures, and the run exits 1, as it does when the
 server fails.
@@ -360,7 +361,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> int:
         "utterances skipped, by what they were for: "
         + ", ".join(
             f"{rank} {skipped.get(rank, 0.0):.0f}"
-            for rank in ("consent_answer", "conversation", "agent_after")
+            for rank in ("consent", "conversation", "agent_after")
         )
     )
     if args.misses and (wrong := misses(results)):

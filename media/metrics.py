@@ -84,8 +84,8 @@ CLOUD_STANDINS = Counter(
 TRANSCRIPTION_SKIPPED = Counter(
     "voxsouth_transcription_skipped_total",
     "Utterances never transcribed for want of time, by what their words were for: "
-    "consent_answer (a caller's turn inside a consent request's answer window), conversation, "
-    "agent_after (the agent once consent is decided).",
+    "consent (a turn that may decide consent: an answer to a request, the agent's words before "
+    "it, the agent's opening), conversation, agent_after (the agent once consent is decided).",
     ["rank"],
 )
 DROPPED_WORK = Counter("voxsouth_dropped_work_total", "Work skipped to keep up, by kind.", ["kind"])

@@ -85,8 +85,10 @@ class DecodeRank(IntEnum):
     """What an utterance's words are for, most important first: when transcription cannot
     keep up, the worst-ranked are skipped."""
 
-    CONSENT_ANSWER = 0
-    """A caller's turn inside an open consent request's answer window."""
+    CONSENT = 0
+    """A turn that may decide consent (`ConsentTracker.bears_on_consent`): a caller's answer
+    inside an open request's window, the agent's words before it, and the agent's turns in the
+    call's opening before any request is heard."""
     CONVERSATION = 1
     """Any other caller turn (phrase rules), and the agent's while consent is undecided."""
     AGENT_AFTER = 2
@@ -403,9 +405,9 @@ class CallSession:
         choose (so an answer queued before its question was heard ranks as one once it is)."""
 
         def rank() -> int:
+            if self._consent.bears_on_consent(track, start_ms):
+                return DecodeRank.CONSENT
             if track == "inbound":
-                if self._consent.answer_awaited(start_ms):
-                    return DecodeRank.CONSENT_ANSWER
                 return DecodeRank.CONVERSATION
             # The agent's words may still ask for consent until a verdict is reached.
             return DecodeRank.CONVERSATION if self.consent is None else DecodeRank.AGENT_AFTER
@@ -417,7 +419,9 @@ class CallSession:
         nothing): the consent detector stops waiting for its words."""
         if skipped:
             self._pipeline(ready.track).utterances_skipped += 1
-        found = self._consent.on_lost(ready.track, ready.utterance.start_ms, self._open_since())
+        found = self._consent.on_lost(
+            ready.track, ready.utterance.start_ms, self._open_since(), skipped=skipped
+        )
         return self._consent_events(found)
 
     def apply_consent(self, verdict: ConsentVerdict, *, by_person: bool) -> list[MediaEvent]:

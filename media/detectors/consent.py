@@ -67,6 +67,9 @@ ASKING_BACK = RECORDING_WORDS | {"agree", "permission", "why", "mind"}
 """A turn with these words, or a question, is about the request ("why would I agree?"): it
 stays open."""
 STREAMED_START_SLACK_MS = 300
+OPENING_MS = 15_000
+"""The call's opening, where an agent discloses recording (before anything else is said, as
+the law and scripts require): the agent's turns here may make the consent request."""
 """A streaming service times a turn from its first word; our endpointing starts an utterance up
 to its pre-roll (200 ms) earlier, or a little later where the first word is soft."""
 _FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -96,6 +99,8 @@ class _Event:
     segment_id: uuid.UUID | None = None
     digit: str | None = None
     judged: bool = False
+    skipped: bool = False
+    """Never transcribed for want of time: what was said is unknown, not nothing."""
 
     @property
     def settled(self) -> bool:
@@ -130,6 +135,8 @@ class ConsentTracker:
         """The caller's question in this turn that named recording ("do you record these
         calls?"): what they go on to say in the turn ("honestly, I'd be glad if you did") is
         about recording too."""
+        self._disclosed = False
+        """The agent has spoken of recording (a request or a notice)."""
         self._disclosure_without_question: _Event | None = None
         """The agent's latest disclosure, until the caller speaks: a question that follows
         it ("…is that okay?") makes it a request."""
@@ -194,11 +201,17 @@ class ConsentTracker:
         return self._judge(open_since)
 
     def on_lost(
-        self, track: Track, start_ms: int, open_since: dict[Track, int | None]
+        self,
+        track: Track,
+        start_ms: int,
+        open_since: dict[Track, int | None],
+        *,
+        skipped: bool = False,
     ) -> list[ConsentFinding]:
-        """An `expect`ed utterance that will never be transcribed (overload, stream end)."""
+        """An `expect`ed utterance that will never be transcribed: heard as nothing, or
+        `skipped` (overload, stream end), when it may have said anything."""
         if (event := self._pending(track, start_ms)) is not None:
-            event.text = ""
+            event.text, event.skipped = "", skipped
         return self._judge(open_since)
 
     def on_digit(
@@ -208,9 +221,24 @@ class ConsentTracker:
             self._insert(_Event(track, offset_ms, digit=digit))
         return self._judge(open_since)
 
-    def answer_awaited(self, offset_ms: int) -> bool:
-        """A caller's turn starting at `offset_ms` would answer an open consent request."""
-        return self.verdict is None and self._answering(offset_ms) is not None
+    def bears_on_consent(self, track: Track, offset_ms: int) -> bool:
+        """Whether a turn starting at `offset_ms` may decide consent, while it is undecided:
+        any turn inside an open request's answer window (the caller's answer; the agent's
+        words before it, which decide what a "yes" answers), and the agent's turns in the
+        call's opening until the agent has disclosed recording (or while a disclosure may yet
+        be turned into a request by a question), where disclosures are made. As few turns as
+        that, so that under overload they still fit in what transcription can do."""
+        if self.verdict is not None:
+            return False
+        if self._answering(offset_ms) is not None:
+            return True
+        undisclosed = not self._disclosed or self._disclosure_without_question is not None
+        return (
+            track == "outbound"
+            and self._request is None
+            and undisclosed
+            and offset_ms <= OPENING_MS
+        )
 
     def flush(self) -> list[ConsentFinding]:
         """Stream end: what is still pending will not arrive; decide on the rest."""
@@ -255,7 +283,11 @@ class ConsentTracker:
     def _agent(self, event: _Event) -> list[ConsentFinding]:
         text = event.text or ""
         if not text:
-            return []  # unheard: mostly a breath or a click, which asks nothing
+            if event.skipped:
+                # Words never heard may have asked something else: a "yes" after them cannot
+                # be taken as the answer to the request.
+                self._close()
+            return []  # heard as nothing: mostly a breath or a click, which asks nothing
         self._recording_question = None
         disclosure = next(
             (m for m in find_phrases(text, DISCLOSURE_PHRASES) if not m.negated), None
@@ -265,6 +297,7 @@ class ConsentTracker:
         about_recording = disclosure is not None or names_recording(words(text))
         found: list[ConsentFinding] = []
         if about_recording:
+            self._disclosed = True
             evidence = disclosure.phrase if disclosure is not None else "asked about recording"
             found.append(
                 ConsentFinding(

@@ -140,6 +140,41 @@ def test_an_unheard_agent_utterance_is_waited_for_then_passed_over() -> None:
     ]
 
 
+def test_an_agent_turn_skipped_under_load_leaves_the_next_yes_unattributed() -> None:
+    tracker = ConsentTracker()
+    say(tracker, "outbound", 0, "Calls are recorded for training. Is that alright?")
+    tracker.expect("outbound", 4_000)  # perhaps "do you have your order number?"
+    assert say(tracker, "inbound", 6_000, "Yes, it's 4471.") == []
+    assert verdicts(tracker.on_lost("outbound", 4_000, NOTHING_OPEN, skipped=True)) == []
+    assert tracker.verdict is None
+
+
+def test_the_turns_that_may_decide_consent() -> None:
+    tracker = ConsentTracker()
+    # The opening: the agent's turns may make the request; the caller's may not answer one.
+    assert tracker.bears_on_consent("outbound", 2_000)
+    assert not tracker.bears_on_consent("outbound", 20_000)
+    assert not tracker.bears_on_consent("inbound", 2_000)
+    say(tracker, "outbound", 1_000, "This call is recorded. Is that okay with you?")
+    # The request is open: every turn in its window, the agent's too (it decides what a "yes"
+    # answers); none after it.
+    assert tracker.bears_on_consent("inbound", 5_000)
+    assert tracker.bears_on_consent("outbound", 4_000)
+    assert not tracker.bears_on_consent("inbound", 40_000)
+    say(tracker, "inbound", 5_000, "Sure.")
+    assert tracker.verdict == "granted"
+    assert not tracker.bears_on_consent("inbound", 6_000)  # decided
+    assert not tracker.bears_on_consent("outbound", 6_000)
+
+    noticed = ConsentTracker()
+    say(noticed, "outbound", 0, "Hello, you're through to Sam.")
+    assert noticed.bears_on_consent("outbound", 2_000)  # not disclosed yet
+    say(noticed, "outbound", 2_000, "Calls are recorded for training.")
+    assert noticed.bears_on_consent("outbound", 4_000)  # "...is that alright?" would ask
+    say(noticed, "inbound", 4_000, "Hi, I'm calling about my bill.")
+    assert not noticed.bears_on_consent("outbound", 7_000)  # a notice, answered by nothing
+
+
 def test_stream_end_decides_on_what_was_heard() -> None:
     tracker = ConsentTracker(played="question")
     tracker.expect("inbound", 500)

@@ -577,12 +577,13 @@ def test_decode_ranks_put_an_answer_to_a_consent_request_first() -> None:
     session = make_session(make_start(tracks=("inbound", "outbound")))
     # Queued before the agent's question is heard: an ordinary turn, for now.
     answer = session.decode_rank("inbound", 4_000)
-    agent_later = session.decode_rank("outbound", 20_000)
+    agent_later = session.decode_rank("outbound", 40_000)
     assert answer() == DecodeRank.CONVERSATION
+    assert session.decode_rank("outbound", 1_000)() == DecodeRank.CONSENT  # the opening
     assert agent_later() == DecodeRank.CONVERSATION  # it may still ask for consent
     said(session, "outbound", "This call is recorded. Is that okay with you?", 1.0)
     # The question is heard: the same queued turn is now its answer, ranked when asked.
-    assert answer() == DecodeRank.CONSENT_ANSWER
+    assert answer() == DecodeRank.CONSENT
     assert session.decode_rank("inbound", 60_000)() == DecodeRank.CONVERSATION  # past the window
     said(session, "inbound", "Yes, that's fine.", 4.0)
     assert session.consent == "granted"
