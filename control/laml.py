@@ -168,6 +168,27 @@ def say_and_hangup(text: str) -> str:
     return _serialize(response)
 
 
+def hold_and_retry(url: str, *, pause_s: int, say: str | None = None) -> str:
+    """Return `<Say>` (when `say` is not blank), `<Pause length=pause_s>`, then
+    `<Redirect method="POST">url</Redirect>`: the call is answered and kept up, and after the
+    pause the platform asks `url` for the rest of the call with the call's parameters.
+
+    Raises ValueError when `pause_s` < 1, `url` is not an absolute http(s) URL, or a value
+    contains a character XML cannot represent.
+    """
+    if pause_s < 1:
+        raise ValueError("pause_s must be at least 1")
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError("redirect url must be an absolute http(s) URL")
+    response = ET.Element("Response")
+    if say and say.strip():
+        ET.SubElement(response, "Say").text = say
+    ET.SubElement(response, "Pause", {"length": str(pause_s)})
+    ET.SubElement(response, "Redirect", {"method": "POST"}).text = url
+    return _serialize(response)
+
+
 def _serialize(root: ET.Element) -> str:
     for element in root.iter():
         for value in (element.text or "", *element.attrib.values()):

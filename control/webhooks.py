@@ -3,10 +3,14 @@
 Every request must carry a valid signature (`X-SignalWire-Signature` or `X-Twilio-Signature`,
 scheme B of docs/protocols.md, keyed by the project's signing key, over the configured public
 URL); anything else gets 403 before its body is looked at for meaning.
+
+The voice webhook answers within its database budget: when Postgres is too slow or away, the
+caller is held and SignalWire asked for the call again (`Webhooks._hold_for_database`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable
@@ -23,6 +27,7 @@ from control.numbers import normalize_number
 from control.signatures import SIGNATURE_HEADERS, verify_signature
 from media.events import ConsentVerdict
 from storage import calls, consent, feed, recordings
+from storage.db import UNAVAILABLE_ERRORS, Pool, cancel_promptly
 from storage.tenancy import tenant
 
 log = logging.getLogger(__name__)
@@ -34,6 +39,13 @@ NOT_IN_SERVICE = "The number you have called is not in service. Goodbye."
 KEYPAD_PROMPT = "Press 1 to allow recording, or 2 to decline."
 ASK_PROMPT = "Is that okay with you? Say yes, or press 1 to allow recording, or 2 to decline."
 KEYPAD_ANSWERS: dict[str, ConsentVerdict] = {"1": "granted", "2": "refused"}
+HOLD_PROMPT = "Please hold while we connect your call."
+CALL_BACK_LATER = "We are sorry, we cannot take your call right now. Please call again later."
+VOICE_ATTEMPTS = 4
+"""Voice webhook answers a call may get while the database is slow or away before it is given
+up: about 30 s on hold when each waits out the default 5 s budget, 10 s when Postgres refuses
+at once."""
+HOLD_PAUSE_S = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +58,18 @@ class WebhookConfig:
     hold_seconds: int
     allow_insecure_media: bool
     """ws:// stream URLs, for local development and the simulator only."""
+    database_timeout_s: float = 5.0
+    """The voice webhook's budget for its database work (see `Webhooks._hold_for_database`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _OpenedCall:
+    """What the voice webhook stored and looked up, for the LaML it answers."""
+
+    call: calls.CallRef
+    route: calls.NumberRoute
+    disclosure: str | None
+    prompt: str
 
 
 class Webhooks:
@@ -87,24 +111,72 @@ class Webhooks:
         form = await self._verified_form(request, "voice")
         call_sid = _required(form, "CallSid")
         direction = (form.get("Direction") or "inbound")[:32]
-        # Inbound calls reach one of our numbers (To); calls we placed come from one (From).
-        ours = normalize_number(form.get("From" if direction.startswith("outbound") else "To"))
-        route = await calls.route_number(request.app[POOL], ours) if ours else None
-        if route is None:
+        attempt = _attempt(request)
+        pool = request.app[POOL]
+        try:
+            async with asyncio.timeout(self._config.database_timeout_s) as budget:
+                opened = await cancel_promptly(self._open_call(pool, form, call_sid, direction))
+        except UNAVAILABLE_ERRORS as exc:
+            cause = "db_timeout" if budget.expired() else "db_unavailable"
+            return self._hold_for_database(request, attempt, cause, exc)
+        if opened is None:
             metrics.WEBHOOK_OUTCOMES.labels("voice", "unknown_number").inc()
             log.warning("voice webhook for a number no org owns (%s)", direction)
             return _laml(laml.say_and_hangup(NOT_IN_SERVICE))
+        metrics.WEBHOOK_OUTCOMES.labels("voice", "call_opened").inc()
+        return _laml(self._call_flow(opened, call_sid))
+
+    def _hold_for_database(
+        self, request: web.Request, attempt: int, cause: str, exc: BaseException
+    ) -> web.Response:
+        """The answer when the database did not open the call in time (`cause` db_timeout) or
+        is away (db_unavailable): hold the caller, then have SignalWire ask again.
+
+        Why not connect the call some other way: without the database we know neither where
+        the org sends its calls nor how it takes consent, and have no call row for the stream's
+        evidence, so no flow we could answer would be the org's; and hanging up loses a caller
+        who would have been served seconds later. `<Pause>` keeps the call up, `<Redirect>`
+        has SignalWire request this webhook again (safe: a re-delivered voice webhook gets
+        the same call row, its disclosure stored once), and once Postgres answers the caller
+        hears the org's usual flow, disclosure first. After `VOICE_ATTEMPTS` answers the
+        caller is told to call again: dead air without end is worse."""
+        log.warning(
+            "voice webhook attempt %d: database %s (%r)",
+            attempt, cause.removeprefix("db_"), exc,
+        )  # fmt: skip
+        if attempt >= VOICE_ATTEMPTS:
+            metrics.WEBHOOK_OUTCOMES.labels("voice", "db_gave_up").inc()
+            return _laml(laml.say_and_hangup(CALL_BACK_LATER))
+        metrics.WEBHOOK_OUTCOMES.labels("voice", cause).inc()
+        again = request.rel_url.update_query(attempt=str(attempt + 1))
+        return _laml(
+            laml.hold_and_retry(
+                self._config.public_base_url + str(again),
+                pause_s=HOLD_PAUSE_S,
+                say=HOLD_PROMPT if attempt == 1 else None,
+            )
+        )
+
+    async def _open_call(
+        self, pool: Pool, form: MultiDict[str], call_sid: str, direction: str
+    ) -> _OpenedCall | None:
+        """The call's row (with its disclosure evidence and feed row), or None when no org
+        owns the number."""
+        # Inbound calls reach one of our numbers (To); calls we placed come from one (From).
+        ours = normalize_number(form.get("From" if direction.startswith("outbound") else "To"))
+        route = await calls.route_number(pool, ours) if ours else None
+        if route is None:
+            return None
         from_number = _number_or_raw(form.get("From"))
         to_number = _number_or_raw(form.get("To"))
         rule = jurisdiction.decide((from_number, to_number), route.consent_default)
         mode = route.consent_mode
-        asks = mode in ("ask", "keypad")
         disclosure = d if (d := self._config.disclosure) and d.strip() else None
         question = {"ask": ASK_PROMPT, "keypad": KEYPAD_PROMPT}.get(mode)
         prompt = " ".join(p for p in (disclosure, question) if p)
         # The call, its disclosure evidence and its feed row: one transaction, so the feed
         # never announces what was not stored.
-        async with request.app[POOL].acquire() as conn, conn.transaction():
+        async with pool.acquire() as conn, conn.transaction():
             call = await calls.open_call(
                 conn,
                 org_id=route.org_id,
@@ -128,7 +200,11 @@ class Webhooks:
                  "to_number": to_number, "consent_rule": rule.rule, "status": call.status},
                 event_id=uuid.uuid5(call.id, "call_started"),
             )  # fmt: skip
-        metrics.WEBHOOK_OUTCOMES.labels("voice", "call_opened").inc()
+        return _OpenedCall(call, route, disclosure, prompt)
+
+    def _call_flow(self, opened: _OpenedCall, call_sid: str) -> str:
+        """The org's flow for an opened call: disclosure, stream, consent question, dial."""
+        call, mode = opened.call, opened.route.consent_mode
         token = self._issue_token(call.org_id, call.id, call_sid)
         stream = laml.StreamSpec(
             url=self._config.media_url,
@@ -138,20 +214,18 @@ class Webhooks:
             allow_insecure=self._config.allow_insecure_media,
         )
         gather = None
-        if asks:
+        if mode in ("ask", "keypad"):
             gather = laml.ConsentGather(
                 action_url=self._config.public_base_url + "/laml/consent",
-                prompt=prompt,
+                prompt=opened.prompt,
                 speech=mode == "ask",
             )
-        return _laml(
-            laml.voice_response(
-                disclosure=disclosure,
-                stream=stream,
-                dial_target=route.dial_target,
-                hold_seconds=self._config.hold_seconds,
-                consent_gather=gather,
-            )
+        return laml.voice_response(
+            disclosure=opened.disclosure,
+            stream=stream,
+            dial_target=opened.route.dial_target,
+            hold_seconds=self._config.hold_seconds,
+            consent_gather=gather,
         )
 
     async def keypad_consent(self, request: web.Request) -> web.Response:
@@ -252,6 +326,16 @@ def _required(form: MultiDict[str], name: str) -> str:
     if not value or len(value) > 256:
         raise web.HTTPBadRequest(reason=f"{name} is missing or invalid")
     return value
+
+
+def _attempt(request: web.Request) -> int:
+    """Which answer of the voice webhook this is: 1, or the `attempt` of a held call's
+    `<Redirect>` (see `Webhooks._hold_for_database`)."""
+    value = request.query.get("attempt", "1")
+    attempt = int(value) if value.isascii() and value.isdigit() and len(value) < 3 else 0
+    if not 1 <= attempt <= VOICE_ATTEMPTS:
+        raise web.HTTPBadRequest(reason=f"attempt must be from 1 to {VOICE_ATTEMPTS}")
+    return attempt
 
 
 def _optional_int(form: MultiDict[str], name: str) -> int | None:

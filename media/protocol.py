@@ -30,6 +30,8 @@ CLOSE_UNSUPPORTED_DATA: Final = 1003
 CLOSE_INVALID_DATA: Final = 1007
 CLOSE_POLICY_VIOLATION: Final = 1008
 CLOSE_INTERNAL_ERROR: Final = 1011
+CLOSE_TRY_AGAIN_LATER: Final = 1013
+"""The server is overloaded: the peer did nothing wrong and may try again."""
 
 # A tuple, not a set: membership of an unhashable JSON value (a list, an object) is then just
 # False instead of a TypeError.

@@ -1,10 +1,10 @@
 """The media websocket server: a thin loop around `StreamParser` and `CallSession`.
 
-Per connection: wait (bounded) for `start`, verify its token and the call, then feed every
-message to the session. Utterances go to the transcription service without waiting; events go
-to the sink, which must not block. Every way a stream can end (stop, bad input, flood, a dropped
-socket, server shutdown) runs the same finish: open utterances are transcribed (bounded wait),
-then `StreamStopped` is emitted last.
+Per connection: wait (bounded) for `start`, admit it (its own budget: verify its token, look
+the call up), then feed every message to the session. Utterances go to the transcription
+service without waiting; events go to the sink, which must not block. Every way a stream can
+end (stop, bad input, flood, a dropped socket, server shutdown) runs the same finish: open
+utterances are transcribed (bounded wait), then `StreamStopped` is emitted last.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from media.protocol import (
     CLOSE_INTERNAL_ERROR,
     CLOSE_NORMAL,
     CLOSE_POLICY_VIOLATION,
+    CLOSE_TRY_AGAIN_LATER,
     CLOSE_UNSUPPORTED_DATA,
     Dtmf,
     FloodGuard,
@@ -69,11 +70,16 @@ class CallAdmission:
 
 CallGate: TypeAlias = Callable[[StreamGrant], Awaitable[CallAdmission]]
 """Looks the granted call up once per stream (the only database touch on the media path):
-whether it is live, and its consent and escalation policy."""
+whether it is live, and its consent and escalation policy. Cancelled when the admission budget
+runs out, it must return at once (not wait for its database work to clean up)."""
 EventSink: TypeAlias = Callable[[MediaEvent], None]
 """Takes an event without blocking (storage's writer queues or journals it)."""
 
 _FRAME_SAMPLE_EVERY = 16
+
+_SERVER_FAULTS = frozenset({"admission_timeout", "internal_error"})
+"""Outcomes of streams refused before they opened that were the server's doing, counted under
+their own name in `voxsouth_media_streams_total` (the rest count as `rejected`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +90,10 @@ class MediaServerConfig:
     vad_aggressiveness: int = 2
     max_message_bytes: int = 64 * 1024
     start_timeout_s: float = 10.0
+    """From the connection to its `start` message: past it, a client fault (1008)."""
+    admission_timeout_s: float = 4.0
+    """From `start` to an admitted stream (token, call gate): past it, the server is behind
+    (1013, try again later)."""
     finish_timeout_s: float = 10.0
     cloud_circuit_failures: int = 3
     """Cloud sessions failing in a row before new streams skip the service for a while."""
@@ -237,22 +247,13 @@ class MediaServer:
         decodes = _StreamDecodes()
         outcome = "unknown"
         try:
-            async with asyncio.timeout(self.config.start_timeout_s):
-                while session is None:
-                    msg = parser.receive(await ws.recv())
-                    if isinstance(msg, Start):
-                        session = await self._open(msg, decodes)
-                    elif isinstance(msg, UnknownEvent):
-                        metrics.STREAM_ERRORS.labels("unknown_event").inc()
+            start = await self._await_start(ws, parser)
+            session = await self._open(start, decodes)
             outcome = await self._stream(ws, parser, session, decodes)
         except StreamProtocolError as exc:
             outcome = exc.kind
             metrics.STREAM_ERRORS.labels(exc.kind).inc()
             await ws.close(exc.close_code, exc.reason)
-        except TimeoutError:
-            outcome = "start_timeout"
-            metrics.STREAM_ERRORS.labels(outcome).inc()
-            await ws.close(CLOSE_POLICY_VIOLATION, "no start message in time")
         except ConnectionClosed:
             outcome = self._gone()
         except Exception:
@@ -261,9 +262,26 @@ class MediaServer:
             metrics.STREAM_ERRORS.labels(outcome).inc()
             await ws.close(CLOSE_INTERNAL_ERROR, "internal error")
         finally:
-            metrics.STREAMS_TOTAL.labels(outcome if session else "rejected").inc()
+            # A stream never opened was the client's fault unless the server said otherwise.
+            opened = session is not None or outcome in _SERVER_FAULTS
+            metrics.STREAMS_TOTAL.labels(outcome if opened else "rejected").inc()
             if session is not None:
                 await self._finish(session, decodes, outcome, parser.messages_lost)
+
+    async def _await_start(self, ws: ServerConnection, parser: StreamParser) -> Start:
+        """The stream's `start`, within the start budget: only the client's part is timed."""
+        try:
+            async with asyncio.timeout(self.config.start_timeout_s):
+                while True:
+                    msg = parser.receive(await ws.recv())
+                    if isinstance(msg, Start):
+                        return msg
+                    if isinstance(msg, UnknownEvent):
+                        metrics.STREAM_ERRORS.labels("unknown_event").inc()
+        except TimeoutError:
+            raise StreamProtocolError(
+                "start_timeout", "no start message in time", CLOSE_POLICY_VIOLATION
+            ) from None
 
     async def _stream(
         self,
@@ -315,10 +333,25 @@ class MediaServer:
     def _gone(self) -> str:
         return "server_shutdown" if self._shutting_down else "disconnected"
 
-    async def _open(self, start: Start, decodes: _StreamDecodes) -> CallSession:
+    async def _admit(self, start: Start) -> tuple[StreamGrant, CallAdmission]:
+        """The stream's grant and its live call's admission, within the admission budget."""
+        try:
+            async with asyncio.timeout(self.config.admission_timeout_s):
+                grant = self._verify(start)
+                admission = await self._call_gate(grant)
+        except TimeoutError:
+            raise StreamProtocolError(
+                "admission_timeout", "server busy, try again later", CLOSE_TRY_AGAIN_LATER
+            ) from None
+        if admission.state != "active":
+            state = admission.state
+            raise StreamProtocolError(f"call_{state}", f"call is {state}", CLOSE_POLICY_VIOLATION)
+        return grant, admission
+
+    def _verify(self, start: Start) -> StreamGrant:
         token = start.custom_parameters.get("token", "")
         try:
-            grant = verify_token(
+            return verify_token(
                 self.config.token_secret, token, call_sid=start.call_sid, now=self._wall_clock()
             )
         except TokenError as exc:
@@ -327,10 +360,9 @@ class MediaServer:
                 f"stream token rejected: {exc.reason}",
                 CLOSE_POLICY_VIOLATION,
             ) from None
-        admission = await self._call_gate(grant)
-        if admission.state != "active":
-            state = admission.state
-            raise StreamProtocolError(f"call_{state}", f"call is {state}", CLOSE_POLICY_VIOLATION)
+
+    async def _open(self, start: Start, decodes: _StreamDecodes) -> CallSession:
+        grant, admission = await self._admit(start)
         streamed = None
         hearing = admission.hearing
         cloud = self._cloud if hearing == "deployment" else hearing

@@ -63,7 +63,7 @@ from server.http_security import (
 )
 from server.middleware import request_middleware
 from server.settings import Settings
-from storage.db import Pool, create_pool
+from storage.db import Pool, cancel_promptly, create_pool
 from storage.embedded import start_embedded
 from storage.event_writer import EventWriter
 from storage.journal import Journal
@@ -226,7 +226,8 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
         )
 
         async def call_gate(grant: StreamGrant) -> CallAdmission:
-            return await admit(pool, catalog, hearing, grant)
+            # The media server cancels the gate when its admission budget runs out.
+            return await cancel_promptly(admit(pool, catalog, hearing, grant))
 
         media = MediaServer(
             MediaServerConfig(
@@ -245,6 +246,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
                 ),
                 vad_aggressiveness=settings.vad_aggressiveness,
                 start_timeout_s=settings.media_start_timeout_s,
+                admission_timeout_s=settings.media_admission_timeout_s,
             ),
             transcriber=transcriber,
             call_gate=call_gate,
@@ -323,6 +325,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
                 disclosure=settings.disclosure_text or None,
                 hold_seconds=settings.hold_seconds,
                 allow_insecure_media=not settings.production,
+                database_timeout_s=settings.voice_webhook_timeout_s,
             ),
             issue,
             recorder.recording_in_progress,

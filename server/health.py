@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from control.app_keys import POOL
+from storage.db import Pool, cancel_promptly
 from storage.migrate import is_current
+
+log = logging.getLogger(__name__)
+
+CHECK_TIMEOUT_S = 2.0
+"""Each check's budget; they run side by side, so /health/ready answers within about this
+(a probe's timeout should be longer: a timed-out probe says less than a 503)."""
 
 
 class Health:
-    def __init__(self, transcription_ready: Callable[[], bool]) -> None:
+    def __init__(
+        self, transcription_ready: Callable[[], bool], check_timeout_s: float = CHECK_TIMEOUT_S
+    ) -> None:
         self._transcription_ready = transcription_ready
+        self._check_timeout_s = check_timeout_s
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -27,15 +38,17 @@ class Health:
         return web.json_response({"status": "ok"})
 
     async def ready(self, request: web.Request) -> web.Response:
-        checks = {"database": False, "migrations": False, "transcription": False}
-        try:
-            async with asyncio.timeout(2.0):
-                async with request.app[POOL].acquire() as conn:
-                    checks["database"] = await conn.fetchval("SELECT true") is True
-                    checks["migrations"] = await is_current(conn)
-        except Exception:  # any failure to reach the database means "not ready"
-            pass
-        checks["transcription"] = self._transcription_ready()
+        pool = request.app[POOL]
+        deadline = asyncio.get_running_loop().time() + self._check_timeout_s
+        database, migrations = await asyncio.gather(
+            _within("database", _answers(pool), deadline),
+            _within("migrations", _migrated(pool), deadline),
+        )
+        checks = {
+            "database": database,
+            "migrations": migrations,
+            "transcription": self._transcription_ready(),
+        }
         ok = all(checks.values())
         return web.json_response(
             {"status": "ready" if ok else "not_ready", "checks": checks}, status=200 if ok else 503
@@ -44,3 +57,24 @@ class Health:
     async def metrics(self, request: web.Request) -> web.Response:
         body = await asyncio.to_thread(generate_latest)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _within(name: str, check: Awaitable[bool], deadline: float) -> bool:
+    """The check's answer, or False when it fails or is not done by `deadline` (acquiring a
+    connection included, and without waiting for a cancelled query's cleanup)."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await cancel_promptly(check)
+    except Exception as exc:  # any failure to reach the database means "not ready"
+        log.info("readiness check %s failed: %r", name, exc)
+        return False
+
+
+async def _answers(pool: Pool) -> bool:
+    async with pool.acquire() as conn:
+        return await conn.fetchval("SELECT true") is True
+
+
+async def _migrated(pool: Pool) -> bool:
+    async with pool.acquire() as conn:
+        return await is_current(conn)

@@ -70,7 +70,20 @@ class Settings(BaseSettings):
     it loses those keys (orgs enter them again), changing it without re-sealing does the same."""
     stream_token_ttl_s: int = Field(default=300, ge=10, le=3600)
     media_start_timeout_s: float = Field(default=10.0, gt=0, le=120)
-    """A media socket that sends no `start` within this is closed."""
+    """A media socket that sends no `start` within this is closed (1008, a client fault); the
+    admission that follows has its own budget."""
+    media_admission_timeout_s: float = Field(default=4.0, gt=0, le=60)
+    """Budget for admitting a stream once its `start` arrived (token check, the call's lookup
+    in Postgres); past it the stream is closed with 1013 "server busy, try again later" and
+    counted as `admission_timeout`: the server is behind (loop busy, pool exhausted or
+    Postgres not answering), not the client. Below the 5 s statement timeout, so a database
+    that does not answer is refused as busy; one that refuses connections at once is admitted
+    on the token alone, held until consent (server.call_policy.admit)."""
+    voice_webhook_timeout_s: float = Field(default=5.0, gt=0, le=14)
+    """Budget for the voice webhook's database work (the number's org, opening the call);
+    past it, or with Postgres away, the caller is held and SignalWire asked for the call again
+    (control.webhooks). Twilio gives up on a webhook after 15 s; SignalWire's limit is not
+    documented in docs/protocols.md, hence the margin."""
 
     disclosure_text: str = "This call may be recorded and transcribed for quality and training."
     hold_seconds: int = Field(default=600, ge=1, le=14_400)

@@ -5,10 +5,15 @@ events at a time, writes them in one transaction and adds each to the supervisor
 (storage/feed.py), whose `NOTIFY voxsouth_events` is delivered at commit, so a listener always
 finds the rows.
 
-When Postgres is unreachable the batch goes to the local journal, and so does everything after
-it until the journal has been replayed (retries back off exponentially): events reach Postgres
-in the order they happened. When the in-memory queue is full, `submit` writes the event
-straight to the journal. Writes are idempotent by event id, so a replay may repeat safely.
+When Postgres is unreachable, or has not taken a batch within `park_after_s` (2 s), the batch
+goes to the local journal, and so does everything after it, as it arrives, until the journal
+has been replayed: events wait in memory about two seconds at most, however long Postgres
+takes to fail. Replays run one at a time beside the journaling (retries back off
+exponentially), and nothing else writes while one runs or while a write given up on is still
+ending: events reach Postgres in the order they happened. When the in-memory queue is full,
+`submit` writes the event straight to the journal. Writes are idempotent by event id, so a
+replay may repeat safely, including a batch whose write was given up on but committed after
+all.
 A batch Postgres refuses as invalid is retried one event at a time; the invalid ones go to the
 journal's rejected file and are counted.
 """
@@ -39,13 +44,18 @@ from media.events import (
     event_to_dict,
 )
 from storage import consent, feed, metrics
-from storage.db import QUERY_TIMEOUT_S, Connection, Pool
+from storage.db import QUERY_TIMEOUT_S, UNAVAILABLE_ERRORS, Connection, Pool, cancel_promptly
 from storage.journal import Journal
 from storage.tenancy import enter_tenant
 
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = feed.NOTIFY_CHANNEL
+
+PARK_AFTER_S = 2.0
+"""How long a batch of new events may take to write before it is journaled instead. A batch
+takes milliseconds (voxsouth_db_write_seconds); the margin is for a loop busy with many streams,
+where each statement's round trip waits its turn, and journaling would only add work."""
 
 FEED_TYPES: dict[type[MediaEvent], str] = {
     StreamStarted: "stream_started",
@@ -55,19 +65,6 @@ FEED_TYPES: dict[type[MediaEvent], str] = {
     ConsentEvidence: "consent",
     EscalationRaised: "escalation",
 }
-
-# Errors that mean "Postgres is not there right now", as opposed to "this data is wrong".
-_UNAVAILABLE = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.QueryCanceledError,
-    asyncpg.exceptions.InsufficientResourcesError,
-    asyncpg.exceptions.OperatorInterventionError,
-)
 
 _STREAM_STARTED = """
 INSERT INTO media_streams (org_id, call_id, stream_sid, name, codec, sample_rate, tracks,
@@ -269,18 +266,23 @@ class EventWriter:
         *,
         batch_max: int = 500,
         max_queue: int = 50_000,
+        park_after_s: float = PARK_AFTER_S,
         retry_initial_s: float = 0.25,
         retry_max_s: float = 5.0,
     ) -> None:
         self._pool = pool
         self._journal = journal
         self._batch_max = batch_max
-        # None is close()'s wake-up call, never an event.
+        # None wakes the writer (close(), a background write ending), never an event.
         self._queue: asyncio.Queue[MediaEvent | None] = asyncio.Queue(max_queue)
+        self._park_after = park_after_s
         self._retry_initial = retry_initial_s
         self._retry_max = retry_max_s
         self._task: asyncio.Task[None] | None = None
         self._inflight: list[MediaEvent] = []
+        self._replaying: asyncio.Task[bool] | None = None
+        self._abandoned: asyncio.Task[bool] | None = None
+        """A write given up on (its batch journaled), cancelled and still ending."""
         self._stopping = False
         self._progress = asyncio.Event()
         metrics.JOURNAL_PENDING.set(journal.pending)
@@ -292,7 +294,12 @@ class EventWriter:
     @property
     def idle(self) -> bool:
         """Nothing queued, nothing in flight, nothing journaled: all submitted is in Postgres."""
-        return self._queue.empty() and not self._inflight and not self._journal.pending
+        return (
+            self._queue.empty()
+            and not self._inflight
+            and not self._journal.pending
+            and not self._background_busy()
+        )
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
         """Waits until `predicate()` holds, re-checked after every write, park and replay
@@ -324,11 +331,11 @@ class EventWriter:
         await self.close()
 
     async def close(self, timeout_s: float = 10.0) -> None:
-        """Lets the batch in progress finish, writes what is queued, journals whatever is left
-        when `timeout_s` runs out (or Postgres is away), and syncs the journal to disk."""
+        """Lets the batch in progress and a replay under way finish, writes what is queued,
+        journals whatever is left when `timeout_s` runs out (or Postgres is away), and syncs
+        the journal to disk."""
         self._stopping = True
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(None)  # wakes the writer if it is waiting for events
+        self._wake()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         if self._task is not None:
@@ -337,16 +344,44 @@ class EventWriter:
                 async with asyncio.timeout_at(deadline):
                     await self._task
             self._task = None
+        await self._settle_background(deadline - loop.time())
         rest = [*self._inflight, *self._drain_queue(self._queue.qsize())]
         self._inflight = []
         if rest:
             written = False
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout_at(max(deadline, loop.time() + 1.0)):
-                    written = not self._journal.pending and await self._write(rest)
+            if not self._journal.pending and not self._background_busy():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout_at(max(deadline, loop.time() + 1.0)):
+                        written = await cancel_promptly(self._write(rest))
             if not written:
                 self._park(rest)
         self._journal.sync()
+
+    async def _settle_background(self, timeout_s: float) -> None:
+        """Gives a replay (and a write given up on) until `timeout_s` to end; cancels them
+        then. What they had not written is in the journal for the next start."""
+        running = {t for t in (self._replaying, self._abandoned) if t is not None and not t.done()}
+        if running:
+            _done, late = await asyncio.wait(running, timeout=max(0.0, timeout_s))
+            for task in late:
+                task.cancel()
+
+    def _wake(self) -> None:
+        self._progress.set()
+        with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes the writer anyway
+            self._queue.put_nowait(None)
+
+    def _background_busy(self) -> bool:
+        return any(t is not None and not t.done() for t in (self._replaying, self._abandoned))
+
+    def _in_background(self, task: asyncio.Task[bool]) -> asyncio.Task[bool]:
+        task.add_done_callback(self._background_done)
+        return task
+
+    def _background_done(self, task: asyncio.Task[bool]) -> None:
+        if not task.cancelled():
+            task.exception()  # seen here; a replay's error is raised by the loop that reads it
+        self._wake()
 
     def _drain_queue(self, limit: int) -> list[MediaEvent]:
         batch: list[MediaEvent] = []
@@ -372,48 +407,80 @@ class EventWriter:
         backoff = self._retry_initial
         next_retry = 0.0
         while not self._stopping:
-            if self._journal.pending:
-                wait = max(0.0, next_retry - time.monotonic())
-                batch = await self._next_batch(wait)
+            if self._journal.pending or self._background_busy():
+                # New events go straight to the journal, behind the older ones there, while
+                # replays drain it in the background, one at a time.
+                busy = self._background_busy()
+                batch = await self._next_batch(None if busy else next_retry - time.monotonic())
                 if batch:
-                    self._park(batch)  # keep order: older events are still in the journal
-                if time.monotonic() >= next_retry:
-                    if await self._replay():
-                        backoff = self._retry_initial
+                    self._park(batch)
+                if (replay := self._replaying) is not None and replay.done():
+                    self._replaying = None
+                    if replay.result():
+                        backoff, next_retry = self._retry_initial, 0.0
                     else:
                         next_retry = time.monotonic() + backoff
                         backoff = min(backoff * 2, self._retry_max)
-                    self._progress.set()
+                ready = not self._background_busy() and time.monotonic() >= next_retry
+                if ready and self._journal.pending:
+                    self._replaying = self._in_background(asyncio.create_task(self._replay()))
+                self._progress.set()
                 continue
-            self._inflight = batch = await self._next_batch(None)
-            if batch and not await self._write(batch):
-                self._park(batch)
+            batch = await self._next_batch(None)
+            if batch and not await self._write_or_park(batch):
                 next_retry = time.monotonic() + backoff
                 backoff = min(backoff * 2, self._retry_max)
-            self._inflight = []
             self._progress.set()
+
+    async def _write_or_park(self, batch: list[MediaEvent]) -> bool:
+        """Writes a batch of new events, or journals it when Postgres is away or has not taken
+        it within `park_after_s` (False then): new events never wait on a stuck Postgres."""
+        self._inflight = batch
+        write = asyncio.create_task(self._write(batch))
+        try:
+            done, _ = await asyncio.wait({write}, timeout=self._park_after)
+        except asyncio.CancelledError:
+            # close() gave up on us: it parks the batch itself, since this write is still ending.
+            write.cancel()
+            self._abandoned = self._in_background(write)
+            raise
+        self._inflight = []
+        if done and write.result():
+            return True
+        if not done:
+            # Cancelled, not awaited: its end waits on Postgres. Should it commit after all,
+            # the replay writes the same events again, which changes nothing.
+            write.cancel()
+            self._abandoned = self._in_background(write)
+            metrics.DB_WRITE_FAILURES.labels("slow").inc()
+            log.warning(
+                "Postgres took over %.1f s for %d events; journaling", self._park_after, len(batch)
+            )
+        self._park(batch)
+        return False
 
     async def _next_batch(self, wait_s: float | None) -> list[MediaEvent]:
         """Waits for at least one event (up to `wait_s`), then takes what else is queued."""
         try:
-            async with asyncio.timeout(wait_s):
+            async with asyncio.timeout(None if wait_s is None else max(0.0, wait_s)):
                 first = await self._queue.get()
         except TimeoutError:
             return []
-        if first is None:  # close() wants us to stop
+        if first is None:  # a wake-up call
             return []
         batch = [first, *self._drain_queue(self._batch_max - 1)]
         metrics.WRITER_QUEUE.set(self._queue.qsize())
         return batch
 
     async def _replay(self) -> bool:
-        events = self._journal.read()
+        events, lines = self._journal.read()
         for start in range(0, len(events), self._batch_max):
             if not await self._write(events[start : start + self._batch_max]):
                 return False
         log.info("replayed %d journaled events into Postgres", len(events))
-        self._journal.clear()
-        metrics.JOURNAL_PENDING.set(0)
+        # Only what was read: events journaled while this ran are the next replay's.
+        self._journal.consume(lines)
+        metrics.JOURNAL_PENDING.set(self._journal.pending)
         return True
 
     async def _write(self, batch: Sequence[MediaEvent]) -> bool:
@@ -422,7 +489,7 @@ class EventWriter:
         started = time.perf_counter()
         try:
             await self._transaction(batch)
-        except _UNAVAILABLE as exc:
+        except UNAVAILABLE_ERRORS as exc:
             metrics.DB_WRITE_FAILURES.labels("unavailable").inc()
             log.warning("Postgres unavailable for %d events: %s", len(batch), exc)
             return False
@@ -437,7 +504,7 @@ class EventWriter:
         for event in batch:
             try:
                 await self._transaction((event,))
-            except _UNAVAILABLE:
+            except UNAVAILABLE_ERRORS:
                 return False
             except asyncpg.PostgresError as exc:
                 log.error("Postgres rejected %s %s: %s", type(event).__name__, event.event_id, exc)

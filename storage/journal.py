@@ -49,24 +49,39 @@ class Journal:
             f.flush()
         return len(lines)
 
-    def read(self) -> list[MediaEvent]:
-        """Every parseable event, in order. A torn last line (a crash mid-write) is skipped."""
+    def read(self) -> tuple[list[MediaEvent], int]:
+        """Every parseable event, in order, and how many lines they came from (to `consume`
+        once written). A torn last line (a crash mid-write) is skipped."""
+        events: list[MediaEvent] = []
+        lines = 0
+        for number, line in enumerate(self._lines(), start=1):
+            lines += 1
+            try:
+                events.append(event_from_dict(json.loads(line)))
+            except (ValueError, KeyError, TypeError):
+                log.error("journal %s line %d is unreadable; skipped", self.path, number)
+        return events, lines
+
+    def consume(self, lines: int) -> None:
+        """Removes the first `lines` lines, those a replay read and wrote; events appended
+        since (the writer keeps journaling while a replay runs) stay for the next one."""
+        rest = self._lines()[lines:]
+        if rest:
+            staging = self.path.with_suffix(".tmp")
+            with staging.open("w", encoding="utf-8") as f:
+                f.writelines(rest)
+                f.flush()
+                os.fsync(f.fileno())
+            staging.replace(self.path)  # atomic: a crash leaves the old journal or the new one
+        else:
+            self.path.unlink(missing_ok=True)
+        self.pending = len(rest)
+
+    def _lines(self) -> list[str]:
         if not self.path.exists():
             return []
-        events: list[MediaEvent] = []
-        with self.path.open(encoding="utf-8", errors="replace") as f:
-            for number, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    events.append(event_from_dict(json.loads(line)))
-                except (ValueError, KeyError, TypeError):
-                    log.error("journal %s line %d is unreadable; skipped", self.path, number)
-        return events
-
-    def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
-        self.pending = 0
+        with self.path.open(encoding="utf-8", errors="replace", newline="\n") as f:
+            return [line for line in f if line.strip()]
 
     def sync(self) -> None:
         """fsync, for shutdown: what is in the journal then survives a power cut too."""

@@ -10,7 +10,10 @@ DB_WRITE_SECONDS = Histogram(
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
 )
 DB_WRITE_FAILURES = Counter(
-    "voxsouth_db_write_failures_total", "Batches Postgres did not take, by cause.", ["cause"]
+    "voxsouth_db_write_failures_total",
+    "Batches Postgres did not take, by cause: unavailable or slow (not taken within 2 s; both "
+    "journaled), invalid (then written one event at a time).",
+    ["cause"],
 )
 EVENTS_WRITTEN = Counter("voxsouth_events_written_total", "Media events written to Postgres.")
 EVENTS_JOURNALED = Counter(

@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from control.laml import ConsentGather, StreamSpec, continuation, say_and_hangup, voice_response
+from control.laml import (
+    ConsentGather,
+    StreamSpec,
+    continuation,
+    hold_and_retry,
+    say_and_hangup,
+    voice_response,
+)
 
 DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 NASTY = "a < b && \"c\" > 'd'\n</Say><Hangup/>"
@@ -307,3 +314,30 @@ def test_continuation_escapes_and_rejects_what_xml_cannot_carry() -> None:
         continuation(say="\x00", dial_target=None, dial_caller_id=None, hold_seconds=1)
     with pytest.raises(ValueError):
         continuation(say=None, dial_target="+1555\x1b", dial_caller_id=None, hold_seconds=1)
+
+
+def test_hold_and_retry_says_pauses_then_redirects_by_post() -> None:
+    url = "https://h.example/laml/voice?a=1&attempt=2"
+    root = parse(hold_and_retry(url, pause_s=3, say=NASTY))
+    assert [(child.tag, child.text, child.attrib) for child in root] == [
+        ("Say", NASTY, {}),
+        ("Pause", None, {"length": "3"}),
+        ("Redirect", url, {"method": "POST"}),
+    ]
+    assert [child.tag for child in parse(hold_and_retry(url, pause_s=1))] == ["Pause", "Redirect"]
+
+
+@pytest.mark.parametrize(
+    ("url", "pause_s", "say"),
+    [
+        ("/laml/voice", 3, None),
+        ("wss://h.example/laml/voice", 3, None),
+        ("https://h.example/laml/voice", 0, None),
+        ("https://h.example/laml/voice", 3, "bell\x07"),
+    ],
+)
+def test_hold_and_retry_rejects_what_the_platform_could_not_follow(
+    url: str, pause_s: int, say: str | None
+) -> None:
+    with pytest.raises(ValueError):
+        hold_and_retry(url, pause_s=pause_s, say=say)

@@ -50,8 +50,8 @@ def media(seq: int, chunk: int, track: str = "inbound", payload: str = SILENCE) 
     )
 
 
-async def closed_with(ws: ClientConnection) -> tuple[int | None, str | None]:
-    async with asyncio.timeout(timeout(10)):
+async def closed_with(ws: ClientConnection, seconds: float = 10) -> tuple[int | None, str | None]:
+    async with asyncio.timeout(timeout(seconds)):
         await ws.wait_closed()
     return ws.close_code, ws.close_reason
 

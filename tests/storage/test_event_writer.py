@@ -23,7 +23,7 @@ from media.events import (
 )
 from storage import calls
 from storage.db import Pool, create_pool
-from storage.event_writer import NOTIFY_CHANNEL, EventWriter, write_events
+from storage.event_writer import NOTIFY_CHANNEL, PARK_AFTER_S, EventWriter, write_events
 from storage.journal import Journal
 from tests.conftest import timeout
 from tests.support.numbers import new_number
@@ -181,6 +181,81 @@ async def test_events_written_during_an_outage_arrive_once_postgres_is_back(
     assert not (tmp_path / "events.jsonl").exists()
 
 
+def stream_started(org_id: uuid.UUID, call_id: uuid.UUID, stream_sid: str) -> StreamStarted:
+    return StreamStarted(
+        org_id=org_id, call_id=call_id, stream_sid=stream_sid, call_sid="x", stream_name=None,
+        tracks=("inbound",), encoding="audio/x-mulaw", sample_rate=8000,
+    )  # fmt: skip
+
+
+def stream_stopped(org_id: uuid.UUID, call_id: uuid.UUID, stream_sid: str) -> StreamStopped:
+    return StreamStopped(
+        org_id=org_id, call_id=call_id, stream_sid=stream_sid, reason="stop",
+        tracks=(TrackStats(track="inbound", frames_received=10, frames_lost=1, audio_lost_ms=20),),
+        messages_lost=1,
+    )  # fmt: skip
+
+
+async def journaled_within(writer: EventWriter, count: int, seconds: float) -> None:
+    """Waits until `count` events are in the journal, failing past `seconds`."""
+    async with asyncio.timeout(timeout(seconds)):
+        await writer.wait_until(lambda: writer.journal_pending >= count)
+
+
+async def test_a_frozen_postgres_holds_events_in_memory_two_seconds_at_most(
+    proxy: tuple[PgProxy, str],
+    pool: Pool,
+    call_ids: tuple[uuid.UUID, uuid.UUID],
+    notifications: Notifications,
+    tmp_path: Path,
+) -> None:
+    pg_proxy, proxied_dsn = proxy
+    org_id, call_id = call_ids
+    stream_sid = str(uuid.uuid4())
+    events = [
+        stream_started(org_id, call_id, stream_sid),
+        *segments(org_id, call_id, stream_sid, 5),
+    ]
+    before, first, second = (
+        events[:2],
+        events[2:4],
+        [*events[4:], stream_stopped(org_id, call_id, stream_sid)],
+    )
+    proxied = await create_pool(proxied_dsn, max_size=2)
+    try:
+        async with fast_writer(proxied, tmp_path) as writer:
+            for event in before:
+                writer.submit(event)
+            await notifications.wait_for(before)
+
+            pg_proxy.freeze()  # nothing fails, nothing answers: only a deadline notices
+            for event in first:
+                writer.submit(event)
+            # The write they are in hangs; the journal takes them when its time is up.
+            await journaled_within(writer, len(first), PARK_AFTER_S + 1)
+            # Later ones go to the journal at once, while Postgres work hangs in the background.
+            for event in second:
+                writer.submit(event)
+            await journaled_within(writer, len(first) + len(second), 1)
+            assert await count_segments(pool, call_id) == 1
+
+            pg_proxy.thaw()
+            await notifications.wait_for(first + second)
+            await until(writer, lambda: writer.idle)
+    finally:
+        await proxied.close()
+
+    # Each once, though the frozen write may have committed before its replay did.
+    ids = [e.event_id for e in events if isinstance(e, TranscriptSegment)]
+    assert await count_segments(pool, call_id) == len(ids) == 5
+    fed = await pool.fetchval(
+        "SELECT count(*) FROM feed_events WHERE call_id = $1 AND type = 'transcript'", call_id
+    )
+    assert fed == 5
+    assert await pool.fetchval("SELECT audio_lost_ms FROM calls WHERE id = $1", call_id) == 20
+    assert not (tmp_path / "events.jsonl").exists()
+
+
 async def test_the_journal_outlives_the_process_and_replays_at_the_next_start(
     proxy: tuple[PgProxy, str],
     pool: Pool,
@@ -209,6 +284,22 @@ async def test_the_journal_outlives_the_process_and_replays_at_the_next_start(
         await notifications.wait_for(events)
         await until(restarted, lambda: restarted.idle)
     assert await count_segments(pool, call_id) == 4
+
+
+def test_events_journaled_while_a_replay_runs_are_kept_for_the_next(
+    call_ids: tuple[uuid.UUID, uuid.UUID], tmp_path: Path
+) -> None:
+    org_id, call_id = call_ids
+    older, newer = segments(org_id, call_id, "s", 2), segments(org_id, call_id, "t", 1)
+    journal = Journal(tmp_path)
+    journal.append(older)
+    replayed, lines = journal.read()
+    journal.append(newer)  # the writer journals new events while the replay writes
+    journal.consume(lines)
+    assert (replayed, journal.pending) == (older, 1)
+    assert Journal(tmp_path).read() == (newer, 1)
+    journal.consume(1)
+    assert not journal.path.exists() and journal.pending == 0
 
 
 async def test_replaying_events_already_written_does_not_double_them(

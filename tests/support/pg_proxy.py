@@ -1,7 +1,9 @@
-"""A TCP proxy in front of the test Postgres that a test can cut off and restore.
+"""A TCP proxy in front of the test Postgres that a test can cut off or freeze, and restore.
 
 Cutting aborts every open connection and refuses new ones, as a network partition or a
-Postgres restart would look to the application.
+Postgres restart would look to the application. Freezing holds every byte in both directions
+and accepts new connections without answering them, as a Postgres that is stopped, swapping
+or stuck on its disk looks: nothing fails, nothing answers. Thawing delivers what was held.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ class PgProxy:
         self._open: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.accepting = True
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     async def start(self) -> str:
         """Starts listening; returns the DSN that goes through the proxy."""
@@ -41,7 +45,14 @@ class PgProxy:
     def restore(self) -> None:
         self.accepting = True
 
+    def freeze(self) -> None:
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
+
     async def close(self) -> None:
+        self.thaw()
         self.cut()
         if self._server is not None:
             self._server.close()
@@ -67,6 +78,7 @@ class PgProxy:
     async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await src.read(65536):
+                await self._flowing.wait()
                 dst.write(data)
                 await dst.drain()
         dst.transport.abort()
