@@ -49,6 +49,10 @@ class StreamStarted(StreamEvent):
     tracks: tuple[Track, ...]
     encoding: str
     sample_rate: int
+    server_id: uuid.UUID | None = None
+    """The server process serving the stream (which owns its row until it ends), carried in the
+    event so that a replay from the journal by a later process still names the one that opened
+    it; None where no process registered (and for events journaled before it was recorded)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -175,8 +179,8 @@ _EVENT_TYPES: dict[str, type[MediaEvent]] = {
         EscalationRaised,
     )
 }
-_UUID_FIELDS = frozenset({"org_id", "call_id", "event_id", "rule_id", "segment_id"})
-_OPTIONAL_UUID_FIELDS = frozenset({"rule_id", "segment_id"})
+_UUID_FIELDS = frozenset({"org_id", "call_id", "event_id", "rule_id", "segment_id", "server_id"})
+_OPTIONAL_UUID_FIELDS = frozenset({"rule_id", "segment_id", "server_id"})
 
 
 def event_to_dict(event: MediaEvent) -> dict[str, Any]:

@@ -79,6 +79,9 @@ class CallPolicy:
 class SessionConfig:
     endpointer: EndpointerConfig = field(default_factory=EndpointerConfig)
     l16_big_endian: bool = True
+    server_id: uuid.UUID | None = None
+    """This server process's id, put in StreamStarted: its registration is what keeps the
+    stream's row open, and its absence what closes it should the process die."""
 
 
 class DecodeRank(IntEnum):
@@ -283,6 +286,7 @@ class CallSession:
             tracks=self.start.tracks,
             encoding=self._format.encoding,
             sample_rate=self._format.sample_rate,
+            server_id=self._config.server_id,
         )
 
     def on_media(self, msg: Media, now: float) -> Sequence[UtteranceReady]:

@@ -40,6 +40,7 @@ from control.api.transcription import SEALER, SPEECH_OPTIONS, SpeechOptions
 from control.app_keys import FEED_HUB, POOL, TRUSTED_ORIGINS
 from control.auth import auth_middleware
 from control.feed import FeedHub
+from control.process_lease import LeaseConfig, ProcessLease
 from control.recordings import RecordingController
 from control.rule_catalog import RULE_CATALOG
 from control.sealed import Sealer
@@ -86,6 +87,8 @@ class RunningServer:
     pool: Pool
     writer: EventWriter
     dsn: str
+    process_id: uuid.UUID
+    """This process's registration in `server_processes` (the owner of the streams it opens)."""
     app: web.Application
 
 
@@ -203,6 +206,18 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
                     settings.transcription_queue,
                 )
             )
+        # Entered before the writer, so left after it: the last StreamStopped rows are written
+        # while this process still holds its streams.
+        lease = await stack.enter_async_context(
+            ProcessLease(
+                pool,
+                LeaseConfig(
+                    every_s=settings.process_heartbeat_s,
+                    lease_s=settings.process_lease_s,
+                    call_unknown_after_s=settings.call_unknown_after_s,
+                ),
+            )
+        )
         writer = await stack.enter_async_context(
             EventWriter(pool, Journal(settings.data_dir / "journal"))
         )
@@ -243,6 +258,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
                         max_utterance_ms=settings.max_utterance_ms,
                     ),
                     l16_big_endian=settings.l16_big_endian,
+                    server_id=lease.id,
                 ),
                 vad_aggressiveness=settings.vad_aggressiveness,
                 start_timeout_s=settings.media_start_timeout_s,
@@ -358,4 +374,6 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
         stack.push_async_callback(runner.cleanup)
         await web.SockSite(runner, http_sock).start()
         log.info("HTTP on %s, media on %s", http_url, media_url)
-        yield RunningServer(http_url, media_url, public_url, settings, pool, writer, dsn, app)
+        yield RunningServer(
+            http_url, media_url, public_url, settings, pool, writer, dsn, lease.id, app
+        )

@@ -85,6 +85,17 @@ class Settings(BaseSettings):
     (control.webhooks). Twilio gives up on a webhook after 15 s; SignalWire's limit is not
     documented in docs/protocols.md, hence the margin."""
 
+    process_heartbeat_s: float = Field(default=5.0, gt=0, le=60)
+    """How often this process renews its lease in Postgres and sweeps what dead processes left
+    open (control.process_lease)."""
+    process_lease_s: float = Field(default=30.0, gt=0, le=600)
+    """How long a process unheard of is still taken for alive; past it, its open streams are
+    closed as `process_lost`. At least twice the heartbeat, so one late renewal loses nothing."""
+    call_unknown_after_s: float = Field(default=900.0, ge=0, le=86_400)
+    """A call whose streams were lost with their process, and whose final status callback has
+    not come this long after, is closed as `unknown`; the callback, should it still come,
+    replaces that, so this only bounds how long the call looks live."""
+
     disclosure_text: str = "This call may be recorded and transcribed for quality and training."
     hold_seconds: int = Field(default=600, ge=1, le=14_400)
 
@@ -166,6 +177,14 @@ class Settings(BaseSettings):
                 f"must be 0 (off) or from {tail} (the kept tail) to below the hangover ({hangover})"
             )
         return early
+
+    @field_validator("process_lease_s")
+    @classmethod
+    def _check_lease(cls, lease: float, info: ValidationInfo) -> float:
+        heartbeat = info.data.get("process_heartbeat_s")
+        if heartbeat is not None and lease < 2 * heartbeat:
+            raise ValueError(f"must be at least twice the heartbeat ({heartbeat} s)")
+        return lease
 
     @property
     def cors_origin_set(self) -> frozenset[str]:

@@ -1,8 +1,9 @@
 """Organizations, phone numbers, calls and stream status: the rows webhooks create and move.
 
 Status callbacks may arrive late, twice or out of order; `apply_call_status` only ever moves a
-call forward (queued → initiated → ringing → in-progress → a terminal state), so a stale or
-repeated callback changes nothing.
+call forward (queued → initiated → ringing → in-progress → unknown → a terminal state), so a
+stale or repeated callback changes nothing. `unknown` is ours, never SignalWire's: a call closed
+because its process died and its final callback never came (storage.processes).
 """
 
 from __future__ import annotations
@@ -19,12 +20,18 @@ from storage import feed
 from storage.db import QUERY_TIMEOUT_S, Executor
 
 TERMINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
-_PROGRESS = ("queued", "initiated", "ringing", "in-progress")
-CALL_STATUSES = frozenset(_PROGRESS) | TERMINAL_STATUSES
+PROGRESS_STATUSES = ("queued", "initiated", "ringing", "in-progress")
+CALL_STATUSES = frozenset(PROGRESS_STATUSES) | TERMINAL_STATUSES
+"""What SignalWire reports."""
+LOST_STATUS = "unknown"
+"""A call closed without its final status callback (storage.processes). Not terminal: the real
+end, should its callback still come, replaces it."""
+STORED_STATUSES = CALL_STATUSES | {LOST_STATUS}
+_RANKED = (*PROGRESS_STATUSES, LOST_STATUS)
 
 
 def status_rank(status: str) -> int:
-    return len(_PROGRESS) if status in TERMINAL_STATUSES else _PROGRESS.index(status)
+    return len(_RANKED) if status in TERMINAL_STATUSES else _RANKED.index(status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +204,10 @@ async def apply_call_status(
                status_sequence = GREATEST(status_sequence, $3),
                answered_at = CASE WHEN $2 = 'in-progress' THEN COALESCE(answered_at, $4)
                                   ELSE answered_at END,
-               ended_at = CASE WHEN $5 THEN COALESCE(ended_at, $4) ELSE ended_at END,
+               -- `unknown`'s end was a guess (when its streams were lost): the callback knows.
+               ended_at = CASE WHEN NOT $5 THEN ended_at
+                               WHEN status = $10 THEN $4
+                               ELSE COALESCE(ended_at, $4) END,
                duration_seconds = COALESCE($6, duration_seconds),
                updated_at = now()
            WHERE call_sid = $1
@@ -209,9 +219,10 @@ async def apply_call_status(
         at,
         status in TERMINAL_STATUSES,
         duration_seconds,
-        list(_PROGRESS),
-        len(_PROGRESS) + 1,  # terminal: array_position is NULL, so rank len+1 (never exceeded)
+        list(_RANKED),
+        len(_RANKED) + 1,  # terminal: array_position is NULL, so rank len+1 (never exceeded)
         status_rank(status) + 1,  # array_position is 1-based
+        LOST_STATUS,
         timeout=QUERY_TIMEOUT_S,
     )
     if moved is not None:

@@ -66,12 +66,14 @@ FEED_TYPES: dict[type[MediaEvent], str] = {
     EscalationRaised: "escalation",
 }
 
+# owner_id: the process serving the stream; a row the stream statusCallback made first has none.
 _STREAM_STARTED = """
 INSERT INTO media_streams (org_id, call_id, stream_sid, name, codec, sample_rate, tracks,
-                           status, started_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, 'streaming', $8)
+                           status, started_at, owner_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, 'streaming', $8, $9)
 ON CONFLICT (stream_sid) DO UPDATE SET
     name = COALESCE(media_streams.name, EXCLUDED.name),
+    owner_id = COALESCE(EXCLUDED.owner_id, media_streams.owner_id),
     codec = EXCLUDED.codec,
     sample_rate = EXCLUDED.sample_rate,
     tracks = EXCLUDED.tracks,
@@ -195,7 +197,7 @@ async def write_events(conn: Connection, events: Sequence[MediaEvent]) -> None:
         if isinstance(e, StreamStarted):
             await conn.execute(
                 _STREAM_STARTED, e.org_id, e.call_id, e.stream_sid, e.stream_name, e.encoding,
-                e.sample_rate, list(e.tracks), e.occurred_at,
+                e.sample_rate, list(e.tracks), e.occurred_at, e.server_id,
             )  # fmt: skip
         elif isinstance(e, StreamStopped):
             by_track = {t.track: t for t in e.tracks}

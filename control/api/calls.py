@@ -131,8 +131,8 @@ def call_id_of(request: web.Request) -> uuid.UUID:
 async def list_calls(request: web.Request) -> web.Response:
     q = request.query
     status = q.get("status")
-    if status is not None and status not in calls.CALL_STATUSES:
-        raise bad_query("status", f"one of {', '.join(sorted(calls.CALL_STATUSES))}")
+    if status is not None and status not in calls.STORED_STATUSES:
+        raise bad_query("status", f"one of {', '.join(sorted(calls.STORED_STATUSES))}")
     limit = parse_int(q.get("limit"), "limit", default=50, low=1, high=MAX_PAGE)
     consent = q.get("consent")
     if consent is not None and consent not in CONSENT:

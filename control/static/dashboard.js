@@ -14,7 +14,8 @@
 
 (() => {
   const HANDLERS = new Set(["owner", "admin", "operator"]); // roles with escalations:handle
-  const TERMINAL = new Set(["completed", "busy", "failed", "no-answer", "canceled"]);
+  // "unknown": closed after its process died (a later status callback may still name the end).
+  const TERMINAL = new Set(["completed", "busy", "failed", "no-answer", "canceled", "unknown"]);
   const STATUS_RANK = { open: 0, acknowledged: 1, resolved: 2 };
   const SEVERITY_RANK = { low: 0, medium: 1, high: 2, critical: 3 };
   const RESYNC_CLOSE_CODE = 4000;

@@ -229,6 +229,7 @@ def test_production_error_does_not_echo_secret_values(
         ("VOXSOUTH_ENDPOINT_EARLY_DECODE_MS", "100"),  # less than the tail kept after speech
         ("VOXSOUTH_ENDPOINT_EARLY_DECODE_MS", "500"),  # not before the hangover
         ("VOXSOUTH_PARTIAL_EVERY_MS", "10"),  # shorter than a frame
+        ("VOXSOUTH_PROCESS_LEASE_S", "6"),  # under twice the 5 s heartbeat
     ],
 )
 def test_invalid_value_names_the_variable(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -46,19 +47,25 @@ async def run_cli(
 class Serving:
     http_url: str
     banner: str
+    process: asyncio.subprocess.Process
     stderr: str = ""
     returncode: int | None = None
+
+    def kill(self) -> None:
+        """SIGKILL, as `kill -9` or a lost host: nothing of the process runs again."""
+        self.process.kill()
 
 
 @asynccontextmanager
 async def serving(env: dict[str, str], cwd: Path) -> AsyncIterator[Serving]:
-    """`voxsouth serve` as a process: yields once it printed its URLs; SIGTERM on exit."""
+    """`voxsouth serve` as a process: yields once it printed its URLs; SIGTERM on exit (unless
+    the test killed it already)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "server", "serve", env=env, cwd=cwd,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert proc.stdout is not None
-    served = Serving(http_url="", banner="")
+    served = Serving(http_url="", banner="", process=proc)
     try:
         banner: list[str] = []
         async with asyncio.timeout(timeout(60)):
@@ -70,7 +77,8 @@ async def serving(env: dict[str, str], cwd: Path) -> AsyncIterator[Serving]:
         served.http_url = next(line.split()[-1] for line in banner if "control plane" in line)
         yield served
     finally:
-        proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # killed by the test, not yet reaped
+            proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(timeout(30)):
             _, err = await proc.communicate()
     served.stderr, served.returncode = err.decode(), proc.returncode
