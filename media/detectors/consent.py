@@ -137,6 +137,9 @@ class ConsentTracker:
         about recording too."""
         self._disclosed = False
         """The agent has spoken of recording (a request or a notice)."""
+        self._asked_at: list[int] = []
+        """Where the agent's words asked for consent, as soon as they are heard (judging them
+        may wait for earlier turns): the turns after them rank as ones that may decide it."""
         self._disclosure_without_question: _Event | None = None
         """The agent's latest disclosure, until the caller speaks: a question that follows
         it ("…is that okay?") makes it a request."""
@@ -170,6 +173,7 @@ class ConsentTracker:
         if event is None:
             event = self._insert(_Event(track, start_ms))
         event.text, event.segment_id = text, segment_id
+        self._note_asking(event)
         return self._judge(open_since)
 
     def on_streamed_text(
@@ -198,6 +202,7 @@ class ConsentTracker:
         for event in pending:
             event.text = ""
         owner.text, owner.segment_id = text, segment_id
+        self._note_asking(owner)
         return self._judge(open_since)
 
     def on_lost(
@@ -232,6 +237,8 @@ class ConsentTracker:
             return False
         if self._answering(offset_ms) is not None:
             return True
+        if any(at <= offset_ms <= at + self._window_ms for at in self._asked_at):
+            return True  # a request heard but not judged yet: it waits for earlier turns
         undisclosed = not self._disclosed or self._disclosure_without_question is not None
         return (
             track == "outbound"
@@ -246,6 +253,10 @@ class ConsentTracker:
             if not event.settled:
                 event.text = ""
         return self._judge({})
+
+    def _note_asking(self, event: _Event) -> None:
+        if event.track == "outbound" and event.text and asks_for_consent(event.text):
+            self._asked_at.append(event.start_ms)
 
     def _insert(self, event: _Event) -> _Event:
         # Agent before caller at the same offset: a question and its answer can't start at once.

@@ -166,6 +166,14 @@ def test_the_turns_that_may_decide_consent() -> None:
     assert not tracker.bears_on_consent("inbound", 6_000)  # decided
     assert not tracker.bears_on_consent("outbound", 6_000)
 
+    # A request heard while an earlier turn is still being transcribed is not judged yet (it
+    # waits for that turn), but the turns after it already rank as its answer.
+    waiting = ConsentTracker()
+    waiting.expect("inbound", 500)  # the caller's "hello?", still queued
+    say(waiting, "outbound", 1_000, "Calls are recorded, is that okay with you?")
+    assert waiting.bears_on_consent("inbound", 4_000)
+    assert not waiting.bears_on_consent("inbound", 40_000)
+
     noticed = ConsentTracker()
     say(noticed, "outbound", 0, "Hello, you're through to Sam.")
     assert noticed.bears_on_consent("outbound", 2_000)  # not disclosed yet
