@@ -57,7 +57,7 @@ async def test_two_party_call_is_transcribed_per_speaker_into_postgres(
         watching = asyncio.create_task(watch_feed(srv, org.keys["viewer"], seen))
         async with aiohttp.ClientSession() as http:
             call = await simulator(http, srv, srv.settings).call(
-                audio, to_number=number, from_number="+15550123456", dtmf=[(3.0, "5")]
+                audio, to_number=number, from_number="+15550123456", speed=2.0, dtmf=[(3.0, "5")]
             )
         assert call.errors == [] and call.close_code == 1000
         report = await wait_for_streams_done(srv.dsn, call.call_sid, timeout(60))
