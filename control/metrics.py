@@ -29,3 +29,12 @@ RECORDING_ACTIONS = Counter(
     " outcome: ok, failed, or unconfigured (no SignalWire REST credentials: nothing was done).",
     ["action", "outcome"],
 )
+CALL_RECONCILES = Counter(
+    "voxsouth_call_reconciles_total",
+    "Calls left open by a lost process looked up at SignalWire, by outcome: applied (its end,"
+    " from SignalWire, stored), live (still live there: asked again later), stale (its end was"
+    " stored meanwhile), not_found (404), rejected (another 4xx), unavailable (5xx, 429,"
+    " timeouts, circuit open), malformed, error (storing the answer failed), out_of_time (the"
+    " sweep's budget ran out first).",
+    ["outcome"],
+)

@@ -5,6 +5,10 @@ then every `every_s` renews the lease and sweeps (storage.processes). A renewal 
 fails is logged and tried again at the next tick: should Postgres stay away past the lease,
 other processes close this one's streams as `process_lost`, and its own StreamStopped, written
 when Postgres is back, puts the real end in place.
+
+With a SignalWire client, each sweep also asks SignalWire about a few calls left open by a lost
+process (control.call_reconcile) before the `unknown` timeout rule runs. The renewal comes first
+in every tick and the asking has its own small budget, so SignalWire never holds up the lease.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ import logging
 import os
 import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 
+from control.call_reconcile import ReconcileConfig, reconcile_lost_calls
+from control.signalwire import SignalWireClient
 from storage import processes
 from storage.db import UNAVAILABLE_ERRORS, Pool
 
@@ -32,13 +38,23 @@ class LeaseConfig:
     """How long a renewal keeps the process alive in others' eyes."""
     call_unknown_after_s: float
     """How long after its streams were lost a call without its final callback is `unknown`."""
+    reconcile: ReconcileConfig = field(default_factory=ReconcileConfig)
+    """Asking SignalWire about such calls, where a client is given."""
 
 
 class ProcessLease:
-    def __init__(self, pool: Pool, config: LeaseConfig) -> None:
+    def __init__(
+        self, pool: Pool, config: LeaseConfig, signalwire: SignalWireClient | None = None
+    ) -> None:
         self.id = uuid.uuid4()
         self._pool = pool
         self._config = config
+        self._signalwire = signalwire
+        # However it is configured, asking may take only a slice of the lease, so that the
+        # renewal after this tick still comes well before the lease runs out.
+        self._reconcile = replace(
+            config.reconcile, budget_s=min(config.reconcile.budget_s, config.lease_s / 4)
+        )
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> ProcessLease:
@@ -75,6 +91,15 @@ class ProcessLease:
             log.warning("closed %d streams whose process was lost", len(lost))
             if len(lost) < processes.SWEEP_BATCH:
                 break
+        if self._signalwire is not None:
+            try:
+                if asked := await reconcile_lost_calls(
+                    self._pool, self._signalwire, self._reconcile
+                ):
+                    log.info("asked SignalWire about lost calls: %s", asked)
+            except UNAVAILABLE_ERRORS as error:
+                # The timeout rule below still runs; the next tick asks again.
+                log.warning("could not claim lost calls to ask SignalWire about: %r", error)
         if closed := await processes.close_abandoned_calls(
             self._pool, self._config.call_unknown_after_s
         ):

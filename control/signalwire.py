@@ -1,5 +1,5 @@
-"""SignalWire Compatibility (LaML) REST client: place outbound calls, hang them up, and start
-and stop their recordings.
+"""SignalWire Compatibility (LaML) REST client: place outbound calls, look them up, hang them
+up, and start and stop their recordings.
 
 The wire shapes are docs/protocols.md section e. The errors form one tree:
 
@@ -38,6 +38,8 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -134,6 +136,20 @@ class CallCreated:
     """SignalWire's CallSid, exactly as it was sent."""
     status: str
     """Usually "queued"; empty if SignalWire sent none."""
+    raw: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CallState:
+    """A call as SignalWire's Call resource describes it (`GET …/Calls/{CallSid}.json`)."""
+
+    sid: str
+    status: str
+    """queued, ringing, in-progress, canceled, completed, busy, failed or no-answer."""
+    end_time: datetime | None
+    """When it ended (the RFC 2822 `end_time`); None while live, or if unreadable."""
+    duration_seconds: int | None
+    """`duration` (sent as a string or a number); None while live, or if unreadable."""
     raw: dict[str, Any]
 
 
@@ -302,6 +318,14 @@ class SignalWireClient:
         ]
         return await self._call(
             "create_call", self._laml("/Calls.json", form), _parse_call, retry_after_sending=False
+        )
+
+    async def get_call(self, call_sid: str) -> CallState:
+        """The call's current state. An unknown CallSid is SignalWireRejected with status 404.
+        A lookup changes nothing, so it is retried after any transient failure."""
+        url = f"{self._base}/Calls/{quote(call_sid, safe='')}.json"
+        return await self._call(
+            "get_call", _Request("GET", url, b"", ""), _parse_call_state, retry_after_sending=True
         )
 
     async def hang_up(self, call_sid: str) -> None:
@@ -488,8 +512,12 @@ class SignalWireClient:
                 async with self._session.request(
                     request.method,
                     request.url,
-                    data=request.body,
-                    headers={**self._headers, "Content-Type": request.content_type},
+                    data=request.body or None,  # a GET: no body, no Content-Type
+                    headers=(
+                        {**self._headers, "Content-Type": request.content_type}
+                        if request.content_type
+                        else self._headers
+                    ),
                     allow_redirects=False,
                     timeout=client_timeout,
                 ) as resp:
@@ -597,6 +625,35 @@ def _parse_call(status: int, raw: bytes) -> CallCreated:
     call_status = body.get("status")
     return CallCreated(
         sid=body["sid"], status=call_status if isinstance(call_status, str) else "", raw=body
+    )
+
+
+def _parse_call_state(status: int, raw: bytes) -> CallState:
+    body = _body_with_sid(status, raw)
+    call_status = body.get("status")
+    if not isinstance(call_status, str) or not call_status:
+        raise SignalWireError("malformed response: no call status", status=status)
+    end_time = None
+    if isinstance(body.get("end_time"), str):
+        try:
+            end_time = parsedate_to_datetime(body["end_time"])
+        except (TypeError, ValueError):
+            end_time = None
+        if end_time is not None and end_time.tzinfo is None:
+            end_time = None  # "-0000": no zone given, so no instant
+    duration = body.get("duration")
+    if isinstance(duration, str) and duration.isdigit():
+        duration = int(duration)
+    return CallState(
+        sid=body["sid"],
+        status=call_status,
+        end_time=end_time,
+        duration_seconds=(
+            duration
+            if isinstance(duration, int) and not isinstance(duration, bool) and duration >= 0
+            else None
+        ),
+        raw=body,
     )
 
 

@@ -206,8 +206,13 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
                     settings.transcription_queue,
                 )
             )
+        sw_client = None
+        if (signalwire := _signalwire_config(settings)) is not None:
+            http_client = await stack.enter_async_context(aiohttp.ClientSession())
+            sw_client = SignalWireClient(http_client, signalwire)
         # Entered before the writer, so left after it: the last StreamStopped rows are written
-        # while this process still holds its streams.
+        # while this process still holds its streams. With SignalWire credentials, its sweep
+        # asks SignalWire about calls a lost process left open.
         lease = await stack.enter_async_context(
             ProcessLease(
                 pool,
@@ -216,6 +221,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
                     lease_s=settings.process_lease_s,
                     call_unknown_after_s=settings.call_unknown_after_s,
                 ),
+                sw_client,
             )
         )
         writer = await stack.enter_async_context(
@@ -269,10 +275,6 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
             cloud=cloud,
             sink=writer.submit,
         )
-        sw_client = None
-        if (signalwire := _signalwire_config(settings)) is not None:
-            http_client = await stack.enter_async_context(aiohttp.ClientSession())
-            sw_client = SignalWireClient(http_client, signalwire)
         recorder = RecordingController(pool, sw_client, public_url + "/laml/recording")
         stack.push_async_callback(recorder.aclose)
         recorder.start_sweeping()

@@ -94,7 +94,9 @@ class Settings(BaseSettings):
     call_unknown_after_s: float = Field(default=900.0, ge=0, le=86_400)
     """A call whose streams were lost with their process, and whose final status callback has
     not come this long after, is closed as `unknown`; the callback, should it still come,
-    replaces that, so this only bounds how long the call looks live."""
+    replaces that, so this only bounds how long the call looks live. With SignalWire REST
+    credentials the sweep asks SignalWire first (control.call_reconcile): an end there is applied,
+    and a call still live there is left open, this timeout counting from that answer."""
 
     disclosure_text: str = "This call may be recorded and transcribed for quality and training."
     hold_seconds: int = Field(default=600, ge=1, le=14_400)

@@ -6,7 +6,10 @@ stream still `streaming` whose owner holds no live lease was left by a process t
 (kill -9, a lost host): `close_lost_streams` ends it as `process_lost`. A call whose streams
 were lost that way, and whose final status callback has still not come `after_s` later, is
 closed as `unknown` by `close_abandoned_calls`; its callback, should it come after all, replaces
-that (storage.calls). Any number of processes may sweep at once: each row is closed once.
+that (storage.calls). Where SignalWire REST credentials exist, such calls are first claimed a few
+at a time (`claim_calls_to_ask`) and looked up at SignalWire (control.call_reconcile); one it
+says is still live is marked so (`mark_live`), and its timeout counts from then. Any number of
+processes may sweep at once: each row is closed once, and each call asked by one at a time.
 
 Lease times are Postgres's `now()`, so the hosts' clocks need not agree. These tables are not
 org data: this runs on the process's own connection, outside any tenant.
@@ -103,7 +106,8 @@ async def close_lost_streams(pool: Pool, batch: int = SWEEP_BATCH) -> list[LostS
 
 
 # A call not yet ended, with a stream lost with its process, none still open, the last closed
-# over `after_s` ago. The row lock re-checks the status: two sweepers close it once.
+# (and SignalWire's last word that it is live, if any) over `after_s` ago. The row lock
+# re-checks the status: two sweepers close it once.
 _CLOSE_ABANDONED = """
 WITH abandoned AS (
     SELECT c.id, max(s.stopped_at) AS lost_at
@@ -112,7 +116,7 @@ WITH abandoned AS (
       AND c.id IN (SELECT call_id FROM media_streams WHERE end_reason = $2)
     GROUP BY c.id
     HAVING bool_and(s.status <> 'streaming')
-       AND max(s.stopped_at) < now() - make_interval(secs => $3)
+       AND GREATEST(max(s.stopped_at), c.remote_live_at) < now() - make_interval(secs => $3)
 )
 UPDATE calls c
    SET status = $4, ended_at = COALESCE(c.ended_at, a.lost_at), updated_at = now()
@@ -136,3 +140,47 @@ async def close_abandoned_calls(pool: Pool, after_s: float) -> list[uuid.UUID]:
         for r in rows:
             await feed.append(conn, r["org_id"], r["id"], "call_status", {"status": LOST_STATUS})
     return [r["id"] for r in rows]
+
+
+# The same calls the timeout rule looks at (not yet ended, a stream lost with its process, none
+# still open), with no wait after the loss: asking is cheap, and a call that ended while its
+# callback is on the way gets its real end either way. Not asked in the last `every_s`; the
+# least recently asked first. SKIP LOCKED and the stamp make the claim: another sweeper skips
+# the row now and for `every_s`.
+_CLAIM_TO_ASK = """
+WITH due AS (
+    SELECT c.id FROM calls c
+    WHERE c.status = ANY($1::text[])
+      AND c.id IN (SELECT call_id FROM media_streams WHERE end_reason = $2)
+      AND NOT EXISTS (SELECT 1 FROM media_streams s
+                      WHERE s.call_id = c.id AND s.status = 'streaming')
+      AND (c.remote_checked_at IS NULL
+           OR c.remote_checked_at < now() - make_interval(secs => $3))
+    ORDER BY c.remote_checked_at NULLS FIRST, c.created_at
+    LIMIT $4
+    FOR UPDATE OF c SKIP LOCKED
+)
+UPDATE calls c SET remote_checked_at = now() FROM due WHERE c.id = due.id
+RETURNING c.call_sid"""
+
+
+async def claim_calls_to_ask(pool: Pool, *, limit: int, every_s: float) -> list[str]:
+    """Claims up to `limit` calls left open by a lost process to look up at SignalWire, none
+    asked (by any process) in the last `every_s`; returns their CallSids."""
+    rows = await pool.fetch(
+        _CLAIM_TO_ASK, list(PROGRESS_STATUSES), LOST_REASON, every_s, limit,
+        timeout=QUERY_TIMEOUT_S,
+    )  # fmt: skip
+    return [r["call_sid"] for r in rows]
+
+
+async def mark_live(conn: Executor, call_sid: str) -> bool:
+    """SignalWire says the call is still live: the `unknown` timeout counts from now. False if
+    the call has ended meanwhile (its callback came)."""
+    result = await conn.execute(
+        "UPDATE calls SET remote_live_at = now() WHERE call_sid = $1 AND status = ANY($2::text[])",
+        call_sid,
+        list(PROGRESS_STATUSES),
+        timeout=QUERY_TIMEOUT_S,
+    )
+    return not result.endswith(" 0")

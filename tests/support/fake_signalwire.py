@@ -7,13 +7,15 @@ test can script what the next requests of an operation get:
 
     fake.script("create", [Fail(500), Fail(429, retry_after=0), Ok()])
 
-Operations are "create" (POST …/Calls.json), "update" (POST …/Calls/{CallSid}.json),
+Operations are "create" (POST …/Calls.json), "fetch" (GET …/Calls/{CallSid}.json), "update"
+(POST …/Calls/{CallSid}.json),
 "create_recording" (POST …/Calls/{CallSid}/Recordings.json), "update_recording"
 (POST …/Calls/{CallSid}/Recordings/{Sid}.json) and "caller_id" (the space API's verified caller
 IDs). When an operation's script is empty, requests are handled as `Ok()`: for real.
 
 Inbound calls are never created through the REST API; `add_call()` makes one known to the fake,
-as SignalWire knows a call that rang one of the project's numbers, so that it can be recorded.
+as SignalWire knows a call that rang one of the project's numbers, so that it can be recorded;
+`end_call()` ends one as SignalWire would (status, `end_time`, `duration`).
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ Behaviour = Ok | Fail | Hang
 @dataclass(frozen=True, slots=True)
 class RecordedRequest:
     operation: str
-    """"create", "update", "create_recording", "update_recording" or "caller_id"."""
+    """"create", "fetch", "update", "create_recording", "update_recording" or "caller_id"."""
     method: str
     path: str
     form: list[tuple[str, str]]
@@ -110,6 +112,7 @@ class FakeSignalWire:
         """http://127.0.0.1:PORT once running: the client's space_url."""
         self._scripts: dict[str, deque[Behaviour]] = {
             "create": deque(),
+            "fetch": deque(),
             "update": deque(),
             "create_recording": deque(),
             "update_recording": deque(),
@@ -141,6 +144,7 @@ class FakeSignalWire:
         app = web.Application()
         accounts = f"{API_BASE}/Accounts/{{account_sid}}"
         app.router.add_post(f"{accounts}/Calls.json", self._create)
+        app.router.add_get(f"{accounts}/Calls/{{call_sid}}.json", self._fetch, allow_head=False)
         app.router.add_post(f"{accounts}/Calls/{{call_sid}}.json", self._update)
         recordings = f"{accounts}/Calls/{{call_sid}}/Recordings"
         app.router.add_post(f"{recordings}.json", self._create_recording)
@@ -362,6 +366,37 @@ class FakeSignalWire:
         self.calls[sid] = call
         return call
 
+    def end_call(self, call_sid: str, status: str = "completed", *, duration: int = 0) -> None:
+        """Ends a known call as SignalWire would: its status, `end_time` now, `duration` (in
+        seconds, sent as a string as Twilio does), and its recordings completed."""
+        call = self.calls[call_sid]
+        now = datetime.now(UTC)
+        if call["start_time"] is None and status == "completed":
+            call["start_time"] = format_datetime(now)
+        call.update(
+            status=status,
+            end_time=format_datetime(now),
+            duration=str(duration),
+            date_updated=format_datetime(now),
+        )
+        for recording in self.recordings.values():  # a call's recordings end with it
+            running = recording["status"] in ("in-progress", "paused")
+            if running and recording["call_sid"] == call_sid:
+                recording.update(status="completed", end_time=call["date_updated"])
+
+    async def _fetch(self, request: web.Request) -> web.Response:
+        await self._record("fetch", request)
+        scripted = await self._scripted("fetch")
+        if scripted is not None:
+            return scripted
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        call = self.calls.get(request.match_info["call_sid"])
+        if call is None:
+            return web.json_response(error_body(404), status=404)
+        return web.json_response(call, status=200)
+
     async def _update(self, request: web.Request) -> web.Response:
         form = dict(await self._record("update", request))
         scripted = await self._scripted("update")
@@ -383,12 +418,7 @@ class FakeSignalWire:
                 return web.json_response(
                     error_body(400, 10000, "Call is not in progress"), status=400
                 )
-            call["status"] = status
-            call["date_updated"] = format_datetime(datetime.now(UTC))
-            for recording in self.recordings.values():  # a call's recordings end with it
-                running = recording["status"] in ("in-progress", "paused")
-                if running and recording["call_sid"] == call["sid"]:
-                    recording.update(status="completed", end_time=call["date_updated"])
+            self.end_call(call["sid"], status)
         return web.json_response(call, status=200)
 
     # Call recordings. Shapes from SignalWire's spec (calls/models/{requests,core}.tsp):
