@@ -198,10 +198,10 @@ async def test_a_one_party_call_is_recorded_once_when_two_processes_hear_its_str
     hang = Hang()  # hold the first start in flight while the others try their claims
     fake.script("create_recording", [hang])
     a.stream_started(call_id)
+    async with asyncio.timeout(timeout(5)):
+        await fake.wait_for_requests(1)  # a's claim is made and its start in flight
     b.stream_started(call_id)
     a.stream_started(call_id)
-    async with asyncio.timeout(timeout(5)):
-        await fake.wait_for_requests(1)
     await idle(b)
     assert await recording_of(pool, call_id) == ("starting", None)
     hang.release.set()
