@@ -19,11 +19,30 @@ from media.events import MediaEvent, event_from_dict, event_to_dict
 log = logging.getLogger(__name__)
 
 
+def _drop_torn_line(path: Path) -> None:
+    """A crash mid-append leaves a last line without its newline, which the next append would
+    run into, losing that event too: cut the file back to its last whole line (the torn event
+    was never completely written, so nothing that was is lost)."""
+    if not path.exists():
+        return
+    with path.open("r+b") as f:
+        data = f.read()
+        if not data or data.endswith(b"\n"):
+            return
+        whole = data.rfind(b"\n") + 1
+        log.error("journal %s ends in a torn line (%d bytes): dropped", path, len(data) - whole)
+        f.truncate(whole)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 class Journal:
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / "events.jsonl"
         self.rejected_path = folder / "rejected.jsonl"
+        for path in (self.path, self.rejected_path):
+            _drop_torn_line(path)
         self.pending = self._count_lines(self.path)
 
     @staticmethod

@@ -286,6 +286,20 @@ async def test_the_journal_outlives_the_process_and_replays_at_the_next_start(
     assert await count_segments(pool, call_id) == 4
 
 
+def test_a_line_torn_by_a_crash_does_not_swallow_the_next_event(
+    call_ids: tuple[uuid.UUID, uuid.UUID], tmp_path: Path
+) -> None:
+    org_id, call_id = call_ids
+    before, after = segments(org_id, call_id, "s", 2), segments(org_id, call_id, "t", 1)
+    Journal(tmp_path).append(before)
+    path = Journal(tmp_path).path
+    with path.open("a", encoding="utf-8") as f:
+        f.write('{"type": "transcript_segment", "org_id"')  # the crash, mid-append
+    restarted = Journal(tmp_path)
+    restarted.append(after)
+    assert restarted.read() == ([*before, *after], 3)
+
+
 def test_events_journaled_while_a_replay_runs_are_kept_for_the_next(
     call_ids: tuple[uuid.UUID, uuid.UUID], tmp_path: Path
 ) -> None:
