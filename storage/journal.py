@@ -70,7 +70,7 @@ class Journal:
 
     def read(self) -> tuple[list[MediaEvent], int]:
         """Every parseable event, in order, and how many lines they came from (to `consume`
-        once written). A torn last line (a crash mid-write) is skipped."""
+        once written). A line that cannot be read is logged and skipped."""
         events: list[MediaEvent] = []
         lines = 0
         for number, line in enumerate(self._lines(), start=1):
