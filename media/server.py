@@ -491,8 +491,8 @@ class MediaServer:
         asked = decodes.partials_asked[track]
 
         def show(f: asyncio.Future[Transcription | None]) -> None:
-            if f.cancelled() or (result := f.result()) is None:
-                return
+            if f.cancelled() or (result := f.result()) is None or not result.text:
+                return  # nothing heard yet: the words so far are not withdrawn for that
             if (
                 asked != decodes.partials_asked[track]
                 or decodes.final_pending(track)
