@@ -111,22 +111,35 @@ def voice_response(
     for name, value in stream.parameters.items():
         ET.SubElement(stream_el, "Parameter", {"name": name, "value": value})
     if consent_gather is not None:
-        gather = ET.SubElement(
-            response,
-            "Gather",
-            {
-                "input": "dtmf speech" if consent_gather.speech else "dtmf",
-                "numDigits": "1",
-                "timeout": str(consent_gather.timeout_s),
-                "action": consent_gather.action_url,
-                "method": "POST",
-                "actionOnEmptyResult": "true",
-            },
-        )
-        ET.SubElement(gather, "Say").text = consent_gather.prompt
+        _gather(response, consent_gather)
         return _serialize(response)
     _continue(response, dial_target, dial_caller_id, hold_seconds)
     return _serialize(response)
+
+
+def ask_consent(gather: ConsentGather) -> str:
+    """Return a document that only asks (again) for consent: the `<Gather>` of
+    `voice_response`, whose action, answered or not, returns the rest of the call. Raises
+    ValueError when a value contains a character XML cannot represent."""
+    response = ET.Element("Response")
+    _gather(response, gather)
+    return _serialize(response)
+
+
+def _gather(response: ET.Element, consent_gather: ConsentGather) -> None:
+    gather = ET.SubElement(
+        response,
+        "Gather",
+        {
+            "input": "dtmf speech" if consent_gather.speech else "dtmf",
+            "numDigits": "1",
+            "timeout": str(consent_gather.timeout_s),
+            "action": consent_gather.action_url,
+            "method": "POST",
+            "actionOnEmptyResult": "true",
+        },
+    )
+    ET.SubElement(gather, "Say").text = consent_gather.prompt
 
 
 def continuation(

@@ -4,8 +4,13 @@ Every request must carry a valid signature (`X-SignalWire-Signature` or `X-Twili
 scheme B of docs/protocols.md, keyed by the project's signing key, over the configured public
 URL); anything else gets 403 before its body is looked at for meaning.
 
-The voice webhook answers within its database budget: when Postgres is too slow or away, the
-caller is held and SignalWire asked for the call again (`Webhooks._hold_for_database`).
+Every route answers within one database budget (`WebhookConfig.database_timeout_s`), the work
+cancelled when it runs out; what it answers then (see `Webhooks._database_work`):
+- voice: the caller is held and SignalWire asked for the call again (`_hold_for_database`);
+- consent action: the caller is asked again (`_ask_consent_again`);
+- call, stream and recording status callbacks: 503 (`_status_not_stored`).
+Each overrun is counted in `WEBHOOK_OUTCOMES` as outcome db_timeout (db_unavailable when Postgres
+refused rather than kept silent).
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Literal, TypeVar
 
 from aiohttp import web
 from multidict import MultiDict
@@ -32,6 +38,8 @@ from storage.tenancy import tenant
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 StreamTokenIssuer = Callable[[uuid.UUID, uuid.UUID, str], str]
 """(org id, call id, CallSid) → the token the media plane verifies on `start`."""
 
@@ -46,6 +54,11 @@ VOICE_ATTEMPTS = 4
 up: about 30 s on hold when each waits out the default 5 s budget, 10 s when Postgres refuses
 at once."""
 HOLD_PAUSE_S = 3
+ASK_AGAIN_PROMPT = "Sorry, we could not save your answer. " + KEYPAD_PROMPT
+CONSENT_ATTEMPTS = 3
+"""Consent action answers a call may get while the database is slow or away: the first
+answer's request and two more askings, about 45 s with the default budget, before the caller
+is told to call again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +72,25 @@ class WebhookConfig:
     allow_insecure_media: bool
     """ws:// stream URLs, for local development and the simulator only."""
     database_timeout_s: float = 5.0
-    """The voice webhook's budget for its database work (see `Webhooks._hold_for_database`)."""
+    """Every webhook's budget for its database work (see `Webhooks._database_work`)."""
+
+
+class _DatabaseLate(Exception):
+    """The database work of a webhook did not finish in its budget (`cause` db_timeout) or
+    Postgres refused it (db_unavailable)."""
+
+    def __init__(self, cause: Literal["db_timeout", "db_unavailable"], error: BaseException):
+        super().__init__(cause)
+        self.cause = cause
+        self.error = error
+
+
+@dataclass(frozen=True, slots=True)
+class _ConsentTaken:
+    """What the consent action stored and looked up, for the LaML it answers."""
+
+    verdict: ConsentVerdict | None
+    dial_target: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,20 +142,30 @@ class Webhooks:
         form = await self._verified_form(request, "voice")
         call_sid = _required(form, "CallSid")
         direction = (form.get("Direction") or "inbound")[:32]
-        attempt = _attempt(request)
+        attempt = _attempt(request, VOICE_ATTEMPTS)
         pool = request.app[POOL]
         try:
-            async with asyncio.timeout(self._config.database_timeout_s) as budget:
-                opened = await cancel_promptly(self._open_call(pool, form, call_sid, direction))
-        except UNAVAILABLE_ERRORS as exc:
-            cause = "db_timeout" if budget.expired() else "db_unavailable"
-            return self._hold_for_database(request, attempt, cause, exc)
+            opened = await self._database_work(self._open_call(pool, form, call_sid, direction))
+        except _DatabaseLate as late:
+            return self._hold_for_database(request, attempt, late.cause, late.error)
         if opened is None:
             metrics.WEBHOOK_OUTCOMES.labels("voice", "unknown_number").inc()
             log.warning("voice webhook for a number no org owns (%s)", direction)
             return _laml(laml.say_and_hangup(NOT_IN_SERVICE))
         metrics.WEBHOOK_OUTCOMES.labels("voice", "call_opened").inc()
         return _laml(self._call_flow(opened, call_sid))
+
+    async def _database_work(self, work: Awaitable[T]) -> T:
+        """`work` within the webhooks' database budget; raises `_DatabaseLate` when it runs out
+        (the work is cancelled, on the server too, without waiting for Postgres to agree) or
+        Postgres is away. The caller's own cancellation goes through as it is."""
+        try:
+            async with asyncio.timeout(self._config.database_timeout_s) as budget:
+                return await cancel_promptly(work)
+        except UNAVAILABLE_ERRORS as exc:
+            raise _DatabaseLate(
+                "db_timeout" if budget.expired() else "db_unavailable", exc
+            ) from exc
 
     def _hold_for_database(
         self, request: web.Request, attempt: int, cause: str, exc: BaseException
@@ -230,15 +271,37 @@ class Webhooks:
 
     async def keypad_consent(self, request: web.Request) -> web.Response:
         """The consent `<Gather>`'s action: 1 grants, 2 refuses, anything else (or nothing)
-        leaves consent undecided; then the call goes on as it would have."""
+        leaves consent undecided; then the call goes on as it would have. When the database
+        cannot take the answer in time the caller is asked again (`_ask_consent_again`)."""
         form = await self._verified_form(request, "consent")
         call_sid = _required(form, "CallSid")
-        pool = request.app[POOL]
-        call = await calls.call_by_sid(pool, call_sid)
-        if call is None:
+        attempt = _attempt(request, CONSENT_ATTEMPTS)
+        digits = (form.get("Digits") or "")[:8]
+        try:
+            taken = await self._database_work(
+                self._take_consent(request.app[POOL], call_sid, digits)
+            )
+        except _DatabaseLate as late:
+            return self._ask_consent_again(request, attempt, digits, late)
+        if taken is None:
             metrics.WEBHOOK_OUTCOMES.labels("consent", "unknown_call").inc()
             return _laml(laml.say_and_hangup(NOT_IN_SERVICE))
-        digits = (form.get("Digits") or "")[:8]
+        metrics.WEBHOOK_OUTCOMES.labels("consent", taken.verdict or "no_answer").inc()
+        return _laml(
+            laml.continuation(
+                say="This call will not be recorded." if taken.verdict == "refused" else None,
+                dial_target=taken.dial_target,
+                dial_caller_id=None,
+                hold_seconds=self._config.hold_seconds,
+            )
+        )
+
+    async def _take_consent(self, pool: Pool, call_sid: str, digits: str) -> _ConsentTaken | None:
+        """Stores the keypad verdict `digits` give (if any) and finds where the call goes on;
+        None when the call is unknown."""
+        call = await calls.call_by_sid(pool, call_sid)
+        if call is None:
+            return None
         verdict = KEYPAD_ANSWERS.get(digits)
         if verdict is not None:
             async with tenant(pool, call.org_id) as conn:
@@ -248,32 +311,74 @@ class Webhooks:
                     # A re-delivered action is the same answer, stored once.
                     event_id=uuid.uuid5(call.id, f"keypad:{digits}"),
                 )  # fmt: skip
-        metrics.WEBHOOK_OUTCOMES.labels("consent", verdict or "no_answer").inc()
         ours = call.from_number if call.direction.startswith("outbound") else call.to_number
         route = await calls.route_number(pool, ours)
-        return _laml(
-            laml.continuation(
-                say="This call will not be recorded." if verdict == "refused" else None,
-                dial_target=route.dial_target if route else None,
-                dial_caller_id=None,
-                hold_seconds=self._config.hold_seconds,
-            )
+        return _ConsentTaken(verdict, route.dial_target if route else None)
+
+    def _ask_consent_again(
+        self, request: web.Request, attempt: int, digits: str, late: _DatabaseLate
+    ) -> web.Response:
+        """The answer when the database did not take the caller's consent answer in time.
+
+        Why ask again rather than go on with the call: going on needs the org's dial target,
+        which is in the database too, so all we could answer is the hold `<Pause>`, with the
+        key press lost for good; the verdict is what decides whether this call may be recorded,
+        and a refusal that never reaches the media plane is the worst outcome here. Asking
+        again keeps the decision with the caller: their next press comes back to this action
+        (`attempt` + 1), stored once the database answers (a press that did reach the database
+        before the budget ran out is the same evidence, stored once by its event id), and the
+        call goes on as usual. After `CONSENT_ATTEMPTS` answers the caller is told to call
+        again, as the voice webhook does: without the database the call cannot be connected."""
+        log.warning(
+            "consent action attempt %d: database %s, key press %r not stored (%r)",
+            attempt, late.cause.removeprefix("db_"), digits, late.error,
+        )  # fmt: skip
+        if attempt >= CONSENT_ATTEMPTS:
+            metrics.WEBHOOK_OUTCOMES.labels("consent", "db_gave_up").inc()
+            return _laml(laml.say_and_hangup(CALL_BACK_LATER))
+        metrics.WEBHOOK_OUTCOMES.labels("consent", late.cause).inc()
+        again = request.rel_url.update_query(attempt=str(attempt + 1))
+        # Keypad only: the org's mode (and so whether speech is taken) is in the database.
+        gather = laml.ConsentGather(
+            action_url=self._config.public_base_url + str(again), prompt=ASK_AGAIN_PROMPT
         )
+        return _laml(laml.ask_consent(gather))
+
+    def _status_not_stored(self, route: str, late: _DatabaseLate) -> web.Response:
+        """A status callback the database did not store in time: 503, quickly.
+
+        SignalWire expects 200 or 204 and logs any other answer as a failed callback
+        (docs/protocols.md section d; whether it retries one is not documented there). 503
+        says truthfully that nothing may have been stored, before SignalWire's own request
+        timeout, and should it deliver the callback again, storing is idempotent: a call status
+        only moves forward (a repeat is `stale`, no second feed row), stream and recording
+        statuses are upserts by their SID."""
+        log.warning(
+            "%s callback: database %s, not stored (%r)",
+            route, late.cause.removeprefix("db_"), late.error,
+        )  # fmt: skip
+        metrics.WEBHOOK_OUTCOMES.labels(route, late.cause).inc()
+        return web.Response(status=503, headers={"Retry-After": "1"})
 
     async def recording_status(self, request: web.Request) -> web.Response:
         form = await self._verified_form(request, "recording")
         call_sid = _required(form, "CallSid")
         recording_sid = _required(form, "RecordingSid")
         status = _required(form, "RecordingStatus")[:32]
-        known = await recordings.apply_status(
-            request.app[POOL],
-            call_sid=call_sid,
-            recording_sid=recording_sid,
-            status=status,
-            url=(form.get("RecordingUrl") or None),
-            duration_s=_optional_int(form, "RecordingDuration"),
-            channels=_optional_int(form, "RecordingChannels"),
-        )
+        try:
+            known = await self._database_work(
+                recordings.apply_status(
+                    request.app[POOL],
+                    call_sid=call_sid,
+                    recording_sid=recording_sid,
+                    status=status,
+                    url=(form.get("RecordingUrl") or None),
+                    duration_s=_optional_int(form, "RecordingDuration"),
+                    channels=_optional_int(form, "RecordingChannels"),
+                )
+            )
+        except _DatabaseLate as late:
+            return self._status_not_stored("recording", late)
         metrics.WEBHOOK_OUTCOMES.labels("recording", "applied" if known else "unknown_call").inc()
         if known and status == "in-progress":
             self._recording_in_progress(call_sid, recording_sid)
@@ -284,29 +389,41 @@ class Webhooks:
         status = _required(form, "CallStatus")
         if status not in calls.CALL_STATUSES:
             raise web.HTTPBadRequest(reason=f"unknown CallStatus {status[:32]!r}")
-        async with request.app[POOL].acquire() as conn, conn.transaction():
-            outcome = await calls.apply_call_status(
-                conn,
-                call_sid=_required(form, "CallSid"),
-                status=status,
-                sequence=_optional_int(form, "SequenceNumber"),
-                at=_rfc2822(form.get("Timestamp")),
-                duration_seconds=_optional_int(form, "CallDuration"),
-            )
+        call_sid = _required(form, "CallSid")
+        sequence = _optional_int(form, "SequenceNumber")
+        at = _rfc2822(form.get("Timestamp"))
+        duration = _optional_int(form, "CallDuration")
+
+        async def apply() -> str:
+            async with request.app[POOL].acquire() as conn, conn.transaction():
+                return await calls.apply_call_status(
+                    conn, call_sid=call_sid, status=status, sequence=sequence, at=at,
+                    duration_seconds=duration,
+                )  # fmt: skip
+
+        try:
+            outcome = await self._database_work(apply())
+        except _DatabaseLate as late:
+            return self._status_not_stored("status", late)
         metrics.WEBHOOK_OUTCOMES.labels("status", outcome).inc()
         return web.Response(status=204)
 
     async def stream_status(self, request: web.Request) -> web.Response:
         form = await self._verified_form(request, "stream_status")
-        known = await calls.apply_stream_status(
-            request.app[POOL],
-            call_sid=_required(form, "CallSid"),
-            stream_sid=_required(form, "StreamSid"),
-            name=form.get("StreamName"),
-            event=_required(form, "StreamEvent"),
-            error=(form.get("StreamError") or None),
-            at=_iso8601(form.get("Timestamp")),
-        )
+        try:
+            known = await self._database_work(
+                calls.apply_stream_status(
+                    request.app[POOL],
+                    call_sid=_required(form, "CallSid"),
+                    stream_sid=_required(form, "StreamSid"),
+                    name=form.get("StreamName"),
+                    event=_required(form, "StreamEvent"),
+                    error=(form.get("StreamError") or None),
+                    at=_iso8601(form.get("Timestamp")),
+                )
+            )
+        except _DatabaseLate as late:
+            return self._status_not_stored("stream_status", late)
         outcome = "applied" if known else "unknown_call"
         metrics.WEBHOOK_OUTCOMES.labels("stream_status", outcome).inc()
         return web.Response(status=204)
@@ -328,13 +445,14 @@ def _required(form: MultiDict[str], name: str) -> str:
     return value
 
 
-def _attempt(request: web.Request) -> int:
-    """Which answer of the voice webhook this is: 1, or the `attempt` of a held call's
-    `<Redirect>` (see `Webhooks._hold_for_database`)."""
+def _attempt(request: web.Request, limit: int) -> int:
+    """Which answer of the voice webhook or consent action this is: 1, or the `attempt` its
+    database fallback put in the URL SignalWire asks next (see `Webhooks._hold_for_database`,
+    `Webhooks._ask_consent_again`)."""
     value = request.query.get("attempt", "1")
     attempt = int(value) if value.isascii() and value.isdigit() and len(value) < 3 else 0
-    if not 1 <= attempt <= VOICE_ATTEMPTS:
-        raise web.HTTPBadRequest(reason=f"attempt must be from 1 to {VOICE_ATTEMPTS}")
+    if not 1 <= attempt <= limit:
+        raise web.HTTPBadRequest(reason=f"attempt must be from 1 to {limit}")
     return attempt
 
 

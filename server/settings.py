@@ -80,10 +80,12 @@ class Settings(BaseSettings):
     that does not answer is refused as busy; one that refuses connections at once is admitted
     on the token alone, held until consent (server.call_policy.admit)."""
     voice_webhook_timeout_s: float = Field(default=5.0, gt=0, le=14)
-    """Budget for the voice webhook's database work (the number's org, opening the call);
-    past it, or with Postgres away, the caller is held and SignalWire asked for the call again
-    (control.webhooks). Twilio gives up on a webhook after 15 s; SignalWire's limit is not
-    documented in docs/protocols.md, hence the margin."""
+    """Budget for the database work of each SignalWire voice webhook (control.webhooks): the
+    voice webhook (the number's org, opening the call), the consent action and the call,
+    stream and recording status callbacks. Past it, or with Postgres away, the caller is held
+    and SignalWire asked for the call again (voice), the caller is asked again (consent), or
+    the callback answered 503 (status callbacks). Twilio gives up on a webhook after 15 s;
+    SignalWire's limit is not documented in docs/protocols.md, hence the margin."""
 
     process_heartbeat_s: float = Field(default=5.0, gt=0, le=60)
     """How often this process renews its lease in Postgres and sweeps what dead processes left

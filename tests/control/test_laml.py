@@ -10,6 +10,7 @@ import pytest
 from control.laml import (
     ConsentGather,
     StreamSpec,
+    ask_consent,
     continuation,
     hold_and_retry,
     say_and_hangup,
@@ -248,6 +249,17 @@ def test_consent_gather_timeout_and_escaping() -> None:
     assert element.get("action") == 'https://h.example/c?x=<1>&y="2"'
     assert [(child.tag, child.text) for child in element] == [("Say", NASTY)]
     assert "&lt;/Say&gt;" in document
+
+
+def test_ask_consent_is_the_gather_alone() -> None:
+    # Asking again mid-call: no second stream, and the call goes on in the action's answer.
+    root = parse(ask_consent(GATHER))
+    assert [child.tag for child in root] == ["Gather"]
+    assert root[0].get("action") == GATHER.action_url
+    assert root[0].get("actionOnEmptyResult") == "true"
+    assert [(child.tag, child.text) for child in root[0]] == [("Say", GATHER.prompt)]
+    with pytest.raises(ValueError):
+        ask_consent(ConsentGather(action_url="https://h.example/c", prompt="bell\x07"))
 
 
 def test_consent_gather_rejects_what_voice_response_rejects() -> None:

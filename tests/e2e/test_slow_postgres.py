@@ -15,7 +15,13 @@ import pytest
 from websockets.asyncio.client import connect
 
 from control.signatures import compute_signature
-from control.webhooks import CALL_BACK_LATER, HOLD_PROMPT, VOICE_ATTEMPTS
+from control.webhooks import (
+    ASK_AGAIN_PROMPT,
+    CALL_BACK_LATER,
+    CONSENT_ATTEMPTS,
+    HOLD_PROMPT,
+    VOICE_ATTEMPTS,
+)
 from server.app import RunningServer
 from storage.db import Pool
 from tests.conftest import timeout
@@ -86,11 +92,11 @@ def voice_params(to_number: str) -> dict[str, str]:
     }
 
 
-async def post_voice(
+async def post_webhook(
     http: aiohttp.ClientSession, srv: RunningServer, url: str, params: dict[str, str]
 ) -> tuple[int, ET.Element | str]:
-    """A signed voice webhook, given up on after the server's budget and a second, as
-    SignalWire would give up on it; the LaML parsed when the answer is 200."""
+    """A signed webhook, given up on after the server's budget and a second, as SignalWire
+    would give up on it; the LaML parsed when the answer is 200."""
     key = srv.settings.secret("signalwire_signing_key")
     async with http.post(
         url,
@@ -117,7 +123,7 @@ async def test_a_voice_webhook_holds_the_caller_while_postgres_is_frozen(
         held = {"outcome": "db_timeout", "route": "voice"}  # as /metrics orders them
         before = await metric(srv, "voxsouth_webhook_outcomes_total", **held)
         proxy.freeze()
-        status, laml = await post_voice(http, srv, url, params)
+        status, laml = await post_webhook(http, srv, url, params)
         # Answered, kept up with a word and a pause, then SignalWire asks again.
         assert status == 200 and isinstance(laml, ET.Element)
         assert [(e.tag, e.text, e.attrib) for e in laml] == [
@@ -128,21 +134,117 @@ async def test_a_voice_webhook_holds_the_caller_while_postgres_is_frozen(
         assert await metric(srv, "voxsouth_webhook_outcomes_total", **held) == before + 1
 
         # The last attempt still frozen: the caller is told, not left in silence.
-        status, laml = await post_voice(http, srv, f"{url}?attempt={VOICE_ATTEMPTS}", params)
+        status, laml = await post_webhook(http, srv, f"{url}?attempt={VOICE_ATTEMPTS}", params)
         assert status == 200 and isinstance(laml, ET.Element)
         assert [(e.tag, e.text) for e in laml] == [("Say", CALL_BACK_LATER), ("Hangup", None)]
 
         # Postgres back: the redirected request gets the org's flow, for one call.
         proxy.thaw()
-        status, laml = await post_voice(
+        status, laml = await post_webhook(
             http, srv, f"{url}?attempt=2", {**params, "CallStatus": "in-progress"}
         )
         assert status == 200 and isinstance(laml, ET.Element)
         assert laml.find("./Start/Stream") is not None
-        status, error = await post_voice(http, srv, f"{url}?attempt=99", params)
+        status, error = await post_webhook(http, srv, f"{url}?attempt=99", params)
         assert status == 400 and f"attempt must be from 1 to {VOICE_ATTEMPTS}" in str(error)
     count = await pool.fetchval("SELECT count(*) FROM calls WHERE call_sid = $1", params["CallSid"])
     assert count == 1
+
+
+def status_callbacks(call_sid: str) -> dict[str, tuple[str, dict[str, str]]]:
+    """route label → (path, form) of one call status, stream status and recording status
+    callback for the call."""
+    return {
+        "status": ("/laml/status", {"CallSid": call_sid, "CallStatus": "in-progress"}),
+        "stream_status": (
+            "/laml/stream-status",
+            {"CallSid": call_sid, "StreamSid": str(uuid.uuid4()), "StreamEvent": "stream-started"},
+        ),
+        "recording": (
+            "/laml/recording",
+            {"CallSid": call_sid, "RecordingSid": str(uuid.uuid4()),
+             "RecordingStatus": "completed", "RecordingDuration": "3"},
+        ),
+    }  # fmt: skip
+
+
+async def test_status_callbacks_answer_503_within_their_budget_while_postgres_is_frozen(
+    proxied_server: ProxiedServer,
+    http: aiohttp.ClientSession,
+    org_number: tuple[uuid.UUID, str],
+    pool: Pool,
+) -> None:
+    async with proxied_server(voice_webhook_timeout_s=1.0) as (srv, proxy):
+        call = await answer_call(http, srv, srv.settings, org_number[1])
+        callbacks = status_callbacks(call.call_sid)
+        outcomes = "voxsouth_webhook_outcomes_total"
+        before = {r: await metric(srv, outcomes, outcome="db_timeout", route=r) for r in callbacks}
+        proxy.freeze()
+        for route, (path, form) in callbacks.items():
+            # Not stored, said quickly: SignalWire's request ends well before its own timeout.
+            assert await post_webhook(http, srv, srv.public_url + path, form) == (503, "")
+            after = await metric(srv, outcomes, outcome="db_timeout", route=route)
+            assert after == before[route] + 1, route
+
+        proxy.thaw()  # the same callbacks, delivered again, are stored once
+        for path, form in callbacks.values():
+            assert await post_webhook(http, srv, srv.public_url + path, form) == (204, "")
+    call_id = await pool.fetchval("SELECT id FROM calls WHERE call_sid = $1", call.call_sid)
+    assert await pool.fetchval("SELECT status FROM calls WHERE id = $1", call_id) == "in-progress"
+    stored = {
+        "call_status": """SELECT count(*) FROM feed_events
+                          WHERE call_id = $1 AND type = 'call_status'""",
+        "streams": "SELECT count(*) FROM media_streams WHERE call_id = $1",
+        "recordings": "SELECT count(*) FROM recordings WHERE call_id = $1",
+    }
+    assert {k: await pool.fetchval(q, call_id) for k, q in stored.items()} == dict.fromkeys(
+        stored, 1
+    )
+
+
+async def test_a_consent_answer_the_database_cannot_take_is_asked_again(
+    proxied_server: ProxiedServer,
+    http: aiohttp.ClientSession,
+    org_number: tuple[uuid.UUID, str],
+    pool: Pool,
+) -> None:
+    async with proxied_server(voice_webhook_timeout_s=1.0) as (srv, proxy):
+        call = await answer_call(http, srv, srv.settings, org_number[1])
+        url = f"{srv.public_url}/laml/consent"
+        press = {"CallSid": call.call_sid, "Digits": "2"}
+        outcomes = "voxsouth_webhook_outcomes_total"
+        asked, gave_up = ({"outcome": o, "route": "consent"} for o in ("db_timeout", "db_gave_up"))
+        before = await metric(srv, outcomes, **asked), await metric(srv, outcomes, **gave_up)
+        proxy.freeze()
+        status, laml = await post_webhook(http, srv, url, press)
+        # The caller is told and asked again; their next press comes to the next attempt.
+        assert status == 200 and isinstance(laml, ET.Element)
+        assert [(e.tag, e.get("action")) for e in laml] == [("Gather", f"{url}?attempt=2")]
+        assert [(e.tag, e.text) for e in laml[0]] == [("Say", ASK_AGAIN_PROMPT)]
+        assert await metric(srv, outcomes, **asked) == before[0] + 1
+
+        # The last attempt still frozen: the caller is told to call again, not left in silence.
+        status, laml = await post_webhook(http, srv, f"{url}?attempt={CONSENT_ATTEMPTS}", press)
+        assert status == 200 and isinstance(laml, ET.Element)
+        assert [(e.tag, e.text) for e in laml] == [("Say", CALL_BACK_LATER), ("Hangup", None)]
+        assert await metric(srv, outcomes, **gave_up) == before[1] + 1
+
+        # Postgres back: the press asked again is stored, and the call goes on.
+        proxy.thaw()
+        status, laml = await post_webhook(http, srv, f"{url}?attempt=2", press)
+        assert status == 200 and isinstance(laml, ET.Element)
+        assert laml[0].tag == "Say" and laml[0].text == "This call will not be recorded."
+    row = await pool.fetchrow(
+        "SELECT id, recording_consent, consent_verified_by FROM calls WHERE call_sid = $1",
+        call.call_sid,
+    )
+    assert row is not None
+    assert (row["recording_consent"], row["consent_verified_by"]) == (False, "detector:keypad")
+    presses = await pool.fetchval(
+        "SELECT count(*) FROM consent_events WHERE call_id = $1 AND detector = 'keypad'",
+        row["id"],
+    )
+    assert presses == 1  # the frozen presses and the stored one: one piece of evidence
 
 
 async def test_a_stream_that_cannot_be_admitted_in_time_is_told_to_try_again(
