@@ -205,7 +205,7 @@ async def test_a_service_that_answers_too_slowly_is_replaced_without_double_word
             transcription_engine="deepgram", deepgram_api_key=KEY, deepgram_url=fake.url
         )
         async with start_server(**settings) as srv:
-            report = await play(srv, one_party_org, speed=1.0)
+            report = await play(srv, one_party_org, speed=2.0)
     assert standins._value.get() >= before + 3  # all but the last, heard at the end
     expected, heard = said_by(report), heard_by(report)
     assert recall(expected["agent"], heard["agent"]) >= 0.7, heard
