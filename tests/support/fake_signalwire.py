@@ -195,6 +195,12 @@ class FakeSignalWire:
             await behaviour.release.wait()
         return None
 
+    async def _answer_first(self, operation: str, request: web.Request) -> web.Response | None:
+        """What a request gets before its operation is looked at: the scripted behaviour, then
+        the credentials' check; None to go on."""
+        scripted = await self._scripted(operation)
+        return scripted if scripted is not None else self._refused(request)
+
     def _refused(self, request: web.Request) -> web.Response | None:
         """401 for wrong credentials, 404 for another account's path, else None."""
         expected = f"{self.project_id}:{self.api_token}"
@@ -229,12 +235,8 @@ class FakeSignalWire:
                                 dict(request.headers))
             )  # fmt: skip
             self._arrived.notify_all()
-        scripted = await self._scripted("caller_id")
-        if scripted is not None:
-            return None, scripted
-        refused = self._refused(request)
-        if refused is not None:
-            return None, refused
+        if (early := await self._answer_first("caller_id", request)) is not None:
+            return None, early
         if parsed is None:
             return None, web.json_response(create_error_body("400", "invalid JSON"), status=400)
         return parsed, None
@@ -284,12 +286,8 @@ class FakeSignalWire:
 
     async def _create(self, request: web.Request) -> web.Response:
         form = await self._record("create", request)
-        scripted = await self._scripted("create")
-        if scripted is not None:
-            return scripted
-        refused = self._refused(request)
-        if refused is not None:
-            return refused
+        if (early := await self._answer_first("create", request)) is not None:
+            return early
         fields: dict[str, list[str]] = {}
         for key, value in form:
             fields.setdefault(key, []).append(value)
@@ -386,12 +384,8 @@ class FakeSignalWire:
 
     async def _fetch(self, request: web.Request) -> web.Response:
         await self._record("fetch", request)
-        scripted = await self._scripted("fetch")
-        if scripted is not None:
-            return scripted
-        refused = self._refused(request)
-        if refused is not None:
-            return refused
+        if (early := await self._answer_first("fetch", request)) is not None:
+            return early
         call = self.calls.get(request.match_info["call_sid"])
         if call is None:
             return web.json_response(error_body(404), status=404)
@@ -399,12 +393,8 @@ class FakeSignalWire:
 
     async def _update(self, request: web.Request) -> web.Response:
         form = dict(await self._record("update", request))
-        scripted = await self._scripted("update")
-        if scripted is not None:
-            return scripted
-        refused = self._refused(request)
-        if refused is not None:
-            return refused
+        if (early := await self._answer_first("update", request)) is not None:
+            return early
         call = self.calls.get(request.match_info["call_sid"])
         if call is None:
             return web.json_response(error_body(404), status=404)
@@ -429,12 +419,8 @@ class FakeSignalWire:
 
     async def _create_recording(self, request: web.Request) -> web.Response:
         form = await self._record("create_recording", request)
-        scripted = await self._scripted("create_recording")
-        if scripted is not None:
-            return scripted
-        refused = self._refused(request)
-        if refused is not None:
-            return refused
+        if (early := await self._answer_first("create_recording", request)) is not None:
+            return early
         call_sid = request.match_info["call_sid"]
         call = self.calls.get(call_sid)
         if call is None:
@@ -488,12 +474,8 @@ class FakeSignalWire:
 
     async def _update_recording(self, request: web.Request) -> web.Response:
         form = dict(await self._record("update_recording", request))
-        scripted = await self._scripted("update_recording")
-        if scripted is not None:
-            return scripted
-        refused = self._refused(request)
-        if refused is not None:
-            return refused
+        if (early := await self._answer_first("update_recording", request)) is not None:
+            return early
         recording = self.recordings.get(request.match_info["recording_sid"])
         if recording is None or recording["call_sid"] != request.match_info["call_sid"]:
             return web.json_response(error_body(404), status=404)
