@@ -53,6 +53,12 @@ class StreamStarted(StreamEvent):
     """The server process serving the stream (which owns its row until it ends), carried in the
     event so that a replay from the journal by a later process still names the one that opened
     it; None where no process registered (and for events journaled before it was recorded)."""
+    connection: int = 1
+    """Which connection of the stream this is (the same `streamSid` may reconnect): each has
+    its own record."""
+    offset_ms: int = 0
+    """Where the stream's audio begins on the call's clock (a later stream of a call starts
+    after the earlier ones)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +86,7 @@ class StreamStopped(StreamEvent):
     tracks: tuple[TrackStats, ...]
     messages_lost: int
     """Gaps in the global sequenceNumber (any message type)."""
+    connection: int = 1
 
 
 @dataclass(frozen=True, slots=True)

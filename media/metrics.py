@@ -1,16 +1,30 @@
 """Prometheus metrics of the media plane (default registry; server/ exposes it on /metrics).
 
-Labels are bounded sets (track, reason kind); never call or stream ids.
+Labels are bounded sets (track, reason kind); never call or stream ids. Every gauge says how a
+server of several worker processes (server.workers) adds up its workers' values
+(`multiprocess_mode`; the `live` modes forget a worker once it has exited).
 """
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-STREAMS_ACTIVE = Gauge("voxsouth_media_streams_active", "Media streams open on this process.")
-CALLS_ACTIVE = Gauge("voxsouth_media_calls_active", "Calls with at least one open media stream.")
+STREAMS_ACTIVE = Gauge(
+    "voxsouth_media_streams_active",
+    "Media streams open on this server.",
+    multiprocess_mode="livesum",
+)
+CALLS_ACTIVE = Gauge(
+    "voxsouth_media_calls_active",
+    "Calls with at least one open media stream.",
+    multiprocess_mode="livesum",
+)
 STREAMS_TOTAL = Counter(
     "voxsouth_media_streams_total", "Media streams ended, by how they ended.", ["outcome"]
+)
+STREAMS_RESUMED = Counter(
+    "voxsouth_media_streams_resumed_total",
+    "Streams that took over a call from an earlier, dropped stream of it on this process.",
 )
 STREAM_ERRORS = Counter(
     "voxsouth_media_stream_errors_total",
@@ -50,6 +64,8 @@ OFFLINE_PARTIALS_ACTIVE = Gauge(
     "voxsouth_offline_partials_active",
     "1 while the offline engine had a worker to spare for the latest partial decode asked for, "
     "0 while partials are shed under load.",
+    # The latest asked for, whichever worker asked: a worker with no calls would hold a min at 0.
+    multiprocess_mode="livemostrecent",
 )
 TRANSCRIPTION_LATENCY = Histogram(
     "voxsouth_transcription_latency_seconds",
@@ -62,7 +78,9 @@ TRANSCRIPTION_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0),
 )
 TRANSCRIPTION_QUEUE = Gauge(
-    "voxsouth_transcription_queue_depth", "Utterances waiting for a transcription worker."
+    "voxsouth_transcription_queue_depth",
+    "Utterances waiting for a transcription worker.",
+    multiprocess_mode="livesum",
 )
 CLOUD_ERRORS = Counter(
     "voxsouth_cloud_transcription_errors_total",
@@ -74,6 +92,7 @@ CLOUD_CIRCUIT_OPEN = Gauge(
     "voxsouth_cloud_transcription_circuit_open",
     "1 while new streams skip a cloud service that keeps failing (the offline engine hears them).",
     ["service"],
+    multiprocess_mode="livemax",  # each worker has its own circuit: 1 if any skips the service
 )
 CLOUD_STANDINS = Counter(
     "voxsouth_cloud_transcription_standins_total",

@@ -16,9 +16,9 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Literal, TypeAlias
 
@@ -28,7 +28,14 @@ from websockets.http11 import Request, Response
 
 from media import metrics
 from media.codecs import UnsupportedFormat
-from media.events import ConsentEvidence, ConsentVerdict, EscalationRaised, MediaEvent, Track
+from media.events import (
+    ConsentEvidence,
+    ConsentVerdict,
+    EscalationRaised,
+    MediaEvent,
+    StreamStopped,
+    Track,
+)
 from media.protocol import (
     CLOSE_INTERNAL_ERROR,
     CLOSE_NORMAL,
@@ -66,6 +73,12 @@ class CallAdmission:
     state: CallState
     policy: CallPolicy = CallPolicy()
     hearing: Hearing = "deployment"
+    call_began_at: float | None = None
+    """When the call's first stream began (Unix time), if a stream of it was opened before:
+    a stream resuming the call where no session of it is kept (another process, or after the
+    grace) is placed on the call's clock by it."""
+    stream_connections: Mapping[str, int] = field(default_factory=dict)
+    """Connections opened so far by stream: the same stream reconnecting is the next one."""
 
 
 CallGate: TypeAlias = Callable[[StreamGrant], Awaitable[CallAdmission]]
@@ -95,6 +108,9 @@ class MediaServerConfig:
     """From `start` to an admitted stream (token, call gate): past it, the server is behind
     (1013, try again later)."""
     finish_timeout_s: float = 10.0
+    resume_grace_s: float = 15.0
+    """How long a call whose stream dropped keeps its clock and detectors for a stream that
+    resumes it; its consent verdict waits as long (a disconnect is not the call's end)."""
     cloud_circuit_failures: int = 3
     """Cloud sessions failing in a row before new streams skip the service for a while."""
     cloud_circuit_reset_s: float = 30.0
@@ -109,7 +125,8 @@ class _FrameCounter:
 
     def __init__(self, session: CallSession) -> None:
         self._session = session
-        self._reported: dict[Track, int] = {}
+        # From where this connection takes over: the call's earlier streams were counted.
+        self._reported = {t: p.frames_received for t, p in session.tracks.items()}
 
     def report(self) -> None:
         for track, pipeline in self._session.tracks.items():
@@ -117,6 +134,38 @@ class _FrameCounter:
             if delta := received - self._reported.get(track, 0):
                 metrics.FRAMES_RECEIVED.labels(track).inc(delta)
                 self._reported[track] = received
+
+
+class _Connection:
+    """One websocket carrying a stream of a call."""
+
+    __slots__ = ("ws", "parser", "started_at", "session", "decodes", "superseded")
+
+    def __init__(self, ws: ServerConnection) -> None:
+        self.ws = ws
+        self.parser = StreamParser()
+        self.started_at = 0.0
+        """When its `start` arrived (monotonic): of two connections of a call, the later is
+        the live one, whichever was admitted first."""
+        self.session: CallSession | None = None
+        """The call's session, once the connection carries it."""
+        self.decodes = _StreamDecodes()
+        self.superseded: StreamStopped | None = None
+        """Its record, once a newer connection of the call took over (this one was cut
+        without noticing): taken then, before the newer one changed the session."""
+
+
+class _LiveCall:
+    """A call's session on this node, kept across its streams: the connection carrying it
+    (None between a drop and a resume), and when its first stream began (the call's clock)."""
+
+    __slots__ = ("session", "current", "began_at", "expiry")
+
+    def __init__(self, session: CallSession, began_at: float) -> None:
+        self.session = session
+        self.current: _Connection | None = None
+        self.began_at = began_at
+        self.expiry: asyncio.TimerHandle | None = None
 
 
 class _StreamDecodes:
@@ -195,17 +244,18 @@ class MediaServer:
         self._sink = sink
         self._monotonic = monotonic
         self._wall_clock = wall_clock
-        self._streams_per_call: collections.Counter[object] = collections.Counter()
-        self._sessions: dict[uuid.UUID, set[CallSession]] = collections.defaultdict(set)
+        self._calls: dict[uuid.UUID, _LiveCall] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+        """Superseded connections' closing handshakes (a reference keeps each task alive)."""
         self._shutting_down = False
 
     def apply_consent(
         self, call_id: uuid.UUID, verdict: ConsentVerdict, *, by_person: bool
     ) -> None:
         """A consent verdict from outside the stream (an agent, the keypad flow, another
-        node): the call's streams on this node release or drop what they hold."""
-        for session in self._sessions.get(call_id, ()):
-            self._emit(session.apply_consent(verdict, by_person=by_person))
+        node): the call's session on this node releases or drops what it holds."""
+        if (live := self._calls.get(call_id)) is not None:
+            self._emit(live.session.apply_consent(verdict, by_person=by_person))
 
     def _emit(self, events: list[MediaEvent]) -> None:
         for event in events:
@@ -216,8 +266,12 @@ class MediaServer:
             self._sink(event)
 
     def begin_shutdown(self) -> None:
-        """Streams closed from now on are recorded as `server_shutdown`, not `disconnected`."""
+        """Streams closed from now on are recorded as `server_shutdown`, not `disconnected`,
+        and calls waiting for a stream to resume them are closed now."""
         self._shutting_down = True
+        for call_id, live in list(self._calls.items()):
+            if live.current is None:
+                self._close_call(call_id)
 
     def serve(self, sock: socket.socket) -> AbstractAsyncContextManager[Server]:
         """The websockets server on an already bound socket (use as an async context)."""
@@ -242,20 +296,19 @@ class MediaServer:
         return None
 
     async def handle(self, ws: ServerConnection) -> None:
-        parser = StreamParser()
-        session: CallSession | None = None
-        decodes = _StreamDecodes()
+        conn = _Connection(ws)
+        parser = conn.parser
         outcome = "unknown"
         try:
             start = await self._await_start(ws, parser)
-            session = await self._open(start, decodes)
-            outcome = await self._stream(ws, parser, session, decodes)
+            conn.started_at = self._monotonic()
+            outcome = await self._stream(parser, await self._open(start, conn), conn)
         except StreamProtocolError as exc:
             outcome = exc.kind
             metrics.STREAM_ERRORS.labels(exc.kind).inc()
             await ws.close(exc.close_code, exc.reason)
         except ConnectionClosed:
-            outcome = self._gone()
+            outcome = self._gone(conn)
         except Exception:
             outcome = "internal_error"
             log.exception("media stream failed")
@@ -263,10 +316,10 @@ class MediaServer:
             await ws.close(CLOSE_INTERNAL_ERROR, "internal error")
         finally:
             # A stream never opened was the client's fault unless the server said otherwise.
-            opened = session is not None or outcome in _SERVER_FAULTS
+            opened = conn.session is not None or outcome in _SERVER_FAULTS
             metrics.STREAMS_TOTAL.labels(outcome if opened else "rejected").inc()
-            if session is not None:
-                await self._finish(session, decodes, outcome, parser.messages_lost)
+            if conn.session is not None:
+                await self._finish(conn.session, conn, outcome)
 
     async def _await_start(self, ws: ServerConnection, parser: StreamParser) -> Start:
         """The stream's `start`, within the start budget: only the client's part is timed."""
@@ -283,18 +336,15 @@ class MediaServer:
                 "start_timeout", "no start message in time", CLOSE_POLICY_VIOLATION
             ) from None
 
-    async def _stream(
-        self,
-        ws: ServerConnection,
-        parser: StreamParser,
-        session: CallSession,
-        decodes: _StreamDecodes,
-    ) -> str:
+    async def _stream(self, parser: StreamParser, session: CallSession, conn: _Connection) -> str:
+        ws, decodes = conn.ws, conn.decodes
         guard = FloodGuard(self.config.flood_rate_per_s, self.config.flood_burst)
         messages = 0
         frames = _FrameCounter(session)
         try:
             async for message in ws:
+                if conn.superseded is not None:
+                    break  # the call is another connection's now: what this one still had
                 now = self._monotonic()
                 if not guard.allow(now):
                     raise StreamProtocolError(
@@ -326,11 +376,13 @@ class MediaServer:
                     return "stop"
                 elif isinstance(msg, UnknownEvent):
                     metrics.STREAM_ERRORS.labels("unknown_event").inc()
-            return self._gone()
+            return self._gone(conn)
         finally:
             frames.report()
 
-    def _gone(self) -> str:
+    def _gone(self, conn: _Connection) -> str:
+        if conn.superseded is not None:
+            return "superseded"
         return "server_shutdown" if self._shutting_down else "disconnected"
 
     async def _admit(self, start: Start) -> tuple[StreamGrant, CallAdmission]:
@@ -361,42 +413,94 @@ class MediaServer:
                 CLOSE_POLICY_VIOLATION,
             ) from None
 
-    async def _open(self, start: Start, decodes: _StreamDecodes) -> CallSession:
+    async def _open(self, start: Start, conn: _Connection) -> CallSession:
         grant, admission = await self._admit(start)
-        streamed = None
+        session = self._attach(start, grant, admission, conn)
+        decodes = conn.decodes
         hearing = admission.hearing
         cloud = self._cloud if hearing == "deployment" else hearing
         if isinstance(cloud, CloudEngine):
-            streamed = StreamedTranscription(
+            decodes.streamed = StreamedTranscription(
                 cloud,
                 self._circuit(cloud),
                 emit=self._emit,
                 offline=lambda s, ready: self._transcribe_offline(s, ready, decodes),
                 monotonic=self._monotonic,
             )
+            decodes.streamed.open(session)
+        session.set_audio_sink(decodes.streamed.audio if decodes.streamed is not None else None)
+        self._sink(session.started_event())
+        return session
+
+    def _attach(
+        self, start: Start, grant: StreamGrant, admission: CallAdmission, conn: _Connection
+    ) -> CallSession:
+        """The call's session, carried by `conn` from now: a new one for the call's first
+        stream on this node, or the one a dropped (or silently cut) stream left, resumed on
+        the call's clock."""
+        session = self._session_for(start, grant, admission, conn)
+        self._calls[grant.call_id].current = conn
+        conn.session = session
+        metrics.STREAMS_ACTIVE.inc()
+        self._count_calls()
+        return session
+
+    def _session_for(
+        self, start: Start, grant: StreamGrant, admission: CallAdmission, conn: _Connection
+    ) -> CallSession:
+        # Streams are placed on the call's clock by when their `start` arrived: the admission
+        # in between (a database lookup) takes its own, varying, time.
+        now = conn.started_at
         try:
-            session = CallSession(
-                start,
-                org_id=grant.org_id,
-                call_id=grant.call_id,
-                config=self.config.session,
-                vad_factory=lambda: WebRtcVoiceDetector(self.config.vad_aggressiveness),
-                policy=admission.policy,
-                audio_sink=streamed.audio if streamed is not None else None,
-            )
+            live = self._calls.get(grant.call_id)
+            if live is None:
+                offset_ms = 0
+                if (began := admission.call_began_at) is not None:
+                    arrived = self._wall_clock() - (self._monotonic() - now)
+                    offset_ms = max(0, round((arrived - began) * 1000))
+                session = CallSession(
+                    start,
+                    org_id=grant.org_id,
+                    call_id=grant.call_id,
+                    config=self.config.session,
+                    vad_factory=lambda: WebRtcVoiceDetector(self.config.vad_aggressiveness),
+                    policy=admission.policy,
+                    offset_ms=offset_ms,
+                    connection=admission.stream_connections.get(start.stream_sid, 0) + 1,
+                )
+                self._calls[grant.call_id] = _LiveCall(session, now - offset_ms / 1000)
+                return session
+            if live.current is not None:
+                if live.current.started_at > conn.started_at:
+                    # Admitted after a newer connection of the call: that one is live.
+                    raise StreamProtocolError(
+                        "superseded", "superseded by a new connection", CLOSE_NORMAL
+                    )
+                self._supersede(live.current, live.session)
+            live.session.resume(start, round((now - live.began_at) * 1000))
         except UnsupportedFormat as exc:
             raise StreamProtocolError(
                 "unsupported_format", str(exc), CLOSE_UNSUPPORTED_DATA
             ) from None
-        if streamed is not None:
-            streamed.open(session)
-            decodes.streamed = streamed
-        metrics.STREAMS_ACTIVE.inc()
-        self._streams_per_call[grant.call_id] += 1
-        self._sessions[grant.call_id].add(session)
-        metrics.CALLS_ACTIVE.set(len(self._streams_per_call))
-        self._sink(session.started_event())
-        return session
+        if live.expiry is not None:
+            live.expiry.cancel()
+            live.expiry = None
+        metrics.STREAMS_RESUMED.inc()
+        return live.session
+
+    def _supersede(self, old: _Connection, session: CallSession) -> None:
+        """A new connection of the call arrived while an older one is still open (it was cut
+        without either side noticing yet): the older one's open utterances are finished now,
+        its loop stops at its next message, and its socket is closed."""
+        old.superseded = session.stopped_event("superseded", old.parser.messages_lost)
+        for ready in session.finish():
+            self._transcribe(session, ready, old.decodes)
+        task = asyncio.create_task(old.ws.close(CLOSE_NORMAL, "superseded by a new connection"))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def _count_calls(self) -> None:
+        metrics.CALLS_ACTIVE.set(sum(live.current is not None for live in self._calls.values()))
 
     def _circuit(self, cloud: CloudEngine) -> ServiceCircuit:
         key = _circuit_key(cloud)
@@ -508,12 +612,22 @@ class MediaServer:
     async def _finish(
         self,
         session: CallSession,
-        decodes: _StreamDecodes,
+        conn: _Connection,
         outcome: str,
-        messages_lost: int,
     ) -> None:
-        for ready in session.finish():
-            self._transcribe(session, ready, decodes)
+        decodes = conn.decodes
+        live = self._calls[session.call_id]
+        carrier = session.carrier
+        metrics.STREAMS_ACTIVE.dec()
+        if conn.superseded is None:  # a superseded connection was finished when it was cut
+            live.current = None
+            self._count_calls()
+            for ready in session.finish():
+                self._transcribe(session, ready, decodes)
+        # This connection's record as it ends; kept should another take the call over while
+        # its last words are transcribed below.
+        messages_lost = conn.parser.messages_lost
+        stopped = conn.superseded or session.stopped_event(outcome, messages_lost)
         if decodes.streamed is not None:
             await decodes.streamed.finish()  # its stand-ins join `pending` below
         decodes.void_early()
@@ -525,21 +639,36 @@ class MediaServer:
                 self._lose(session, pending.pop(future), skipped=True)
                 future.cancel()
                 metrics.DROPPED_WORK.labels("transcription_after_stream_end").inc()
-        self._emit(session.settle())
-        for track, pipeline in session.tracks.items():
-            metrics.FRAMES_LOST.labels(track).inc(pipeline.frames_lost)
-            metrics.AUDIO_LOST.labels(track).inc(
-                pipeline.samples_lost / pipeline.decoder.output_rate
+        # Another connection may have resumed the call meanwhile (and even ended): then the
+        # call is that one's to settle and close.
+        resumed = conn.superseded is not None or session.carrier != carrier
+        if not resumed:
+            stopped = session.stopped_event(outcome, messages_lost)
+            if outcome != "disconnected":
+                # The stream ended for good (or for a fault of its own): consent is decided on
+                # what was heard. After a drop it waits for a stream to resume the call.
+                self._emit(session.settle())
+        for track_stats in stopped.tracks:
+            metrics.FRAMES_LOST.labels(track_stats.track).inc(track_stats.frames_lost)
+            metrics.AUDIO_LOST.labels(track_stats.track).inc(track_stats.audio_lost_ms / 1000)
+        self._sink(stopped)
+        if resumed:
+            return
+        if self._shutting_down:
+            self._close_call(session.call_id)
+        else:
+            live.expiry = asyncio.get_running_loop().call_later(
+                self.config.resume_grace_s, self._close_call, session.call_id
             )
-        self._sink(session.stopped_event(outcome, messages_lost))
-        metrics.HELD_DROPPED.inc(session.held_dropped)
-        metrics.STREAMS_ACTIVE.dec()
-        self._streams_per_call[session.call_id] -= 1
-        self._sessions[session.call_id].discard(session)
-        if self._streams_per_call[session.call_id] <= 0:
-            del self._streams_per_call[session.call_id]
-            self._sessions.pop(session.call_id, None)
-        metrics.CALLS_ACTIVE.set(len(self._streams_per_call))
+
+    def _close_call(self, call_id: uuid.UUID) -> None:
+        """No stream resumed the call in time (or the server is stopping): what is left to
+        decide is decided, and content still held for consent is dropped."""
+        live = self._calls.pop(call_id)
+        if live.expiry is not None:
+            live.expiry.cancel()
+        self._emit(live.session.close())
+        metrics.HELD_DROPPED.inc(live.session.held_dropped)
 
 
 __all__ = [

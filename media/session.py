@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TypeAlias
 
-from media.codecs import Decoder, level_dbfs, parse_format
+from media.codecs import Decoder, UnsupportedFormat, level_dbfs, parse_format
 from media.detectors.consent import ConsentFinding, ConsentTracker, PlayedDisclosure
 from media.detectors.rules import Fired, Rule, RuleEngine
 from media.events import (
@@ -101,11 +101,13 @@ class DecodeRank(IntEnum):
 @dataclass(frozen=True, slots=True)
 class UtteranceReady:
     """An utterance to transcribe (or, if early or partial, to decode ahead: see
-    `media.vad.UtteranceKind`), and when its last voiced frame arrived (monotonic)."""
+    `media.vad.UtteranceKind`), when its last voiced frame arrived (monotonic), and the stream
+    that carried it (its segment names that stream, though another may have taken over)."""
 
     track: Track
     utterance: Utterance
     speech_ended_at: float
+    stream_sid: str = ""
 
 
 class TrackPipeline:
@@ -116,12 +118,12 @@ class TrackPipeline:
         decoder: Decoder,
         endpointer: Endpointer,
         observer: FrameObserver | None = None,
-        sink: AudioSink | None = None,
     ) -> None:
         self.decoder = decoder
         self.endpointer = endpointer
         self._observer = observer
-        self._sink = sink
+        self.sink: AudioSink | None = None
+        """Where each payload goes besides the endpointer (a streaming service)."""
         self.frames_received = 0
         self.frames_lost = 0
         self.samples_lost = 0
@@ -133,6 +135,8 @@ class TrackPipeline:
         self.last_voiced_at = 0.0
         self._last_chunk: int | None = None
         self._pending = bytearray()
+        self._stream_base = (0, 0, 0, 0)
+        """The counters above when the current stream took over: its record counts from there."""
 
     def feed(self, chunk: int, payload: bytes, now: float) -> list[Utterance]:
         """Raises ValueError for a payload the decoder cannot take."""
@@ -151,8 +155,8 @@ class TrackPipeline:
             self.samples_lost += lost_samples
             utterances += self._fill_gap(lost_samples)
         self._last_chunk = chunk
-        if self._sink is not None:
-            self._sink(payload, pcm, lost_samples)
+        if self.sink is not None:
+            self.sink(payload, pcm, lost_samples)
         size = self.endpointer.frame_bytes
         if not self._pending and len(pcm) == size:
             self._frame(pcm, now, utterances)  # the usual payload: one whole 20 ms frame
@@ -193,13 +197,33 @@ class TrackPipeline:
         ended.append(self.endpointer.skip(lost_samples))
         return [u for u in ended if u is not None]
 
+    def take_over(self, decoder: Decoder, *, new_stream: bool, at_sample: int) -> None:
+        """Another connection carries this track from here. A new stream numbers its chunks
+        from 1 again and its audio begins at `at_sample` on the track's clock: the audio in
+        between (not heard on any stream) is lost, once. The same stream reconnecting goes on
+        numbering its chunks, so its gap shows in them as any other gap does. The previous
+        connection's utterance was finished with it (`CallSession.finish`)."""
+        self.decoder = decoder
+        self._pending.clear()
+        self._stream_base = (
+            self.frames_received, self.frames_lost, self.samples_lost, self.utterances_skipped,
+        )  # fmt: skip
+        self.transcription_error = None
+        if new_stream:
+            self._last_chunk = None
+            if (lost := at_sample - self.endpointer.sample_clock) > 0:
+                self.samples_lost += lost  # on the new stream's record: where it shows
+                self.endpointer.skip(lost)
+
     def stats(self, track: Track) -> TrackStats:
+        """The current stream's accounting (from when it took the track over)."""
+        frames, frames_lost, samples_lost, skipped = self._stream_base
         return TrackStats(
             track=track,
-            frames_received=self.frames_received,
-            frames_lost=self.frames_lost,
-            audio_lost_ms=self.samples_lost * 1000 // self.decoder.output_rate,
-            utterances_skipped=self.utterances_skipped,
+            frames_received=self.frames_received - frames,
+            frames_lost=self.frames_lost - frames_lost,
+            audio_lost_ms=(self.samples_lost - samples_lost) * 1000 // self.decoder.output_rate,
+            utterances_skipped=self.utterances_skipped - skipped,
             transcription_error=self.transcription_error,
         )
 
@@ -214,16 +238,25 @@ class CallSession:
         config: SessionConfig,
         vad_factory: Callable[[], VoiceDetector],
         policy: CallPolicy = CallPolicy(),
-        audio_sink: StreamAudioSink | None = None,
+        offset_ms: int = 0,
+        connection: int = 1,
     ) -> None:
-        """Raises media.codecs.UnsupportedFormat for a media format it cannot decode, and
-        ValueError for a rule set that does not hold together."""
+        """`offset_ms` and `connection`: where the stream begins on the call's clock and which
+        connection of it this is, when it resumes a call of which nothing is kept here (its
+        detectors start afresh). Raises media.codecs.UnsupportedFormat for a media format it
+        cannot decode, and ValueError for a rule set that does not hold together."""
         self.start = start
+        """The stream carrying the call now (`resume` hands the call to the next one)."""
+        self.connection = connection
+        """Which connection of `start`'s stream this is: the same stream may reconnect."""
+        self._connections: dict[str, int] = {start.stream_sid: connection}
+        self.offset_ms = offset_ms
+        """Where the current stream began on the call's clock."""
         self.org_id = org_id
         self.call_id = call_id
         self._config = config
         self._vad_factory = vad_factory
-        self._audio_sink = audio_sink
+        self._audio_sink: StreamAudioSink | None = None
         self._format = parse_format(
             start.encoding, start.sample_rate, l16_big_endian=config.l16_big_endian
         )
@@ -247,6 +280,11 @@ class CallSession:
             self._pipeline(track)
         self.outbox += self._consent_events(self._consent.opening)
 
+    @property
+    def carrier(self) -> tuple[str, int]:
+        """The stream, and its connection, carrying the call now."""
+        return self.start.stream_sid, self.connection
+
     def _pipeline(self, track: Track) -> TrackPipeline:
         pipeline = self.tracks.get(track)
         if pipeline is None:
@@ -257,14 +295,56 @@ class CallSession:
             observer = None
             if self._rules is not None:
                 observer = self._frame_observer(track, self._rules)
-            sink = None
-            if (stream_sink := self._audio_sink) is not None:
-
-                def sink(payload: bytes, pcm: bytes, lost_samples: int) -> None:
-                    stream_sink(track, payload, pcm, lost_samples)
-
-            pipeline = self.tracks[track] = TrackPipeline(decoder, endpointer, observer, sink)
+            pipeline = self.tracks[track] = TrackPipeline(decoder, endpointer, observer)
+            pipeline.sink = self._track_sink(track)
+            # A track first heard on a later stream of the call starts where that stream does.
+            endpointer.skip(self.offset_ms * decoder.output_rate // 1000)
         return pipeline
+
+    def _track_sink(self, track: Track) -> AudioSink | None:
+        if (stream_sink := self._audio_sink) is None:
+            return None
+
+        def sink(payload: bytes, pcm: bytes, lost_samples: int) -> None:
+            stream_sink(track, payload, pcm, lost_samples)
+
+        return sink
+
+    def set_audio_sink(self, sink: StreamAudioSink | None) -> None:
+        """Where every track's payloads go from now on (the cloud transcription of the
+        connection carrying the call; None for none)."""
+        self._audio_sink = sink
+        for track, pipeline in self.tracks.items():
+            pipeline.sink = self._track_sink(track)
+
+    def resume(self, start: Start, at_ms: int) -> None:
+        """Another stream of the call, or the same stream reconnecting, carries it from here,
+        its audio beginning `at_ms` into the call (when its `start` arrived, against the first
+        stream's): every track's clock, the detectors and what is held for consent go on as if
+        the call had not been cut. The previous connection must have been finished first.
+        Raises media.codecs.UnsupportedFormat for a format the call's tracks cannot take (its
+        sample rate must stay the same)."""
+        fmt = parse_format(
+            start.encoding, start.sample_rate, l16_big_endian=self._config.l16_big_endian
+        )
+        rate = Decoder(fmt).output_rate
+        if any(p.decoder.output_rate != rate for p in self.tracks.values()):
+            raise UnsupportedFormat("a later stream of a call must keep the call's sample rate")
+        new_stream = start.stream_sid != self.start.stream_sid
+        self.connection = self._connections[start.stream_sid] = (
+            self._connections.get(start.stream_sid, 0) + 1
+        )
+        self.start, self._format = start, fmt
+        if new_stream:
+            self.offset_ms = at_ms
+        for pipeline in self.tracks.values():
+            pipeline.take_over(
+                Decoder(fmt),
+                new_stream=new_stream,
+                at_sample=at_ms * rate // 1000,
+            )
+        for track in start.tracks:
+            self._pipeline(track)
 
     def _frame_observer(self, track: Track, rules: RuleEngine) -> FrameObserver:
         needs_level = self._needs_level
@@ -287,6 +367,8 @@ class CallSession:
             encoding=self._format.encoding,
             sample_rate=self._format.sample_rate,
             server_id=self._config.server_id,
+            connection=self.connection,
+            offset_ms=self.offset_ms,
         )
 
     def on_media(self, msg: Media, now: float) -> Sequence[UtteranceReady]:
@@ -299,7 +381,8 @@ class CallSession:
         for u in ended:
             if u.final:
                 self._consent.expect(msg.track, u.start_ms)
-        return [UtteranceReady(msg.track, u, pipeline.last_voiced_at) for u in ended]
+        sid = self.start.stream_sid
+        return [UtteranceReady(msg.track, u, pipeline.last_voiced_at, sid) for u in ended]
 
     def _open_since(self) -> dict[Track, int | None]:
         return {t: p.endpointer.open_start_ms for t, p in self.tracks.items()}
@@ -328,7 +411,13 @@ class CallSession:
         """The segment (or nothing, while it is held), then what the detectors made of it."""
         utterance = ready.utterance
         return self._heard(
-            ready.track, utterance.start_ms, utterance.end_ms, result, engine, streamed=False
+            ready.track,
+            utterance.start_ms,
+            utterance.end_ms,
+            result,
+            engine,
+            streamed=False,
+            stream_sid=ready.stream_sid,
         )
 
     def on_streamed_final(
@@ -339,10 +428,21 @@ class CallSession:
         result: Transcription,
         engine: str,
         words: tuple[WordTiming, ...],
+        stream_sid: str,
     ) -> list[MediaEvent]:
-        """A streaming service's final words for `start_ms`..`end_ms` of the track: they settle
-        whichever of our utterances they cover (`ConsentTracker.on_streamed_text`)."""
-        return self._heard(track, start_ms, end_ms, result, engine, streamed=True, words=words)
+        """A streaming service's final words for `start_ms`..`end_ms` of the track, heard on
+        `stream_sid`: they settle whichever of our utterances they cover
+        (`ConsentTracker.on_streamed_text`)."""
+        return self._heard(
+            track,
+            start_ms,
+            end_ms,
+            result,
+            engine,
+            streamed=True,
+            words=words,
+            stream_sid=stream_sid,
+        )
 
     def on_partial(self, track: Track, start_ms: int, end_ms: int, text: str) -> list[MediaEvent]:
         """A speaker's words so far (a streaming service's partial, or the offline engine's
@@ -375,12 +475,13 @@ class CallSession:
         engine: str,
         *,
         streamed: bool,
+        stream_sid: str,
         words: tuple[WordTiming, ...] = (),
     ) -> list[MediaEvent]:
         segment = TranscriptSegment(
             org_id=self.org_id,
             call_id=self.call_id,
-            stream_sid=self.start.stream_sid,
+            stream_sid=stream_sid or self.start.stream_sid,
             track=track,
             start_ms=start_ms,
             end_ms=end_ms,
@@ -493,11 +594,12 @@ class CallSession:
         )
 
     def finish(self) -> list[UtteranceReady]:
-        """End of stream: the utterances still open on every track."""
+        """End of a connection: the utterances still open on every track."""
+        sid = self.start.stream_sid
         ready = []
         for track, pipeline in self.tracks.items():
             if (u := pipeline.endpointer.flush()) is not None:
-                ready.append(UtteranceReady(track, u, pipeline.last_voiced_at))
+                ready.append(UtteranceReady(track, u, pipeline.last_voiced_at, sid))
         return ready
 
     def settle(self) -> list[MediaEvent]:
@@ -505,10 +607,16 @@ class CallSession:
         longer waiting for utterances that will not be transcribed."""
         return self._consent_events(self._consent.flush())
 
-    def stopped_event(self, reason: str, messages_lost: int) -> StreamStopped:
-        """The last event; content still held for want of consent is dropped with it."""
+    def close(self) -> list[MediaEvent]:
+        """The call will not resume on this node: `settle`, and content still held for want
+        of consent is dropped."""
+        events = self.settle()
         self.held_dropped += len(self._held)
         self._held.clear()
+        return events
+
+    def stopped_event(self, reason: str, messages_lost: int) -> StreamStopped:
+        """The current connection's last event, with its own accounting."""
         return StreamStopped(
             org_id=self.org_id,
             call_id=self.call_id,
@@ -516,4 +624,5 @@ class CallSession:
             reason=reason,
             tracks=tuple(p.stats(t) for t, p in self.tracks.items()),
             messages_lost=messages_lost,
+            connection=self.connection,
         )

@@ -108,10 +108,11 @@ class ServiceClock:
 
     __slots__ = ("_rate", "_sent", "_shifts")
 
-    def __init__(self, sample_rate: int) -> None:
+    def __init__(self, sample_rate: int, origin: int = 0) -> None:
+        """`origin`: the track's clock (samples) when the service's audio begins."""
         self._rate = sample_rate
         self._sent = 0
-        self._shifts: list[tuple[int, int]] = [(0, 0)]
+        self._shifts: list[tuple[int, int]] = [(0, origin)]
         """(service sample, samples the track's clock is ahead from there): one per gap."""
 
     def sent(self, samples: int, lost_before: int) -> None:
@@ -131,10 +132,10 @@ class _Track:
         "finalized_to",
     )  # fmt: skip
 
-    def __init__(self, stream: StreamingTrack, mulaw: bool, rate: int) -> None:
+    def __init__(self, stream: StreamingTrack, mulaw: bool, rate: int, origin: int) -> None:
         self.stream = stream
         self.mulaw = mulaw
-        self.clock = ServiceClock(rate)
+        self.clock = ServiceClock(rate, origin)
         self.uncovered: list[UtteranceReady] = []
         self.late = 0
         self.stood_in_to = -1
@@ -164,12 +165,14 @@ class StreamedTranscription:
         self._offline = offline
         self._monotonic = monotonic
         self._session: CallSession | None = None
+        self._stream_sid = ""
         self._tracks: dict[Track, _Track] = {}
         self._finished = False
 
     def open(self, session: CallSession) -> None:
-        """Opens one upstream session per track of the stream."""
+        """Opens one upstream session per track of the session's current stream."""
         self._session = session
+        self._stream_sid = session.start.stream_sid
         if not self._circuit.allow():
             # The service keeps failing: this stream is the offline engine's from the start.
             for pipeline in session.tracks.values():
@@ -190,7 +193,8 @@ class StreamedTranscription:
                 on_result,
                 connect_timeout_s=self._engine.connect_timeout_s,
             )
-            self._tracks[track] = _Track(stream, mulaw, rate)
+            origin = pipeline.endpointer.sample_clock  # a later stream starts into the call
+            self._tracks[track] = _Track(stream, mulaw, rate, origin)
             stream.start()
 
     def audio(self, track: Track, payload: bytes, pcm: bytes, lost_samples: int) -> None:
@@ -276,7 +280,11 @@ class StreamedTranscription:
             WordTiming(w.text, clock.call_ms(w.start_ms), clock.call_ms(w.end_ms), w.confidence)
             for w in final.words
         )
-        self._emit(session.on_streamed_final(track, start, end, result, self._engine.name, words))
+        self._emit(
+            session.on_streamed_final(
+                track, start, end, result, self._engine.name, words, self._stream_sid
+            )
+        )
 
     def _fail(self, track: Track, error: ServiceError) -> None:
         state, session = self._tracks.pop(track, None), self._session

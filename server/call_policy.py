@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -125,7 +126,14 @@ async def admit(
     if row["status"] in calls.TERMINAL_STATUSES:
         return CallAdmission("ended")
     chosen = hearing(grant.org_id, row["transcription_engine"], row["api_key_sealed"])
-    return CallAdmission("active", policy_of(row, rule_rows), chosen)
+    began = row["streams_began_at"]
+    return CallAdmission(
+        "active",
+        policy_of(row, rule_rows),
+        chosen,
+        call_began_at=None if began is None else began.timestamp(),
+        stream_connections=Counter(row["stream_connections"] or ()),
+    )
 
 
 def policy_of(row: Mapping[str, Any], rule_rows: Sequence[Mapping[str, Any]]) -> CallPolicy:

@@ -175,7 +175,13 @@ async def call_admission(
                   t.engine AS transcription_engine, t.api_key_sealed,
                   (SELECT e.detector FROM consent_events e
                    WHERE e.call_id = c.id AND e.kind = 'disclosure' AND e.detector LIKE 'laml_%'
-                   ORDER BY e.created_at LIMIT 1) AS played_by
+                   ORDER BY e.created_at LIMIT 1) AS played_by,
+                  -- The call's streams a media server has opened so far (status callbacks
+                  -- make rows with no owner), for a stream resuming the call here.
+                  (SELECT min(s.started_at) FROM media_streams s
+                   WHERE s.call_id = c.id AND s.owner_id IS NOT NULL) AS streams_began_at,
+                  (SELECT array_agg(s.stream_sid) FROM media_streams s
+                   WHERE s.call_id = c.id AND s.owner_id IS NOT NULL) AS stream_connections
            FROM calls c JOIN organizations o ON o.id = c.org_id
                 LEFT JOIN org_transcription t ON t.org_id = c.org_id
            WHERE c.id = $1 AND c.org_id = $2""",
@@ -254,7 +260,7 @@ async def apply_stream_status(
                   CASE WHEN $4 = 'streaming' THEN $6::timestamptz END,
                   CASE WHEN $4 <> 'streaming' THEN $6::timestamptz END
            FROM calls WHERE call_sid = $1
-           ON CONFLICT (stream_sid) DO UPDATE SET
+           ON CONFLICT (stream_sid, connection) DO UPDATE SET
                name = COALESCE(media_streams.name, EXCLUDED.name),
                status = CASE WHEN media_streams.status = 'streaming' THEN EXCLUDED.status
                              ELSE media_streams.status END,
@@ -369,13 +375,14 @@ async def get_call(
     result = dict(call)
     # The call's parts, each a list of rows in its own order (the transcript only if asked).
     parts = {
-        "streams": """SELECT stream_sid, name, status, codec, sample_rate, tracks,
+        "streams": """SELECT stream_sid, connection, offset_ms, name, status, codec,
+                             sample_rate, tracks,
                              frames_received_inbound, frames_received_outbound,
                              frames_lost_inbound, frames_lost_outbound, audio_lost_ms,
                              utterances_skipped, transcription_error_inbound,
                              transcription_error_outbound, end_reason, error, started_at, stopped_at
                       FROM media_streams WHERE org_id = $1 AND call_id = $2
-                      ORDER BY created_at""",
+                      ORDER BY created_at, connection""",
         "consent_events": """SELECT id, kind, detector, verdict, track, offset_ms, evidence,
                                     segment_id, actor, occurred_at
                              FROM consent_events WHERE org_id = $1 AND call_id = $2

@@ -69,9 +69,9 @@ FEED_TYPES: dict[type[MediaEvent], str] = {
 # owner_id: the process serving the stream; a row the stream statusCallback made first has none.
 _STREAM_STARTED = """
 INSERT INTO media_streams (org_id, call_id, stream_sid, name, codec, sample_rate, tracks,
-                           status, started_at, owner_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, 'streaming', $8, $9)
-ON CONFLICT (stream_sid) DO UPDATE SET
+                           status, started_at, owner_id, connection, offset_ms)
+VALUES ($1, $2, $3, $4, $5, $6, $7, 'streaming', $8, $9, $10, $11)
+ON CONFLICT (stream_sid, connection) DO UPDATE SET
     name = COALESCE(media_streams.name, EXCLUDED.name),
     owner_id = COALESCE(EXCLUDED.owner_id, media_streams.owner_id),
     codec = EXCLUDED.codec,
@@ -84,9 +84,9 @@ INSERT INTO media_streams (org_id, call_id, stream_sid, status, frames_received_
                            frames_received_outbound, frames_lost_inbound, frames_lost_outbound,
                            audio_lost_ms, messages_lost, end_reason, stopped_at,
                            utterances_skipped, transcription_error_inbound,
-                           transcription_error_outbound)
-VALUES ($1, $2, $3, 'stopped', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-ON CONFLICT (stream_sid) DO UPDATE SET
+                           transcription_error_outbound, connection)
+VALUES ($1, $2, $3, 'stopped', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+ON CONFLICT (stream_sid, connection) DO UPDATE SET
     status = CASE WHEN media_streams.status = 'failed' THEN 'failed' ELSE 'stopped' END,
     frames_received_inbound = EXCLUDED.frames_received_inbound,
     frames_received_outbound = EXCLUDED.frames_received_outbound,
@@ -197,7 +197,8 @@ async def write_events(conn: Connection, events: Sequence[MediaEvent]) -> None:
         if isinstance(e, StreamStarted):
             await conn.execute(
                 _STREAM_STARTED, e.org_id, e.call_id, e.stream_sid, e.stream_name, e.encoding,
-                e.sample_rate, list(e.tracks), e.occurred_at, e.server_id,
+                e.sample_rate, list(e.tracks), e.occurred_at, e.server_id, e.connection,
+                e.offset_ms,
             )  # fmt: skip
         elif isinstance(e, StreamStopped):
             by_track = {t.track: t for t in e.tracks}
@@ -212,6 +213,7 @@ async def write_events(conn: Connection, events: Sequence[MediaEvent]) -> None:
                 e.occurred_at, sum(t.utterances_skipped for t in e.tracks),
                 inbound.transcription_error if inbound else None,
                 outbound.transcription_error if outbound else None,
+                e.connection,
             )  # fmt: skip
             await conn.execute(_CALL_LOSSES, e.call_id)
         elif isinstance(e, DtmfReceived):

@@ -532,8 +532,9 @@ def test_all_party_content_is_dropped_on_refusal_and_at_the_end_without_consent(
     refused = said(session, "inbound", "No, please don't record this.", 2.0)
     assert kinds(refused) == ["ConsentEvidence"]
     said(session, "inbound", "So about my bill.", 4.0)
-    assert session.stopped_event("stop", 0) is not None
-    assert session.held_dropped == 3
+    assert session.held_dropped == 2  # the two before the refusal
+    assert session.close() == []
+    assert session.held_dropped == 3  # and what came after it, when the call is closed
 
 
 def test_a_persons_verdict_is_not_overturned_by_the_detector() -> None:

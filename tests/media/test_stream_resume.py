@@ -1,0 +1,138 @@
+"""Streams that resume a call, over real sockets against the real server and Postgres: a
+connection that takes over from one cut without notice, and a stream resuming a call whose
+earlier streams another process served (placed on the call's clock by what Postgres holds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+from websockets.asyncio.client import connect
+
+from server.app import RunningServer
+from storage.db import Pool
+from storage.feed import NOTIFY_CHANNEL
+from tests.conftest import timeout
+from tests.media.test_media_server import closed_with, media, start
+from tests.support.calls import AnsweredCall, answer_call
+
+
+@pytest.fixture
+async def call(srv: RunningServer, org_number: tuple[uuid.UUID, str]) -> AnsweredCall:
+    async with aiohttp.ClientSession() as http:
+        return await answer_call(http, srv, srv.settings, org_number[1])
+
+
+async def rows(srv: RunningServer, call: AnsweredCall, count: int) -> list[dict[str, Any]]:
+    """The call's stream rows this server wrote, once `count` of them have ended."""
+    query = """SELECT s.stream_sid, s.connection, s.offset_ms, s.end_reason,
+                      s.frames_received_inbound, s.frames_lost_inbound, s.audio_lost_ms
+               FROM media_streams s JOIN calls c ON c.id = s.call_id
+               WHERE c.call_sid = $1 AND s.owner_id = $2 AND s.end_reason IS NOT NULL
+               ORDER BY s.created_at, s.connection"""
+    conn = await asyncpg.connect(srv.dsn)
+    try:
+        changed = asyncio.Event()
+        await conn.add_listener(NOTIFY_CHANNEL, lambda *_: changed.set())
+        async with asyncio.timeout(timeout(10)):
+            while len(found := await conn.fetch(query, call.call_sid, srv.process_id)) < count:
+                await changed.wait()
+                changed.clear()
+    finally:
+        await conn.close()
+    return [dict(r) for r in found]
+
+
+async def alert_stored(srv: RunningServer, call: AnsweredCall) -> None:
+    """Waits (bounded) for the call's first escalation in Postgres."""
+    conn = await asyncpg.connect(srv.dsn)
+    try:
+        stored = asyncio.Event()
+        await conn.add_listener(NOTIFY_CHANNEL, lambda *_: stored.set())
+        async with asyncio.timeout(timeout(10)):
+            while not await conn.fetchval(
+                """SELECT count(*) FROM escalations e JOIN calls c ON c.id = e.call_id
+                   WHERE c.call_sid = $1""",
+                call.call_sid,
+            ):
+                await stored.wait()
+                stored.clear()
+    finally:
+        await conn.close()
+
+
+async def test_a_connection_cut_without_notice_is_taken_over_by_the_next(
+    srv: RunningServer, call: AnsweredCall
+) -> None:
+    stream_sid = str(uuid.uuid4())
+    async with connect(srv.media_url) as first:
+        await first.send(start(call, streamSid=stream_sid))
+        for chunk in range(1, 51):
+            await first.send(media(chunk + 1, chunk))
+        # The operator key last: its alert in Postgres says the server has read all of it.
+        await first.send(json.dumps({"event": "dtmf", "dtmf": {"digit": "0"}}))
+        await alert_stored(srv, call)
+        # The first socket stays open, silent (its peer gone without a word): the same stream
+        # reconnects with its chunks going on, a second of them never delivered.
+        async with connect(srv.media_url) as second:
+            await second.send(start(call, streamSid=stream_sid))
+            assert await closed_with(first) == (1000, "superseded by a new connection")
+            for chunk in range(101, 151):
+                await second.send(media(chunk, chunk))
+            await second.send(json.dumps({"event": "stop"}))
+            await closed_with(second)
+
+    taken, resumed = await rows(srv, call, 2)
+    assert (taken["stream_sid"], taken["connection"], taken["end_reason"]) == (
+        stream_sid, 1, "superseded",
+    )  # fmt: skip
+    assert (taken["frames_received_inbound"], taken["audio_lost_ms"]) == (50, 0)
+    assert (resumed["stream_sid"], resumed["connection"], resumed["end_reason"]) == (
+        stream_sid, 2, "stop",
+    )  # fmt: skip
+    assert (resumed["frames_received_inbound"], resumed["frames_lost_inbound"]) == (50, 50)
+    assert resumed["audio_lost_ms"] == 1_000
+
+
+async def test_a_stream_resuming_a_call_begun_elsewhere_is_placed_on_its_clock(
+    srv: RunningServer, pool: Pool, call: AnsweredCall
+) -> None:
+    # Another process served the call's stream from 8 s ago, until it dropped.
+    earlier = str(uuid.uuid4())
+    await pool.execute(
+        """INSERT INTO media_streams (org_id, call_id, stream_sid, status, started_at, owner_id,
+                                      end_reason)
+           SELECT org_id, id, $2, 'stopped', $3, $4, 'disconnected'
+           FROM calls WHERE call_sid = $1""",
+        call.call_sid,
+        earlier,
+        datetime.now(UTC) - timedelta(seconds=8),
+        uuid.uuid4(),
+    )
+    for stream_sid in (earlier, str(uuid.uuid4())):  # the same stream, then a new one
+        async with connect(srv.media_url) as ws:
+            await ws.send(start(call, streamSid=stream_sid))
+            await ws.send(json.dumps({"event": "dtmf", "dtmf": {"digit": "0"}}))
+            await ws.send(json.dumps({"event": "stop"}))
+            await closed_with(ws)
+
+    same, new = await rows(srv, call, 2)
+    assert (same["stream_sid"], same["connection"]) == (earlier, 2)  # its own row, not the 1st
+    assert new["connection"] == 1
+    for row in (same, new):
+        assert 8_000 <= row["offset_ms"] < 8_000 + timeout(2) * 1000
+    # The operator key pressed on each: one alert, at its place on the call's clock (the
+    # second stream resumed the session the first left here, so the rule's cooldown held).
+    alerts = await pool.fetch(
+        """SELECT e.rule_name, e.start_ms FROM escalations e JOIN calls c ON c.id = e.call_id
+           WHERE c.call_sid = $1""",
+        call.call_sid,
+    )
+    assert [(a["rule_name"], a["start_ms"] >= 8_000) for a in alerts] == [("operator-key", True)]
