@@ -31,6 +31,7 @@ import uvloop
 from server.app import running
 from server.log_setup import configure_logging
 from server.settings import load_settings
+from storage.embedded import stop_embedded
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 
@@ -102,15 +103,6 @@ def terminate(proc: subprocess.Popen[str]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
-
-
-def stop_embedded(pgdata: Path) -> None:
-    """Stops the cluster this process started (pgserver keeps one handle per process)."""
-    if not (pgdata / "postmaster.pid").exists():
-        return
-    from pgserver.postgres_server import get_server
-
-    get_server(pgdata).cleanup()
 
 
 def run_bench(

@@ -15,7 +15,9 @@ WEBHOOK_OUTCOMES = Counter(
     ["route", "outcome"],
 )
 FEED_SUBSCRIBERS = Gauge(
-    "voxsouth_feed_subscribers", "Live feed clients connected to this process."
+    "voxsouth_feed_subscribers",
+    "Live feed clients connected to this server.",
+    multiprocess_mode="livesum",
 )
 FEED_EVENTS = Counter(
     "voxsouth_feed_events_total", "Feed events this process read and handed out, by type.", ["type"]

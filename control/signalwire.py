@@ -60,6 +60,7 @@ REQUESTS = Counter(
 CIRCUIT_OPEN = Gauge(
     "voxsouth_signalwire_circuit_open",
     "1 while a SignalWire client's circuit breaker is open or half-open, else 0.",
+    multiprocess_mode="livemax",  # each worker has its own client: 1 if any's circuit is open
 )
 
 T = TypeVar("T")

@@ -3,7 +3,8 @@
 `running(settings)` starts everything and yields the bound URLs; leaving it shuts down in the
 order that loses nothing: stop taking HTTP, close media streams (each finishes: open utterances
 are transcribed and its StreamStopped emitted), stop the transcription workers, flush the
-event writer (what Postgres cannot take goes to the journal), close the pool.
+event writer (what Postgres cannot take goes to the journal), close the pool. A worker of
+`voxsouth serve --workers N` runs the same, in the place its parent prepared (`WorkerPlace`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -92,20 +94,52 @@ class RunningServer:
     app: web.Application
 
 
+@dataclass(frozen=True, slots=True)
+class Listeners:
+    """The two listening sockets: bound here by one process, or by the parent of several."""
+
+    http: socket.socket
+    media: socket.socket
+
+    def close(self) -> None:
+        self.http.close()
+        self.media.close()
+
+
+@dataclass(frozen=True, slots=True)
+class ServerUrls:
+    http_url: str
+    """Where the server listens for HTTP (may differ from the public URL)."""
+    media_url: str
+    """The stream URL put in LaML."""
+    public_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerPlace:
+    """What the parent of `voxsouth serve --workers N` (server.workers) prepared for a worker:
+    the database resolved and migrated (its DSN is the worker's `database_url`), the listening
+    sockets bound, and a journal folder of the worker's own."""
+
+    listeners: Listeners
+    journal_dir: Path
+
+
 async def database_dsn(settings: Settings) -> str:
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()
     return await start_embedded(settings.data_dir / "postgres")
 
 
-async def open_database(settings: Settings) -> tuple[str, Pool]:
-    """The DSN and a migrated pool."""
+async def open_database(settings: Settings, *, migrated: bool = False) -> tuple[str, Pool]:
+    """The DSN and a pool on the migrated database (`migrated`: already done by a parent)."""
     dsn = await database_dsn(settings)
     pool = await create_pool(dsn, max_size=settings.db_pool_size)
-    async with pool.acquire() as conn:
-        applied = await migrate(conn)
-    for m in applied:
-        log.info("applied migration %04d_%s", m.version, m.name)
+    if not migrated:
+        async with pool.acquire() as conn:
+            applied = await migrate(conn)
+        for m in applied:
+            log.info("applied migration %04d_%s", m.version, m.name)
     return dsn, pool
 
 
@@ -172,12 +206,29 @@ def _signalwire_config(settings: Settings) -> SignalWireConfig | None:
     return None
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    return socket.create_server((host, port), reuse_port=False, backlog=1024)
+def bind_listeners(settings: Settings) -> Listeners:
+    """Binds the HTTP and media ports (0: the system picks one)."""
+    media = socket.create_server((settings.media_host, settings.media_port), backlog=1024)
+    try:
+        http = socket.create_server((settings.http_host, settings.http_port), backlog=1024)
+    except BaseException:
+        media.close()
+        raise
+    return Listeners(http=http, media=media)
+
+
+def server_urls(settings: Settings, listeners: Listeners) -> ServerUrls:
+    http_url = f"http://{settings.http_host}:{listeners.http.getsockname()[1]}"
+    media_port = listeners.media.getsockname()[1]
+    media_url = settings.media_public_url or f"ws://{settings.media_host}:{media_port}/media"
+    return ServerUrls(http_url, media_url, (settings.public_url or http_url).rstrip("/"))
 
 
 @asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[RunningServer]:
+async def running(
+    settings: Settings, place: WorkerPlace | None = None
+) -> AsyncIterator[RunningServer]:
+    """The whole server in this process; `place`: as a worker of several (server.workers)."""
     async with AsyncExitStack() as stack:
         engine_task = None
         deployment_keys = _deployment_keys(settings)
@@ -190,7 +241,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
             # Load the model while Postgres starts: both take a moment.
             engine_task = asyncio.create_task(asyncio.to_thread(_load_engine, settings))
         try:
-            dsn, pool = await open_database(settings)
+            dsn, pool = await open_database(settings, migrated=place is not None)
         except BaseException:
             if engine_task is not None:
                 engine_task.cancel()
@@ -224,20 +275,17 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
                 sw_client,
             )
         )
-        writer = await stack.enter_async_context(
-            EventWriter(pool, Journal(settings.data_dir / "journal"))
-        )
+        journal_dir = settings.data_dir / "journal" if place is None else place.journal_dir
+        writer = await stack.enter_async_context(EventWriter(pool, Journal(journal_dir)))
 
         token_secret = settings.secret("stream_token_secret").encode()
-        media_sock = _bind(settings.media_host, settings.media_port)
-        stack.callback(media_sock.close)  # the servers close them too; this covers a failed start
-        http_sock = _bind(settings.http_host, settings.http_port)
-        stack.callback(http_sock.close)
-        media_port = media_sock.getsockname()[1]
-        http_port = http_sock.getsockname()[1]
-        http_url = f"http://{settings.http_host}:{http_port}"
-        media_url = settings.media_public_url or f"ws://{settings.media_host}:{media_port}/media"
-        public_url = (settings.public_url or http_url).rstrip("/")
+        listeners = bind_listeners(settings) if place is None else place.listeners
+        # The servers close them too; this covers a failed start. A worker closes only its own
+        # copies: the parent's stay open for the other workers and the next one.
+        stack.callback(listeners.close)
+        media_sock, http_sock = listeners.media, listeners.http
+        urls = server_urls(settings, listeners)
+        http_url, media_url, public_url = urls.http_url, urls.media_url, urls.public_url
 
         catalog = DetectorRuleCatalog()
 
@@ -269,6 +317,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
                 vad_aggressiveness=settings.vad_aggressiveness,
                 start_timeout_s=settings.media_start_timeout_s,
                 admission_timeout_s=settings.media_admission_timeout_s,
+                resume_grace_s=settings.media_resume_grace_s,
             ),
             transcriber=transcriber,
             call_gate=call_gate,

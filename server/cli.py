@@ -25,6 +25,7 @@ from server.settings import Settings, SettingsError, generated_secret_names, loa
 from server.simulator.audio import AudioFileError, read_call_audio
 from server.simulator.client import SignalWireSimulator, SimulationError
 from server.simulator.report import format_report, wait_for_streams_done
+from server.workers import journal_folders, supervising
 from storage import accounts, calls
 from storage.db import create_pool
 from storage.embedded import EmbeddedPostgresError
@@ -36,7 +37,13 @@ DEMO_NUMBER = "+15550100000"
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voxsouth", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the server (HTTP control plane and media websockets)")
+    serve = sub.add_parser("serve", help="run the server (HTTP control plane and media websockets)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="server processes (default VOXSOUTH_WORKERS, else the CPUs this process may use)",
+    )
     sub.add_parser("migrate", help="apply database migrations and exit")
 
     sim = sub.add_parser("simulate", help="play SignalWire's side of calls against the server")
@@ -94,8 +101,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    overrides = {} if getattr(args, "workers", None) is None else {"workers": args.workers}
     try:
-        settings = load_settings()
+        settings = load_settings(**overrides)
     except SettingsError as exc:
         for line in str(exc).splitlines():
             print(f"voxsouth: invalid setting: {line}", file=sys.stderr)
@@ -119,6 +127,13 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if settings.workers > 1:
+        async with supervising(settings) as urls:
+            print(_banner(settings, urls.http_url, urls.public_url, urls.media_url), flush=True)
+            await stop.wait()
+            print("voxsouth: shutting down", flush=True)
+        return 0
+    journal_folders(settings.data_dir, 1)  # what a run with several workers left is replayed
     async with running(settings) as srv:
         print(_banner(settings, srv.http_url, srv.public_url, srv.media_url), flush=True)
         await stop.wait()
@@ -128,7 +143,7 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def _banner(settings: Settings, http_url: str, public_url: str, media_url: str) -> str:
     lines = [
-        "voxsouth is running",
+        "voxsouth is running" + (f" ({settings.workers} workers)" if settings.workers > 1 else ""),
         f"  control plane      {http_url}",
         f"  media streams      {media_url}",
         f"  health, metrics    {http_url}/health/ready  {http_url}/metrics",

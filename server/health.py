@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from control.app_keys import POOL
 from storage.db import Pool, cancel_promptly
@@ -26,6 +28,7 @@ class Health:
     ) -> None:
         self._transcription_ready = transcription_ready
         self._check_timeout_s = check_timeout_s
+        self._registry = _scrape_registry()
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -55,8 +58,19 @@ class Health:
         )
 
     async def metrics(self, request: web.Request) -> web.Response:
-        body = await asyncio.to_thread(generate_latest)
+        body = await asyncio.to_thread(generate_latest, self._registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _scrape_registry() -> CollectorRegistry:
+    """What /metrics reads: this process's registry, or, in a worker of several
+    (server.workers sets PROMETHEUS_MULTIPROC_DIR, where every worker keeps its figures), all
+    the workers' figures merged, so a scrape reaching any worker sees the whole server."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated upstream
+    return registry
 
 
 async def _within(name: str, check: Awaitable[bool], deadline: float) -> bool:

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("VOXSOUTH_DATABASE_URL", "DATABASE_URL")
     )
     db_pool_size: int = Field(default=10, ge=1, le=200)
+    workers: int = Field(default_factory=lambda: len(os.sched_getaffinity(0)), ge=1, le=256)
+    """Server processes (`voxsouth serve --workers N`); by default the CPUs this process may run
+    on. 1 serves in this one process; more start a parent that resolves and migrates the
+    database and binds the ports once, then runs and restarts that many workers
+    (server.workers), each with its own pool, lease and journal. A container's CPU quota does
+    not narrow the CPUs counted here: set it to the CPU limit there."""
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
@@ -79,6 +85,11 @@ class Settings(BaseSettings):
     Postgres not answering), not the client. Below the 5 s statement timeout, so a database
     that does not answer is refused as busy; one that refuses connections at once is admitted
     on the token alone, held until consent (server.call_policy.admit)."""
+    media_resume_grace_s: float = Field(default=15.0, ge=0, le=600)
+    """How long a call whose media stream dropped keeps its place on this process for a
+    stream that resumes it (a new stream for the call, or the same one reconnecting): its
+    clock, detectors and content held for consent. Its consent verdict, if the detector has
+    not reached one, waits as long."""
     voice_webhook_timeout_s: float = Field(default=5.0, gt=0, le=14)
     """Budget for the database work of each SignalWire voice webhook (control.webhooks): the
     voice webhook (the number's org, opening the call), the consent action and the call,
@@ -127,6 +138,8 @@ class Settings(BaseSettings):
     """The encoder's window (see `media.transcription.whisper.DEFAULT_WINDOW_S`); 30 is
     Whisper's own."""
     transcription_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
+    """Concurrent decodes (one CPU thread each) on this machine: several server workers share
+    them out (server.workers)."""
     transcription_queue: int = Field(default=64, ge=1, le=10_000)
 
     vad_aggressiveness: int = Field(default=2, ge=0, le=3)

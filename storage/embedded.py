@@ -48,3 +48,14 @@ async def start_embedded(pgdata: Path) -> str:
     dsn = await asyncio.to_thread(_start, pgdata)
     log.info("embedded Postgres ready in %s", pgdata)
     return dsn
+
+
+def stop_embedded(pgdata: Path) -> None:
+    """Leaves the cluster in `pgdata` this process started or joined (`start_embedded`),
+    stopping it when no other process still uses it (pgserver counts them), as the process's
+    exit would, but at a moment of the caller's choosing. Blocks until Postgres has stopped."""
+    if not (pgdata / "postmaster.pid").exists():
+        return  # not running: nothing to stop
+    from pgserver.postgres_server import get_server
+
+    get_server(pgdata).cleanup()

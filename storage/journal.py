@@ -96,6 +96,22 @@ class Journal:
             self.path.unlink(missing_ok=True)
         self.pending = len(rest)
 
+    def adopt(self, folder: Path) -> int:
+        """Moves the events still waiting in the journal in `folder` (one no process will
+        replay) to the end of this one, before any writer uses either; returns how many.
+        Appended and fsynced before the other is removed: a crash between the two replays
+        them twice, which writes nothing twice."""
+        other = Journal(folder)
+        lines = other._lines()
+        if lines:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.writelines(lines)
+                f.flush()
+                os.fsync(f.fileno())
+            self.pending += len(lines)
+        other.path.unlink(missing_ok=True)
+        return len(lines)
+
     def _lines(self) -> list[str]:
         if not self.path.exists():
             return []

@@ -28,7 +28,15 @@ PARTIALS_DROPPED = Counter(
     "Interim transcripts not announced because Postgres was away or the writer was full "
     "(never journaled: a stale partial means nothing; the final segment is kept).",
 )
-WRITER_QUEUE = Gauge("voxsouth_event_writer_queue_depth", "Media events waiting to be written.")
+# Summed over live workers (server.workers): a dead worker's journal counts again once its
+# successor, which takes its journal folder, has started.
+WRITER_QUEUE = Gauge(
+    "voxsouth_event_writer_queue_depth",
+    "Media events waiting to be written.",
+    multiprocess_mode="livesum",
+)
 JOURNAL_PENDING = Gauge(
-    "voxsouth_event_journal_pending", "Media events in the journal waiting for Postgres."
+    "voxsouth_event_journal_pending",
+    "Media events in the journal waiting for Postgres.",
+    multiprocess_mode="livesum",
 )

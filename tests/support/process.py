@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.conftest import timeout
@@ -24,6 +25,7 @@ def cli_env(tmp_path: Path, pg_dsn: str, **extra: str) -> dict[str, str]:
         VOXSOUTH_MEDIA_PORT="0",
         VOXSOUTH_TRANSCRIPTION_ENGINE="none",
         VOXSOUTH_LOG_FORMAT="json",
+        VOXSOUTH_WORKERS="1",  # one process unless a test asks for more (`serve --workers`)
     )
     env.update(extra)
     return env
@@ -49,23 +51,47 @@ class Serving:
     banner: str
     process: asyncio.subprocess.Process
     stderr: str = ""
+    """Everything it logged, once it has exited."""
     returncode: int | None = None
+    _log: list[str] = field(default_factory=list)
+    _logged: asyncio.Event = field(default_factory=asyncio.Event)
+    _log_ended: bool = False
 
     def kill(self) -> None:
         """SIGKILL, as `kill -9` or a lost host: nothing of the process runs again."""
         self.process.kill()
 
+    async def logged(self, pattern: str, nth: int = 1) -> re.Match[str]:
+        """The `nth` match of `pattern` in its log (stderr), waiting for it if need be."""
+        async with asyncio.timeout(timeout(30)):
+            while True:
+                self._logged.clear()  # before looking: a line logged meanwhile is not missed
+                found = [m for line in self._log if (m := re.search(pattern, line))]
+                if len(found) >= nth:
+                    return found[nth - 1]
+                assert not self._log_ended, f"exited without logging {pattern!r}"
+                await self._logged.wait()
+
+    async def _read_log(self, stderr: asyncio.StreamReader) -> None:
+        while line := await stderr.readline():
+            self._log.append(line.decode())
+            self._logged.set()
+        self.stderr = "".join(self._log)
+        self._log_ended = True
+        self._logged.set()
+
 
 @asynccontextmanager
-async def serving(env: dict[str, str], cwd: Path) -> AsyncIterator[Serving]:
-    """`voxsouth serve` as a process: yields once it printed its URLs; SIGTERM on exit (unless
-    the test killed it already)."""
+async def serving(env: dict[str, str], cwd: Path, *args: str) -> AsyncIterator[Serving]:
+    """`voxsouth serve [args]` as a process: yields once it printed its URLs; SIGTERM on exit
+    (unless the test killed it already)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", "serve", env=env, cwd=cwd,
+        sys.executable, "-m", "server", "serve", *args, env=env, cwd=cwd,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    assert proc.stdout is not None
+    assert proc.stdout is not None and proc.stderr is not None
     served = Serving(http_url="", banner="", process=proc)
+    reading = asyncio.create_task(served._read_log(proc.stderr))
     try:
         banner: list[str] = []
         async with asyncio.timeout(timeout(60)):
@@ -80,5 +106,6 @@ async def serving(env: dict[str, str], cwd: Path) -> AsyncIterator[Serving]:
         with contextlib.suppress(ProcessLookupError):  # killed by the test, not yet reaped
             proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(timeout(30)):
-            _, err = await proc.communicate()
-    served.stderr, served.returncode = err.decode(), proc.returncode
+            await proc.wait()
+            await reading
+    served.returncode = proc.returncode

@@ -1,0 +1,170 @@
+"""`voxsouth serve --workers N` as an operator sees it: one port answered by every worker, one set
+of figures, a killed worker replaced, a clean stop that takes the embedded Postgres with it.
+
+Which worker takes a connection is the kernel's choice. To ask one worker in particular, the
+test stops the others (SIGSTOP) meanwhile: only the one left can accept, on the one port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+from prometheus_client.parser import text_string_to_metric_families
+
+from server.workers import journal_folders, restart_delay
+from storage.journal import Journal
+from tests.conftest import timeout
+from tests.support.process import Serving, cli_env, serving
+
+LIVE_REQUESTS = ("voxsouth_http_requests_total", {"route": "/health/live", "status": "200"})
+
+
+@contextmanager
+def only(pid: int, workers: set[int]) -> Iterator[None]:
+    """Only worker `pid` takes connections meanwhile: the others are stopped."""
+    paused = workers - {pid}
+    for other in paused:
+        os.kill(other, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for other in paused:
+            os.kill(other, signal.SIGCONT)
+
+
+async def worker_pid(served: Serving, slot: int, nth: int = 1) -> int:
+    """The pid of the `nth` worker that listened in `slot`, as the parent logs it."""
+    return int((await served.logged(rf"worker {slot} listening \(pid (\d+)\)", nth))[1])
+
+
+async def answer_live(http: aiohttp.ClientSession, url: str) -> None:
+    async with http.get(f"{url}/health/live") as resp:
+        assert resp.status == 200
+
+
+async def live_requests_counted(http: aiohttp.ClientSession, url: str) -> float:
+    async with http.get(f"{url}/metrics") as resp:
+        text = await resp.text()
+    name, labels = LIVE_REQUESTS
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return 0.0
+
+
+def environment(pid: int) -> dict[str, str]:
+    entries = Path(f"/proc/{pid}/environ").read_text().split("\0")
+    return dict(entry.split("=", 1) for entry in entries if "=" in entry)
+
+
+async def exited(pid: int) -> None:
+    """Returns once process `pid` has exited (its pidfd turns readable then), any parent's."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    loop.add_reader(pidfd, done.set)
+    try:
+        async with asyncio.timeout(timeout(10)):
+            await done.wait()
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+
+
+def left_behind(*paths: Path) -> list[Path]:
+    return [path for path in paths if path.exists()]
+
+
+async def leases_held(pgdata: Path) -> set[int]:
+    """The pids of the processes holding a lease in the embedded Postgres in `pgdata`."""
+    # postmaster.pid: pid, data folder, start time, port, socket folder, ...
+    lines = (pgdata / "postmaster.pid").read_text().splitlines()
+    conn = await asyncpg.connect(
+        host=lines[4], port=int(lines[3]), user="postgres", database="voxsouth"
+    )
+    try:
+        return {row["pid"] for row in await conn.fetch("SELECT pid FROM server_processes")}
+    finally:
+        await conn.close()
+
+
+async def test_two_workers_share_one_port_and_one_set_of_figures_survive_a_kill_and_stop_cleanly(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    env = cli_env(tmp_path, pg_dsn)
+    del env["VOXSOUTH_DATABASE_URL"]  # the embedded default: the parent starts and stops it
+    env.pop("DATABASE_URL", None)
+    pgdata = tmp_path / "data" / "postgres"
+    # A new connection for every request, so each goes to whichever worker accepts it.
+    fresh = aiohttp.TCPConnector(force_close=True)
+    async with (
+        serving(env, tmp_path, "--workers", "2") as served,
+        aiohttp.ClientSession(connector=fresh) as http,
+    ):
+        url = served.http_url
+        first, second = await worker_pid(served, 1), await worker_pid(served, 2)
+        workers = {first, second}
+        assert served.process.pid not in workers
+        postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+        metrics_dir = Path(environment(second)["PROMETHEUS_MULTIPROC_DIR"])
+        # Each worker holds its own lease, in the Postgres its parent started.
+        assert await leases_held(pgdata) == workers
+
+        # Both answer on the one port, each counts what it answered, and either reports the sum.
+        with only(first, workers):
+            for _ in range(3):
+                await answer_live(http, url)
+        with only(second, workers):
+            for _ in range(2):
+                await answer_live(http, url)
+        for pid in workers:
+            with only(pid, workers):
+                assert await live_requests_counted(http, url) == 5
+
+        # A worker killed: the other answers meanwhile, and the parent starts one in its place.
+        os.kill(first, signal.SIGKILL)
+        await answer_live(http, url)
+        await served.logged(rf"worker 1 \(pid {first}\) was killed by SIGKILL")
+        third = await worker_pid(served, 1, nth=2)
+        workers = {second, third}
+        with only(third, workers):
+            await answer_live(http, url)
+            assert await live_requests_counted(http, url) == 7  # the killed one's count stays
+
+    # SIGTERM to the parent: every worker drains and exits, then Postgres stops.
+    assert served.returncode == 0, served.stderr[-2000:]
+    for pid in (second, third, postmaster):
+        await exited(pid)
+    assert not left_behind(pgdata / "postmaster.pid", metrics_dir)
+
+
+def test_a_worker_that_keeps_dying_waits_longer_each_time() -> None:
+    assert [restart_delay(n) for n in range(1, 9)] == [0, 0.5, 1, 2, 4, 8, 16, 30]
+
+
+def test_events_journaled_under_another_number_of_workers_move_to_the_first_slot(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "journal"
+    for folder, events in ((root, 2), (root / "worker-3", 1)):
+        folder.mkdir(parents=True)
+        (folder / "events.jsonl").write_text('{"event": "waiting"}\n' * events)
+
+    slots = journal_folders(tmp_path, 2)
+    assert slots == [root / "worker-1", root / "worker-2"]
+    assert Journal(slots[0]).pending == 3
+    assert Journal(root).pending == Journal(root / "worker-3").pending == 0
+
+    assert journal_folders(tmp_path, 1) == [root]  # and back, to one process
+    assert Journal(root).pending == 3 and Journal(slots[0]).pending == 0
