@@ -26,6 +26,12 @@ STREAMS_RESUMED = Counter(
     "voxsouth_media_streams_resumed_total",
     "Streams that took over a call from an earlier, dropped stream of it on this process.",
 )
+LOOP_LAG = Histogram(
+    "voxsouth_event_loop_lag_seconds",
+    "How late the event loop ran a callback asked for every 100 ms: the delay every frame "
+    "pays on top of its own processing.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5),
+)
 STREAM_ERRORS = Counter(
     "voxsouth_media_stream_errors_total",
     "Streams closed for bad input, or bad input tolerated, by kind.",

@@ -90,7 +90,7 @@ EventSink: TypeAlias = Callable[[MediaEvent], None]
 
 _FRAME_SAMPLE_EVERY = 16
 
-_SERVER_FAULTS = frozenset({"admission_timeout", "internal_error"})
+_SERVER_FAULTS = frozenset({"admission_timeout", "internal_error", "at_capacity", "loop_behind"})
 """Outcomes of streams refused before they opened that were the server's doing, counted under
 their own name in `voxsouth_media_streams_total` (the rest count as `rejected`)."""
 
@@ -108,6 +108,8 @@ class MediaServerConfig:
     """From `start` to an admitted stream (token, call gate): past it, the server is behind
     (1013, try again later)."""
     finish_timeout_s: float = 10.0
+    max_streams: int | None = None
+    """New streams past this many open on this process are refused (1013); None: no limit."""
     resume_grace_s: float = 15.0
     """How long a call whose stream dropped keeps its clock and detectors for a stream that
     resumes it; its consent verdict waits as long (a disconnect is not the call's end)."""
@@ -232,6 +234,7 @@ class MediaServer:
         call_gate: CallGate,
         cloud: CloudEngine | None = None,
         sink: EventSink,
+        loop_behind: Callable[[], bool] = lambda: False,
         monotonic: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -242,6 +245,9 @@ class MediaServer:
         """One per service and key: an org's revoked key must not stop everyone's streams."""
         self._call_gate = call_gate
         self._sink = sink
+        self._loop_behind = loop_behind
+        """Whether the event loop runs late (media.loop_lag): new streams are refused then."""
+        self._open_streams = 0
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         self._calls: dict[uuid.UUID, _LiveCall] = {}
@@ -390,6 +396,7 @@ class MediaServer:
         try:
             async with asyncio.timeout(self.config.admission_timeout_s):
                 grant = self._verify(start)
+                self._check_capacity(grant)
                 admission = await self._call_gate(grant)
         except TimeoutError:
             raise StreamProtocolError(
@@ -399,6 +406,25 @@ class MediaServer:
             state = admission.state
             raise StreamProtocolError(f"call_{state}", f"call is {state}", CLOSE_POLICY_VIOLATION)
         return grant, admission
+
+    def _check_capacity(self, grant: StreamGrant) -> None:
+        """Refuses a new stream (1013: the call goes on, the platform may try again) when this
+        process already carries its limit of streams or its loop runs late, before any
+        database work, so that the streams already running keep real time. A stream resuming
+        a call this process holds is let in: it replaces one that dropped."""
+        if grant.call_id in self._calls:
+            return
+        limit = self.config.max_streams
+        if limit is not None and self._open_streams >= limit:
+            raise StreamProtocolError(
+                "at_capacity",
+                f"server at capacity ({limit} streams), try again later",
+                CLOSE_TRY_AGAIN_LATER,
+            )
+        if self._loop_behind():
+            raise StreamProtocolError(
+                "loop_behind", "server running behind, try again later", CLOSE_TRY_AGAIN_LATER
+            )
 
     def _verify(self, start: Start) -> StreamGrant:
         token = start.custom_parameters.get("token", "")
@@ -441,6 +467,7 @@ class MediaServer:
         session = self._session_for(start, grant, admission, conn)
         self._calls[grant.call_id].current = conn
         conn.session = session
+        self._open_streams += 1
         metrics.STREAMS_ACTIVE.inc()
         self._count_calls()
         return session
@@ -618,6 +645,7 @@ class MediaServer:
         decodes = conn.decodes
         live = self._calls[session.call_id]
         carrier = session.carrier
+        self._open_streams -= 1
         metrics.STREAMS_ACTIVE.dec()
         if conn.superseded is None:  # a superseded connection was finished when it was cut
             live.current = None

@@ -48,6 +48,7 @@ from control.rule_catalog import RULE_CATALOG
 from control.sealed import Sealer
 from control.signalwire import SignalWireClient, SignalWireConfig
 from control.webhooks import WebhookConfig, Webhooks
+from media.loop_lag import LagTracker, LoopLagMonitor
 from media.server import CallAdmission, MediaServer, MediaServerConfig
 from media.session import SessionConfig
 from media.stream_token import StreamGrant, issue_token
@@ -278,6 +279,10 @@ async def running(
         journal_dir = settings.data_dir / "journal" if place is None else place.journal_dir
         writer = await stack.enter_async_context(EventWriter(pool, Journal(journal_dir)))
 
+        # Sampled whether or not it refuses streams: voxsouth_event_loop_lag_seconds.
+        loop_lag = await stack.enter_async_context(
+            LoopLagMonitor(LagTracker(settings.media_max_loop_lag_ms / 1000))
+        )
         token_secret = settings.secret("stream_token_secret").encode()
         listeners = bind_listeners(settings) if place is None else place.listeners
         # The servers close them too; this covers a failed start. A worker closes only its own
@@ -318,11 +323,13 @@ async def running(
                 start_timeout_s=settings.media_start_timeout_s,
                 admission_timeout_s=settings.media_admission_timeout_s,
                 resume_grace_s=settings.media_resume_grace_s,
+                max_streams=settings.media_max_streams or None,
             ),
             transcriber=transcriber,
             call_gate=call_gate,
             cloud=cloud,
             sink=writer.submit,
+            loop_behind=loop_lag.behind if settings.media_max_loop_lag_ms else lambda: False,
         )
         recorder = RecordingController(pool, sw_client, public_url + "/laml/recording")
         stack.push_async_callback(recorder.aclose)

@@ -85,6 +85,15 @@ class Settings(BaseSettings):
     Postgres not answering), not the client. Below the 5 s statement timeout, so a database
     that does not answer is refused as busy; one that refuses connections at once is admitted
     on the token alone, held until consent (server.call_policy.admit)."""
+    media_max_streams: int = Field(default=300, ge=0)
+    """New media streams past this many open on one process (a worker) are refused with 1013
+    "server at capacity" (the call goes on: its LaML plays and dials; a stream resuming a call
+    the process holds is let in). 0: no limit. bench.streams: 250 two-track streams keep real
+    time on one core of this machine with transcription off, 500 do not."""
+    media_max_loop_lag_ms: int = Field(default=100, ge=0)
+    """New media streams are refused (1013 "server running behind") while the event loop runs
+    this late, five samples in a row, 100 ms apart (media.loop_lag): every frame waits that
+    long. One stall is not enough. 0: off."""
     media_resume_grace_s: float = Field(default=15.0, ge=0, le=600)
     """How long a call whose media stream dropped keeps its place on this process for a
     stream that resumes it (a new stream for the call, or the same one reconnecting): its

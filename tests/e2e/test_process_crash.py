@@ -6,61 +6,26 @@ are short here (settings), so the whole test takes a few seconds.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 from websockets.asyncio.client import connect
 
 from server.app import RunningServer
 from server.simulator.client import SignalWireSimulator, parse_stream
-from storage import feed
 from storage.db import Pool
-from tests.conftest import timeout
+from tests.support.changes import watching
 from tests.support.process import cli_env, serving
 
 SIGNING_KEY = "PSK_crash_test_signing_key"
 SILENCE = base64.b64encode(b"\xff" * 160).decode()  # 20 ms of mu-law silence
-
-
-class Changes:
-    """Re-checks a condition each time Postgres announces a feed row (a stream opened or
-    closed, a call's status moved): waits on the change itself, not on a clock."""
-
-    def __init__(self, pool: Pool) -> None:
-        self._pool = pool
-        self._changed = asyncio.Event()
-
-    def notified(self, *_: object) -> None:
-        self._changed.set()
-
-    async def until(self, query: str, *args: object) -> None:
-        """Waits until `query` returns true, bounded by a timeout."""
-        async with asyncio.timeout(timeout(20)):
-            while True:
-                self._changed.clear()  # before the check: a change during it is not missed
-                if await self._pool.fetchval(query, *args):
-                    return
-                await self._changed.wait()
-
-
-@asynccontextmanager
-async def watching(pool: Pool, dsn: str) -> AsyncIterator[Changes]:
-    changes = Changes(pool)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.add_listener(feed.NOTIFY_CHANNEL, changes.notified)
-        yield changes
-    finally:
-        await conn.close()
 
 
 async def start_call(sim: SignalWireSimulator, base_url: str, to_number: str) -> tuple[str, str]:

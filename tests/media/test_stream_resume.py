@@ -5,23 +5,21 @@ earlier streams another process served (placed on the call's clock by what Postg
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
-import asyncpg
 import pytest
 from websockets.asyncio.client import connect
 
 from server.app import RunningServer
 from storage.db import Pool
-from storage.feed import NOTIFY_CHANNEL
 from tests.conftest import timeout
 from tests.media.test_media_server import closed_with, media, start
 from tests.support.calls import AnsweredCall, answer_call
+from tests.support.changes import watching
 
 
 @pytest.fixture
@@ -30,46 +28,28 @@ async def call(srv: RunningServer, org_number: tuple[uuid.UUID, str]) -> Answere
         return await answer_call(http, srv, srv.settings, org_number[1])
 
 
-async def rows(srv: RunningServer, call: AnsweredCall, count: int) -> list[dict[str, Any]]:
-    """The call's stream rows this server wrote, once `count` of them have ended."""
-    query = """SELECT s.stream_sid, s.connection, s.offset_ms, s.end_reason,
-                      s.frames_received_inbound, s.frames_lost_inbound, s.audio_lost_ms
-               FROM media_streams s JOIN calls c ON c.id = s.call_id
-               WHERE c.call_sid = $1 AND s.owner_id = $2 AND s.end_reason IS NOT NULL
-               ORDER BY s.created_at, s.connection"""
-    conn = await asyncpg.connect(srv.dsn)
-    try:
-        changed = asyncio.Event()
-        await conn.add_listener(NOTIFY_CHANNEL, lambda *_: changed.set())
-        async with asyncio.timeout(timeout(10)):
-            while len(found := await conn.fetch(query, call.call_sid, srv.process_id)) < count:
-                await changed.wait()
-                changed.clear()
-    finally:
-        await conn.close()
-    return [dict(r) for r in found]
+ENDED = """SELECT s.stream_sid, s.connection, s.offset_ms, s.end_reason,
+                  s.frames_received_inbound, s.frames_lost_inbound, s.audio_lost_ms
+           FROM media_streams s JOIN calls c ON c.id = s.call_id
+           WHERE c.call_sid = $1 AND s.owner_id = $2 AND s.end_reason IS NOT NULL
+           ORDER BY s.created_at, s.connection"""
 
 
-async def alert_stored(srv: RunningServer, call: AnsweredCall) -> None:
-    """Waits (bounded) for the call's first escalation in Postgres."""
-    conn = await asyncpg.connect(srv.dsn)
-    try:
-        stored = asyncio.Event()
-        await conn.add_listener(NOTIFY_CHANNEL, lambda *_: stored.set())
-        async with asyncio.timeout(timeout(10)):
-            while not await conn.fetchval(
-                """SELECT count(*) FROM escalations e JOIN calls c ON c.id = e.call_id
-                   WHERE c.call_sid = $1""",
-                call.call_sid,
-            ):
-                await stored.wait()
-                stored.clear()
-    finally:
-        await conn.close()
+async def rows(srv: RunningServer, pool: Pool, call: AnsweredCall) -> list[dict[str, Any]]:
+    """The call's two stream rows this server wrote, once both have ended."""
+    async with watching(pool, srv.dsn) as changes:
+        await changes.until(
+            f"SELECT count(*) = 2 FROM ({ENDED}) AS ended", call.call_sid, srv.process_id
+        )
+    return [dict(r) for r in await pool.fetch(ENDED, call.call_sid, srv.process_id)]
+
+
+ALERTED = """SELECT count(*) > 0 FROM escalations e JOIN calls c ON c.id = e.call_id
+             WHERE c.call_sid = $1"""
 
 
 async def test_a_connection_cut_without_notice_is_taken_over_by_the_next(
-    srv: RunningServer, call: AnsweredCall
+    srv: RunningServer, pool: Pool, call: AnsweredCall
 ) -> None:
     stream_sid = str(uuid.uuid4())
     async with connect(srv.media_url) as first:
@@ -78,7 +58,8 @@ async def test_a_connection_cut_without_notice_is_taken_over_by_the_next(
             await first.send(media(chunk + 1, chunk))
         # The operator key last: its alert in Postgres says the server has read all of it.
         await first.send(json.dumps({"event": "dtmf", "dtmf": {"digit": "0"}}))
-        await alert_stored(srv, call)
+        async with watching(pool, srv.dsn) as changes:
+            await changes.until(ALERTED, call.call_sid)
         # The first socket stays open, silent (its peer gone without a word): the same stream
         # reconnects with its chunks going on, a second of them never delivered.
         async with connect(srv.media_url) as second:
@@ -89,7 +70,7 @@ async def test_a_connection_cut_without_notice_is_taken_over_by_the_next(
             await second.send(json.dumps({"event": "stop"}))
             await closed_with(second)
 
-    taken, resumed = await rows(srv, call, 2)
+    taken, resumed = await rows(srv, pool, call)
     assert (taken["stream_sid"], taken["connection"], taken["end_reason"]) == (
         stream_sid, 1, "superseded",
     )  # fmt: skip
@@ -123,7 +104,7 @@ async def test_a_stream_resuming_a_call_begun_elsewhere_is_placed_on_its_clock(
             await ws.send(json.dumps({"event": "stop"}))
             await closed_with(ws)
 
-    same, new = await rows(srv, call, 2)
+    same, new = await rows(srv, pool, call)
     assert (same["stream_sid"], same["connection"]) == (earlier, 2)  # its own row, not the 1st
     assert new["connection"] == 1
     for row in (same, new):
