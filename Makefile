@@ -29,12 +29,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The dashboard's browser tests drive the system's Chromium (Playwright brings no browser here).
-# As root (CI on Debian) a missing one is installed; otherwise those tests skip, unless
-# VOXSOUTH_REQUIRE_BROWSER=1 (set by .ci/run) makes a missing browser a failure.
+# The dashboard's browser tests drive the system's Chromium (Playwright brings no browser here);
+# the metrics test runs Debian's Prometheus and its promtool (package `prometheus`). As root
+# (CI on Debian) a missing one is installed; otherwise those tests skip, unless
+# VOXSOUTH_REQUIRE_BROWSER=1 or VOXSOUTH_REQUIRE_PROMETHEUS=1 (both set by .ci/run) makes it
+# a failure. Each tool is named after its Debian package.
 test: lint typecheck
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
-		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || true
+	@missing=""; for tool in chromium prometheus; do \
+		command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ]; then apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi || true
 	PYTHONASYNCIODEBUG=1 $(BIN)/pytest -q
 
 bench: $(STAMP)
