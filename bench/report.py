@@ -61,6 +61,9 @@ class Point:
     close_ms: tuple[float, ...] = (math.nan, math.nan)
     sample_text: list[str] = field(default_factory=list)
     frame_us: str = "-"
+    loop_lag_ms: str = "-"
+    """The server's event loop lateness, p50/p99 (voxsouth_event_loop_lag_seconds): what every
+    frame waits on top of its own processing."""
     errors: list[str] = field(default_factory=list)
     profile: list[str] = field(default_factory=list)
     # transcription
@@ -192,7 +195,8 @@ def plain_row(p: Point) -> str:
 WHISPER_HEADER: Final = (
     f"{'N':>3} {'srv CPU':>7} {'gen CPU':>7} {'rx/sent':>7} {'segs':>4} {'recall':>6} "
     f"{'metric p50/p95 s':>16} {'stored p50/p95/max s':>20} {'ready p50/p95 s':>15} "
-    f"{'decode p50/p95 s':>16} {'dropped':>7}  p95 <= {TARGET_P95_S} s"
+    f"{'decode p50/p95 s':>16} {'loop lag p50/p99 ms':>19} {'dropped':>7}  "
+    f"p95 <= {TARGET_P95_S} s"
 )
 
 
@@ -203,7 +207,7 @@ def whisper_row(p: Point) -> str:
     return (
         f"{p.n:>3} {p.server_cpu:>7.2f} {p.generator_cpu:>7.2f} {rx:>7} {p.segments:>4} "
         f"{recall:>6} {p.latency_metric:>16} {_pair(p.latency_db, 2):>20} "
-        f"{_pair(p.latency_ready, 2):>15} {p.decode_s:>16} {dropped:>7}  "
+        f"{_pair(p.latency_ready, 2):>15} {p.decode_s:>16} {p.loop_lag_ms:>19} {dropped:>7}  "
         f"{'yes' if p.meets_latency else 'NO'}"
     )
 

@@ -400,6 +400,10 @@ class Bench:
         point.frame_us = "/".join(
             promtext.format_quantile(frame.quantile(q), 1e6, 1) for q in (0.5, 0.99)
         )
+        lag = promtext.histogram(after, "voxsouth_event_loop_lag_seconds", before)
+        point.loop_lag_ms = "/".join(
+            promtext.format_quantile(lag.quantile(q), 1e3, 0) for q in (0.5, 0.99)
+        )
         if transcription:
             await self._transcripts(point, connected, before, after)
 
