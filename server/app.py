@@ -57,6 +57,7 @@ from media.transcription.engine import TranscriptionEngine
 from media.transcription.service import TranscriptionService
 from media.vad import EndpointerConfig
 from server.call_policy import DetectorRuleCatalog, OrgHearing, admit
+from server.database import open_database
 from server.health import Health
 from server.http_security import (
     HttpSecurityConfig,
@@ -67,11 +68,9 @@ from server.http_security import (
 )
 from server.middleware import request_middleware
 from server.settings import Settings
-from storage.db import Pool, cancel_promptly, create_pool
-from storage.embedded import start_embedded
+from storage.db import Pool, cancel_promptly
 from storage.event_writer import EventWriter
 from storage.journal import Journal
-from storage.migrate import migrate
 
 log = logging.getLogger(__name__)
 
@@ -124,24 +123,6 @@ class WorkerPlace:
 
     listeners: Listeners
     journal_dir: Path
-
-
-async def database_dsn(settings: Settings) -> str:
-    if settings.database_url is not None:
-        return settings.database_url.get_secret_value()
-    return await start_embedded(settings.data_dir / "postgres")
-
-
-async def open_database(settings: Settings, *, migrated: bool = False) -> tuple[str, Pool]:
-    """The DSN and a pool on the migrated database (`migrated`: already done by a parent)."""
-    dsn = await database_dsn(settings)
-    pool = await create_pool(dsn, max_size=settings.db_pool_size)
-    if not migrated:
-        async with pool.acquire() as conn:
-            applied = await migrate(conn)
-        for m in applied:
-            log.info("applied migration %04d_%s", m.version, m.name)
-    return dsn, pool
 
 
 def _load_engine(settings: Settings) -> TranscriptionEngine:

@@ -18,14 +18,13 @@ import uvloop
 from control import credentials
 from control.numbers import is_e164
 from control.permissions import ROLES
-from server.app import database_dsn, open_database, running
+from server.database import database_dsn, open_database
 from server.errors import VoxsouthError
 from server.log_setup import configure_logging
 from server.settings import Settings, SettingsError, generated_secret_names, load_settings
 from server.simulator.audio import AudioFileError, read_call_audio
 from server.simulator.client import SignalWireSimulator, SimulationError
 from server.simulator.report import format_report, wait_for_streams_done
-from server.workers import journal_folders, supervising
 from storage import accounts, calls
 from storage.db import create_pool
 from storage.embedded import EmbeddedPostgresError
@@ -123,6 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    # Imported here: the whole server takes a second to load, which admin commands need not.
+    from server.app import running
+    from server.workers import journal_folders, supervising
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

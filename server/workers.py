@@ -39,7 +39,8 @@ from types import TracebackType
 
 from prometheus_client.multiprocess import mark_process_dead
 
-from server.app import Listeners, ServerUrls, bind_listeners, open_database, server_urls
+from server.app import Listeners, ServerUrls, bind_listeners, server_urls
+from server.database import open_database
 from server.errors import VoxsouthError
 from server.settings import Settings
 from server.worker import READY
