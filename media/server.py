@@ -122,13 +122,13 @@ class MediaServerConfig:
 
 
 class _FrameCounter:
-    """Adds a stream's received frames to the Prometheus counter every few messages rather
-    than on each one: its lock costs a tenth of a frame's whole processing."""
+    """Adds a call's received frames to the Prometheus counter every few messages rather than
+    on each one: its lock costs a tenth of a frame's whole processing. One per call, shared by
+    its connections (they feed the same tracks), so that no frame is counted twice."""
 
     def __init__(self, session: CallSession) -> None:
         self._session = session
-        # From where this connection takes over: the call's earlier streams were counted.
-        self._reported = {t: p.frames_received for t, p in session.tracks.items()}
+        self._reported: dict[Track, int] = {}
 
     def report(self) -> None:
         for track, pipeline in self._session.tracks.items():
@@ -161,10 +161,11 @@ class _LiveCall:
     """A call's session on this node, kept across its streams: the connection carrying it
     (None between a drop and a resume), and when its first stream began (the call's clock)."""
 
-    __slots__ = ("session", "current", "began_at", "expiry")
+    __slots__ = ("session", "frames", "current", "began_at", "expiry")
 
     def __init__(self, session: CallSession, began_at: float) -> None:
         self.session = session
+        self.frames = _FrameCounter(session)
         self.current: _Connection | None = None
         self.began_at = began_at
         self.expiry: asyncio.TimerHandle | None = None
@@ -346,7 +347,7 @@ class MediaServer:
         ws, decodes = conn.ws, conn.decodes
         guard = FloodGuard(self.config.flood_rate_per_s, self.config.flood_burst)
         messages = 0
-        frames = _FrameCounter(session)
+        frames = self._calls[session.call_id].frames
         try:
             async for message in ws:
                 if conn.superseded is not None:
