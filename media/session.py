@@ -107,7 +107,7 @@ class UtteranceReady:
     track: Track
     utterance: Utterance
     speech_ended_at: float
-    stream_sid: str = ""
+    stream_sid: str
 
 
 class TrackPipeline:
@@ -481,7 +481,7 @@ class CallSession:
         segment = TranscriptSegment(
             org_id=self.org_id,
             call_id=self.call_id,
-            stream_sid=stream_sid or self.start.stream_sid,
+            stream_sid=stream_sid,
             track=track,
             start_ms=start_ms,
             end_ms=end_ms,

@@ -16,8 +16,7 @@ import json
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import aiohttp
 from websockets.asyncio.client import ClientConnection, connect
@@ -28,6 +27,7 @@ from server.simulator.report import wait_for_streams_done
 from storage.db import Pool
 from tests.conftest import timeout
 from tests.e2e.test_consent_path import call_audio
+from tests.media.test_session_resume import Drop, outside
 from tests.support.accounts import make_org
 from tests.support.calls import AnsweredCall, answer_call
 
@@ -46,13 +46,6 @@ def played_call() -> CallAudio:
         return track[: 11 * 8000] + track[19 * 8000 : 22 * 8000 + 1600]
 
     return CallAudio(caller=cut(audio.caller), agent=cut(audio.agent))
-
-
-@dataclass(frozen=True)
-class Drop:
-    kind: Literal["new_stream", "same_stream"]
-    at_s: float
-    gap_s: float
 
 
 DROPS = {
@@ -131,15 +124,6 @@ async def stored(srv: RunningServer, pool: Pool, call_sid: str) -> dict[str, Any
     }
 
 
-def outside_gap(
-    segments: list[tuple[str, int, int, str]], drop: Drop
-) -> list[tuple[str, int, int, str]]:
-    """Segments clear of the gap. One still being heard when the socket dropped ends there
-    instead of where its speaker's voice faded: within the hangover (500 ms) before the cut."""
-    lost_from, lost_to = (drop.at_s - 0.5) * 1000, (drop.at_s + drop.gap_s) * 1000
-    return [s for s in segments if s[2] <= lost_from or s[1] >= lost_to]
-
-
 def close(a: list[tuple[str, int, int, str]], b: list[tuple[str, int, int, str]]) -> bool:
     """Same words on the same tracks, each within 100 ms of the same place (a new stream is
     placed by when its start arrived, which the event loop may delay a little)."""
@@ -173,7 +157,9 @@ async def test_a_call_cut_and_resumed_is_recorded_as_the_same_call(
     assert [e[0] for e in whole["escalations"]] == ["supervisor-request"]
     assert [s["end_reason"] for s in whole["streams"]] == ["stop"]
     for (name, drop), record in zip(DROPS.items(), cut, strict=True):
-        assert close(outside_gap(record["segments"], drop), outside_gap(whole["segments"], drop)), (
+        # An utterance open at the cut ends there: within the hangover (500 ms) before it.
+        cut_words = outside(record["segments"], drop, open_s=0.5)
+        assert close(cut_words, outside(whole["segments"], drop, open_s=0.5)), (
             name, record["segments"], whole["segments"],
         )  # fmt: skip
         assert record["verdicts"] == whole["verdicts"], name

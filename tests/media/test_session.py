@@ -434,7 +434,9 @@ def test_transcript_segment_copies_offsets_and_is_final(rate: int, encoding: str
     utterance = Utterance(
         start_sample=rate, end_sample=rate * 3 + rate // 4, pcm=b"", sample_rate=rate
     )
-    ready = UtteranceReady(track="inbound", utterance=utterance, speech_ended_at=12.5)
+    ready = UtteranceReady(
+        track="inbound", utterance=utterance, speech_ended_at=12.5, stream_sid=STREAM_SID
+    )
 
     [event] = session.on_transcript(
         ready, Transcription(text="my payment is due", confidence=0.875), "faster-whisper:tiny.en"
@@ -472,7 +474,12 @@ def said(session: CallSession, track: str, text: str, start_s: float) -> list[Me
         start_sample=int(start_s * rate), end_sample=int((start_s + 1) * rate), pcm=b"",
         sample_rate=rate,
     )  # fmt: skip
-    ready = UtteranceReady(track=track, utterance=utterance, speech_ended_at=0.0)  # type: ignore[arg-type]
+    ready = UtteranceReady(
+        track=track,  # type: ignore[arg-type]
+        utterance=utterance,
+        speech_ended_at=0.0,
+        stream_sid=STREAM_SID,
+    )
     return session.on_transcript(ready, Transcription(text=text, confidence=None), "test")
 
 

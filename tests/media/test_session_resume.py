@@ -131,9 +131,11 @@ def replay(script: list[Line], seconds: float, drop: Drop | None, policy: CallPo
 
 
 def outside(
-    segments: list[tuple[str, int, int, str]], drop: Drop
+    segments: list[tuple[str, int, int, str]], drop: Drop, open_s: float = 0.0
 ) -> list[tuple[str, int, int, str]]:
-    lost_from, lost_to = drop.at_s * 1000, (drop.at_s + drop.gap_s) * 1000
+    """(track, start_ms, end_ms, text) clear of the gap. `open_s`: how long before the cut an
+    utterance may still have been open (then it ends at the cut, not where the voice faded)."""
+    lost_from, lost_to = (drop.at_s - open_s) * 1000, (drop.at_s + drop.gap_s) * 1000
     return [s for s in segments if s[2] <= lost_from or s[1] >= lost_to]
 
 
