@@ -65,6 +65,8 @@ class HandshakeError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class StreamPlan:
+    url: str
+    """The LaML `<Stream>`'s URL (the call's own: `<media URL>/<call id>`)."""
     call_sid: str
     stream_sid: str
     account_sid: str
@@ -77,7 +79,6 @@ class StreamPlan:
 @dataclass(frozen=True, slots=True)
 class WorkerPlan:
     worker: int
-    media_url: str
     wav: str
     frames: int
     """Frames per track to send; the fixture loops when it is shorter."""
@@ -303,7 +304,7 @@ def _check_template() -> None:
 
 
 async def _open(stream: _Stream, plan: WorkerPlan, rtts: array[float]) -> None:
-    url = urlsplit(plan.media_url)
+    url = urlsplit(stream.plan.url)
     host, port = url.hostname or "127.0.0.1", url.port or 80
     loop = asyncio.get_running_loop()
     try:

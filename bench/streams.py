@@ -173,9 +173,10 @@ class Bench:
             instruction = parse_stream(laml) if status == 200 else None
             if instruction is None:
                 raise BenchError(f"voice webhook answered {status}: {laml[:200]}")
-            if instruction.url != media_url:
-                raise BenchError(f"LaML streams to {instruction.url}, not {media_url}")
+            if not instruction.url.startswith(media_url + "/"):
+                raise BenchError(f"LaML streams to {instruction.url}, not under {media_url}")
             return StreamPlan(
+                url=instruction.url,
                 call_sid=call_sid,
                 stream_sid=str(uuid.uuid4()),
                 account_sid=self.simulator.account_sid,
@@ -209,7 +210,6 @@ class Bench:
             for w in range(point.workers):
                 plan = WorkerPlan(
                     worker=w,
-                    media_url=self.server.media_url,
                     wav=str(self.args.wav),
                     frames=frames,
                     streams=tuple(plans[w :: point.workers]),

@@ -67,6 +67,9 @@ class WebhookConfig:
     public_base_url: str
     """As SignalWire sees this server, e.g. https://voice.example.com (no trailing slash)."""
     media_url: str
+    """The media server's URL: a call's streams connect to `<media_url>/<call id>`, which names
+    the call for whatever routes connections to the process holding it (media.protocol's
+    `call_in_path`)."""
     disclosure: str | None
     hold_seconds: int
     allow_insecure_media: bool
@@ -248,7 +251,7 @@ class Webhooks:
         call, mode = opened.call, opened.route.consent_mode
         token = self._issue_token(call.org_id, call.id, call_sid)
         stream = laml.StreamSpec(
-            url=self._config.media_url,
+            url=f"{self._config.media_url.rstrip('/')}/{call.id}",
             name=f"voxsouth-{call.id}",
             status_callback=self._config.public_base_url + "/laml/stream-status",
             parameters={"token": token},

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias
@@ -39,6 +40,20 @@ TRACKS: Final = ("inbound", "outbound")
 
 # One second of the widest format (L16@24000) is 48,000 bytes; nothing legitimate is larger.
 MAX_PAYLOAD_BYTES: Final = 48_000
+
+
+def call_in_path(path: str) -> uuid.UUID | None:
+    """The call a stream URL's path names, if any. The control plane points a call's streams at
+    `<media URL>/<call id>` (a query string would be dropped by SignalWire), so that whatever
+    routes connections (`serve --workers N`'s parent, a balancer) can send every stream of a
+    call to the process that holds it."""
+    last = path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    if len(last) != 36:
+        return None
+    try:
+        return uuid.UUID(last)
+    except ValueError:
+        return None
 
 
 class StreamProtocolError(Exception):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import hashlib
 import logging
 import socket
@@ -20,11 +21,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, TypedDict, cast
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import OPEN
+from websockets.server import ServerProtocol
 
 from media import metrics
 from media.codecs import UnsupportedFormat
@@ -50,6 +53,7 @@ from media.protocol import (
     StreamParser,
     StreamProtocolError,
     UnknownEvent,
+    call_in_path,
 )
 from media.session import CallPolicy, CallSession, DecodeRank, SessionConfig, UtteranceReady
 from media.stream_token import StreamGrant, TokenError, verify_token
@@ -90,6 +94,52 @@ EventSink: TypeAlias = Callable[[MediaEvent], None]
 
 _FRAME_SAMPLE_EVERY = 16
 
+
+class _HandedConnections(asyncio.AbstractServer):
+    """What stands for the listening server where another process accepts the connections and
+    hands them over (`MediaServer.adopt`): serving until closed, when websockets' handshake
+    answers 503 as it does while a server shuts down."""
+
+    sockets: tuple[socket.socket, ...] = ()
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._closed = asyncio.Event()
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def is_serving(self) -> bool:
+        return not self._closed.is_set()
+
+    async def start_serving(self) -> None:
+        pass
+
+    async def serve_forever(self) -> None:
+        await self._closed.wait()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+
+class _ConnectionOptions(TypedDict):
+    ping_interval: float
+    ping_timeout: float
+    close_timeout: float
+
+
+_CONNECTION_OPTIONS: _ConnectionOptions = {
+    # Frames arrive every 20 ms, so a dead peer shows quickly; pings catch a silent one.
+    "ping_interval": 20,
+    "ping_timeout": 20,
+    # A peer closed for misbehaving may never answer the close handshake (a flooder blocked on
+    # its own full send buffer): drop it after 2 s instead of websockets' 10.
+    "close_timeout": 2,
+}
+
 _SERVER_FAULTS = frozenset({"admission_timeout", "internal_error", "at_capacity", "loop_behind"})
 """Outcomes of streams refused before they opened that were the server's doing, counted under
 their own name in `voxsouth_media_streams_total` (the rest count as `rejected`)."""
@@ -108,6 +158,10 @@ class MediaServerConfig:
     """From `start` to an admitted stream (token, call gate): past it, the server is behind
     (1013, try again later)."""
     finish_timeout_s: float = 10.0
+    drain_timeout_s: float = 2.0
+    """How long a call's new connection waits for the one that arrived before it to be
+    attached, and for the messages that one received before its peer went to be read (beyond
+    it, they are dropped as a superseded connection's)."""
     max_streams: int | None = None
     """New streams past this many open on this process are refused (1013); None: no limit."""
     resume_grace_s: float = 15.0
@@ -141,7 +195,10 @@ class _FrameCounter:
 class _Connection:
     """One websocket carrying a stream of a call."""
 
-    __slots__ = ("ws", "parser", "started_at", "session", "decodes", "superseded")
+    __slots__ = (
+        "ws", "parser", "started_at", "session", "decodes", "superseded", "call_id", "earlier",
+        "attached", "read",
+    )  # fmt: skip
 
     def __init__(self, ws: ServerConnection) -> None:
         self.ws = ws
@@ -155,16 +212,27 @@ class _Connection:
         self.superseded: StreamStopped | None = None
         """Its record, once a newer connection of the call took over (this one was cut
         without noticing): taken then, before the newer one changed the session."""
+        self.call_id: uuid.UUID | None = None
+        """Its call, once its token is verified."""
+        self.earlier: _Connection | None = None
+        """The call's connection whose `start` arrived just before this one's, until this one
+        is attached: it goes first."""
+        self.attached = asyncio.Event()
+        """Set once it carries the call, or never will."""
+        self.read = asyncio.Event()
+        """Set once its loop has read its last message (the call is no longer its)."""
 
 
 class _LiveCall:
     """A call's session on this node, kept across its streams: the connection carrying it
-    (None between a drop and a resume), and when its first stream began (the call's clock)."""
+    (None between a drop and a resume), when its first stream began (the call's clock), and
+    what its admission found (a stream resuming the call needs no other)."""
 
-    __slots__ = ("session", "frames", "current", "began_at", "expiry")
+    __slots__ = ("session", "frames", "current", "began_at", "expiry", "admission")
 
-    def __init__(self, session: CallSession, began_at: float) -> None:
+    def __init__(self, session: CallSession, began_at: float, admission: CallAdmission) -> None:
         self.session = session
+        self.admission = admission
         self.frames = _FrameCounter(session)
         self.current: _Connection | None = None
         self.began_at = began_at
@@ -252,9 +320,13 @@ class MediaServer:
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         self._calls: dict[uuid.UUID, _LiveCall] = {}
+        self._arrived: dict[uuid.UUID, _Connection] = {}
+        """Each call's connection whose `start` arrived last, while it is open."""
         self._closing: set[asyncio.Task[None]] = set()
         """Superseded connections' closing handshakes (a reference keeps each task alive)."""
         self._shutting_down = False
+        self._ws_server: Server | None = None
+        self._adopting: set[asyncio.Task[object]] = set()
 
     def apply_consent(
         self, call_id: uuid.UUID, verdict: ConsentVerdict, *, by_person: bool
@@ -280,24 +352,48 @@ class MediaServer:
             if live.current is None:
                 self._close_call(call_id)
 
-    def serve(self, sock: socket.socket) -> AbstractAsyncContextManager[Server]:
-        """The websockets server on an already bound socket (use as an async context)."""
-        return serve(
+    def serve(self, sock: socket.socket | None) -> AbstractAsyncContextManager[Server]:
+        """The websockets server (use as an async context) on an already bound socket, or,
+        with None, on connections another process accepts and hands over (`adopt`)."""
+        self._ws_server = server = serve(
             self.handle,
             sock=sock,
             process_request=self._check_path,
             max_size=self.config.max_message_bytes,
-            # Frames arrive every 20 ms, so a dead peer shows quickly; pings catch a silent one.
-            ping_interval=20,
-            ping_timeout=20,
-            # A peer closed for misbehaving may never answer the close handshake (a flooder
-            # blocked on its own full send buffer): drop it after 2 s instead of websockets' 10.
-            close_timeout=2,
             compression=None,
+            **_CONNECTION_OPTIONS,
         )
+        if sock is None:
+
+            async def handed() -> asyncio.Server:
+                # Typed as asyncio.Server by websockets, which uses only AbstractServer's part.
+                return cast(asyncio.Server, _HandedConnections(asyncio.get_running_loop()))
+
+            server.create_server = handed
+        return server
+
+    def adopt(self, sock: socket.socket) -> None:
+        """A connection accepted by another process (`serve --workers N`'s parent), its request
+        not yet read: served as if accepted here."""
+        server = self._ws_server
+        if server is None:
+            sock.close()
+            return
+
+        def connection() -> ServerConnection:
+            protocol = ServerProtocol(max_size=self.config.max_message_bytes)
+            return ServerConnection(protocol, server, **_CONNECTION_OPTIONS)
+
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(loop.connect_accepted_socket(connection, sock))
+        self._adopting.add(task)
+        task.add_done_callback(self._adopting.discard)
 
     def _check_path(self, conn: ServerConnection, request: Request) -> Response | None:
-        if request.path.split("?", 1)[0] != self.config.path:
+        path = request.path.split("?", 1)[0]
+        if call_in_path(path) is not None:
+            path = path.rstrip("/").rsplit("/", 1)[0]  # the call's own URL (call_in_path)
+        if path != self.config.path:
             metrics.STREAM_ERRORS.labels("bad_path").inc()
             return conn.respond(HTTPStatus.NOT_FOUND, "not found\n")
         return None
@@ -325,6 +421,11 @@ class MediaServer:
             # A stream never opened was the client's fault unless the server said otherwise.
             opened = conn.session is not None or outcome in _SERVER_FAULTS
             metrics.STREAMS_TOTAL.labels(outcome if opened else "rejected").inc()
+            conn.attached.set()  # if it never was: the next connection of the call goes on
+            conn.read.set()
+            conn.earlier = None
+            if conn.call_id is not None and self._arrived.get(conn.call_id) is conn:
+                del self._arrived[conn.call_id]
             if conn.session is not None:
                 await self._finish(conn.session, conn, outcome)
 
@@ -386,17 +487,33 @@ class MediaServer:
             return self._gone(conn)
         finally:
             frames.report()
+            conn.read.set()
 
     def _gone(self, conn: _Connection) -> str:
         if conn.superseded is not None:
             return "superseded"
         return "server_shutdown" if self._shutting_down else "disconnected"
 
-    async def _admit(self, start: Start) -> tuple[StreamGrant, CallAdmission]:
-        """The stream's grant and its live call's admission, within the admission budget."""
+    async def _admit(
+        self, start: Start, named: uuid.UUID | None, conn: _Connection
+    ) -> tuple[StreamGrant, CallAdmission]:
+        """The stream's grant and its live call's admission, within the admission budget.
+        `named`: the call its URL names, if it does (it must be the token's). `conn` takes its
+        place among the call's connections in the order their `start` arrived."""
         try:
             async with asyncio.timeout(self.config.admission_timeout_s):
                 grant = self._verify(start)
+                if named is not None and named != grant.call_id:
+                    raise StreamProtocolError(
+                        "url_call_mismatch", "stream URL names another call", CLOSE_POLICY_VIOLATION
+                    )
+                conn.call_id = grant.call_id
+                conn.earlier = self._arrived.get(grant.call_id)
+                self._arrived[grant.call_id] = conn
+                if (live := self._calls.get(grant.call_id)) is not None:
+                    # No lookup: connections of a call are then taken in the order their
+                    # `start` arrived (an admission awaited would let a later one pass).
+                    return grant, live.admission
                 self._check_capacity(grant)
                 admission = await self._call_gate(grant)
         except TimeoutError:
@@ -411,10 +528,8 @@ class MediaServer:
     def _check_capacity(self, grant: StreamGrant) -> None:
         """Refuses a new stream (1013: the call goes on, the platform may try again) when this
         process already carries its limit of streams or its loop runs late, before any
-        database work, so that the streams already running keep real time. A stream resuming
-        a call this process holds is let in: it replaces one that dropped."""
-        if grant.call_id in self._calls:
-            return
+        database work, so that the streams already running keep real time. (A stream resuming
+        a call this process holds is let in before: it replaces one that dropped.)"""
         limit = self.config.max_streams
         if limit is not None and self._open_streams >= limit:
             raise StreamProtocolError(
@@ -441,8 +556,12 @@ class MediaServer:
             ) from None
 
     async def _open(self, start: Start, conn: _Connection) -> CallSession:
-        grant, admission = await self._admit(start)
+        request = conn.ws.request
+        named = call_in_path(request.path) if request is not None else None
+        grant, admission = await self._admit(start, named, conn)
+        await self._after_earlier(conn)
         session = self._attach(start, grant, admission, conn)
+        conn.attached.set()
         decodes = conn.decodes
         hearing = admission.hearing
         cloud = self._cloud if hearing == "deployment" else hearing
@@ -458,6 +577,19 @@ class MediaServer:
         session.set_audio_sink(decodes.streamed.audio if decodes.streamed is not None else None)
         self._sink(session.started_event())
         return session
+
+    async def _after_earlier(self, conn: _Connection) -> None:
+        """Waits (bounded) until the call's connection that arrived before `conn` has been
+        attached, and, if its peer has gone (closed, reset) while what it delivered is still
+        being read, until that is read: its audio is older than this one's, not superseded."""
+        earlier, conn.earlier = conn.earlier, None
+        if earlier is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.config.drain_timeout_s):
+                await earlier.attached.wait()
+                if earlier.session is not None and earlier.ws.state is not OPEN:
+                    await earlier.read.wait()
 
     def _attach(
         self, start: Start, grant: StreamGrant, admission: CallAdmission, conn: _Connection
@@ -496,7 +628,7 @@ class MediaServer:
                     offset_ms=offset_ms,
                     connection=admission.stream_connections.get(start.stream_sid, 0) + 1,
                 )
-                self._calls[grant.call_id] = _LiveCall(session, now - offset_ms / 1000)
+                self._calls[grant.call_id] = _LiveCall(session, now - offset_ms / 1000, admission)
                 return session
             if live.current is not None:
                 if live.current.started_at > conn.started_at:

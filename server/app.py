@@ -66,6 +66,7 @@ from server.http_security import (
     cors_middleware,
     security_headers_middleware,
 )
+from server.media_dispatch import receiving_handoffs
 from server.middleware import request_middleware
 from server.settings import Settings
 from storage.db import Pool, cancel_promptly
@@ -123,6 +124,10 @@ class WorkerPlace:
 
     listeners: Listeners
     journal_dir: Path
+    media_handoff: socket.socket
+    """Where the parent passes the media connections it accepted for this worker
+    (server.media_dispatch): the worker never accepts on the media socket, whose address only
+    names its stream URL."""
 
 
 def _load_engine(settings: Settings) -> TranscriptionEngine:
@@ -331,7 +336,11 @@ async def running(
                     recorder.consent_decided(call_id, verdict)
 
         hub = await stack.enter_async_context(FeedHub(pool, dsn, observer=on_feed_event))
-        await stack.enter_async_context(media.serve(media_sock))
+        handoff = place.media_handoff if place is not None else None
+        # With a handoff, the parent accepts on the media port (server.media_dispatch).
+        await stack.enter_async_context(media.serve(media_sock if handoff is None else None))
+        if handoff is not None:
+            stack.enter_context(receiving_handoffs(handoff, media.adopt))
         stack.callback(media.begin_shutdown)  # runs first on the way out
 
         def issue(org_id: uuid.UUID, call_id: uuid.UUID, call_sid: str) -> str:

@@ -1,7 +1,8 @@
 """One worker process of `voxsouth serve --workers N`: started by server.workers, not by hand.
 
-It runs the whole server (`server.app.running`) on the listening sockets its parent bound (their
-descriptors are its arguments), against the database its parent resolved and migrated (the DSN
+It runs the whole server (`server.app.running`) on the HTTP listening socket its parent bound
+and the media connections its parent accepts and passes on `--media-handoff-fd` (descriptors
+are its arguments), against the database its parent resolved and migrated (the DSN
 comes as `VOXSOUTH_DATABASE_URL`, out of the process list), journaling into the folder its
 parent gave it. A socket shared with the parent (`--control-fd`) carries one line, `ready`, once
 the worker listens; the parent never writes on it, so its end means the parent is gone: a
@@ -37,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--http-fd", type=int, required=True)
     parser.add_argument("--media-fd", type=int, required=True)
     parser.add_argument("--control-fd", type=int, required=True)
+    parser.add_argument("--media-handoff-fd", type=int, required=True)
     parser.add_argument("--journal", type=Path, required=True)
     args = parser.parse_args(argv)
     try:
@@ -49,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     listeners = Listeners(
         http=socket.socket(fileno=args.http_fd), media=socket.socket(fileno=args.media_fd)
     )
-    place = WorkerPlace(listeners, args.journal)
+    place = WorkerPlace(listeners, args.journal, socket.socket(fileno=args.media_handoff_fd))
     return uvloop.run(_serve(settings, place, socket.socket(fileno=args.control_fd)))
 
 

@@ -5,6 +5,9 @@ parent does what must happen once, and only that:
 - resolves the database (`DATABASE_URL`, or the embedded Postgres, which it starts and stops
   after the last worker has drained) and migrates it;
 - binds the HTTP and media ports, so port 0 works and every worker serves the same port;
+- accepts the media connections and passes each to the worker holding its call
+  (server.media_dispatch: every stream of a call meets the same worker, where its live state
+  is), while the workers accept HTTP connections themselves;
 - creates a fresh folder for the workers' metrics, and removes it at the end;
 - runs a worker (server/worker.py) in each of N slots, and another each time one exits.
 A worker runs the whole server: its own pool, process lease, feed listener, transcription
@@ -42,6 +45,7 @@ from prometheus_client.multiprocess import mark_process_dead
 from server.app import Listeners, ServerUrls, bind_listeners, server_urls
 from server.database import open_database
 from server.errors import VoxsouthError
+from server.media_dispatch import MediaDispatcher
 from server.settings import Settings
 from server.worker import READY
 from storage.embedded import stop_embedded
@@ -103,7 +107,12 @@ async def supervising(settings: Settings) -> AsyncIterator[ServerUrls]:
         share = -(-settings.transcription_workers // settings.workers)
         env["VOXSOUTH_TRANSCRIPTION_WORKERS"] = str(share)
         journals = journal_folders(settings.data_dir, settings.workers)
-        await stack.enter_async_context(Supervisor(listeners, env, metrics_dir, journals))
+        dispatcher = MediaDispatcher(listeners.media, settings.workers)
+        await stack.enter_async_context(
+            Supervisor(listeners, env, metrics_dir, journals, dispatcher)
+        )
+        # Once every worker takes connections; left first, so the workers drain with no more.
+        await stack.enter_async_context(dispatcher)
         yield server_urls(settings, listeners)
 
 
@@ -118,8 +127,10 @@ class Supervisor:
         env: dict[str, str],
         metrics_dir: Path,
         journals: Sequence[Path],
+        dispatcher: MediaDispatcher,
     ) -> None:
         self._listeners = listeners
+        self._dispatcher = dispatcher
         self._env = env
         self._metrics_dir = metrics_dir
         self._journals = journals
@@ -195,26 +206,32 @@ class Supervisor:
         (pid 4242) was killed by SIGKILL"."""
         http, media = self._listeners.http.fileno(), self._listeners.media.fileno()
         ours, theirs = socket.socketpair()
+        # Media connections come on a socket of their own (one descriptor per message).
+        handoff, their_handoff = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         # Inherited sockets, not SO_REUSEPORT: the ports are bound once and stay bound for the
         # parent's whole life (port 0 works; no gap while a worker restarts), and all workers
-        # take connections from one accept queue, so a worker that dies leaves the connections
-        # waiting in it to the others (with SO_REUSEPORT each worker has its own queue, and the
-        # kernel resets what waits in a closing one), and no other process of the same user
-        # can bind the port and take a share of its connections. The kernel does not spread
-        # connections evenly: whichever worker is waiting in accept() first takes the next
-        # one, which favours the workers with time to spare.
+        # take HTTP connections from one accept queue, so a worker that dies leaves the
+        # connections waiting in it to the others (with SO_REUSEPORT each worker has its own
+        # queue, and the kernel resets what waits in a closing one), and no other process of
+        # the same user can bind the port and take a share of its connections. The kernel does
+        # not spread connections evenly: whichever worker is waiting in accept() first takes
+        # the next one, which favours the workers with time to spare. Workers never accept on
+        # the media socket (the parent does); it is theirs only as their websocket server's.
         try:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "server.worker",
                 "--http-fd", str(http), "--media-fd", str(media),
                 "--control-fd", str(theirs.fileno()), "--journal", str(self._journals[slot - 1]),
-                pass_fds=(http, media, theirs.fileno()), env=self._env,
+                "--media-handoff-fd", str(their_handoff.fileno()),
+                pass_fds=(http, media, theirs.fileno(), their_handoff.fileno()), env=self._env,
             )  # fmt: skip
         except OSError as exc:
             ours.close()
+            handoff.close()
             return f"worker {slot} could not be started ({exc})"
         finally:
             theirs.close()
+            their_handoff.close()
         self._running[slot] = proc
         if self._stopping.is_set():  # stopped while it was being started
             proc.send_signal(signal.SIGTERM)
@@ -222,10 +239,13 @@ class Supervisor:
         try:
             if await reader.readline() == READY:  # b"" if it exits first
                 log.info("worker %d listening (pid %d)", slot, proc.pid)
+                self._dispatcher.attach(slot, handoff)
                 if not first.done():
                     first.set_result(None)
             code = await proc.wait()
         finally:
+            self._dispatcher.detach(slot)
+            handoff.close()
             writer.close()  # our end of the control socket: the worker has exited
             del self._running[slot]
             # Unannotated in prometheus_client.

@@ -85,7 +85,8 @@ async def test_voice_webhook_answers_laml_that_streams_both_tracks_with_a_token(
     assert root[0].text == srv.settings.disclosure_text
     stream = root.find("./Start/Stream")
     assert stream is not None
-    assert stream.attrib["url"] == srv.media_url
+    call_id = await pool.fetchval("SELECT id FROM calls WHERE call_sid = $1", params["CallSid"])
+    assert stream.attrib["url"] == f"{srv.media_url}/{call_id}"
     assert stream.attrib["track"] == "both_tracks"
     assert stream.attrib["statusCallback"] == f"{srv.public_url}/laml/stream-status"
     [token] = [

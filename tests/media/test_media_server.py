@@ -236,10 +236,25 @@ async def test_no_start_in_time_is_closed(
 async def test_only_the_media_path_accepts_websockets(srv: RunningServer) -> None:
     from websockets.exceptions import InvalidStatus
 
-    with pytest.raises(InvalidStatus) as raised:
-        async with connect(srv.media_url.replace("/media", "/other")):
-            pass
-    assert raised.value.response.status_code == 404
+    for elsewhere in ("/other", f"/other/{uuid.uuid4()}", "/media/extra"):
+        with pytest.raises(InvalidStatus) as raised:
+            async with connect(srv.media_url.replace("/media", elsewhere)):
+                pass
+        assert raised.value.response.status_code == 404
+
+
+async def test_a_stream_on_its_call_url_is_served_and_on_another_calls_url_refused(
+    srv: RunningServer, call: AnsweredCall
+) -> None:
+    assert call.stream.url.startswith(srv.media_url + "/")
+    async with connect(f"{srv.media_url}/{uuid.uuid4()}") as ws:
+        await ws.send(start(call))
+        assert await closed_with(ws) == (1008, "stream URL names another call")
+    async with connect(call.stream.url) as ws:
+        await ws.send(start(call))
+        await ws.send(media(2, 1))
+        await ws.send(json.dumps({"event": "stop", "sequenceNumber": "3"}))
+        assert await closed_with(ws) == (1000, "stream stopped")
 
 
 async def test_shutting_down_mid_call_still_records_the_open_stream(

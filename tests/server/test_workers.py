@@ -1,15 +1,19 @@
 """`voxsouth serve --workers N` as an operator sees it: one port answered by every worker, one set
 of figures, a killed worker replaced, a clean stop that takes the embedded Postgres with it.
 
-Which worker takes a connection is the kernel's choice. To ask one worker in particular, the
-test stops the others (SIGSTOP) meanwhile: only the one left can accept, on the one port.
+Which worker takes an HTTP connection is the kernel's choice. To ask one worker in particular,
+the test stops the others (SIGSTOP) meanwhile: only the one left can accept, on the one port.
+Media connections are the parent's to give: every stream of a call to the worker holding it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import signal
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,10 +21,15 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 from prometheus_client.parser import text_string_to_metric_families
+from websockets.asyncio.client import ClientConnection, connect
 
+from server.simulator.client import SignalWireSimulator, parse_stream
 from server.workers import journal_folders, restart_delay
+from storage.db import Pool
 from storage.journal import Journal
 from tests.conftest import timeout
+from tests.e2e.test_process_crash import start_call
+from tests.support.changes import watching
 from tests.support.process import Serving, cli_env, serving
 
 LIVE_REQUESTS = ("voxsouth_http_requests_total", {"route": "/health/live", "status": "200"})
@@ -147,6 +156,87 @@ async def test_two_workers_share_one_port_and_one_set_of_figures_survive_a_kill_
     for pid in (second, third, postmaster):
         await exited(pid)
     assert not left_behind(pgdata / "postmaster.pid", metrics_dir)
+
+
+SIGNING_KEY = "PSK_workers_test_signing_key"
+SILENCE = base64.b64encode(b"\xff" * 160).decode()  # 20 ms of μ-law silence
+
+
+async def open_stream(url: str, call_sid: str, stream_sid: str, token: str) -> ClientConnection:
+    ws = await connect(url)
+    start = {"streamSid": stream_sid, "accountSid": str(uuid.uuid4()), "callSid": call_sid,
+             "tracks": ["inbound"], "customParameters": {"token": token},
+             "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000,
+                             "channels": 1}}  # fmt: skip
+    await ws.send(json.dumps({"event": "start", "sequenceNumber": "1", "start": start}))
+    return ws
+
+
+async def send_chunks(ws: ClientConnection, chunks: range) -> None:
+    for n in chunks:
+        media = {"track": "inbound", "chunk": str(n), "timestamp": str(n * 20 - 20),
+                 "payload": SILENCE}  # fmt: skip
+        await ws.send(json.dumps({"event": "media", "media": media}))
+
+
+async def test_every_stream_of_a_call_reaches_the_worker_that_holds_it(
+    tmp_path: Path, pg_dsn: str, pool: Pool, org_number: tuple[uuid.UUID, str]
+) -> None:
+    _, number = org_number
+    env = cli_env(tmp_path, pg_dsn, VOXSOUTH_SIGNALWIRE_SIGNING_KEY=SIGNING_KEY)
+    async with (
+        watching(pool, pg_dsn) as changes,
+        serving(env, tmp_path, "--workers", "2") as served,
+        aiohttp.ClientSession() as http,
+    ):
+        sim = SignalWireSimulator(http, base_url=served.http_url, signing_key=SIGNING_KEY)
+        call_sid, laml = await start_call(sim, served.http_url, number)
+        stream = parse_stream(laml)
+        assert stream is not None, laml
+        assert stream.url.startswith(served.media_url + "/")  # the call's own URL
+        token = stream.parameters["token"]
+        # The same stream cut three times (closed without its `stop`, as by a proxy restarting),
+        # each time 10 chunks (200 ms) lost before it resumes.
+        stream_sid = str(uuid.uuid4())
+        for connection in range(1, 5):
+            first = (connection - 1) * 35 + 1
+            ws = await open_stream(stream.url, call_sid, stream_sid, token)
+            await send_chunks(ws, range(first, first + 25))
+            if connection == 4:
+                await ws.send(json.dumps({"event": "stop", "stop": {"callSid": call_sid}}))
+            await ws.close()
+        await changes.until(
+            "SELECT count(*) = 4 AND bool_and(status = 'stopped') FROM media_streams "
+            "WHERE stream_sid = $1",
+            stream_sid,
+        )
+        rows = await pool.fetch(
+            "SELECT end_reason, owner_id, frames_received_inbound, audio_lost_ms "
+            "FROM media_streams WHERE stream_sid = $1 ORDER BY connection",
+            stream_sid,
+        )
+        # One worker held the call throughout, so each resume counted its own gap, and only it.
+        assert len({row["owner_id"] for row in rows}) == 1
+        assert [row["frames_received_inbound"] for row in rows] == [25] * 4
+        assert [row["audio_lost_ms"] for row in rows] == [0, 200, 200, 200]
+        assert [row["end_reason"] for row in rows] == ["disconnected"] * 3 + ["stop"]
+
+        # Streams whose URL names no call are given to the workers in turn.
+        bare_streams = []
+        for _ in range(2):
+            other_sid, other_laml = await start_call(sim, served.http_url, number)
+            other = parse_stream(other_laml)
+            assert other is not None, other_laml
+            bare_streams.append(str(uuid.uuid4()))
+            bare = await open_stream(
+                served.media_url, other_sid, bare_streams[-1], other.parameters["token"]
+            )
+            await send_chunks(bare, range(1, 2))
+            await bare.close()
+        await changes.until(
+            "SELECT count(DISTINCT owner_id) = 2 FROM media_streams WHERE stream_sid = ANY($1)",
+            bare_streams,
+        )
 
 
 def test_a_worker_that_keeps_dying_waits_longer_each_time() -> None:

@@ -48,6 +48,7 @@ async def run_cli(
 @dataclass
 class Serving:
     http_url: str
+    media_url: str
     banner: str
     process: asyncio.subprocess.Process
     stderr: str = ""
@@ -90,7 +91,7 @@ async def serving(env: dict[str, str], cwd: Path, *args: str) -> AsyncIterator[S
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert proc.stdout is not None and proc.stderr is not None
-    served = Serving(http_url="", banner="", process=proc)
+    served = Serving(http_url="", media_url="", banner="", process=proc)
     reading = asyncio.create_task(served._read_log(proc.stderr))
     try:
         banner: list[str] = []
@@ -101,6 +102,7 @@ async def serving(env: dict[str, str], cwd: Path, *args: str) -> AsyncIterator[S
                 banner.append(line.decode())
         served.banner = "".join(banner)
         served.http_url = next(line.split()[-1] for line in banner if "control plane" in line)
+        served.media_url = next(line.split()[-1] for line in banner if "media streams" in line)
         yield served
     finally:
         with contextlib.suppress(ProcessLookupError):  # killed by the test, not yet reaped
