@@ -39,7 +39,9 @@ test: lint typecheck
 		command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ]; then apt-get update -qq \
 		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi || true
-	PYTHONASYNCIODEBUG=1 $(BIN)/pytest -q
+	# Two processes, each taking whole test files (module fixtures load once, and a file's
+	# tests share its server): most slow tests wait on calls played in real time.
+	PYTHONASYNCIODEBUG=1 $(BIN)/pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.frame_path
