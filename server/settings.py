@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     database and binds the ports once, then runs and restarts that many workers
     (server.workers), each with its own pool, lease and journal. A container's CPU quota does
     not narrow the CPUs counted here: set it to the CPU limit there."""
+    worker_hang_s: float = Field(default=10.0, ge=3, le=600)
+    """A worker whose event loop has not said it is alive for this long (it says so every
+    second) is killed and replaced: hung, it would keep the calls routed to it unheard."""
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)

@@ -31,6 +31,10 @@ log = logging.getLogger("server.worker")  # not "__main__": it runs as `python -
 
 READY = b"ready\n"
 """What a worker says on its control socket once it listens."""
+ALIVE = b"alive\n"
+"""What it says there every ALIVE_EVERY_S after that, from its event loop: a worker whose loop
+hangs falls silent, and its parent replaces it (server.workers)."""
+ALIVE_EVERY_S = 1.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,15 +66,27 @@ async def _serve(settings: Settings, place: WorkerPlace, control: socket.socket)
         loop.add_signal_handler(sig, stop.set)
     reader, writer = await asyncio.open_unix_connection(sock=control)
     watch = asyncio.create_task(_parent_gone(reader, stop.set), name="parent-watch")
+    beat: asyncio.Task[None] | None = None
     try:
         async with running(settings, place):
             writer.write(READY)
             await writer.drain()
+            # Kept up while draining on the way out, too: a drain that hangs is a hang.
+            beat = asyncio.create_task(_heartbeat(writer), name="heartbeat")
             await stop.wait()
     finally:
+        if beat is not None:
+            beat.cancel()
         watch.cancel()
         writer.close()
     return 0
+
+
+async def _heartbeat(control: asyncio.StreamWriter) -> None:
+    while True:
+        await asyncio.sleep(ALIVE_EVERY_S)
+        control.write(ALIVE)
+        await control.drain()
 
 
 async def _parent_gone(control: asyncio.StreamReader, then: Callable[[], None]) -> None:

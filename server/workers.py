@@ -9,7 +9,9 @@ parent does what must happen once, and only that:
   (server.media_dispatch: every stream of a call meets the same worker, where its live state
   is), while the workers accept HTTP connections themselves;
 - creates a fresh folder for the workers' metrics, and removes it at the end;
-- runs a worker (server/worker.py) in each of N slots, and another each time one exits.
+- runs a worker (server/worker.py) in each of N slots, and another each time one exits, or
+  hangs: a worker says it is alive every second, and one silent for VOXSOUTH_WORKER_HANG_S
+  is killed.
 A worker runs the whole server: its own pool, process lease, feed listener, transcription
 threads (a share of VOXSOUTH_TRANSCRIPTION_WORKERS) and event writer, journaling into its slot's
 folder, `journal/worker-K`, which a restarted worker K takes again and so replays what its
@@ -109,7 +111,7 @@ async def supervising(settings: Settings) -> AsyncIterator[ServerUrls]:
         journals = journal_folders(settings.data_dir, settings.workers)
         dispatcher = MediaDispatcher(listeners.media, settings.workers)
         await stack.enter_async_context(
-            Supervisor(listeners, env, metrics_dir, journals, dispatcher)
+            Supervisor(listeners, env, metrics_dir, journals, dispatcher, settings.worker_hang_s)
         )
         # Once every worker takes connections; left first, so the workers drain with no more.
         await stack.enter_async_context(dispatcher)
@@ -128,9 +130,11 @@ class Supervisor:
         metrics_dir: Path,
         journals: Sequence[Path],
         dispatcher: MediaDispatcher,
+        hang_s: float,
     ) -> None:
         self._listeners = listeners
         self._dispatcher = dispatcher
+        self._hang_s = hang_s
         self._env = env
         self._metrics_dir = metrics_dir
         self._journals = journals
@@ -242,6 +246,7 @@ class Supervisor:
                 self._dispatcher.attach(slot, handoff)
                 if not first.done():
                     first.set_result(None)
+                await self._watch(slot, proc, reader)
             code = await proc.wait()
         finally:
             self._dispatcher.detach(slot)
@@ -251,6 +256,27 @@ class Supervisor:
             # Unannotated in prometheus_client.
             mark_process_dead(proc.pid, str(self._metrics_dir))  # type: ignore[no-untyped-call]
         return f"worker {slot} (pid {proc.pid}) {_exit_text(code)}"
+
+    async def _watch(
+        self, slot: int, proc: asyncio.subprocess.Process, control: asyncio.StreamReader
+    ) -> None:
+        """Until the worker exits: it says it is alive every second (server.worker); one that
+        falls silent for `hang_s` has a hung event loop (its calls unheard, new ones still
+        routed to it) and is killed, to be replaced like any that dies."""
+        while True:
+            try:
+                async with asyncio.timeout(self._hang_s):
+                    if not await control.readline():
+                        return  # it exited
+            except TimeoutError:
+                log.error(
+                    "worker %d (pid %d) has not answered for %.0f s: killing it",
+                    slot, proc.pid, self._hang_s,
+                )  # fmt: skip
+                self._dispatcher.detach(slot)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                return
 
 
 def _exit_text(code: int) -> str:

@@ -239,6 +239,21 @@ async def test_every_stream_of_a_call_reaches_the_worker_that_holds_it(
         )
 
 
+async def test_a_worker_that_hangs_is_killed_and_replaced(tmp_path: Path, pg_dsn: str) -> None:
+    env = cli_env(tmp_path, pg_dsn, VOXSOUTH_WORKER_HANG_S="3")
+    async with serving(env, tmp_path, "--workers", "2") as served:
+        hung = await worker_pid(served, 1)
+        os.kill(hung, signal.SIGSTOP)  # its event loop answers nothing, as if stuck
+        await served.logged(rf"worker 1 \(pid {hung}\) has not answered for 3 s: killing it")
+        await served.logged(rf"worker 1 \(pid {hung}\) was killed by SIGKILL")
+        replacement = await worker_pid(served, 1, nth=2)
+        assert replacement != hung
+        second = await worker_pid(served, 2)
+    assert served.returncode == 0, served.stderr[-2000:]
+    # A live worker is left alone: the other one was never killed.
+    assert f"pid {second}) has not answered" not in served.stderr
+
+
 def test_a_worker_that_keeps_dying_waits_longer_each_time() -> None:
     assert [restart_delay(n) for n in range(1, 9)] == [0, 0.5, 1, 2, 4, 8, 16, 30]
 
