@@ -803,7 +803,9 @@ class MediaServer:
         # Another connection may have resumed the call meanwhile (and even ended): then the
         # call is that one's to settle and close.
         resumed = conn.superseded is not None or session.carrier != carrier
-        if not resumed:
+        if resumed:
+            stopped = session.recount_skipped(stopped)  # its decodes skipped meanwhile
+        else:
             stopped = session.stopped_event(outcome, messages_lost)
             if outcome != "disconnected":
                 # The stream ended for good (or for a fault of its own): consent is decided on

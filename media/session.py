@@ -14,9 +14,9 @@ consent is given, dropped on refusal or when the stream ends without it.
 from __future__ import annotations
 
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import TypeAlias
 
@@ -108,6 +108,8 @@ class UtteranceReady:
     utterance: Utterance
     speech_ended_at: float
     stream_sid: str
+    connection: int
+    """Which connection of `stream_sid` heard it (its skip counts on that one's record)."""
 
 
 class TrackPipeline:
@@ -127,15 +129,12 @@ class TrackPipeline:
         self.frames_received = 0
         self.frames_lost = 0
         self.samples_lost = 0
-        self.utterances_skipped = 0
-        """Utterances never transcribed for want of time (full queue, stream end, engine
-        error): words the record does not have."""
         self.transcription_error: str | None = None
         """Why a cloud service stopped transcribing this track (the offline engine went on)."""
         self.last_voiced_at = 0.0
         self._last_chunk: int | None = None
         self._pending = bytearray()
-        self._stream_base = (0, 0, 0, 0)
+        self._stream_base = (0, 0, 0)
         """The counters above when the current stream took over: its record counts from there."""
 
     def feed(self, chunk: int, payload: bytes, now: float) -> list[Utterance]:
@@ -205,9 +204,7 @@ class TrackPipeline:
         connection's utterance was finished with it (`CallSession.finish`)."""
         self.decoder = decoder
         self._pending.clear()
-        self._stream_base = (
-            self.frames_received, self.frames_lost, self.samples_lost, self.utterances_skipped,
-        )  # fmt: skip
+        self._stream_base = (self.frames_received, self.frames_lost, self.samples_lost)
         self.transcription_error = None
         if new_stream:
             self._last_chunk = None
@@ -215,15 +212,15 @@ class TrackPipeline:
                 self.samples_lost += lost  # on the new stream's record: where it shows
                 self.endpointer.skip(lost)
 
-    def stats(self, track: Track) -> TrackStats:
+    def stats(self, track: Track, utterances_skipped: int) -> TrackStats:
         """The current stream's accounting (from when it took the track over)."""
-        frames, frames_lost, samples_lost, skipped = self._stream_base
+        frames, frames_lost, samples_lost = self._stream_base
         return TrackStats(
             track=track,
             frames_received=self.frames_received - frames,
             frames_lost=self.frames_lost - frames_lost,
             audio_lost_ms=(self.samples_lost - samples_lost) * 1000 // self.decoder.output_rate,
-            utterances_skipped=self.utterances_skipped - skipped,
+            utterances_skipped=utterances_skipped,
             transcription_error=self.transcription_error,
         )
 
@@ -273,6 +270,10 @@ class CallSession:
         self._held: deque[MediaEvent] = deque(maxlen=MAX_HELD_EVENTS)
         self.held_dropped = 0
         """Held events given up: on refusal, at stream end without consent, or overflow."""
+        self._skipped: Counter[tuple[str, int, Track]] = Counter()
+        """Utterances never transcribed for want of time (full queue, stream end, engine
+        error), by the connection that heard them: words the record does not have. Counted
+        on that connection's record though another may carry the call by then."""
         self.outbox: list[MediaEvent] = []
         """Events raised while feeding audio (acoustic escalations): the caller drains it."""
         self.tracks: dict[Track, TrackPipeline] = {}
@@ -381,8 +382,10 @@ class CallSession:
         for u in ended:
             if u.final:
                 self._consent.expect(msg.track, u.start_ms)
-        sid = self.start.stream_sid
-        return [UtteranceReady(msg.track, u, pipeline.last_voiced_at, sid) for u in ended]
+        sid, connection = self.carrier
+        return [
+            UtteranceReady(msg.track, u, pipeline.last_voiced_at, sid, connection) for u in ended
+        ]
 
     def _open_since(self) -> dict[Track, int | None]:
         return {t: p.endpointer.open_start_ms for t, p in self.tracks.items()}
@@ -523,7 +526,7 @@ class CallSession:
         """An utterance that will never be transcribed (`skipped` under load, or heard as
         nothing): the consent detector stops waiting for its words."""
         if skipped:
-            self._pipeline(ready.track).utterances_skipped += 1
+            self._skipped[ready.stream_sid, ready.connection, ready.track] += 1
         found = self._consent.on_lost(
             ready.track, ready.utterance.start_ms, self._open_since(), skipped=skipped
         )
@@ -595,11 +598,11 @@ class CallSession:
 
     def finish(self) -> list[UtteranceReady]:
         """End of a connection: the utterances still open on every track."""
-        sid = self.start.stream_sid
+        sid, connection = self.carrier
         ready = []
         for track, pipeline in self.tracks.items():
             if (u := pipeline.endpointer.flush()) is not None:
-                ready.append(UtteranceReady(track, u, pipeline.last_voiced_at, sid))
+                ready.append(UtteranceReady(track, u, pipeline.last_voiced_at, sid, connection))
         return ready
 
     def settle(self) -> list[MediaEvent]:
@@ -617,12 +620,25 @@ class CallSession:
 
     def stopped_event(self, reason: str, messages_lost: int) -> StreamStopped:
         """The current connection's last event, with its own accounting."""
+        sid, connection = self.carrier
         return StreamStopped(
             org_id=self.org_id,
             call_id=self.call_id,
-            stream_sid=self.start.stream_sid,
+            stream_sid=sid,
             reason=reason,
-            tracks=tuple(p.stats(t) for t, p in self.tracks.items()),
+            tracks=tuple(
+                p.stats(t, self._skipped[sid, connection, t]) for t, p in self.tracks.items()
+            ),
             messages_lost=messages_lost,
-            connection=self.connection,
+            connection=connection,
         )
+
+    def recount_skipped(self, stopped: StreamStopped) -> StreamStopped:
+        """A connection's record taken when it stopped carrying the call, with its utterances
+        skipped since (their decodes were still waiting then)."""
+        sid, connection = stopped.stream_sid, stopped.connection
+        tracks = tuple(
+            replace(t, utterances_skipped=self._skipped[sid, connection, t.track])
+            for t in stopped.tracks
+        )
+        return replace(stopped, tracks=tracks)

@@ -285,7 +285,7 @@ def test_a_forged_chunk_number_costs_no_memory() -> None:
     feed(session, ulaw_payloads("."), chunks=[10**11])
     pipeline = session.tracks["inbound"]
     assert pipeline.endpointer.clock_ms == (10**11) * 20
-    assert pipeline.stats("inbound").frames_lost == 10**11 - 5
+    assert pipeline.stats("inbound", 0).frames_lost == 10**11 - 5
 
 
 def test_repeated_chunks_are_ignored() -> None:
@@ -340,7 +340,7 @@ def test_a_gap_between_half_frame_payloads_keeps_the_clock() -> None:
     session = make_session()
     feed(session, [p for _, p in kept], chunks=[c for c, _ in kept])
     pipeline = session.tracks["inbound"]
-    assert pipeline.stats("inbound").audio_lost_ms == 20
+    assert pipeline.stats("inbound", 0).audio_lost_ms == 20
     assert pipeline.endpointer.clock_ms == 80
 
 
@@ -435,7 +435,11 @@ def test_transcript_segment_copies_offsets_and_is_final(rate: int, encoding: str
         start_sample=rate, end_sample=rate * 3 + rate // 4, pcm=b"", sample_rate=rate
     )
     ready = UtteranceReady(
-        track="inbound", utterance=utterance, speech_ended_at=12.5, stream_sid=STREAM_SID
+        track="inbound",
+        utterance=utterance,
+        speech_ended_at=12.5,
+        stream_sid=STREAM_SID,
+        connection=1,
     )
 
     [event] = session.on_transcript(
@@ -479,6 +483,7 @@ def said(session: CallSession, track: str, text: str, start_s: float) -> list[Me
         utterance=utterance,
         speech_ended_at=0.0,
         stream_sid=STREAM_SID,
+        connection=1,
     )
     return session.on_transcript(ready, Transcription(text=text, confidence=None), "test")
 

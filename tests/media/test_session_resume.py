@@ -210,3 +210,20 @@ def test_a_track_first_heard_on_a_later_stream_starts_where_that_stream_does() -
     assert session.tracks["outbound"].endpointer.clock_ms == 3_000
     [stats] = [t for t in session.stopped_event("stop", 0).tracks if t.track == "outbound"]
     assert stats.audio_lost_ms == 0  # nothing of it was ever missed
+
+
+def test_an_utterance_skipped_after_its_connection_handed_over_counts_on_that_connection() -> None:
+    session = make_session(make_start(tracks=("inbound",)))
+    utterances: list[UtteranceReady] = []
+    for chunk, payload in enumerate(ulaw_payloads("." * 5 + "T" * 25 + "." * 30), start=1):
+        utterances += session.on_media(Media(None, "inbound", chunk, (chunk - 1) * 20, payload), 0)
+    [heard] = [u for u in utterances if u.utterance.final]
+    handed_over = session.stopped_event("disconnected", 0)
+    session.resume(make_start(tracks=("inbound",)), 1_200)  # the same stream reconnects
+    # The first connection's utterance was still waiting for a decoder: it is given up now.
+    session.on_transcript_lost(heard, skipped=True)
+
+    [first] = session.recount_skipped(handed_over).tracks
+    [second] = session.stopped_event("stop", 0).tracks
+    assert (handed_over.connection, first.utterances_skipped) == (1, 1)
+    assert second.utterances_skipped == 0
