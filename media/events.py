@@ -109,7 +109,10 @@ class TranscriptSegment(StreamEvent):
     is_final: bool
     engine: str
     words: tuple[WordTiming, ...] = ()
-    """Word timings where the engine gives them (the cloud engines; Whisper's are not kept)."""
+    """Word timings where the engine gives them (the cloud engines; Whisper's are not kept),
+    and none where anything was redacted (their words would carry it)."""
+    redacted: tuple[str, ...] = ()
+    """The kind of each span redacted from `text` (media.redaction), e.g. ("card",)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -37,6 +37,11 @@ STREAM_ERRORS = Counter(
     "Streams closed for bad input, or bad input tolerated, by kind.",
     ["kind"],
 )
+REDACTIONS = Counter(
+    "voxsouth_redactions_total",
+    "Sensitive spans replaced in stored transcript text, by kind (media.redaction).",
+    ["kind"],
+)
 FRAMES_RECEIVED = Counter(
     "voxsouth_media_frames_received_total", "Media frames received.", ["track"]
 )

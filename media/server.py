@@ -38,6 +38,7 @@ from media.events import (
     MediaEvent,
     StreamStopped,
     Track,
+    TranscriptSegment,
 )
 from media.protocol import (
     CLOSE_INTERNAL_ERROR,
@@ -342,6 +343,9 @@ class MediaServer:
                 metrics.ESCALATIONS_RAISED.labels(event.kind, event.severity).inc()
             elif isinstance(event, ConsentEvidence):
                 metrics.CONSENT_FINDINGS.labels(event.detector, event.verdict or "none").inc()
+            elif isinstance(event, TranscriptSegment):
+                for kind in event.redacted:
+                    metrics.REDACTIONS.labels(kind).inc()
             self._sink(event)
 
     def begin_shutdown(self) -> None:

@@ -38,6 +38,9 @@ from media.events import (
     WordTiming,
 )
 from media.protocol import Dtmf, Media, Start
+from media.redaction import KINDS as REDACTED_KINDS
+from media.redaction import Kind as RedactedKind
+from media.redaction import redact
 from media.transcription.engine import Transcription
 from media.vad import Endpointer, EndpointerConfig, Utterance, VoiceDetector
 
@@ -73,6 +76,8 @@ class CallPolicy:
     implied_by_notice: bool = False
     """The org takes a notice as consent, and the call's jurisdiction allows that."""
     consent_window_ms: int = 30_000
+    redact: frozenset[RedactedKind] = REDACTED_KINDS
+    """What is redacted from every final and partial text before it leaves the session."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +262,7 @@ class CallSession:
         self._format = parse_format(
             start.encoding, start.sample_rate, l16_big_endian=config.l16_big_endian
         )
+        self._redact = policy.redact
         self._rules = RuleEngine(policy.rules, start.tracks) if policy.rules else None
         self._needs_level = self._rules is not None and self._rules.needs_level
         self._consent = ConsentTracker(
@@ -452,6 +458,7 @@ class CallSession:
         decode of an utterance still being spoken): for supervisors' screens (nothing while the
         call's content is held for consent: a partial never shows what a final may not), and
         for phrase rules (`RuleEngine.on_partial`), whose alerts go out as a final's would."""
+        text = redact(text, self._redact, partial=True).text
         events: list[MediaEvent] = []
         if not self._holding:
             events.append(
@@ -481,6 +488,8 @@ class CallSession:
         stream_sid: str,
         words: tuple[WordTiming, ...] = (),
     ) -> list[MediaEvent]:
+        # Before anything else sees the words: storage, the feed, the detectors' evidence.
+        redacted = redact(result.text, self._redact)
         segment = TranscriptSegment(
             org_id=self.org_id,
             call_id=self.call_id,
@@ -488,23 +497,25 @@ class CallSession:
             track=track,
             start_ms=start_ms,
             end_ms=end_ms,
-            text=result.text,
+            text=redacted.text,
             confidence=result.confidence,
             is_final=True,
             engine=engine,
-            words=words,
+            words=() if redacted.changed else words,
+            redacted=tuple(redacted.counts.elements()),
         )
+        text = redacted.text
         events = self._content(segment)
         sid = segment.event_id
         if streamed:
             findings = self._consent.on_streamed_text(
-                track, start_ms, end_ms, result.text, sid, self._open_since()
+                track, start_ms, end_ms, text, sid, self._open_since()
             )
         else:
-            findings = self._consent.on_text(track, start_ms, result.text, sid, self._open_since())
+            findings = self._consent.on_text(track, start_ms, text, sid, self._open_since())
         events += self._consent_events(findings)
         if self._rules is not None:
-            fired = self._rules.on_text(track, start_ms, end_ms, result.text, sid)
+            fired = self._rules.on_text(track, start_ms, end_ms, text, sid)
             events += [self._escalation(f) for f in fired]
         return events
 

@@ -620,3 +620,23 @@ def test_partial_words_never_show_what_consent_holds_back() -> None:
     [partial] = held.on_partial("inbound", 4_000, 4_800, "my card number")
     assert isinstance(partial, TranscriptPartial)
     assert (partial.track, partial.start_ms, partial.text) == ("inbound", 4_000, "my card number")
+
+
+def test_a_card_number_is_redacted_before_storage_the_feed_and_the_detectors_see_it() -> None:
+    session = make_session(
+        make_start(tracks=("inbound", "outbound")), policy=CallPolicy(rules=RULES)
+    )
+    card = "four one one one " + "one " * 11 + "one"
+    events = said(session, "inbound", f"It's {card}, and I want to speak to your manager", 2.0)
+    segment, raised = events
+    assert isinstance(segment, TranscriptSegment) and isinstance(raised, EscalationRaised)
+    assert segment.text == "It's [card], and I want to speak to your manager"
+    assert segment.redacted == ("card",)
+    assert "1" not in raised.evidence
+    [partial] = session.on_partial("inbound", 2_000, 2_500, "It's four one one one one one one one")
+    assert isinstance(partial, TranscriptPartial) and partial.text == "It's [digits]"
+    # The org's choice: what it does not redact is stored as said.
+    kept = make_session(policy=CallPolicy(redact=frozenset({"email"})))
+    [segment] = said(kept, "inbound", "It's 4111 1111 1111 1111", 2.0)
+    assert isinstance(segment, TranscriptSegment)
+    assert (segment.text, segment.redacted) == ("It's 4111 1111 1111 1111", ())
