@@ -8,18 +8,23 @@ and the spans are looked for in that form; a text with nothing to redact is retu
 it came.
 
 What counts as sensitive:
-- `card`: 13–19 digits passing the Luhn check, said or written in any grouping; or 13–19
-  digits at all where the words say it is a card (a misheard digit fails the check).
+- `card`: 13–19 digits passing the Luhn check, said or written in any grouping; 13–19 digits
+  at all where the words name a card (a misheard digit fails the check); 6 or more where this
+  speaker's own words name it ("my card is 4111 1111…": read out in parts, its next part
+  following in the next utterance, `continues`).
 - `ssn`: 9 digits written 3-2-4 (`123-45-6789`), or 9 digits where the words name a social
   security number.
-- `account`: 6–17 digits where the words name an account, routing or sort code.
+- `account`: 6–17 digits where the words name a bank account, routing number or sort code
+  (a customer account number with a company is not a bank's).
 - `cvv`: 3–4 digits where the words name the card's security code.
 - `expiry`: a month and year where the words name an expiry date.
 - `dob`: a date where the words name a date of birth.
-- `phone`: a number the `phonenumbers` library takes as a valid phone number (US by default,
-  or international with its country code).
+- `phone`: a number the `phonenumbers` library takes as a valid phone number (US and UK
+  without a country code, any with one).
 - `email`: an address, written or spoken ("jane dot doe at example dot com").
-"where the words say" means in the same text, before the number.
+"Where the words name" means shortly before the number (NAMED_WITHIN), in the same text or in
+its `context`: what the other speaker asked just before ("and the expiry date?") and what this
+one said last.
 
 `partial=True` is for the words so far of an utterance still being spoken: a card being read
 out is not yet 13 digits long, so any run of 8 digits or more is hidden as `[digits]` there.
@@ -44,11 +49,16 @@ KINDS: Final[frozenset[Kind]] = frozenset(
 )
 """Every kind an org may choose to redact (`digits` is partials' own)."""
 PARTIAL_DIGITS: Final = 8
+CARD_PART_DIGITS: Final = 6
+"""A card's first part read out, where the words name it (fewer: its last four, a year)."""
+NAMED_WITHIN: Final = 50
+"""How far before a number (in characters) the words naming what it is may be."""
 PHONE_REGIONS: Final = ("US", "GB")
 """Where a number said without its country code is read as a phone number."""
 
 _DIGIT_WORD = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|\d)"
 _REPEATED = re.compile(rf"\b(double|triple)\s+({_DIGIT_WORD})\b", re.IGNORECASE)
+_PLACEHOLDER = re.compile(r"\[[a-z]+\]")
 _TOKENS = re.compile(r"\w+|\W+")
 _DIGIT_TOKEN = re.compile(rf"{_DIGIT_WORD}|\d+", re.IGNORECASE)
 _DIGIT_RUN = re.compile(r"\d(?:[ ,.\-/]{0,2}\d)*")
@@ -75,15 +85,20 @@ _MONTH_YEAR = re.compile(
 )
 _CONTEXT: Final[dict[Kind, re.Pattern[str]]] = {
     "card": re.compile(
-        r"\b(?:card|visa|master ?card|amex|american express|discover|long number)\b", re.I
+        # "the back of the card" is where its security code is, not the card's number
+        r"(?<!back of the )\b(?:card|visa|master ?card|amex|american express|discover|"
+        r"long number)\b",
+        re.I,
     ),
     "ssn": re.compile(r"\b(?:social security|social|ssn|s s n)\b", re.I),
     "account": re.compile(
-        r"\b(?:account|acct|routing|sort code|iban|bank number|member number)\b", re.I
+        r"\b(?:bank account|account at the bank|checking account|savings account|"
+        r"bank details|routing|sort code|iban)\b",
+        re.I,
     ),
     "cvv": re.compile(
-        r"\b(?:security code|cvv|cvc|cv2|three digits|3 digits|four digits|4 digits|"
-        r"back of the card)\b",
+        r"\b(?:security code|cvv|cvc|cv2|card verification|back of the card|"
+        r"(?:three|3|four|4) digits on the back)\b",
         re.I,
     ),
     "expiry": re.compile(r"\b(?:expir\w*|expiry|valid (?:until|thru|through)|exp date)\b", re.I),
@@ -96,31 +111,49 @@ class Redacted:
     text: str
     counts: Counter[Kind]
     """Spans replaced, by kind."""
+    trailing: Kind | None = None
+    """The kind of the span the text ends with, if it ends with one: a number read out may go
+    on in the speaker's next utterance (`redact`'s `continues`)."""
 
     @property
     def changed(self) -> bool:
         return bool(self.counts)
 
 
-def redact(text: str, kinds: Iterable[Kind] = KINDS, *, partial: bool = False) -> Redacted:
-    """`text` with the sensitive spans of `kinds` replaced (see the module's docstring)."""
+def redact(
+    text: str,
+    kinds: Iterable[Kind] = KINDS,
+    *,
+    partial: bool = False,
+    context: str = "",
+    continues: Kind | None = None,
+) -> Redacted:
+    """`text` with the sensitive spans of `kinds` replaced (see the module's docstring).
+    `context`: what was said just before, by the other speaker ("what's the security code on
+    the back?") or this one: it may name what a bare number is. `continues`: the kind this
+    speaker's previous utterance ended with (`Redacted.trailing`): digits this one starts with
+    go on with it (a card read out in two breaths)."""
     wanted = frozenset(kinds)
     if not wanted:
         return Redacted(text, Counter())
     spoken = _digits(text)
-    spans: list[tuple[int, int, Kind]] = []
-    _find(spoken, wanted, partial, spans)
+    # What was redacted from the context names nothing ("[card]" is not the word "card").
+    context = _digits(_PLACEHOLDER.sub(" ", context)) if context else ""
+    spans = _Finder(spoken, context, wanted, partial).find(continues)
     if not spans:
         return Redacted(text, Counter())
     out, counts, at = [], Counter[Kind](), 0
+    trailing: Kind | None = None
     for start, end, kind in sorted(spans):
         if start < at:
             continue  # inside a span already replaced
         out += [spoken[at:start], f"[{kind}]"]
         counts[kind] += 1
         at = end
-    out.append(spoken[at:])
-    return Redacted("".join(out), counts)
+        trailing = kind
+    rest = spoken[at:]
+    out.append(rest)
+    return Redacted("".join(out), counts, trailing if not rest.strip(" .,;!?") else None)
 
 
 def luhn_valid(digits: str) -> bool:
@@ -158,62 +191,97 @@ def _zeros(text: str) -> str:
     return "".join(tokens)
 
 
-def _said(text: str, kind: Kind, before: int) -> bool:
-    """Whether the words before `before` name `kind` ("my card number is …")."""
-    return _CONTEXT[kind].search(text, 0, before) is not None
+_NAMED_BY_DIGITS: Final[tuple[Kind, ...]] = ("card", "ssn", "account", "cvv")
+_NAMED_DATES: Final[tuple[Kind, ...]] = ("dob", "expiry")
 
 
-def _find(
-    text: str, wanted: frozenset[Kind], partial: bool, spans: list[tuple[int, int, Kind]]
-) -> None:
-    def add(start: int, end: int, kind: Kind) -> None:
-        if kind in wanted or kind == "digits":
-            spans.append((start, end, kind))
+class _Finder:
+    """The sensitive spans of one text, as (start, end, kind)."""
 
-    if "email" in wanted:
-        for pattern in (_EMAIL, _SPOKEN_EMAIL):
+    def __init__(self, text: str, context: str, wanted: frozenset[Kind], partial: bool) -> None:
+        self.text, self.context, self.wanted, self.partial = text, context, wanted, partial
+        self.spans: list[tuple[int, int, Kind]] = []
+
+    def named(self, before: int, kinds: tuple[Kind, ...]) -> Kind | None:
+        """Which of `kinds` the words name last, shortly before `before` (in the text, or else
+        in its context): "my card number is …", "and the security code?"."""
+        near = max(0, before - NAMED_WITHIN)
+        for text, start, end in ((self.text, near, before), (self.context, 0, len(self.context))):
+            found = [
+                (m.end(), kind)
+                for kind in kinds
+                if kind in self.wanted
+                for m in _CONTEXT[kind].finditer(text, start, end)
+            ]
+            if found:
+                return max(found)[1]
+        return None
+
+    def named_here(self, before: int, kind: Kind) -> bool:
+        """Whether this text's own words name `kind` shortly before `before`."""
+        return _CONTEXT[kind].search(self.text, max(0, before - NAMED_WITHIN), before) is not None
+
+    def add(self, start: int, end: int, kind: Kind) -> None:
+        if kind in self.wanted or kind == "digits":
+            self.spans.append((start, end, kind))
+
+    def find(self, continues: Kind | None) -> list[tuple[int, int, Kind]]:
+        text = self.text
+        if "email" in self.wanted:
+            for pattern in (_EMAIL, _SPOKEN_EMAIL):
+                for m in pattern.finditer(text):
+                    self.add(m.start(), m.end(), "email")
+        for pattern, kinds in ((_DATE, _NAMED_DATES), (_MONTH_YEAR, ("expiry",))):
             for m in pattern.finditer(text):
-                add(m.start(), m.end(), "email")
-    if "dob" in wanted:
-        for m in _DATE.finditer(text):
-            if _said(text, "dob", m.start()):
-                add(m.start(), m.end(), "dob")
-    if "expiry" in wanted:
-        for m in _MONTH_YEAR.finditer(text):
-            if _said(text, "expiry", m.start()) and not _said(text, "dob", m.start()):
-                add(m.start(), m.end(), "expiry")
-    if "ssn" in wanted:
+                if (date := self.named(m.start(), _NAMED_DATES)) in kinds:
+                    assert date is not None
+                    self.add(m.start(), m.end(), date)
         for m in _SSN_WRITTEN.finditer(text):
-            add(m.start(), m.end(), "ssn")
-    taken = [(s, e) for s, e, _ in spans]
-    for m in _DIGIT_RUN.finditer(text):
-        if any(s <= m.start() < e or s < m.end() <= e for s, e in taken):
-            continue
-        kind = _digit_kind(text, m)
-        if kind is not None:
-            add(m.start(), m.end(), kind)
-        elif partial and sum(ch.isdigit() for ch in m[0]) >= PARTIAL_DIGITS:
-            add(m.start(), m.end(), "digits")
+            self.add(m.start(), m.end(), "ssn")
+        taken = [(s, e) for s, e, _ in self.spans]
+        for m in _DIGIT_RUN.finditer(text):
+            if any(s <= m.start() < e or s < m.end() <= e for s, e in taken):
+                continue
+            if continues is not None and not text[: m.start()].strip(" ,.-"):
+                kind: Kind | None = continues  # the digits go on from the last utterance
+            else:
+                kind = self.digit_kind(m)
+            if kind is not None:
+                self.add(m.start(), m.end(), kind)
+            elif self.partial and sum(ch.isdigit() for ch in m[0]) >= PARTIAL_DIGITS:
+                self.add(m.start(), m.end(), "digits")
+        return self.spans
 
-
-def _digit_kind(text: str, run: re.Match[str]) -> Kind | None:
-    """What a run of digits is, if it is sensitive (what is said before it may tell)."""
-    digits = "".join(ch for ch in run[0] if ch.isdigit())
-    n, at = len(digits), run.start()
-    if 13 <= n <= 19 and (luhn_valid(digits) or _said(text, "card", at)):
-        return "card"
-    if n > 19 and any(luhn_valid(digits[i : i + 16]) for i in range(n - 15)):
-        return "card"  # run on into the next number ("… 1111, and my zip is 30301")
-    if n == 9 and _said(text, "ssn", at):
-        return "ssn"
-    if 6 <= n <= 17 and _said(text, "account", at):
-        return "account"
-    if 3 <= n <= 4 and _said(text, "cvv", at):
-        return "cvv"
-    international = text[max(0, at - 5) : at].rstrip().lower().endswith(("+", "plus"))
-    if 7 <= n <= 15 and _phone(digits, international):
-        return "phone"
-    return None
+    def digit_kind(self, run: re.Match[str]) -> Kind | None:
+        """What a run of digits is, if it is sensitive."""
+        digits = "".join(ch for ch in run[0] if ch.isdigit())
+        n, at = len(digits), run.start()
+        if (
+            "card" in self.wanted
+            and (
+                (13 <= n <= 19 and luhn_valid(digits))
+                # run on into the next number ("… 1111, and my zip is 30301")
+                or (n > 19 and any(luhn_valid(digits[i : i + 16]) for i in range(n - 15)))
+            )
+        ):
+            return "card"
+        named = self.named(at, _NAMED_BY_DIGITS)
+        if named == "card" and 13 <= n <= 19:
+            return "card"  # a misheard digit fails the check
+        if named == "card" and n >= CARD_PART_DIGITS and self.named_here(at, "card"):
+            return "card"  # read out in parts ("my card is 4111 1111", and on next time)
+        if (named == "ssn" and n == 9) or (named == "account" and 6 <= n <= 17):
+            return named
+        if named == "cvv" and 3 <= n <= 4:
+            return "cvv"
+        before = self.text[max(0, at - 5) : at].rstrip().lower()
+        if (
+            "phone" in self.wanted
+            and 7 <= n <= 15
+            and _phone(digits, before.endswith(("+", "plus")))
+        ):
+            return "phone"
+        return None
 
 
 def _phone(digits: str, international: bool) -> bool:

@@ -40,12 +40,17 @@ from media.events import (
 from media.protocol import Dtmf, Media, Start
 from media.redaction import KINDS as REDACTED_KINDS
 from media.redaction import Kind as RedactedKind
-from media.redaction import redact
+from media.redaction import Redacted, redact
 from media.transcription.engine import Transcription
 from media.vad import Endpointer, EndpointerConfig, Utterance, VoiceDetector
 
 MAX_SILENCE_FILL_SAMPLES = 16_000
 """Gaps up to this (2 s at 8 kHz) are filled with silence and run through the VAD."""
+REDACTION_CONTEXT_MS = 15_000
+"""A final this recent (its end before the next one's start) may name what a number in the next
+is ("what's the security code?"), or have begun a number the next goes on with."""
+OVERLAP_MS = 1_000
+"""How far an answer's start may precede the end of the turn it answers (endpointing pads)."""
 MAX_HELD_EVENTS = 5_000
 """Held events beyond this (hours of talk without consent) drop the oldest."""
 
@@ -263,6 +268,9 @@ class CallSession:
             start.encoding, start.sample_rate, l16_big_endian=config.l16_big_endian
         )
         self._redact = policy.redact
+        self._last_heard: dict[Track, tuple[int, str, RedactedKind | None]] = {}
+        """Each track's latest final: where it ended, its (redacted) words, and the kind of
+        number it ended with."""
         self._rules = RuleEngine(policy.rules, start.tracks) if policy.rules else None
         self._needs_level = self._rules is not None and self._rules.needs_level
         self._consent = ConsentTracker(
@@ -458,7 +466,7 @@ class CallSession:
         decode of an utterance still being spoken): for supervisors' screens (nothing while the
         call's content is held for consent: a partial never shows what a final may not), and
         for phrase rules (`RuleEngine.on_partial`), whose alerts go out as a final's would."""
-        text = redact(text, self._redact, partial=True).text
+        text = self._redacted(track, start_ms, text, partial=True).text
         events: list[MediaEvent] = []
         if not self._holding:
             events.append(
@@ -489,7 +497,8 @@ class CallSession:
         words: tuple[WordTiming, ...] = (),
     ) -> list[MediaEvent]:
         # Before anything else sees the words: storage, the feed, the detectors' evidence.
-        redacted = redact(result.text, self._redact)
+        redacted = self._redacted(track, start_ms, result.text, partial=False)
+        self._last_heard[track] = (end_ms, redacted.text, redacted.trailing)
         segment = TranscriptSegment(
             org_id=self.org_id,
             call_id=self.call_id,
@@ -518,6 +527,21 @@ class CallSession:
             fired = self._rules.on_text(track, start_ms, end_ms, text, sid)
             events += [self._escalation(f) for f in fired]
         return events
+
+    def _redacted(self, track: Track, start_ms: int, text: str, *, partial: bool) -> Redacted:
+        """`text` redacted, in the light of the finals just before it: the other speaker's
+        question and this speaker's last words may name what a number is, and a number this
+        speaker's last final ended with may go on here."""
+        other: Track = "outbound" if track == "inbound" else "inbound"
+        context, continues = [], None
+        for speaker in (other, track):  # the speaker's own words last: the nearest
+            last = self._last_heard.get(speaker)
+            if last is not None and -OVERLAP_MS <= start_ms - last[0] <= REDACTION_CONTEXT_MS:
+                context.append(last[1])
+                continues = last[2] if speaker == track else None
+        return redact(
+            text, self._redact, partial=partial, context=" ".join(context), continues=continues
+        )
 
     def decode_rank(self, track: Track, start_ms: int) -> Callable[[], int]:
         """How much an utterance's words matter, asked whenever the transcription queue has to

@@ -30,7 +30,7 @@ SPOKEN_VISA = "four one one one " + "one " * 11 + "one"
             "social security number one two three four five six seven eight nine",
             "social security number [ssn]",
         ),
-        ("the account number is 12345678", "the account number is [account]"),
+        ("my bank account number is 12345678", "my bank account number is [account]"),
         ("sort code two oh four one one five", "sort code [account]"),
         ("and the security code on the back is 737", "and the security code on the back is [cvv]"),
         ("it expires oh four twenty seven", "it expires [expiry]"),
@@ -61,6 +61,8 @@ def test_what_is_sensitive_is_replaced_by_its_kind(said: str, stored: str) -> No
         "The reference is LHRHC441, flight 2207.",
         "Press 1 to agree or 2 to decline.",
         "Oh, one more thing: oh well, I owe you four pounds.",
+        "My account number with you is 12345678.",  # a customer account: not a bank's
+        "It's the card I opened in 2019.",
     ],
 )
 def test_ordinary_numbers_are_left_as_they_were_said(said: str) -> None:
@@ -81,10 +83,34 @@ def test_only_the_kinds_asked_for_are_replaced() -> None:
     assert redact(said, KINDS - {"card"}).counts == {"phone": 1}
 
 
-def test_a_card_still_being_read_out_is_hidden_from_partials() -> None:
-    so_far = "my card number is four one one one one one one one one"
-    assert redact(so_far).text == so_far  # nine digits: no kind yet, in a final
-    assert redact(so_far, partial=True).text == "my card number is [digits]"
+def test_a_long_number_still_being_read_out_is_hidden_from_partials() -> None:
+    so_far = "yes it's four one one one one one one one one"
+    assert redact(so_far).text == so_far  # nine digits, nothing named: no kind, in a final
+    assert redact(so_far, partial=True).text == "yes it's [digits]"
+
+
+def test_a_number_named_by_the_other_speakers_question_is_redacted() -> None:
+    assert redact("seven three seven", context="What's the security code on the back?").text == (
+        "[cvv]"
+    )
+    assert redact("the fourth of April, 1940", context="And your date of birth?").text == "[dob]"
+    assert redact("oh four twenty seven", context="When does it expire?").text == "[expiry]"
+    assert redact("seven three seven").text == "seven three seven"  # asked nothing
+
+
+def test_a_card_read_out_in_two_breaths_is_redacted_in_both() -> None:
+    first = redact("my card number is four one one one, one one one one")
+    assert (first.text, first.trailing) == ("my card number is [card]", "card")
+    second = redact("one one one one, one one one one, thanks", continues=first.trailing)
+    assert second.text == "[card], thanks"
+    assert redact("one two three", continues=None).text == "one two three"
+
+
+def test_what_names_a_number_must_be_close_before_it() -> None:
+    said = "my card was declined, so I called the bank, and they told me to ring 415 555 2671"
+    assert redact(said).text == (
+        "my card was declined, so I called the bank, and they told me to ring [phone]"
+    )
 
 
 def test_the_luhn_check() -> None:

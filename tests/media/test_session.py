@@ -640,3 +640,18 @@ def test_a_card_number_is_redacted_before_storage_the_feed_and_the_detectors_see
     [segment] = said(kept, "inbound", "It's 4111 1111 1111 1111", 2.0)
     assert isinstance(segment, TranscriptSegment)
     assert (segment.text, segment.redacted) == ("It's 4111 1111 1111 1111", ())
+
+
+def test_a_bare_number_answering_a_question_or_going_on_from_the_last_is_redacted() -> None:
+    session = make_session(make_start(tracks=("inbound", "outbound")))
+    said(session, "outbound", "And the three digits on the back of the card?", 2.0)
+    [answer] = said(session, "inbound", "seven three seven", 3.5)
+    assert isinstance(answer, TranscriptSegment) and answer.text == "[cvv]"
+    # A card read out in two breaths, the second half alone failing every check.
+    [first] = said(session, "inbound", "my card is four one one one, one one one one", 6.0)
+    [second] = said(session, "inbound", "one one one one, one one one one", 8.0)
+    assert isinstance(first, TranscriptSegment) and isinstance(second, TranscriptSegment)
+    assert (first.text, second.text) == ("my card is [card]", "[card]")
+    # Long after, the same digits are just digits.
+    [later] = said(session, "inbound", "one one one one", 40.0)
+    assert isinstance(later, TranscriptSegment) and later.text == "one one one one"
