@@ -391,9 +391,11 @@ async def get_call(
                                  evidence, raised_at, status
                           FROM escalations WHERE org_id = $1 AND call_id = $2
                           ORDER BY raised_at""",
-        # As SignalWire's status callbacks reported them; the audio stays at SignalWire.
-        "recordings": """SELECT recording_sid, status, url, duration_s, channels, created_at,
-                                updated_at
+        # As SignalWire's status callbacks reported them; the audio stays at SignalWire. Not
+        # its URL: SignalWire's media URLs are public, whoever holds one can listen (no role
+        # check, no audit), so it stays here, for the server's own use.
+        "recordings": """SELECT recording_sid, status, url IS NOT NULL AS has_audio, duration_s,
+                                channels, created_at, updated_at
                          FROM recordings WHERE org_id = $1 AND call_id = $2
                          ORDER BY created_at, recording_sid""",
     }

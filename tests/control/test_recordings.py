@@ -11,6 +11,7 @@ import random
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
+from unittest.mock import ANY
 
 import aiohttp
 import pytest
@@ -557,11 +558,12 @@ async def test_apply_status_upserts_keeps_the_final_status_and_ignores_unknown_c
     async with tenant(pool, org_id) as conn:
         call = await calls.get_call(conn, org_id, call_id, with_transcript=False)
     assert call is not None
-    assert [
-        {k: r[k] for k in ("recording_sid", "status", "url", "duration_s", "channels")}
-        for r in call["recordings"]
-    ] == [{"recording_sid": sid, "status": "completed", "url": url, "duration_s": 42,
-           "channels": 2}]  # fmt: skip
+    assert call["recordings"] == [
+        {"recording_sid": sid, "status": "completed", "has_audio": True, "duration_s": 42,
+         "channels": 2, "created_at": ANY, "updated_at": ANY}
+    ]  # fmt: skip
+    # Its public media URL is kept for the server, never handed out.
+    assert await pool.fetchval("SELECT url FROM recordings WHERE recording_sid = $1", sid) == url
     other_org = await calls.create_org(pool, "Other org")
     async with tenant(pool, other_org) as conn:
         assert await calls.get_call(conn, other_org, call_id, with_transcript=False) is None
