@@ -410,6 +410,16 @@ async def get_call(
     for segment in result.get("transcript", ()):
         words = segment["words"]
         segment["words"] = None if words is None else json.loads(words)
+    # What was redacted from its words, counted by kind (for every role: it says nothing of
+    # what was said).
+    redactions = await conn.fetch(
+        """SELECT kind, count(*) AS n FROM transcript_segments, unnest(redacted) AS kind
+           WHERE org_id = $1 AND call_id = $2 GROUP BY kind ORDER BY kind""",
+        org_id,
+        call_id,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    result["redactions"] = {r["kind"]: r["n"] for r in redactions}
     return result
 
 

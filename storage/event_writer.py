@@ -111,13 +111,15 @@ WHERE id = $1"""
 # trip waits for the event loop that also carries the media.
 _SEGMENTS = """
 INSERT INTO transcript_segments (id, org_id, call_id, stream_sid, track, speaker, start_ms,
-                                 end_ms, text, confidence, is_final, engine, spoken_at, words)
+                                 end_ms, text, confidence, is_final, engine, spoken_at, words,
+                                 redacted)
 SELECT id, $1, call_id, stream_sid, track, speaker, start_ms, end_ms, text, confidence,
-       is_final, engine, spoken_at, words::jsonb
+       is_final, engine, spoken_at, words::jsonb, string_to_array(redacted, ',')
 FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::int[], $8::int[],
-            $9::text[], $10::real[], $11::bool[], $12::text[], $13::timestamptz[], $14::text[])
+            $9::text[], $10::real[], $11::bool[], $12::text[], $13::timestamptz[], $14::text[],
+            $15::text[])
      AS s(id, call_id, stream_sid, track, speaker, start_ms, end_ms, text, confidence,
-          is_final, engine, spoken_at, words)
+          is_final, engine, spoken_at, words, redacted)
 ON CONFLICT (id) DO NOTHING"""
 
 _DTMF = """
@@ -250,7 +252,7 @@ async def _write_segments(conn: Connection, segments: Sequence[TranscriptSegment
     columns = list(zip(*(
         (e.event_id, e.call_id, e.stream_sid, e.track, SPEAKER_BY_TRACK[e.track], e.start_ms,
          e.end_ms, e.text, e.confidence, e.is_final, e.engine, e.occurred_at,
-         json.dumps(p["words"]) if e.words else None)
+         json.dumps(p["words"]) if e.words else None, ",".join(e.redacted))
         for e, p in zip(segments, payloads, strict=True)
     ), strict=True))  # fmt: skip
     await conn.execute(_SEGMENTS, segments[0].org_id, *columns, timeout=QUERY_TIMEOUT_S)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -25,6 +26,7 @@ from storage import calls
 from storage.db import Pool, create_pool
 from storage.event_writer import NOTIFY_CHANNEL, PARK_AFTER_S, EventWriter, write_events
 from storage.journal import Journal
+from storage.tenancy import tenant
 from tests.conftest import timeout
 from tests.support.numbers import new_number
 from tests.support.pg_proxy import PgProxy
@@ -329,6 +331,28 @@ async def test_replaying_events_already_written_does_not_double_them(
     async with fast_writer(pool, tmp_path / "b") as writer:
         await until(writer, lambda: writer.idle)
     assert await count_segments(pool, call_id) == 3
+
+
+async def test_a_calls_redactions_are_counted_by_kind_once_however_often_replayed(
+    pool: Pool, call_ids: tuple[uuid.UUID, uuid.UUID], notifications: Notifications, tmp_path: Path
+) -> None:
+    org_id, call_id = call_ids
+    plain, card, both = segments(org_id, call_id, str(uuid.uuid4()), 3)
+    assert isinstance(card, TranscriptSegment) and isinstance(both, TranscriptSegment)
+    events = [
+        plain,
+        dataclasses.replace(card, text="it's [card]", redacted=("card",)),
+        dataclasses.replace(both, text="[card], or call [phone]", redacted=("card", "phone")),
+    ]
+    for folder in ("a", "b"):  # the second time as a replay of the journal
+        Journal(tmp_path / folder).append(events)
+        async with fast_writer(pool, tmp_path / folder) as writer:
+            await until(writer, lambda: writer.idle)
+    await notifications.wait_for(events)
+    async with tenant(pool, org_id) as conn:
+        call = await calls.get_call(conn, org_id, call_id, with_transcript=False)
+    assert call is not None
+    assert call["redactions"] == {"card": 2, "phone": 1}
 
 
 async def test_an_event_postgres_refuses_is_set_aside_and_the_rest_still_land(
