@@ -28,6 +28,8 @@ class Action(StrEnum):
     RULES_MANAGE = "rules:manage"
     TRANSCRIPTION_MANAGE = "transcription:manage"
     """Choose what transcribes the org's calls and hold its speech-service key."""
+    REDACTION_MANAGE = "redaction:manage"
+    """Choose what is redacted from the org's calls' words."""
     NUMBERS_READ = "numbers:read"
     NUMBERS_MANAGE = "numbers:manage"
     TEAM_READ = "team:read"

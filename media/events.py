@@ -15,7 +15,7 @@ import dataclasses
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias, get_args
 
 Track: TypeAlias = Literal["inbound", "outbound"]
 """SignalWire's track names: inbound is the caller (far end), outbound the agent side."""
@@ -99,6 +99,13 @@ class WordTiming:
     confidence: float | None
 
 
+RedactionKind: TypeAlias = Literal[
+    "card", "ssn", "account", "cvv", "expiry", "dob", "phone", "email"
+]
+"""What media.redaction finds and replaces, and an org may choose to redact."""
+REDACTION_KINDS: Final[tuple[RedactionKind, ...]] = get_args(RedactionKind)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TranscriptSegment(StreamEvent):
     track: Track
@@ -112,7 +119,8 @@ class TranscriptSegment(StreamEvent):
     """Word timings where the engine gives them (the cloud engines; Whisper's are not kept),
     and none where anything was redacted (their words would carry it)."""
     redacted: tuple[str, ...] = ()
-    """The kind of each span redacted from `text` (media.redaction), e.g. ("card",)."""
+    """The kind of each span redacted from `text` (a `RedactionKind`, or "digits" in a partial),
+    e.g. ("card",)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

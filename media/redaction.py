@@ -41,12 +41,10 @@ from typing import Final, Literal, TypeAlias
 import phonenumbers
 from text_to_num import alpha2digit
 
-Kind: TypeAlias = Literal[
-    "card", "ssn", "account", "cvv", "expiry", "dob", "phone", "email", "digits"
-]
-KINDS: Final[frozenset[Kind]] = frozenset(
-    {"card", "ssn", "account", "cvv", "expiry", "dob", "phone", "email"}
-)
+from media.events import REDACTION_KINDS, RedactionKind
+
+Kind: TypeAlias = RedactionKind | Literal["digits"]
+KINDS: Final[frozenset[Kind]] = frozenset(REDACTION_KINDS)
 """Every kind an org may choose to redact (`digits` is partials' own)."""
 PARTIAL_DIGITS: Final = 8
 CARD_PART_DIGITS: Final = 6

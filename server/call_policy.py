@@ -17,6 +17,7 @@ import asyncpg
 from control.sealed import Sealer, SealError
 from media.detectors import rules
 from media.detectors.consent import PlayedDisclosure
+from media.redaction import KINDS as REDACTED_KINDS
 from media.server import CallAdmission, Hearing
 from media.session import CallPolicy
 from media.stream_token import StreamGrant
@@ -155,6 +156,7 @@ def policy_of(row: Mapping[str, Any], rule_rows: Sequence[Mapping[str, Any]]) ->
         played_disclosure=PLAYED_BY.get(row["played_by"], "none"),
         # Implied consent only where one party's consent is enough.
         implied_by_notice=row["consent_implied_by_notice"] and row["consent_rule"] == "one_party",
+        redact=REDACTED_KINDS.intersection(row["redact_kinds"]),
     )
 
 

@@ -171,7 +171,7 @@ async def call_admission(
     and what the org chose to transcribe it (no engine: the deployment's)."""
     row = await conn.fetchrow(
         """SELECT c.status, c.consent_rule, c.recording_consent, c.consent_verified_by,
-                  o.consent_mode, o.consent_implied_by_notice, o.rules_seeded,
+                  o.consent_mode, o.consent_implied_by_notice, o.rules_seeded, o.redact_kinds,
                   t.engine AS transcription_engine, t.api_key_sealed,
                   (SELECT e.detector FROM consent_events e
                    WHERE e.call_id = c.id AND e.kind = 'disclosure' AND e.detector LIKE 'laml_%'
