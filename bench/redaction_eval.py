@@ -1,8 +1,9 @@
 """Redaction's own evaluation: card numbers and ordinary numbers as callers say them, scored on
 the exact text and through the offline engine: `python -m bench.redaction_eval [--misses]`.
 
-The set (`items()`) is generated from fixed seeds and was written, whole, before it was first
-scored; nothing in media/redaction.py was changed after that to fit it. It has:
+The set (`items()`) is generated from fixed seeds. Its test part was written, whole, before it
+was first scored, and is scored only to report; the rules are tuned on the dev part (`--part
+dev`: the same kinds, other numbers and voices). Each part has:
 - 60 card numbers (Luhn-valid, of the test ranges of Visa, Mastercard, Amex and Discover), read
   out six ways: named ("my card number is …") or not, as single digits in groups, with "double",
   in pairs ("forty one, eleven"), and as a bare answer to the agent asking for the card;
@@ -35,6 +36,7 @@ import numpy as np
 from media.redaction import luhn_valid, redact
 
 Kind = Literal["card", "ordinary"]
+Part = Literal["dev", "test"]
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
 TEENS = ("ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
@@ -57,14 +59,17 @@ class Item:
     """The card's digits (cards only)."""
 
 
-def items() -> list[Item]:
-    return [_card(i) for i in range(60)] + [_ordinary(i) for i in range(60)]
+def items(part: Part = "test") -> list[Item]:
+    """The test part (scored only to report) or the dev part (the same kinds, other numbers,
+    phrasings' order and voices), which the rules may be tuned on."""
+    prefix = "" if part == "test" else f"{part}-"
+    return [_card(i, prefix) for i in range(60)] + [_ordinary(i, prefix) for i in range(60)]
 
 
-def _card(i: int) -> Item:
-    rng = random.Random(f"card-{i}")
-    prefix, length, groups = CARD_RANGES[i % len(CARD_RANGES)]
-    body = prefix + "".join(rng.choice("0123456789") for _ in range(length - len(prefix) - 1))
+def _card(i: int, prefix: str) -> Item:
+    rng = random.Random(f"{prefix}card-{i}")
+    network, length, groups = CARD_RANGES[i % len(CARD_RANGES)]
+    body = network + "".join(rng.choice("0123456789") for _ in range(length - len(network) - 1))
     digits = body + next(d for d in "0123456789" if luhn_valid(body + d))
     parts, at = [], 0
     for size in groups:
@@ -87,11 +92,11 @@ def _card(i: int) -> Item:
         4: (f"Okay, {spoken}.", ASKS_FOR_CARD[i % 2]),
         5: (f"Okay, the number is {spoken}.", ""),
     }[style]
-    return Item(f"card-{i:02d}", "card", said, asked, digits)
+    return Item(f"{prefix}card-{i:02d}", "card", said, asked, digits)
 
 
-def _ordinary(i: int) -> Item:
-    rng = random.Random(f"ordinary-{i}")
+def _ordinary(i: int, prefix: str) -> Item:
+    rng = random.Random(f"{prefix}ordinary-{i}")
 
     def spelled(n: int) -> str:
         return " ".join(
@@ -114,7 +119,7 @@ def _ordinary(i: int) -> Item:
     else:
         said = (f"I've been with you {_number(rng.randint(2, 20))} years and called "
                 f"{_number(rng.randint(2, 9))} times this week.")  # fmt: skip
-    return Item(f"ordinary-{i:02d}", "ordinary", said)
+    return Item(f"{prefix}ordinary-{i:02d}", "ordinary", said)
 
 
 def _pair(two: str) -> str:
@@ -169,12 +174,13 @@ class Score:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.redaction_eval", description=__doc__)
+    parser.add_argument("--part", choices=("dev", "test"), default="test")
     parser.add_argument("--misses", action="store_true", help="list every item scored wrong")
     parser.add_argument("--exact-only", action="store_true", help="skip the engine")
     parser.add_argument("--model", default="bundled:tiny.en")
     parser.add_argument("--models-dir", type=Path, default=Path(".voxsouth") / "models")
     args = parser.parse_args(argv)
-    chosen = items()
+    chosen = items(args.part)
     exact: dict[Kind, Score] = {"card": Score(), "ordinary": Score()}
     heard: dict[Kind, Score] = {"card": Score(), "ordinary": Score()}
     misses: list[str] = []
@@ -200,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     engine_note = (
         "" if args.exact_only else f"; engine {args.model}, {time.monotonic() - began:.0f} s"
     )
-    print(f"redaction evaluation: {exact['card'].total} card numbers, "
+    print(f"redaction evaluation, {args.part} part: {exact['card'].total} card numbers, "
           f"{exact['ordinary'].total} ordinary numbers{engine_note}")  # fmt: skip
     print(f"{'':34}{'exact text':>14}{'' if args.exact_only else 'through the engine':>22}")
     rows: tuple[tuple[Kind, str], ...] = (

@@ -8,10 +8,12 @@ and the spans are looked for in that form; a text with nothing to redact is retu
 it came.
 
 What counts as sensitive:
-- `card`: 13–19 digits passing the Luhn check, said or written in any grouping; 13–19 digits
-  at all where the words name a card (a misheard digit fails the check); 6 or more where this
-  speaker's own words name it ("my card is 4111 1111…": read out in parts, its next part
-  following in the next utterance, `continues`).
+- `card`: 13–19 digits passing the Luhn check, said or written in any grouping; 8 or more
+  where the words name a card (an engine drops and mishears digits of a long number); 6 or
+  more where this speaker's own words name it ("my card is 4111 1111…": read out in parts, its
+  next part following in the next utterance, `continues`); 12–19 unnamed digits that start the
+  way a card network's numbers do. A number the words name as a tracking, order or reference
+  number is none of these, nor a phone number.
 - `ssn`: 9 digits written 3-2-4 (`123-45-6789`), or 9 digits where the words name a social
   security number.
 - `account`: 6–17 digits where the words name a bank account, routing number or sort code
@@ -47,6 +49,8 @@ Kind: TypeAlias = RedactionKind | Literal["digits"]
 KINDS: Final[frozenset[Kind]] = frozenset(REDACTION_KINDS)
 """Every kind an org may choose to redact (`digits` is partials' own)."""
 PARTIAL_DIGITS: Final = 8
+CARD_NAMED_DIGITS: Final = 8
+"""Where the words (or the question before) name a card: this many digits or more are its."""
 CARD_PART_DIGITS: Final = 6
 """A card's first part read out, where the words name it (fewer: its last four, a year)."""
 NAMED_WITHIN: Final = 50
@@ -56,6 +60,13 @@ PHONE_REGIONS: Final = ("US", "GB")
 
 _DIGIT_WORD = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|\d)"
 _REPEATED = re.compile(rf"\b(double|triple)\s+({_DIGIT_WORD})\b", re.IGNORECASE)
+_ORDINARY_NAME = re.compile(
+    r"\b(?:tracking|order|reference|ref|invoice|policy|claim|booking|case|ticket|"
+    r"confirmation|serial|model|parcel|consignment)\b",
+    re.I,
+)
+_CARD_NETWORK = re.compile(r"4|5[1-5]|2[2-7]|3[47]|6(?:011|5|4[4-9])")
+"""The first digits of Visa, Mastercard, Amex and Discover numbers."""
 _PLACEHOLDER = re.compile(r"\[[a-z]+\]")
 _TOKENS = re.compile(r"\w+|\W+")
 _DIGIT_TOKEN = re.compile(rf"{_DIGIT_WORD}|\d+", re.IGNORECASE)
@@ -264,14 +275,23 @@ class _Finder:
         ):
             return "card"
         named = self.named(at, _NAMED_BY_DIGITS)
-        if named == "card" and 13 <= n <= 19:
-            return "card"  # a misheard digit fails the check
+        if named is None and _ORDINARY_NAME.search(self.text, max(0, at - NAMED_WITHIN), at):
+            return None  # "the tracking number is …": what it is, is said
+        if named == "card" and n >= CARD_NAMED_DIGITS:
+            return "card"  # an engine drops and mishears digits of a long number
         if named == "card" and n >= CARD_PART_DIGITS and self.named_here(at, "card"):
             return "card"  # read out in parts ("my card is 4111 1111", and on next time)
         if (named == "ssn" and n == 9) or (named == "account" and 6 <= n <= 17):
             return named
         if named == "cvv" and 3 <= n <= 4:
             return "cvv"
+        if (
+            named is None
+            and "card" in self.wanted
+            and 12 <= n <= 19
+            and _CARD_NETWORK.match(digits)
+        ):
+            return "card"  # a long number of a card network's range, a digit or two misheard
         before = self.text[max(0, at - 5) : at].rstrip().lower()
         if (
             "phone" in self.wanted

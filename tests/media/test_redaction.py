@@ -63,6 +63,7 @@ def test_what_is_sensitive_is_replaced_by_its_kind(said: str, stored: str) -> No
         "Oh, one more thing: oh well, I owe you four pounds.",
         "My account number with you is 12345678.",  # a customer account: not a bank's
         "It's the card I opened in 2019.",
+        "The tracking number is 7162087871.",  # a valid US phone number's shape
     ],
 )
 def test_ordinary_numbers_are_left_as_they_were_said(said: str) -> None:
@@ -104,6 +105,14 @@ def test_a_card_read_out_in_two_breaths_is_redacted_in_both() -> None:
     second = redact("one one one one, one one one one, thanks", continues=first.trailing)
     assert second.text == "[card], thanks"
     assert redact("one two three", continues=None).text == "one two three"
+
+
+def test_a_long_number_the_engine_misheard_is_still_a_card() -> None:
+    # Digits dropped or misheard: the Luhn check fails, but it was asked for as a card…
+    assert redact("5 5 1 3 2 7 3 9 7 4", context="And the card number?").text == "[card]"
+    # … or it starts the way a card network's numbers do.
+    said = "Okay, the number is 4 7 3 3 2 0 0 3 7 7 4 0"
+    assert redact(said).text == "Okay, the number is [card]"
 
 
 def test_what_names_a_number_must_be_close_before_it() -> None:
