@@ -28,6 +28,8 @@ class Action(StrEnum):
     RULES_MANAGE = "rules:manage"
     TRANSCRIPTION_MANAGE = "transcription:manage"
     """Choose what transcribes the org's calls and hold its speech-service key."""
+    RECORDINGS_LISTEN = "recordings:listen"
+    """Play or download a call recording's audio (each play audited)."""
     REDACTION_MANAGE = "redaction:manage"
     """Choose what is redacted from the org's calls' words."""
     NUMBERS_READ = "numbers:read"
@@ -57,13 +59,14 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Action]]] = {
         _READ
         | {
             Action.TRANSCRIPTS_READ,
+            Action.RECORDINGS_LISTEN,
             Action.CALLS_CREATE,
             Action.CALLS_UPDATE,
             Action.CONSENT_RECORD,
             Action.ESCALATIONS_HANDLE,
         }
     ),
-    "analyst": frozenset(_READ | {Action.TRANSCRIPTS_READ}),
+    "analyst": frozenset(_READ | {Action.TRANSCRIPTS_READ, Action.RECORDINGS_LISTEN}),
     "viewer": frozenset(_READ),
 }
 

@@ -35,18 +35,24 @@ import json
 import logging
 import math
 import random
+import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
-from urllib.parse import quote, urlencode
+from typing import Any, Literal, TypeVar
+from urllib.parse import quote, urlencode, urlsplit
 
 import aiohttp
 from prometheus_client import Counter, Gauge
 
 log = logging.getLogger(__name__)
+_RECORDING_PATH = re.compile(
+    r"(/api/laml/[^/]+/Accounts/[^/]+/Recordings/[A-Za-z0-9_-]+)(?:\.(?:json|wav|mp3))?"
+)
+"""A `RecordingUrl`'s path (docs/protocols.md e), without the format its media is asked in."""
 
 API_VERSION = "2010-04-01"
 DEFAULT_STATUS_CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")
@@ -385,6 +391,30 @@ class SignalWireClient:
     # Shapes from SignalWire's generated SDK types: POST {number, name?, extension?} places a
     # call that reads a six-digit code; PUT {id}/verification {verification_code} submits it;
     # POST {id}/verification redials; the object has id, number, verified, status.
+
+    @asynccontextmanager
+    async def recording_media(
+        self, url: str, fmt: Literal["wav", "mp3"]
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A recording's audio from its `RecordingUrl`, as SignalWire's 200 response with the
+        body still to read. Raises SignalWireError when the URL is not a recording of this
+        space (it came from a callback: nothing else is fetched), or SignalWire answers
+        anything but the audio."""
+        parts, space = urlsplit(url), urlsplit(self._space)
+        path = _RECORDING_PATH.fullmatch(parts.path)
+        if (parts.scheme, parts.netloc) != (space.scheme, space.netloc) or path is None:
+            raise SignalWireError("not a recording of this SignalWire space", code="foreign_url")
+        media = f"{parts.scheme}://{parts.netloc}{path[1]}.{fmt}"
+        timeout = aiohttp.ClientTimeout(
+            sock_connect=self._config.request_timeout_s, sock_read=self._config.request_timeout_s
+        )
+        try:
+            async with self._session.get(media, headers=self._headers, timeout=timeout) as resp:
+                if resp.status != 200:
+                    raise SignalWireError("recording media refused", status=resp.status)
+                yield resp
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise SignalWireError(f"recording media unreachable: {exc}") from exc
 
     async def create_verified_caller_id(self, number: str, name: str | None = None) -> CallerId:
         """Starts verification: SignalWire calls `number` and reads a code. Not retried once

@@ -32,6 +32,7 @@ from control.api import calls as calls_api
 from control.api import escalations as escalations_api
 from control.api import feed as feed_api
 from control.api import numbers as numbers_api
+from control.api import recordings as recordings_api
 from control.api import redaction as redaction_api
 from control.api import rules as rules_api
 from control.api import team as team_api
@@ -408,6 +409,7 @@ async def running(
         app.add_routes(rules_api.routes())
         app.add_routes(transcription_api.routes())
         app.add_routes(redaction_api.routes())
+        app.add_routes(recordings_api.routes())
         app.add_routes(feed_api.routes())
         app.add_routes(dashboard.routes())
         app.add_routes(OpenApiRoutes("Voxsouth", version("voxsouth")).routes())

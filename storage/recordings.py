@@ -221,3 +221,17 @@ async def apply_status(
         timeout=QUERY_TIMEOUT_S,
     )
     return known
+
+
+async def media_of(
+    conn: Executor, org_id: uuid.UUID, recording_sid: str
+) -> tuple[str | None, str] | None:
+    """The org's recording's media URL at SignalWire (None until SignalWire reported one) and
+    its status; None if the org has no such recording. Run on the org's tenant connection."""
+    row = await conn.fetchrow(
+        "SELECT url, status FROM recordings WHERE org_id = $1 AND recording_sid = $2",
+        org_id,
+        recording_sid,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    return None if row is None else (row["url"], row["status"])

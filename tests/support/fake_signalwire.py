@@ -69,7 +69,8 @@ Behaviour = Ok | Fail | Hang
 @dataclass(frozen=True, slots=True)
 class RecordedRequest:
     operation: str
-    """"create", "fetch", "update", "create_recording", "update_recording" or "caller_id"."""
+    """"create", "fetch", "update", "create_recording", "update_recording", "caller_id" or
+    "media" (a recording's audio)."""
     method: str
     path: str
     form: list[tuple[str, str]]
@@ -120,6 +121,9 @@ class FakeSignalWire:
         }
         self.recordings: dict[str, dict[str, Any]] = {}
         """Recordings started so far, by RecordingSid, as their current Recording JSON."""
+        self.recording_media: dict[str, bytes] = {}
+        """Recordings' audio by RecordingSid, served at their public media URL (no
+        credentials, as SignalWire's; no Range support, which is unconfirmed there)."""
         self.caller_ids: dict[str, dict[str, Any]] = {}
         """Verified caller IDs by id, as SignalWire's objects."""
         self.verification_codes: dict[str, str] = {}
@@ -149,6 +153,7 @@ class FakeSignalWire:
         recordings = f"{accounts}/Calls/{{call_sid}}/Recordings"
         app.router.add_post(f"{recordings}.json", self._create_recording)
         app.router.add_post(f"{recordings}/{{recording_sid}}.json", self._update_recording)
+        app.router.add_get(f"{accounts}/Recordings/{{recording_media}}", self._media)
         caller_ids = "/api/relay/rest/verified_caller_ids"
         app.router.add_post(caller_ids, self._create_caller_id)
         app.router.add_put(f"{caller_ids}/{{id}}/verification", self._verify_caller_id)
@@ -159,6 +164,21 @@ class FakeSignalWire:
         await site.start()
         host, port = self._runner.addresses[0][:2]
         self.url = f"http://{host}:{port}"
+
+    def recording_url(self, recording_sid: str) -> str:
+        """The `RecordingUrl` SignalWire's callbacks give for a recording of this project."""
+        return f"{self.url}{API_BASE}/Accounts/{self.project_id}/Recordings/{recording_sid}"
+
+    async def _media(self, request: web.Request) -> web.Response:
+        self.requests.append(
+            RecordedRequest("media", request.method, request.path, [], dict(request.headers))
+        )
+        sid, _, ext = request.match_info["recording_media"].partition(".")
+        audio = self.recording_media.get(sid)
+        if audio is None or ext not in ("", "wav", "mp3"):
+            return web.json_response(error_body(404, 20404), status=404)
+        kind = "audio/mpeg" if ext == "mp3" else "audio/x-wav"
+        return web.Response(body=audio, content_type=kind)
 
     async def close(self) -> None:
         for hang in self._hangs:  # let parked handlers finish so shutdown does not wait
