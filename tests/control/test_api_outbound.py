@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import aiohttp
@@ -15,28 +13,8 @@ from server.app import RunningServer
 from storage import calls
 from storage.db import Pool
 from tests.support.accounts import Org, make_org
-from tests.support.fake_signalwire import Fail, FakeSignalWire, running_fake_signalwire
+from tests.support.fake_signalwire import Fail, FakeSignalWire
 from tests.support.numbers import new_number
-
-PROJECT, TOKEN = str(uuid.uuid4()), "PT-test-token"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSignalWire]:
-    async with running_fake_signalwire(PROJECT, TOKEN) as fake_signalwire:
-        yield fake_signalwire
-
-
-@pytest.fixture
-async def wired(
-    start_server: Callable[..., AbstractAsyncContextManager[RunningServer]], fake: FakeSignalWire
-) -> AsyncIterator[RunningServer]:
-    async with start_server(
-        signalwire_space_url=fake.url,
-        signalwire_project_id=PROJECT,
-        signalwire_api_token=TOKEN,
-    ) as server:
-        yield server
 
 
 @pytest.fixture

@@ -5,37 +5,17 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
 
 import aiohttp
-import pytest
 
 from server.app import RunningServer
 from storage import recordings
 from storage.db import Pool
 from tests.control.test_api_access import new_call
 from tests.support.accounts import Org, make_org
-from tests.support.fake_signalwire import FakeSignalWire, running_fake_signalwire
+from tests.support.fake_signalwire import FakeSignalWire
 
-PROJECT, TOKEN = str(uuid.uuid4()), "PT-playback-token"
 AUDIO = b"RIFF" + os.urandom(200_000)  # what SignalWire serves: its bytes, whatever they are
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSignalWire]:
-    async with running_fake_signalwire(PROJECT, TOKEN) as fake_signalwire:
-        yield fake_signalwire
-
-
-@pytest.fixture
-async def wired(
-    start_server: Callable[..., AbstractAsyncContextManager[RunningServer]], fake: FakeSignalWire
-) -> AsyncIterator[RunningServer]:
-    async with start_server(
-        signalwire_space_url=fake.url, signalwire_project_id=PROJECT, signalwire_api_token=TOKEN
-    ) as server:
-        yield server
 
 
 async def recorded(pool: Pool, org: Org, fake: FakeSignalWire, *, url: str | None = "") -> str:
