@@ -30,6 +30,8 @@ class Action(StrEnum):
     """Choose what transcribes the org's calls and hold its speech-service key."""
     RECORDINGS_LISTEN = "recordings:listen"
     """Play or download a call recording's audio (each play audited)."""
+    RECORDINGS_DELETE = "recordings:delete"
+    """Delete a call recording, at SignalWire and here."""
     REDACTION_MANAGE = "redaction:manage"
     """Choose what is redacted from the org's calls' words."""
     NUMBERS_READ = "numbers:read"

@@ -387,11 +387,6 @@ class SignalWireClient:
             retry_after_sending=True,
         )
 
-    # Verified caller IDs: SignalWire's space REST API (JSON), not the LaML compatibility API.
-    # Shapes from SignalWire's generated SDK types: POST {number, name?, extension?} places a
-    # call that reads a six-digit code; PUT {id}/verification {verification_code} submits it;
-    # POST {id}/verification redials; the object has id, number, verified, status.
-
     @asynccontextmanager
     async def recording_media(
         self, url: str, fmt: Literal["wav", "mp3"]
@@ -415,6 +410,27 @@ class SignalWireClient:
                 yield resp
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise SignalWireError(f"recording media unreachable: {exc}") from exc
+
+    async def delete_recording(self, recording_sid: str) -> None:
+        """Deletes the recording at SignalWire (`DELETE …/Recordings/{Sid}.json`). Retried after
+        any transient failure: deleting twice is harmless, and one already gone (404) counts as
+        deleted."""
+        path = f"/Recordings/{quote(recording_sid, safe='')}.json"
+        try:
+            await self._call(
+                "delete_recording",
+                _Request("DELETE", self._base + path, b"", FORM),
+                _ignore_body,
+                retry_after_sending=True,
+            )
+        except SignalWireRejected as exc:
+            if exc.status != 404:
+                raise
+
+    # Verified caller IDs: SignalWire's space REST API (JSON), not the LaML compatibility API.
+    # Shapes from SignalWire's generated SDK types: POST {number, name?, extension?} places a
+    # call that reads a six-digit code; PUT {id}/verification {verification_code} submits it;
+    # POST {id}/verification redials; the object has id, number, verified, status.
 
     async def create_verified_caller_id(self, number: str, name: str | None = None) -> CallerId:
         """Starts verification: SignalWire calls `number` and reads a code. Not retried once

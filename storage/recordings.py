@@ -235,3 +235,14 @@ async def media_of(
         timeout=QUERY_TIMEOUT_S,
     )
     return None if row is None else (row["url"], row["status"])
+
+
+async def delete(conn: Executor, org_id: uuid.UUID, recording_sid: str) -> bool:
+    """Forgets the org's recording (once SignalWire has deleted its audio); False if none."""
+    status = await conn.execute(
+        "DELETE FROM recordings WHERE org_id = $1 AND recording_sid = $2",
+        org_id,
+        recording_sid,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    return bool(status != "DELETE 0")

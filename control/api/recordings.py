@@ -31,7 +31,10 @@ _TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg"}
 
 
 def routes() -> list[web.RouteDef]:
-    return [web.get("/api/recordings/{recording_sid}/audio", get_audio, allow_head=False)]
+    return [
+        web.get("/api/recordings/{recording_sid}/audio", get_audio, allow_head=False),
+        web.delete("/api/recordings/{recording_sid}", delete_recording),
+    ]
 
 
 @doc(
@@ -65,6 +68,28 @@ async def get_audio(request: web.Request) -> web.StreamResponse:
             return await _relay(request, upstream.content, upstream.content_length, _TYPES[fmt])
     except SignalWireError as exc:
         raise ApiError(502, "RECORDING_UNAVAILABLE", "SignalWire did not give the audio") from exc
+
+
+@doc("Delete a recording: its audio at SignalWire, then its record here (audited)",
+     status=204, errors=(404, 502, 503))  # fmt: skip
+@requires(Action.RECORDINGS_DELETE)
+async def delete_recording(request: web.Request) -> web.Response:
+    who = principal(request)
+    sid = request.match_info["recording_sid"]
+    async with tenant(request.app[POOL], who.org_id) as conn:
+        if not _SID.fullmatch(sid) or await recordings.media_of(conn, who.org_id, sid) is None:
+            raise ApiError(404, "NOT_FOUND", "no such recording")
+    client = signalwire_client(request)
+    try:
+        await client.delete_recording(sid)  # first: a failure leaves it listed, to try again
+    except SignalWireError as exc:
+        raise ApiError(502, "RECORDING_NOT_DELETED", "SignalWire did not delete it") from exc
+    async with tenant(request.app[POOL], who.org_id) as conn, conn.transaction():
+        if await recordings.delete(conn, who.org_id, sid):
+            await audit.record(
+                conn, request, "recording.delete", resource_type="recording", resource_id=sid
+            )
+    return web.Response(status=204)
 
 
 async def _relay(

@@ -13,7 +13,7 @@ from storage import recordings
 from storage.db import Pool
 from tests.control.test_api_access import new_call
 from tests.support.accounts import Org, make_org
-from tests.support.fake_signalwire import FakeSignalWire
+from tests.support.fake_signalwire import Fail, FakeSignalWire
 
 AUDIO = b"RIFF" + os.urandom(200_000)  # what SignalWire serves: its bytes, whatever they are
 
@@ -109,3 +109,35 @@ async def test_without_signalwire_configured_the_audio_cannot_be_fetched(
     assert status == 503 and b"SIGNALWIRE_CONFIG_MISSING" in body
     status, _, _ = await listen(srv, org, "owner", "RE-no-such")
     assert status == 404  # what is wrong with the request first, configuration last
+
+
+async def test_a_recording_is_deleted_at_signalwire_then_here_by_admins_and_audited(
+    wired: RunningServer, pool: Pool, fake: FakeSignalWire
+) -> None:
+    org, other = await make_org(pool, "Deleting org"), await make_org(pool, "Not theirs")
+    sid, theirs = await recorded(pool, org, fake), await recorded(pool, other, fake)
+
+    async def delete(role: str, recording_sid: str) -> int:
+        auth = org.bearer(role)  # type: ignore[arg-type]
+        async with (
+            aiohttp.ClientSession() as http,
+            http.delete(f"{wired.http_url}/api/recordings/{recording_sid}", headers=auth) as r,
+        ):
+            return r.status
+
+    assert await delete("operator", sid) == 403
+    assert await delete("admin", theirs) == 404 and theirs in fake.recording_media
+    # SignalWire fails: nothing is forgotten here, so it can be tried again.
+    fake.script("delete_recording", [Fail(500)] * 4)
+    assert await delete("admin", sid) == 502
+    assert await pool.fetchval("SELECT count(*) FROM recordings WHERE recording_sid = $1", sid)
+    assert await delete("admin", sid) == 204
+    assert sid not in fake.recording_media
+    assert fake.requests_for("delete_recording")[-1].headers["Authorization"].startswith("Basic ")
+    assert not await pool.fetchval("SELECT count(*) FROM recordings WHERE recording_sid = $1", sid)
+    assert (await listen(wired, org, "owner", sid))[0] == 404
+    assert await delete("owner", sid) == 404
+    actions = await pool.fetch(
+        "SELECT action FROM audit_log WHERE org_id = $1 AND resource_id = $2", org.id, sid
+    )
+    assert [a["action"] for a in actions] == ["recording.delete"]

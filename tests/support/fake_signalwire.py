@@ -10,8 +10,10 @@ test can script what the next requests of an operation get:
 Operations are "create" (POST …/Calls.json), "fetch" (GET …/Calls/{CallSid}.json), "update"
 (POST …/Calls/{CallSid}.json),
 "create_recording" (POST …/Calls/{CallSid}/Recordings.json), "update_recording"
-(POST …/Calls/{CallSid}/Recordings/{Sid}.json) and "caller_id" (the space API's verified caller
-IDs). When an operation's script is empty, requests are handled as `Ok()`: for real.
+(POST …/Calls/{CallSid}/Recordings/{Sid}.json), "delete_recording" (DELETE
+…/Recordings/{Sid}.json) and "caller_id" (the space API's verified caller IDs). When an
+operation's script is empty, requests are handled as `Ok()`: for real. A recording's audio
+(`recording_media`) is served, with no credentials as SignalWire's is, at its public URL.
 
 Inbound calls are never created through the REST API; `add_call()` makes one known to the fake,
 as SignalWire knows a call that rang one of the project's numbers, so that it can be recorded;
@@ -69,8 +71,8 @@ Behaviour = Ok | Fail | Hang
 @dataclass(frozen=True, slots=True)
 class RecordedRequest:
     operation: str
-    """"create", "fetch", "update", "create_recording", "update_recording", "caller_id" or
-    "media" (a recording's audio)."""
+    """"create", "fetch", "update", "create_recording", "update_recording",
+    "delete_recording", "caller_id" or "media" (a recording's audio)."""
     method: str
     path: str
     form: list[tuple[str, str]]
@@ -117,6 +119,7 @@ class FakeSignalWire:
             "update": deque(),
             "create_recording": deque(),
             "update_recording": deque(),
+            "delete_recording": deque(),
             "caller_id": deque(),
         }
         self.recordings: dict[str, dict[str, Any]] = {}
@@ -154,6 +157,7 @@ class FakeSignalWire:
         app.router.add_post(f"{recordings}.json", self._create_recording)
         app.router.add_post(f"{recordings}/{{recording_sid}}.json", self._update_recording)
         app.router.add_get(f"{accounts}/Recordings/{{recording_media}}", self._media)
+        app.router.add_delete(f"{accounts}/Recordings/{{recording_sid}}.json", self._delete_media)
         caller_ids = "/api/relay/rest/verified_caller_ids"
         app.router.add_post(caller_ids, self._create_caller_id)
         app.router.add_put(f"{caller_ids}/{{id}}/verification", self._verify_caller_id)
@@ -179,6 +183,16 @@ class FakeSignalWire:
             return web.json_response(error_body(404, 20404), status=404)
         kind = "audio/mpeg" if ext == "mp3" else "audio/x-wav"
         return web.Response(body=audio, content_type=kind)
+
+    async def _delete_media(self, request: web.Request) -> web.Response:
+        await self._record("delete_recording", request)
+        if (refused := self._refused(request)) is not None:
+            return refused
+        if (scripted := await self._scripted("delete_recording")) is not None:
+            return scripted
+        if self.recording_media.pop(request.match_info["recording_sid"], None) is None:
+            return web.json_response(error_body(404, 20404), status=404)
+        return web.Response(status=204)
 
     async def close(self) -> None:
         for hang in self._hangs:  # let parked handlers finish so shutdown does not wait
