@@ -67,6 +67,15 @@ _ORDINARY_NAME = re.compile(
 )
 _CARD_NETWORK = re.compile(r"4|5[1-5]|2[2-7]|3[47]|6(?:011|5|4[4-9])")
 """The first digits of Visa, Mastercard, Amex and Discover numbers."""
+_NUMBER_WORDS = (
+    "zero|oh|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|"
+    "fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|"
+    "seventy|eighty|ninety|hundred|thousand|million|billion|double|triple|first|second|third|"
+    "fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|fourteenth|"
+    "fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|thirtieth"
+)
+_MAY_HOLD = re.compile(rf"\d|@|\b(?:{_NUMBER_WORDS}|dot)\b", re.IGNORECASE)
+"""Every text with something to redact has one of these (most utterances have none)."""
 _PLACEHOLDER = re.compile(r"\[[a-z]+\]")
 _TOKENS = re.compile(r"\w+|\W+")
 _DIGIT_TOKEN = re.compile(rf"{_DIGIT_WORD}|\d+", re.IGNORECASE)
@@ -143,7 +152,7 @@ def redact(
     speaker's previous utterance ended with (`Redacted.trailing`): digits this one starts with
     go on with it (a card read out in two breaths)."""
     wanted = frozenset(kinds)
-    if not wanted:
+    if not wanted or (continues is None and not _MAY_HOLD.search(text)):
         return Redacted(text, Counter())
     spoken = _digits(text)
     # What was redacted from the context names nothing ("[card]" is not the word "card").
