@@ -391,7 +391,13 @@ class MediaServer:
         loop = asyncio.get_running_loop()
         task = loop.create_task(loop.connect_accepted_socket(connection, sock))
         self._adopting.add(task)
-        task.add_done_callback(self._adopting.discard)
+        task.add_done_callback(self._adopted)
+
+    def _adopted(self, task: asyncio.Task[object]) -> None:
+        self._adopting.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # The peer went while it was handed over: nothing of it was read.
+            log.info("a handed-over media connection could not be served: %s", exc)
 
     def _check_path(self, conn: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
