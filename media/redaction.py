@@ -13,7 +13,7 @@ What counts as sensitive:
   more where this speaker's own words name it ("my card is 4111 1111…": read out in parts, its
   next part following in the next utterance, `continues`); 12–19 unnamed digits that start the
   way a card network's numbers do. A number the words name as a tracking, order or reference
-  number is none of these, nor a phone number.
+  number is a card only if it passes the check, and never a phone number.
 - `ssn`: 9 digits written 3-2-4 (`123-45-6789`), or 9 digits where the words name a social
   security number.
 - `account`: 6–17 digits where the words name a bank account, routing number or sort code
