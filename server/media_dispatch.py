@@ -38,6 +38,10 @@ MAX_REQUEST_LINE = 2048
 HEAD_TIMEOUT_S = 5.0
 """How long the parent waits for a request line before passing the socket on unrouted (the
 worker's own handshake timeout then deals with the client)."""
+MAX_PEEKING = 512
+"""Connections waiting for their request line at once; past it, each new one is passed on
+unrouted at once (the worker's handshake timeout deals with it), so that clients who connect
+and say nothing cannot hold the parent's descriptors."""
 PEEK_AGAIN_S = 0.005
 """Bytes already waiting do not make a socket readable again: while a request line arrives in
 pieces (rare: it comes in the first segment), peek again after this."""
@@ -81,8 +85,11 @@ class MediaDispatcher:
     a worker chosen by `WorkerChoice`, through the handoff socket `attach`ed for its slot while
     that worker runs."""
 
-    def __init__(self, listener: socket.socket, slots: int) -> None:
+    def __init__(
+        self, listener: socket.socket, slots: int, *, max_peeking: int = MAX_PEEKING
+    ) -> None:
         self._listener = listener
+        self._max_peeking = max_peeking
         self._choice = WorkerChoice(slots)
         self._handoffs: dict[int, socket.socket] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -116,6 +123,10 @@ class MediaDispatcher:
             except OSError as exc:  # out of descriptors, a connection reset while queued
                 log.warning("media accept failed: %s", exc)
                 await asyncio.sleep(0.1)  # not a busy loop while descriptors are short
+                continue
+            if len(self._tasks) >= self._max_peeking:
+                with conn:
+                    self._hand_over(conn, None)
                 continue
             task = asyncio.create_task(self._route(conn))
             self._tasks.add(task)

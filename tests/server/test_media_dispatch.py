@@ -114,9 +114,11 @@ class Workers:
 
 
 @asynccontextmanager
-async def dispatching(slots: int) -> AsyncIterator[tuple[Workers, tuple[str, int]]]:
+async def dispatching(
+    slots: int, max_peeking: int = 512
+) -> AsyncIterator[tuple[Workers, tuple[str, int]]]:
     listener = socket.create_server(("127.0.0.1", 0))
-    dispatcher = MediaDispatcher(listener, slots)
+    dispatcher = MediaDispatcher(listener, slots, max_peeking=max_peeking)
     workers = Workers(dispatcher, slots)
     try:
         async with dispatcher:
@@ -166,3 +168,17 @@ async def test_a_worker_gone_leaves_its_calls_to_the_next_and_a_silent_peer_is_d
         (await workers.received(3 - slot)).close()  # the next connection, not the quiet one
         assert workers.nothing_for(3 - slot)
         writer.close()
+
+
+async def test_past_the_peeking_limit_a_silent_connection_is_passed_on_unrouted() -> None:
+    async with dispatching(1, max_peeking=1) as (workers, address):
+        _, silent = await asyncio.open_connection(*address)  # holds the one peeking place
+        _, next_one = await asyncio.open_connection(*address)  # says nothing either
+        handed = await workers.received(1)  # passed on at once, without its request line
+        with handed:
+            assert handed.getpeername() == next_one.get_extra_info("sockname")
+            handed.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                handed.recv(1)  # nothing was sent, and nothing was read from it
+        silent.close()
+        next_one.close()
