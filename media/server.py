@@ -21,13 +21,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Literal, TypeAlias, TypedDict, cast
+from typing import Literal, TypeAlias
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import OPEN
-from websockets.server import ServerProtocol
 
 from media import metrics
 from media.codecs import UnsupportedFormat
@@ -62,6 +61,7 @@ from media.streamed import CloudEngine, ServiceCircuit, StreamedTranscription
 from media.transcription.engine import Transcription
 from media.transcription.service import TranscriptionService
 from media.vad import Utterance, WebRtcVoiceDetector
+from media.ws_server import WebSocketServer
 
 log = logging.getLogger(__name__)
 
@@ -95,51 +95,6 @@ EventSink: TypeAlias = Callable[[MediaEvent], None]
 
 _FRAME_SAMPLE_EVERY = 16
 
-
-class _HandedConnections(asyncio.AbstractServer):
-    """What stands for the listening server where another process accepts the connections and
-    hands them over (`MediaServer.adopt`): serving until closed, when websockets' handshake
-    answers 503 as it does while a server shuts down."""
-
-    sockets: tuple[socket.socket, ...] = ()
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._closed = asyncio.Event()
-
-    def close(self) -> None:
-        self._closed.set()
-
-    def get_loop(self) -> asyncio.AbstractEventLoop:
-        return self._loop
-
-    def is_serving(self) -> bool:
-        return not self._closed.is_set()
-
-    async def start_serving(self) -> None:
-        pass
-
-    async def serve_forever(self) -> None:
-        await self._closed.wait()
-
-    async def wait_closed(self) -> None:
-        await self._closed.wait()
-
-
-class _ConnectionOptions(TypedDict):
-    ping_interval: float
-    ping_timeout: float
-    close_timeout: float
-
-
-_CONNECTION_OPTIONS: _ConnectionOptions = {
-    # Frames arrive every 20 ms, so a dead peer shows quickly; pings catch a silent one.
-    "ping_interval": 20,
-    "ping_timeout": 20,
-    # A peer closed for misbehaving may never answer the close handshake (a flooder blocked on
-    # its own full send buffer): drop it after 2 s instead of websockets' 10.
-    "close_timeout": 2,
-}
 
 _SERVER_FAULTS = frozenset({"admission_timeout", "internal_error", "at_capacity", "loop_behind"})
 """Outcomes of streams refused before they opened that were the server's doing, counted under
@@ -326,8 +281,7 @@ class MediaServer:
         self._closing: set[asyncio.Task[None]] = set()
         """Superseded connections' closing handshakes (a reference keeps each task alive)."""
         self._shutting_down = False
-        self._ws_server: Server | None = None
-        self._adopting: set[asyncio.Task[object]] = set()
+        self._ws: WebSocketServer | None = None
 
     def apply_consent(
         self, call_id: uuid.UUID, verdict: ConsentVerdict, *, by_person: bool
@@ -359,45 +313,21 @@ class MediaServer:
     def serve(self, sock: socket.socket | None) -> AbstractAsyncContextManager[Server]:
         """The websockets server (use as an async context) on an already bound socket, or,
         with None, on connections another process accepts and hands over (`adopt`)."""
-        self._ws_server = server = serve(
+        self._ws = WebSocketServer(
             self.handle,
             sock=sock,
             process_request=self._check_path,
             max_size=self.config.max_message_bytes,
-            compression=None,
-            **_CONNECTION_OPTIONS,
         )
-        if sock is None:
-
-            async def handed() -> asyncio.Server:
-                # Typed as asyncio.Server by websockets, which uses only AbstractServer's part.
-                return cast(asyncio.Server, _HandedConnections(asyncio.get_running_loop()))
-
-            server.create_server = handed
-        return server
+        return self._ws.server
 
     def adopt(self, sock: socket.socket) -> None:
         """A connection accepted by another process (`serve --workers N`'s parent), its request
         not yet read: served as if accepted here."""
-        server = self._ws_server
-        if server is None:
+        if self._ws is None:
             sock.close()
             return
-
-        def connection() -> ServerConnection:
-            protocol = ServerProtocol(max_size=self.config.max_message_bytes)
-            return ServerConnection(protocol, server, **_CONNECTION_OPTIONS)
-
-        loop = asyncio.get_running_loop()
-        task = loop.create_task(loop.connect_accepted_socket(connection, sock))
-        self._adopting.add(task)
-        task.add_done_callback(self._adopted)
-
-    def _adopted(self, task: asyncio.Task[object]) -> None:
-        self._adopting.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            # The peer went while it was handed over: nothing of it was read.
-            log.info("a handed-over media connection could not be served: %s", exc)
+        self._ws.adopt(sock)
 
     def _check_path(self, conn: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]

@@ -9,7 +9,6 @@ Media connections are the parent's to give: every stream of a call to the worker
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import signal
@@ -28,7 +27,7 @@ from server.workers import journal_folders, restart_delay
 from storage.db import Pool
 from storage.journal import Journal
 from tests.conftest import timeout
-from tests.e2e.test_process_crash import start_call
+from tests.e2e.test_process_crash import SILENCE, start_call
 from tests.support.changes import watching
 from tests.support.process import Serving, cli_env, serving
 
@@ -159,7 +158,6 @@ async def test_two_workers_share_one_port_and_one_set_of_figures_survive_a_kill_
 
 
 SIGNING_KEY = "PSK_workers_test_signing_key"
-SILENCE = base64.b64encode(b"\xff" * 160).decode()  # 20 ms of μ-law silence
 
 
 async def open_stream(url: str, call_sid: str, stream_sid: str, token: str) -> ClientConnection:
