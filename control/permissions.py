@@ -33,7 +33,9 @@ class Action(StrEnum):
     RECORDINGS_DELETE = "recordings:delete"
     """Delete a call recording, at SignalWire and here."""
     REDACTION_MANAGE = "redaction:manage"
-    """Choose what is redacted from the org's calls' words."""
+    """Choose what is redacted from the org's calls' words, and what secure mode does."""
+    SECURE_MODE = "secure_mode:set"
+    """Turn a call's secure mode (payments) on or off."""
     NUMBERS_READ = "numbers:read"
     NUMBERS_MANAGE = "numbers:manage"
     TEAM_READ = "team:read"
@@ -66,6 +68,7 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Action]]] = {
             Action.CALLS_UPDATE,
             Action.CONSENT_RECORD,
             Action.ESCALATIONS_HANDLE,
+            Action.SECURE_MODE,
         }
     ),
     "analyst": frozenset(_READ | {Action.TRANSCRIPTS_READ, Action.RECORDINGS_LISTEN}),

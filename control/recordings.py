@@ -17,6 +17,11 @@ notification, so a late or repeated notification does no harm:
   start accounted for (its answer lost to a timeout, or its process died) becomes the call's
   if consent allows and the call has none, and is stopped otherwise.
 
+- secure mode turned on or off (the API, which waits for it) → `follow_secure_mode`: a running
+  recording is paused (claim_pause → SignalWire → paused); if the pause fails it is stopped
+  instead and an alert raised, for no card number may reach a recording; once secure mode is
+  off it is resumed, or started if secure mode kept it from starting.
+
 With no SignalWire REST client (credentials not configured) nothing is claimed, so that a
 process with credentials may still act; a warning is logged once and every skipped action is
 counted (`outcome="unconfigured"`). No recording SID is ever made up.
@@ -32,17 +37,25 @@ from typing import Literal
 
 from control.metrics import RECORDING_ACTIONS
 from control.signalwire import SignalWireClient, SignalWireError, SignalWireRejected
+from media.events import EscalationRaised
 from storage import recordings
 from storage.db import Pool
+from storage.event_writer import write_events
 
 log = logging.getLogger(__name__)
 
 Action = Literal["start", "stop"]
+SecureRecording = Literal["none", "paused", "stopped", "not_paused", "resumed", "not_resumed"]
+"""What following a call's secure mode did to its recording: nothing to do; paused; stopped
+because the pause failed; neither (the worst case: alerted); resumed; left paused because the
+resume failed."""
 
 STALE_START_S = 60.0
 """A start claim older than this belongs to a dead process: a start is one SignalWire request
 with a 20 s deadline (`SignalWireConfig.total_timeout_s`) and one row update."""
 SWEEP_EVERY_S = 30.0
+MAX_SECURE_TURNS = 4
+"""Pauses and resumes one follow of secure mode makes at most, however often it is toggled."""
 
 GONE_CODES = frozenset({"21220"})
 """SignalWire error codes saying the recording (or its call) is no longer in progress: a stop
@@ -93,13 +106,110 @@ class RecordingController:
         )
 
     async def sweep(self, stale_after_s: float = STALE_START_S) -> None:
-        """Tries again the starts whose claiming process died mid-start (claimed longer ago
-        than any start takes); the claims make one process of all those sweeping act."""
+        """Tries again the starts, pauses and resumes whose claiming process died mid-request
+        (claimed longer ago than any request takes); the claims make one process of all those
+        sweeping act."""
         if self._client is None or self._closed:
             return
         for call_id in await recordings.release_stale_starts(self._pool, stale_after_s):
             log.warning("recording start for call %s was left unfinished: trying again", call_id)
             self.stream_started(call_id)
+        for call_id in await recordings.release_stale_pauses(self._pool, stale_after_s):
+            log.warning("recording pause of call %s was left unfinished: trying again", call_id)
+            await self.follow_secure_mode(call_id)
+
+    async def follow_secure_mode(self, call_id: uuid.UUID) -> SecureRecording:
+        """Brings the call's recording in line with its secure mode now: paused while it is on
+        (stopped, with an alert, if the pause fails), going again once it is off (resumed, or
+        started if secure mode kept it from starting)."""
+        done = await self._follow(call_id)
+        if done == "none":
+            self.stream_started(call_id)  # the claim checks consent and secure mode
+        return done
+
+    async def _follow(self, call_id: uuid.UUID) -> SecureRecording:
+        """Pauses or resumes the call's recording until it matches the call's secure mode,
+        which may be turned on and off meanwhile, here or elsewhere."""
+        done: SecureRecording = "none"
+        for _ in range(MAX_SECURE_TURNS):
+            if (pause := await recordings.claim_pause(self._pool, call_id)) is not None:
+                done = await self._pause(call_id, pause)
+            elif (resume := await recordings.claim_resume(self._pool, call_id)) is not None:
+                done = await self._resume(call_id, *resume)
+            else:
+                break
+            if done in ("not_paused", "not_resumed"):
+                break
+        return done
+
+    async def _pause(self, call_id: uuid.UUID, claim: recordings.PauseClaim) -> SecureRecording:
+        call_sid, recording_sid = claim.call_sid, claim.recording_sid
+        try:
+            await self._configured().pause_recording(call_sid, recording_sid, claim.behavior)
+        except Exception as exc:
+            RECORDING_ACTIONS.labels("pause", "failed").inc()
+            log.error("recording %s of call %s not paused (%s): stopping it", recording_sid,
+                      call_id, exc)  # fmt: skip
+        else:
+            await recordings.settle(self._pool, call_id, "pausing", "paused")
+            RECORDING_ACTIONS.labels("pause", "ok").inc()
+            return "paused"
+        # No card number may reach a recording: stop it instead.
+        await recordings.settle(self._pool, call_id, "pausing", "stopping")
+        try:
+            await _stop_at_signalwire(self._configured(), call_sid, recording_sid)
+        except Exception as exc:
+            await recordings.stop_failed(self._pool, call_id)
+            RECORDING_ACTIONS.labels("stop", "failed").inc()
+            log.critical("recording %s of call %s in secure mode is neither paused nor stopped:"
+                         " %s", recording_sid, call_id, exc)  # fmt: skip
+            await self._alert(call_id, claim, "critical", "neither paused nor stopped")
+            return "not_paused"
+        await recordings.stopped(self._pool, call_id)
+        RECORDING_ACTIONS.labels("stop", "ok").inc()
+        await self._alert(call_id, claim, "high", "stopped because it could not be paused")
+        return "stopped"
+
+    async def _resume(
+        self, call_id: uuid.UUID, call_sid: str, recording_sid: str
+    ) -> SecureRecording:
+        try:
+            await self._configured().resume_recording(call_sid, recording_sid)
+        except Exception as exc:
+            # Left paused: the side that records nothing it should not.
+            await recordings.settle(self._pool, call_id, "resuming", "paused")
+            RECORDING_ACTIONS.labels("resume", "failed").inc()
+            log.error("recording %s of call %s not resumed: %s", recording_sid, call_id, exc)
+            return "not_resumed"
+        await recordings.settle(self._pool, call_id, "resuming", "recording")
+        RECORDING_ACTIONS.labels("resume", "ok").inc()
+        return "resumed"
+
+    def _configured(self) -> SignalWireClient:
+        if self._client is None:
+            raise SignalWireError("SignalWire REST credentials are not configured")
+        return self._client
+
+    async def _alert(
+        self, call_id: uuid.UUID, claim: recordings.PauseClaim, severity: str, what: str
+    ) -> None:
+        """An escalation on the call, for supervisors' screens and the alert rules: its
+        recording in secure mode was not paused."""
+        alert = EscalationRaised(
+            org_id=claim.org_id,
+            call_id=call_id,
+            stream_sid="",
+            rule_id=None,
+            rule_name="Recording not paused in secure mode",
+            kind="secure_recording",
+            severity=severity,
+            track=None,
+            start_ms=claim.at_ms,
+            end_ms=claim.at_ms,
+            evidence=f"Recording {claim.recording_sid} was {what}.",
+        )
+        async with self._pool.acquire() as conn, conn.transaction():
+            await write_events(conn, [alert])
 
     def start_sweeping(self, every_s: float = SWEEP_EVERY_S) -> None:
         """Runs `sweep` every `every_s` until `aclose`."""
@@ -218,6 +328,8 @@ class RecordingController:
             RECORDING_ACTIONS.labels("start", "ok").inc()
             await self._act(client, "stop", f"call {call_id}", lambda c: self._stop(c, call_id))
             return False  # counted above, before the stop
+        # Secure mode may have begun while the start was in flight: pause what just started.
+        await self._follow(call_id)
         return True
 
     async def _stop(self, client: SignalWireClient, call_id: uuid.UUID) -> bool:

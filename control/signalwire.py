@@ -379,10 +379,29 @@ class SignalWireClient:
         """Stops the recording (`Status=stopped`). Retried after any transient failure, a
         timeout included: asking twice to stop is harmless (though a retry after a stop that
         did land may come back as SignalWireRejected, the recording being over)."""
+        await self._update_recording("stop_recording", call_sid, recording_sid, "stopped")
+
+    async def pause_recording(
+        self, call_sid: str, recording_sid: str, behavior: Literal["skip", "silence"]
+    ) -> None:
+        """Pauses the recording (`Status=paused`): with `PauseBehavior=skip` the paused time is
+        left out of the file, with `silence` it is kept as silence. Retried like a stop."""
+        await self._update_recording(
+            "pause_recording", call_sid, recording_sid, "paused", ("PauseBehavior", behavior)
+        )
+
+    async def resume_recording(self, call_sid: str, recording_sid: str) -> None:
+        """Resumes a paused recording (`Status=in-progress`). Retried like a stop."""
+        await self._update_recording("resume_recording", call_sid, recording_sid, "in-progress")
+
+    async def _update_recording(
+        self, operation: str, call_sid: str, recording_sid: str, status: str,
+        *extra: tuple[str, str],
+    ) -> None:  # fmt: skip
         path = f"/Calls/{quote(call_sid, safe='')}/Recordings/{quote(recording_sid, safe='')}.json"
         await self._call(
-            "stop_recording",
-            self._laml(path, [("Status", "stopped")]),
+            operation,
+            self._laml(path, [("Status", status), *extra]),
             _ignore_body,
             retry_after_sending=True,
         )

@@ -119,8 +119,8 @@ class TranscriptSegment(StreamEvent):
     """Word timings where the engine gives them (the cloud engines; Whisper's are not kept),
     and none where anything was redacted (their words would carry it)."""
     redacted: tuple[str, ...] = ()
-    """The kind of each span redacted from `text` (a `RedactionKind`, or "digits" in a partial),
-    e.g. ("card",)."""
+    """The kind of each span redacted from `text` (a `RedactionKind`, "digits" in a partial, or
+    "secure" for a caller's words heard in secure mode), e.g. ("card",)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,7 +137,9 @@ class TranscriptPartial(StreamEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DtmfReceived(StreamEvent):
     track: Track
-    digit: str
+    digit: str | None
+    """None for a key pressed while the call was in secure mode: the press is kept, not the
+    digit."""
     offset_ms: int
 
 

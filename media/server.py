@@ -291,6 +291,12 @@ class MediaServer:
         if (live := self._calls.get(call_id)) is not None:
             self._emit(live.session.apply_consent(verdict, by_person=by_person))
 
+    def apply_secure_mode(self, call_id: uuid.UUID, on: bool) -> None:
+        """Secure mode turned on or off for a call (through the API, on any node): the call's
+        session on this node stops or resumes hearing the caller's words and digits."""
+        if (live := self._calls.get(call_id)) is not None:
+            live.session.set_secure(on)
+
     def _emit(self, events: list[MediaEvent]) -> None:
         for event in events:
             if isinstance(event, EscalationRaised):

@@ -18,9 +18,9 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
-from typing import TypeAlias
+from typing import Literal, TypeAlias
 
-from media.codecs import Decoder, UnsupportedFormat, level_dbfs, parse_format
+from media.codecs import MULAW, Decoder, UnsupportedFormat, level_dbfs, parse_format
 from media.detectors.consent import ConsentFinding, ConsentTracker, PlayedDisclosure
 from media.detectors.rules import Fired, Rule, RuleEngine
 from media.events import (
@@ -60,6 +60,12 @@ AudioSink: TypeAlias = Callable[[bytes, bytes, int], None]
 it (a gap in chunk numbering): what a streaming transcription service is sent."""
 StreamAudioSink: TypeAlias = Callable[[Track, bytes, bytes, int], None]
 """(track clock at the frame's end in ms, voiced, the 20 ms frame of 16-bit PCM)."""
+SecureWords: TypeAlias = Literal["suspend", "redact"]
+"""What secure mode does to the caller's words: not transcribed at all (no audio reaches a
+transcription service), or transcribed and wholly replaced by `SECURE_TEXT`."""
+SECURE_TEXT = "[secure]"
+CALLER: Track = "inbound"
+"""The track secure mode silences: the other party's, who reads out the card."""
 _NO_UTTERANCES: tuple[UtteranceReady, ...] = ()
 """What `on_media` returns for almost every frame: nothing, and nothing allocated."""
 
@@ -83,6 +89,9 @@ class CallPolicy:
     consent_window_ms: int = 30_000
     redact: frozenset[RedactedKind] = REDACTED_KINDS
     """What is redacted from every final and partial text before it leaves the session."""
+    secure: bool = False
+    """The call is in secure mode (payments) when the stream opens."""
+    secure_words: SecureWords = "suspend"
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +277,12 @@ class CallSession:
             start.encoding, start.sample_rate, l16_big_endian=config.l16_big_endian
         )
         self._redact = policy.redact
+        self._secure_words: SecureWords = policy.secure_words
+        self._secure_spans: list[tuple[int, int | None]] = []
+        """The caller's track clock (ms) from which secure mode was on, and to which (None while
+        it is): words overlapping one are the caller's secret."""
+        if policy.secure:
+            self._secure_spans.append((offset_ms, None))
         self._last_heard: dict[Track, tuple[int, str, RedactedKind | None]] = {}
         """Each track's latest final: where it ended, its (redacted) words, and the kind of
         number it ended with."""
@@ -323,7 +338,40 @@ class CallSession:
         def sink(payload: bytes, pcm: bytes, lost_samples: int) -> None:
             stream_sink(track, payload, pcm, lost_samples)
 
-        return sink
+        if track != CALLER:
+            return sink
+        silence_byte = b"\xff" if self._format.encoding == MULAW else b"\x00"
+
+        def caller_sink(payload: bytes, pcm: bytes, lost_samples: int) -> None:
+            if self.secure and self._secure_words == "suspend":
+                # The service hears silence, so its clock keeps the call's, and never the card.
+                payload, pcm = silence_byte * len(payload), bytes(len(pcm))
+            stream_sink(track, payload, pcm, lost_samples)
+
+        return caller_sink
+
+    @property
+    def secure(self) -> bool:
+        """Whether the call is in secure mode now."""
+        return bool(self._secure_spans) and self._secure_spans[-1][1] is None
+
+    def set_secure(self, on: bool) -> None:
+        """Secure mode turned on or off for the call (through the API, on any node), from the
+        caller's audio heard so far."""
+        if on == self.secure:
+            return
+        pipeline = self.tracks.get(CALLER)
+        at = pipeline.endpointer.clock_ms if pipeline is not None else self.offset_ms
+        if on:
+            self._secure_spans.append((at, None))
+        else:
+            self._secure_spans[-1] = (self._secure_spans[-1][0], at)
+
+    def _secret(self, track: Track, start_ms: int, end_ms: int) -> bool:
+        """Whether words the track spoke from `start_ms` to `end_ms` fall in secure mode."""
+        return track == CALLER and any(
+            on <= end_ms and (off is None or start_ms < off) for on, off in self._secure_spans
+        )
 
     def set_audio_sink(self, sink: StreamAudioSink | None) -> None:
         """Where every track's payloads go from now on (the cloud transcription of the
@@ -393,6 +441,8 @@ class CallSession:
         ended = pipeline.feed(msg.chunk, msg.payload, now)
         if not ended:
             return _NO_UTTERANCES
+        if self._secure_spans and self._secure_words == "suspend":
+            ended = [u for u in ended if not self._secret(msg.track, u.start_ms, u.end_ms)]
         for u in ended:
             if u.final:
                 self._consent.expect(msg.track, u.start_ms)
@@ -406,15 +456,18 @@ class CallSession:
 
     def on_dtmf(self, msg: Dtmf) -> list[MediaEvent]:
         offset_ms = self._pipeline(msg.track).endpointer.clock_ms
+        secure = self.secure
         digit = DtmfReceived(
             org_id=self.org_id,
             call_id=self.call_id,
             stream_sid=self.start.stream_sid,
             track=msg.track,
-            digit=msg.digit,
+            digit=None if secure else msg.digit,
             offset_ms=offset_ms,
         )
         events = self._content(digit)
+        if secure:
+            return events  # a card's digits keyed in: neither stored nor acted on
         found = self._consent.on_digit(msg.track, msg.digit, offset_ms, self._open_since())
         events += self._consent_events(found)
         if self._rules is not None:
@@ -466,6 +519,8 @@ class CallSession:
         decode of an utterance still being spoken): for supervisors' screens (nothing while the
         call's content is held for consent: a partial never shows what a final may not), and
         for phrase rules (`RuleEngine.on_partial`), whose alerts go out as a final's would."""
+        if self._secure_spans and self._secret(track, start_ms, end_ms):
+            return []
         text = self._redacted(track, start_ms, text, partial=True).text
         events: list[MediaEvent] = []
         if not self._holding:
@@ -497,8 +552,19 @@ class CallSession:
         words: tuple[WordTiming, ...] = (),
     ) -> list[MediaEvent]:
         # Before anything else sees the words: storage, the feed, the detectors' evidence.
-        redacted = self._redacted(track, start_ms, result.text, partial=False)
-        self._last_heard[track] = (end_ms, redacted.text, redacted.trailing)
+        kinds: tuple[str, ...]
+        if self._secure_spans and self._secret(track, start_ms, end_ms):
+            if self._secure_words == "suspend":
+                # Decoded before secure mode began, or a service's words for audio it was
+                # sent before: dropped all the same, and no detector waits for them.
+                found = self._consent.on_lost(track, start_ms, self._open_since(), skipped=False)
+                return self._consent_events(found)
+            text, kinds = SECURE_TEXT, ("secure",)
+            self._last_heard.pop(track, None)  # nothing of it may name what follows
+        else:
+            redacted = self._redacted(track, start_ms, result.text, partial=False)
+            self._last_heard[track] = (end_ms, redacted.text, redacted.trailing)
+            text, kinds = redacted.text, tuple(redacted.counts.elements())
         segment = TranscriptSegment(
             org_id=self.org_id,
             call_id=self.call_id,
@@ -506,14 +572,13 @@ class CallSession:
             track=track,
             start_ms=start_ms,
             end_ms=end_ms,
-            text=redacted.text,
+            text=text,
             confidence=result.confidence,
             is_final=True,
             engine=engine,
-            words=() if redacted.changed else words,
-            redacted=tuple(redacted.counts.elements()),
+            words=() if kinds else words,
+            redacted=kinds,
         )
-        text = redacted.text
         events = self._content(segment)
         sid = segment.event_id
         if streamed:

@@ -35,13 +35,14 @@ from control.api import numbers as numbers_api
 from control.api import recordings as recordings_api
 from control.api import redaction as redaction_api
 from control.api import rules as rules_api
+from control.api import secure_mode as secure_mode_api
 from control.api import team as team_api
 from control.api import transcription as transcription_api
 from control.api.openapi import OpenApiRoutes
 from control.api.outbound import SIGNALWIRE, OutboundConfig, OutboundRoutes
 from control.api.session import SessionRoutes, SignInConfig
 from control.api.transcription import SEALER, SPEECH_OPTIONS, SpeechOptions
-from control.app_keys import FEED_HUB, POOL, TRUSTED_ORIGINS
+from control.app_keys import FEED_HUB, POOL, RECORDER, TRUSTED_ORIGINS
 from control.auth import auth_middleware
 from control.feed import FeedHub
 from control.process_lease import LeaseConfig, ProcessLease
@@ -336,6 +337,8 @@ async def running(
                 if verdict in ("granted", "refused"):
                     media.apply_consent(call_id, verdict, by_person=bool(data.get("by_person")))
                     recorder.consent_decided(call_id, verdict)
+            elif event["type"] == "secure_mode":
+                media.apply_secure_mode(call_id, bool(data.get("on")))
 
         hub = await stack.enter_async_context(FeedHub(pool, dsn, observer=on_feed_event))
         handoff = place.media_handoff if place is not None else None
@@ -370,6 +373,7 @@ async def running(
         )
         app[POOL] = pool
         app[FEED_HUB] = hub
+        app[RECORDER] = recorder
         app[TRUSTED_ORIGINS] = settings.cors_origin_set
 
         async def end_feeds(_app: web.Application) -> None:
@@ -409,6 +413,7 @@ async def running(
         app.add_routes(rules_api.routes())
         app.add_routes(transcription_api.routes())
         app.add_routes(redaction_api.routes())
+        app.add_routes(secure_mode_api.routes())
         app.add_routes(recordings_api.routes())
         app.add_routes(feed_api.routes())
         app.add_routes(dashboard.routes())

@@ -157,6 +157,8 @@ def policy_of(row: Mapping[str, Any], rule_rows: Sequence[Mapping[str, Any]]) ->
         # Implied consent only where one party's consent is enough.
         implied_by_notice=row["consent_implied_by_notice"] and row["consent_rule"] == "one_party",
         redact=REDACTED_KINDS.intersection(row["redact_kinds"]),
+        secure=row["secure_mode"],
+        secure_words=row["secure_caller_words"],
     )
 
 

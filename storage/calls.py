@@ -171,6 +171,7 @@ async def call_admission(
     and what the org chose to transcribe it (no engine: the deployment's)."""
     row = await conn.fetchrow(
         """SELECT c.status, c.consent_rule, c.recording_consent, c.consent_verified_by,
+                  c.secure_mode, o.secure_caller_words,
                   o.consent_mode, o.consent_implied_by_notice, o.rules_seeded, o.redact_kinds,
                   t.engine AS transcription_engine, t.api_key_sealed,
                   (SELECT e.detector FROM consent_events e
@@ -313,7 +314,7 @@ async def call_report(conn: Executor, call_sid: str) -> dict[str, Any] | None:
 _CALL_COLUMNS = """id, call_sid, direction, from_number, to_number, status, started_at,
     answered_at, ended_at, duration_seconds, disposition, disposition_notes, recording_consent,
     consent_verified_by, consent_rule, consent_rule_reason, consent_decided_at, recording_state,
-    escalated, escalation_time, audio_lost_ms, utterances_skipped, started_by"""
+    escalated, escalation_time, audio_lost_ms, utterances_skipped, started_by, secure_mode"""
 
 
 async def list_calls(

@@ -7,6 +7,11 @@ notification exactly one acts, and a recording exists only where consent allows:
     starting ─start_failed→ none              stopping ─stop_failed→ recording
     starting ─release_stale_starts→ none     (the claiming process died mid-start)
     none, starting ─account_for→ recording   (SignalWire reports a recording the call lacked)
+    recording ─claim_pause→ pausing ─settle→ paused ─claim_resume→ resuming ─settle→ recording
+    pausing ─settle→ stopping   (the pause failed: the recording is stopped instead)
+    paused ─claim_stop→ stopping    pausing, resuming ─release_stale_pauses→ recording, paused
+
+A call in secure mode (payments) is not started, and its recording is paused while it lasts.
 
 Consent allows recording when the call's jurisdiction needs one party's consent and the other
 party has not refused (`one_party` and `recording_consent` not false), or when the other party
@@ -21,10 +26,12 @@ API reads a call's recordings with the call (`storage.calls.get_call`).
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Literal
 
 from storage.calls import TERMINAL_STATUSES
 from storage.db import QUERY_TIMEOUT_S, Executor
+from storage.secure_mode import PauseBehavior
 
 CONSENT_ALLOWS = """COALESCE(
     (consent_rule = 'one_party' AND recording_consent IS DISTINCT FROM false) OR recording_consent,
@@ -43,7 +50,7 @@ async def claim_start(conn: Executor, call_id: uuid.UUID) -> str | None:
         f"""UPDATE calls SET recording_state = 'starting', recording_claimed_at = now(),
                              updated_at = now()
             WHERE id = $1 AND recording_state = 'none' AND status <> ALL($2::text[])
-              AND {CONSENT_ALLOWS}
+              AND NOT secure_mode AND {CONSENT_ALLOWS}
             RETURNING call_sid""",
         call_id,
         sorted(TERMINAL_STATUSES),
@@ -103,11 +110,12 @@ async def release_stale_starts(conn: Executor, older_than_s: float) -> list[uuid
 
 
 async def claim_stop(conn: Executor, call_id: uuid.UUID) -> tuple[str, str] | None:
-    """Claims the right to stop the call's recording ('recording' → 'stopping'); returns
-    (CallSid, RecordingSid), or None when nothing is recording or another claim has it."""
+    """Claims the right to stop the call's recording ('recording' or 'paused' → 'stopping');
+    returns (CallSid, RecordingSid), or None when nothing is recording or another claim has it."""
     row = await conn.fetchrow(
         """UPDATE calls SET recording_state = 'stopping', updated_at = now()
-           WHERE id = $1 AND recording_state = 'recording' AND recording_sid IS NOT NULL
+           WHERE id = $1 AND recording_state IN ('recording', 'paused')
+             AND recording_sid IS NOT NULL
            RETURNING call_sid, recording_sid""",
         call_id,
         timeout=QUERY_TIMEOUT_S,
@@ -135,6 +143,92 @@ async def stop_failed(conn: Executor, call_id: uuid.UUID) -> None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class PauseClaim:
+    """A claim to pause the recording of a call in secure mode."""
+
+    org_id: uuid.UUID
+    call_sid: str
+    recording_sid: str
+    behavior: PauseBehavior
+    """The org's choice: SignalWire's `PauseBehavior`."""
+    at_ms: int
+    """Now, on the call's clock (from its first stream), for an alert should the pause fail."""
+
+
+async def claim_pause(conn: Executor, call_id: uuid.UUID) -> PauseClaim | None:
+    """Claims the right to pause the recording of a call in secure mode ('recording' →
+    'pausing'); None when the call is not in secure mode, nothing is recording, or another
+    claim has it."""
+    row = await conn.fetchrow(
+        """UPDATE calls c SET recording_state = 'pausing', recording_claimed_at = now(),
+                              updated_at = now()
+           FROM organizations o
+           WHERE c.id = $1 AND o.id = c.org_id AND c.secure_mode
+             AND c.recording_state = 'recording' AND c.recording_sid IS NOT NULL
+           RETURNING c.org_id, c.call_sid, c.recording_sid, o.secure_pause_behavior,
+                     (SELECT GREATEST(0, extract(epoch FROM now() - min(s.started_at)) * 1000)
+                      FROM media_streams s WHERE s.call_id = c.id) AS at_ms""",
+        call_id,
+        timeout=QUERY_TIMEOUT_S,
+    )
+    if row is None:
+        return None
+    return PauseClaim(
+        org_id=row["org_id"],
+        call_sid=row["call_sid"],
+        recording_sid=row["recording_sid"],
+        behavior=row["secure_pause_behavior"],
+        at_ms=int(row["at_ms"] or 0),
+    )
+
+
+async def claim_resume(conn: Executor, call_id: uuid.UUID) -> tuple[str, str] | None:
+    """Claims the right to resume a paused recording once secure mode is off ('paused' →
+    'resuming'), if consent still allows it; returns (CallSid, RecordingSid) or None."""
+    row = await conn.fetchrow(
+        f"""UPDATE calls SET recording_state = 'resuming', recording_claimed_at = now(),
+                             updated_at = now()
+            WHERE id = $1 AND recording_state = 'paused' AND NOT secure_mode
+              AND status <> ALL($2::text[]) AND {CONSENT_ALLOWS}
+            RETURNING call_sid, recording_sid""",
+        call_id,
+        sorted(TERMINAL_STATUSES),
+        timeout=QUERY_TIMEOUT_S,
+    )
+    return None if row is None else (row["call_sid"], row["recording_sid"])
+
+
+async def settle(conn: Executor, call_id: uuid.UUID, claimed: str, to: str) -> None:
+    """Ends a pause or resume claim: `claimed` ('pausing' or 'resuming') → `to`."""
+    await conn.execute(
+        """UPDATE calls SET recording_state = $3, updated_at = now()
+           WHERE id = $1 AND recording_state = $2""",
+        call_id,
+        claimed,
+        to,
+        timeout=QUERY_TIMEOUT_S,
+    )
+
+
+async def release_stale_pauses(conn: Executor, older_than_s: float) -> list[uuid.UUID]:
+    """Releases pause and resume claims whose process died mid-request ('pausing' →
+    'recording', 'resuming' → 'paused'): returns the calls, for the caller to follow their
+    secure mode again (a pause asked twice is harmless)."""
+    rows = await conn.fetch(
+        """UPDATE calls SET recording_state = CASE recording_state WHEN 'pausing'
+                                THEN 'recording' ELSE 'paused' END, updated_at = now()
+           WHERE recording_state IN ('pausing', 'resuming')
+             AND recording_claimed_at < now() - make_interval(secs => $1)
+             AND status <> ALL($2::text[])
+           RETURNING id""",
+        older_than_s,
+        sorted(TERMINAL_STATUSES),
+        timeout=QUERY_TIMEOUT_S,
+    )
+    return [r["id"] for r in rows]
+
+
 RecordingFate = Literal["ours", "adopted", "stop", "unknown_call"]
 
 
@@ -157,7 +251,7 @@ async def account_for(conn: Executor, call_sid: str, recording_sid: str) -> Reco
                 UPDATE calls SET recording_state = 'recording', recording_sid = $2,
                                  updated_at = now()
                 FROM call
-                WHERE calls.id = call.id AND call.allowed
+                WHERE calls.id = call.id AND call.allowed AND NOT calls.secure_mode
                   AND call.recording_state IN ('none', 'starting')
                 RETURNING 1
             )

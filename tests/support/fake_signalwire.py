@@ -518,12 +518,19 @@ class FakeSignalWire:
             return web.json_response(
                 error_body(400, 10000, f"Invalid Status: {status}"), status=400
             )
+        behavior = form.get("PauseBehavior")
+        if behavior is not None and (status != "paused" or behavior not in ("skip", "silence")):
+            return web.json_response(
+                error_body(400, 10000, f"Invalid PauseBehavior: {behavior}"), status=400
+            )
         if recording["status"] not in ("paused", "in-progress"):
             return web.json_response(
                 error_body(400, 21220, "Recording is not in progress"), status=400
             )
         now = format_datetime(datetime.now(UTC))
         recording.update(status=status, date_updated=now)
+        if behavior is not None:
+            recording["pause_behavior"] = behavior
         if status == "stopped":
             recording["end_time"] = now
         return web.json_response(recording, status=200)
