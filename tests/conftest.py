@@ -24,6 +24,7 @@ from storage import calls
 from storage.db import Pool, create_pool
 from storage.embedded import start_embedded
 from storage.migrate import migrate
+from tests.support.fake_signalwire import FakeSignalWire, running_fake_signalwire
 from tests.support.numbers import new_number
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -139,3 +140,27 @@ async def org_number(pool: Pool) -> tuple[uuid.UUID, str]:
     number = new_number()
     await calls.add_phone_number(pool, org_id, number)
     return org_id, number
+
+
+SIGNALWIRE_PROJECT, SIGNALWIRE_TOKEN = str(uuid.uuid4()), "PT-test-token"
+"""The fake SignalWire's project (AccountSid) and API token, which `wired` configures."""
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSignalWire]:
+    """A fake SignalWire REST API on loopback (tests/support/fake_signalwire.py)."""
+    async with running_fake_signalwire(SIGNALWIRE_PROJECT, SIGNALWIRE_TOKEN) as fake_signalwire:
+        yield fake_signalwire
+
+
+@pytest.fixture
+async def wired(
+    start_server: Callable[..., AbstractAsyncContextManager[RunningServer]], fake: FakeSignalWire
+) -> AsyncIterator[RunningServer]:
+    """A server whose SignalWire is the fake."""
+    async with start_server(
+        signalwire_space_url=fake.url,
+        signalwire_project_id=SIGNALWIRE_PROJECT,
+        signalwire_api_token=SIGNALWIRE_TOKEN,
+    ) as server:
+        yield server

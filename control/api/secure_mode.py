@@ -23,7 +23,7 @@ from control.app_keys import POOL, RECORDER
 from control.auth import principal, requires
 from control.errors import ApiError
 from control.permissions import Action
-from storage import secure_mode
+from storage import feed, secure_mode
 from storage.tenancy import tenant
 
 
@@ -70,6 +70,13 @@ async def put_call_secure_mode(request: web.Request) -> web.Response:
             )  # fmt: skip
     # Followed even when unchanged: asking again retries a pause or resume that failed.
     recording = await request.app[RECORDER].follow_secure_mode(call_id)
+    if recording != "none":
+        # What supervisors see of it (a row of its own type: the media plane follows only
+        # `secure_mode` rows, and this one may land after a later change).
+        async with tenant(request.app[POOL], who.org_id) as conn, conn.transaction():
+            await feed.append(
+                conn, who.org_id, call_id, "secure_recording", {"recording": recording}
+            )
     if recording == "not_paused":
         raise ApiError(
             502, "RECORDING_NOT_PAUSED",

@@ -1,4 +1,5 @@
-// Voxsouth supervisor dashboard: live calls, their transcripts and escalation alerts.
+// Voxsouth supervisor dashboard: live and recent calls, a call's transcript, consent evidence,
+// escalations and recordings, and escalation alerts.
 //
 // Plain browser JavaScript, no build step, no dependencies. State comes from the REST API
 // (/api/calls, /api/escalations) and is kept current by the live feed (/api/feed over
@@ -14,6 +15,7 @@
 
 (() => {
   const HANDLERS = new Set(["owner", "admin", "operator"]); // roles with escalations:handle
+  const LISTENERS = new Set(["owner", "admin", "operator", "analyst"]); // recordings:listen
   // "unknown": closed after its process died (a later status callback may still name the end).
   const TERMINAL = new Set(["completed", "busy", "failed", "no-answer", "canceled", "unknown"]);
   const STATUS_RANK = { open: 0, acknowledged: 1, resolved: 2 };
@@ -23,6 +25,15 @@
   const BACKOFF_MAX_MS = 10000;
   const CONNECT_TIMEOUT_MS = 10000;
   const KEEP_RESOLVED = 50;
+  const RECENT_CALLS = 20;
+  // What a call's recording did when secure mode came on or went off (`secure_recording` rows);
+  // "not_paused" has its own alert (secureNote).
+  const SECURE_RECORDING = {
+    paused: "recording paused",
+    stopped: "recording stopped",
+    resumed: "recording resumed",
+    not_resumed: "recording still paused",
+  };
 
   // Read by the end-to-end test and handy in the console; holds no secrets.
   const stats = {
@@ -40,6 +51,8 @@
     me: null,
     csrf: null,
     calls: new Map(), // live calls by id
+    recent: [], // the newest calls, live or ended, newest first
+    secureRecording: new Map(), // call id -> what the feed last said its recording did
     alerts: new Map(), // escalations by id
     alertItems: new Map(), // their <li> by id
     beeped: new Set(),
@@ -47,6 +60,8 @@
     selectedCall: null,
     segments: new Set(), // transcript segment ids shown for the selected call
     partials: new Map(), // track -> the <li> of its words so far (replaced by the final)
+    consentEvents: new Set(), // consent evidence ids shown for the selected call
+    callEscalations: new Map(), // the selected call's escalations by id
     lastEventId: null,
   };
 
@@ -110,6 +125,19 @@
     return Number.isNaN(d.getTime()) ? "" : d.toLocaleTimeString();
   }
 
+  function dateTime(iso) {
+    if (!iso) return "";
+    const d = new Date(iso);
+    return Number.isNaN(d.getTime()) ? "" : d.toLocaleString();
+  }
+
+  // When on the call something happened: its offset on the call's clock when it has one (what
+  // the media plane detected), otherwise the time of day (what a person or the API recorded).
+  function whenOnCall(offsetMs, iso) {
+    if (typeof offsetMs === "number") return clock(offsetMs);
+    return timeOfDay(iso);
+  }
+
   function consentState(call) {
     if (call.recording_consent === true) return "granted";
     if (call.recording_consent === false) return "refused";
@@ -138,6 +166,16 @@
   function speakerOf(segment) {
     if (segment.speaker) return segment.speaker;
     return segment.track === "inbound" ? "caller" : "agent";
+  }
+
+  function trackSpeaker(track) {
+    if (track === "inbound") return "caller";
+    if (track === "outbound") return "agent";
+    return "";
+  }
+
+  function mayListen() {
+    return state.me !== null && LISTENERS.has(state.me.role);
   }
 
   function node(tag, className, text) {
@@ -243,6 +281,8 @@
     state.me = null;
     state.csrf = null;
     state.calls.clear();
+    state.recent = [];
+    state.secureRecording.clear();
     state.alerts.clear();
     state.alertItems.clear();
     state.beeped.clear();
@@ -253,7 +293,9 @@
     state.lastEventId = null;
     el("alerts").replaceChildren();
     el("calls").replaceChildren();
+    el("recent-calls").replaceChildren();
     el("transcript").replaceChildren();
+    clearCallParts();
     el("call-detail").hidden = true;
     el("call-none").hidden = false;
     renderCounts();
@@ -327,7 +369,10 @@
     if (callsRefresh !== null) return;
     callsRefresh = setTimeout(() => {
       callsRefresh = null;
-      if (state.me) loadCalls().catch((err) => showPageError(`Could not load calls: ${err.message}`));
+      if (!state.me) return;
+      Promise.all([loadCalls(), loadRecent()]).catch((err) =>
+        showPageError(`Could not load calls: ${err.message}`),
+      );
     }, 250);
   }
 
@@ -364,8 +409,75 @@
     const line1 = node("span", "call-line");
     line1.append(node("span", "parties", party(call)), status);
     if (call.escalated) line1.append(node("span", "badge escalated", "escalated"));
+    if (call.secure_mode) line1.append(secureBadge());
     const line2 = node("span", "call-line");
     line2.append(badge, rule, by);
+    button.replaceChildren(line1, line2);
+    const note = secureNote(call.id);
+    if (note) button.append(node("span", "call-line alert-note", note));
+    li.classList.toggle("selected", call.id === state.selected);
+  }
+
+  function secureBadge() {
+    return node("span", "badge secure", "Secure mode");
+  }
+
+  // The one thing about secure mode a supervisor must act on: the caller may be giving card
+  // details while the recording runs.
+  function secureNote(callId) {
+    const notPaused = state.secureRecording.get(callId) === "not_paused";
+    return notPaused ? "Recording could not be paused" : "";
+  }
+
+  function markSelected() {
+    for (const li of document.querySelectorAll("#calls > li, #recent-calls > li")) {
+      const chosen = li.dataset.callId === state.selected;
+      li.classList.toggle("selected", chosen);
+      li.querySelector("button").setAttribute("aria-pressed", String(chosen));
+    }
+  }
+
+  // ---- Recent calls (live or ended) --------------------------------------------------------
+
+  async function loadRecent() {
+    const page = await api("GET", `/api/calls?limit=${RECENT_CALLS}`);
+    state.recent = page.calls;
+    renderRecent();
+  }
+
+  function renderRecent() {
+    const list = el("recent-calls");
+    const items = state.recent.map((call) => {
+      let li = list.querySelector(`li[data-call-id="${CSS.escape(call.id)}"]`);
+      if (!li) {
+        li = node("li", "call");
+        li.dataset.callId = call.id;
+        const button = node("button", "call-button");
+        button.type = "button";
+        button.addEventListener("click", () => openCall(li.dataset.callId));
+        li.append(button);
+      }
+      fillRecent(li, call);
+      return li;
+    });
+    list.replaceChildren(...items);
+    el("recent-empty").hidden = items.length > 0;
+  }
+
+  function fillRecent(li, call) {
+    const button = li.querySelector("button");
+    button.setAttribute("aria-pressed", String(call.id === state.selected));
+    const line1 = node("span", "call-line");
+    line1.append(
+      node("span", "parties", party(call)),
+      node("span", `badge status status-${call.status}`, call.status),
+    );
+    if (call.escalated) line1.append(node("span", "badge escalated", "escalated"));
+    const line2 = node("span", "call-line");
+    line2.append(node("span", "started", dateTime(call.started_at)));
+    if (typeof call.duration_seconds === "number") {
+      line2.append(node("span", "duration", clock(call.duration_seconds * 1000)));
+    }
     button.replaceChildren(line1, line2);
     li.classList.toggle("selected", call.id === state.selected);
   }
@@ -385,27 +497,31 @@
       const li = el("calls").querySelector(`li[data-call-id="${CSS.escape(callId)}"]`);
       if (li) fillCall(li, call);
     }
+    const recent = state.recent.find((c) => c.id === callId);
+    if (recent) {
+      Object.assign(recent, changes);
+      const li = el("recent-calls").querySelector(`li[data-call-id="${CSS.escape(callId)}"]`);
+      if (li) fillRecent(li, recent);
+    }
     if (state.selectedCall && state.selectedCall.id === callId) {
       Object.assign(state.selectedCall, changes);
       renderFacts();
     }
   }
 
-  // ---- The transcript panel --------------------------------------------------------------
+  // ---- The call panel: facts, transcript, consent evidence, escalations, recordings ---------
 
   async function openCall(callId) {
     state.selected = callId;
-    state.selectedCall = state.calls.get(callId) || { id: callId };
+    state.selectedCall =
+      state.calls.get(callId) || state.recent.find((c) => c.id === callId) || { id: callId };
     state.segments.clear();
     state.partials.clear();
     el("transcript").replaceChildren();
+    clearCallParts();
     el("call-none").hidden = true;
     el("call-detail").hidden = false;
-    for (const li of el("calls").children) {
-      const chosen = li.dataset.callId === callId;
-      li.classList.toggle("selected", chosen);
-      li.querySelector("button").setAttribute("aria-pressed", String(chosen));
-    }
+    markSelected();
     renderFacts();
     renderTranscriptEmpty();
     let call;
@@ -416,7 +532,10 @@
       return;
     }
     if (state.selected !== callId) return; // another call was chosen meanwhile
-    const { transcript, ...facts } = call;
+    const { transcript, consent_events, escalations, recordings, ...facts } = call;
+    if (facts.secure_mode === undefined && state.selectedCall.secure_mode !== undefined) {
+      facts.secure_mode = state.selectedCall.secure_mode; // what the feed said, if not the API
+    }
     state.selectedCall = facts;
     renderFacts();
     if (transcript === undefined) {
@@ -424,12 +543,16 @@
     }
     for (const segment of transcript || []) addSegment(segment);
     renderTranscriptEmpty();
+    // Rows the feed brought while this loaded are shown once: both are keyed by id.
+    for (const row of consent_events || []) addConsentEvent(row);
+    for (const row of escalations || []) upsertCallEscalation(row);
+    renderRecordings(recordings || []);
   }
 
   function renderFacts() {
     const call = state.selectedCall;
     if (!call) return;
-    el("call-title").textContent = `Transcript: ${party(call)}`;
+    el("call-title").textContent = `Call ${party(call)}`;
     const rows = [
       ["Status", call.status || "…"],
       [
@@ -442,9 +565,162 @@
       ],
     ];
     if (call.escalated) rows.push(["Escalated", "yes"]);
+    if (call.secure_mode) {
+      const recording = SECURE_RECORDING[state.secureRecording.get(call.id)];
+      const dd = node("dd");
+      dd.append(secureBadge());
+      if (recording) dd.append(node("span", "secure-recording", recording));
+      rows.push(["Privacy", dd]);
+    }
     el("call-facts").replaceChildren(
-      ...rows.flatMap(([k, v]) => [node("dt", "", k), node("dd", "", v)]),
+      ...rows.flatMap(([k, v]) => [node("dt", "", k), v instanceof Node ? v : node("dd", "", v)]),
     );
+    renderSecureNote(call.id);
+  }
+
+  function renderSecureNote(callId) {
+    const p = el("call-secure-note");
+    const note = secureNote(callId);
+    if (p.textContent !== note) p.textContent = note; // announced once, when it appears
+    p.hidden = !note;
+  }
+
+  function clearCallParts() {
+    state.consentEvents.clear();
+    state.callEscalations.clear();
+    el("consent-events").replaceChildren();
+    el("call-escalations").replaceChildren();
+    el("recordings").replaceChildren();
+    el("recordings-denied").hidden = true;
+    el("call-secure-note").textContent = "";
+    el("call-secure-note").hidden = true;
+    renderPartsEmpty();
+  }
+
+  function renderPartsEmpty() {
+    el("consent-empty").hidden = state.consentEvents.size > 0;
+    el("call-escalations-empty").hidden = state.callEscalations.size > 0;
+    el("recordings-empty").hidden = el("recordings").children.length > 0;
+  }
+
+  // Who the evidence is from: a speaker heard on a track, a person who recorded a verdict, or
+  // the platform, which plays the disclosure before the call's audio.
+  function evidenceSource(row) {
+    const speaker = trackSpeaker(row.track);
+    if (speaker) return speaker;
+    if (row.actor) return verifiedBy(row.actor);
+    return row.kind === "disclosure" ? "platform" : "";
+  }
+
+  function consentVerdictLabel(row) {
+    if (row.verdict) return `consent ${row.verdict}`;
+    if (row.kind === "disclosure") return "disclosure given";
+    return row.kind || "evidence";
+  }
+
+  function addConsentEvent(row) {
+    if (!row.id || state.consentEvents.has(row.id)) return;
+    state.consentEvents.add(row.id);
+    const li = node("li", "call-event consent-event");
+    li.dataset.consentEventId = row.id;
+    li.dataset.at = row.occurred_at || "";
+    const head = node("span", "call-line");
+    head.append(
+      node("span", "when", whenOnCall(row.offset_ms, row.occurred_at)),
+      node("span", "who", evidenceSource(row)),
+      node("span", `badge verdict consent-${row.verdict || "pending"}`, consentVerdictLabel(row)),
+    );
+    if (row.detector) head.append(node("span", "detector", row.detector.replaceAll("_", " ")));
+    li.append(head);
+    if (row.evidence) li.append(node("blockquote", "evidence", `“${row.evidence}”`));
+    // In the order it happened; the feed and the API may interleave.
+    const list = el("consent-events");
+    const at = li.dataset.at;
+    const after = at ? [...list.children].find((c) => c.dataset.at > at) : undefined;
+    list.insertBefore(li, after || null);
+    renderPartsEmpty();
+  }
+
+  function upsertCallEscalation(row) {
+    const known = state.callEscalations.get(row.id);
+    const merged = { ...(known || {}), ...row };
+    if (known && STATUS_RANK[known.status] > STATUS_RANK[merged.status]) {
+      merged.status = known.status; // status only moves forward
+    }
+    state.callEscalations.set(row.id, merged);
+    const list = el("call-escalations");
+    let li = list.querySelector(`li[data-escalation-id="${CSS.escape(row.id)}"]`);
+    if (!li) {
+      li = node("li", "call-event call-escalation");
+      li.dataset.escalationId = row.id;
+      list.append(li);
+    }
+    fillCallEscalation(li, merged);
+    renderPartsEmpty();
+  }
+
+  function fillCallEscalation(li, esc) {
+    const severity = SEVERITY_RANK[esc.severity] === undefined ? "medium" : esc.severity;
+    li.className = `call-event call-escalation sev-${severity} status-${esc.status}`;
+    const head = node("span", "call-line");
+    head.append(
+      node("span", "when", whenOnCall(esc.start_ms, esc.raised_at)),
+      node("span", "who", trackSpeaker(esc.track)),
+      node("span", "severity", severity),
+      node("strong", "rule", esc.rule_name || esc.kind || "escalation"),
+      node("span", "status-badge", esc.status),
+    );
+    li.replaceChildren(head);
+    if (esc.evidence) li.append(node("blockquote", "evidence", `“${esc.evidence}”`));
+  }
+
+  function recordingUrl(sid, format) {
+    const path = `/api/recordings/${encodeURIComponent(sid)}/audio`;
+    return format ? `${path}?format=${format}` : path;
+  }
+
+  function renderRecordings(recordings) {
+    const may = mayListen();
+    el("recordings").replaceChildren(...recordings.map((r, i) => recordingItem(r, i + 1, may)));
+    el("recordings-denied").hidden = may || !recordings.some((r) => r.has_audio);
+    renderPartsEmpty();
+  }
+
+  function recordingItem(rec, n, may) {
+    const li = node("li", "recording");
+    li.dataset.recordingSid = rec.recording_sid;
+    const name = `Recording ${n}`;
+    const head = node("p", "call-line");
+    head.append(
+      node("strong", "", name),
+      node("span", `badge status status-${rec.status}`, rec.status),
+    );
+    if (typeof rec.duration_s === "number") {
+      head.append(node("span", "duration", clock(rec.duration_s * 1000)));
+    }
+    li.append(head);
+    if (!rec.has_audio) {
+      li.append(node("p", "empty", `No audio (${rec.status}).`));
+      return li;
+    }
+    if (!may) return li; // the section says so once
+    // Same origin: the session cookie authenticates it, and Range requests let it seek.
+    const player = node("audio", "player");
+    player.controls = true;
+    player.preload = "none";
+    player.src = recordingUrl(rec.recording_sid);
+    player.setAttribute("aria-label", `${name} of call ${party(state.selectedCall)}`);
+    player.append(node("span", "", "This browser cannot play it: download it below."));
+    const links = node("p", "actions");
+    for (const [format, label] of [[null, "WAV"], ["mp3", "MP3"]]) {
+      const link = node("a", "download", `Download ${label}`);
+      link.href = recordingUrl(rec.recording_sid, format);
+      link.download = `${rec.recording_sid}.${format || "wav"}`;
+      link.setAttribute("aria-label", `Download ${name} (${label})`);
+      links.append(link);
+    }
+    li.append(player, links);
+    return li;
   }
 
   function renderTranscriptEmpty() {
@@ -692,6 +968,21 @@
     };
   }
 
+  function consentFromEvent(event) {
+    const d = event.data;
+    return {
+      id: d.event_id,
+      kind: d.kind,
+      detector: d.detector,
+      verdict: d.verdict,
+      track: d.track,
+      offset_ms: d.offset_ms,
+      evidence: d.evidence,
+      actor: d.actor,
+      occurred_at: d.occurred_at || event.at,
+    };
+  }
+
   async function completeAlert(id) {
     // A raised escalation on a call this page does not list: the API knows its numbers.
     try {
@@ -714,6 +1005,7 @@
           state.calls.delete(event.call_id);
           renderCalls();
           updateCall(event.call_id, { status: d.status });
+          refreshCallsSoon(); // its end time and duration, in the recent calls
         } else if (state.calls.has(event.call_id)) {
           updateCall(event.call_id, { status: d.status });
         } else {
@@ -740,6 +1032,7 @@
         }
         break;
       case "consent":
+        if (event.call_id === state.selected) addConsentEvent(consentFromEvent(event));
         if (d.applied && (d.verdict === "granted" || d.verdict === "refused")) {
           updateCall(event.call_id, {
             recording_consent: d.verdict === "granted",
@@ -750,6 +1043,7 @@
       case "escalation": {
         if (!d.event_id) break;
         const esc = upsertAlert(alertFromEvent(event));
+        if (event.call_id === state.selected) upsertCallEscalation(alertFromEvent(event));
         updateCall(event.call_id, { escalated: true });
         if (!state.beeped.has(esc.id) && esc.status === "open") {
           state.beeped.add(esc.id);
@@ -760,6 +1054,17 @@
       }
       case "escalation_updated":
         if (d.id) upsertAlert(d);
+        if (d.id && state.callEscalations.has(d.id)) upsertCallEscalation(d);
+        break;
+      case "secure_mode":
+        // The caller is giving details the recording must not hold (a card number, say).
+        if (!d.on) state.secureRecording.delete(event.call_id);
+        updateCall(event.call_id, { secure_mode: d.on === true });
+        break;
+      case "secure_recording":
+        // What secure mode did to the call's recording, once SignalWire answered.
+        state.secureRecording.set(event.call_id, d.recording);
+        updateCall(event.call_id, {});
         break;
       default:
         break; // dtmf, stream_stopped and types this page does not show
@@ -954,7 +1259,7 @@
     feed.loading = true;
     feed.queue = [];
     try {
-      await Promise.all([loadCalls(), loadAlerts()]);
+      await Promise.all([loadCalls(), loadRecent(), loadAlerts()]);
       showPageError("");
     } catch (err) {
       if (err.status !== 401) showPageError(`Could not load the dashboard: ${err.message}`);

@@ -7,6 +7,11 @@ media events to the running server's event writer, so they travel the path a det
 does (Postgres, NOTIFY, the feed hub, the WebSocket, the page) without waiting for speech. The
 supervisor's clicks are checked where they land: in Postgres and its audit log.
 
+The call view is checked whole: consent evidence and escalations as the feed brings them and as
+the API gives them after a reload, recordings as SignalWire's callbacks file them (a fake
+SignalWire serves their audio, and the page's own fetch seeks in it), what a viewer is not
+offered, and the secure-mode badge the feed turns on and off.
+
 Chromium is the system's (`chromium` on PATH; `make test` installs it when run as root). Without
 it these tests skip, unless VOXSOUTH_REQUIRE_BROWSER=1 (CI) makes that a failure.
 
@@ -17,9 +22,13 @@ there is no browser, and the page (with its live feed) closes before the server 
 from __future__ import annotations
 
 import asyncio
+import io
+import math
 import os
 import shutil
+import struct
 import uuid
+import wave
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -41,10 +50,13 @@ from media.events import (
 )
 from server.app import RunningServer
 from server.simulator.audio import CallAudio
+from storage import recordings
 from storage.db import Pool
-from tests.conftest import timeout
+from tests.conftest import SIGNALWIRE_PROJECT, timeout
+from tests.control.test_secure_mode import recording_call, secure
 from tests.support.accounts import PASSWORD, Org, make_org
 from tests.support.calls import simulator
+from tests.support.fake_signalwire import Fail, FakeSignalWire
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -58,6 +70,7 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOT = Path(os.environ.get("VOXSOUTH_DASHBOARD_SCREENSHOT", "/tmp/dashboard.png"))
 CALLER = "+14155550123"  # a California number: the all-party consent rule applies
+"""The fake SignalWire's project (AccountSid) and API token, which `wired` configures."""
 
 
 BLOCKED_WEBSOCKET = "/no-websockets-here"
@@ -198,6 +211,41 @@ def submit(srv: RunningServer, *events: MediaEvent) -> None:
 async def user_id(pool: Pool, email: str) -> uuid.UUID:
     found: uuid.UUID = await pool.fetchval("SELECT id FROM users WHERE email = $1", email)
     return found
+
+
+def tone_wav(seconds: float = 1.0, rate: int = 8000) -> bytes:
+    """A real WAV file (a 440 Hz tone), as a recording's media is."""
+    samples = (
+        int(8000 * math.sin(2 * math.pi * 440 * n / rate)) for n in range(int(seconds * rate))
+    )
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"".join(struct.pack("<h", s) for s in samples))
+    return out.getvalue()
+
+
+def recording_sid() -> str:
+    return f"RE{uuid.uuid4().hex}"
+
+
+async def file_recording(
+    pool: Pool, call_id: uuid.UUID, sid: str, status: str, url: str | None,
+    duration_s: int | None = None,
+) -> None:  # fmt: skip
+    """A recording of the call, filed as SignalWire's status callback files it."""
+    call_sid = await pool.fetchval("SELECT call_sid FROM calls WHERE id = $1", call_id)
+    assert await recordings.apply_status(
+        pool, call_sid=call_sid, recording_sid=sid, status=status, url=url,
+        duration_s=duration_s, channels=1,
+    )  # fmt: skip
+
+
+async def open_from_recent(page: Page, call_id: uuid.UUID) -> None:
+    await page.locator(f'#recent-calls li[data-call-id="{call_id}"]').get_by_role("button").click()
+    await expect(page.locator("#call-title")).to_contain_text(CALLER)
 
 
 async def test_an_escalation_alerts_the_supervisor_who_acknowledges_it(
@@ -398,6 +446,213 @@ async def test_a_supervisor_resolves_an_escalation_with_notes_after_a_reload_wit
         str(raised.event_id),
     )
     assert audited == 1
+    assert dashboard.problems == [], dashboard.problems
+
+
+async def test_the_call_view_shows_consent_evidence_escalations_and_recordings_that_seek(
+    chromium: str, wired: RunningServer, fake: FakeSignalWire, pool: Pool, dashboard: Dashboard
+) -> None:
+    page = dashboard.page
+    org = await make_org(pool, "Dashboard call view")
+    call_id = await open_call(wired, pool, org)
+    call_sid = await pool.fetchval("SELECT call_sid FROM calls WHERE id = $1", call_id)
+    fake.add_call(call_sid)  # SignalWire knows it: consent granted, its recording starts there
+    audio = tone_wav()
+    sid, unready = recording_sid(), recording_sid()
+    fake.recording_media[sid] = audio
+    await file_recording(pool, call_id, sid, "completed", fake.recording_url(sid), duration_s=75)
+    await file_recording(pool, call_id, unready, "in-progress", None)
+    await sign_in(page, wired, org.emails["operator"])
+    await open_from_recent(page, call_id)
+
+    # Recordings: as the API lists them, a player for the one with audio.
+    recording = page.locator(f'#recordings li[data-recording-sid="{sid}"]')
+    await expect(recording).to_contain_text("completed")
+    await expect(recording).to_contain_text("1:15")
+    src = f"/api/recordings/{sid}/audio"
+    player = recording.locator("audio")
+    await expect(player).to_have_attribute("src", src)
+    await expect(player).to_have_attribute("preload", "none")
+    await expect(player).to_have_attribute("controls", "")
+    await expect(recording.get_by_role("link", name="(WAV)")).to_have_attribute("href", src)
+    await expect(recording.get_by_role("link", name="(MP3)")).to_have_attribute(
+        "href", f"{src}?format=mp3"
+    )
+    not_yet = page.locator(f'#recordings li[data-recording-sid="{unready}"]')
+    await expect(not_yet).to_contain_text("No audio (in-progress)")
+    await expect(not_yet.locator("audio")).to_have_count(0)
+    await expect(page.locator("#recordings-denied")).to_be_hidden()
+    # The player's own request, made with the page's session: a Range is answered with just
+    # those bytes, so the player can seek.
+    fetched = await page.evaluate(
+        """async (src) => {
+             const response = await fetch(src, { headers: { Range: "bytes=0-99" } });
+             const body = await response.arrayBuffer();
+             return { status: response.status, length: body.byteLength,
+                      range: response.headers.get("Content-Range"),
+                      type: response.headers.get("Content-Type") };
+           }""",
+        src,
+    )
+    assert fetched == {
+        "status": 206, "length": 100, "range": f"bytes 0-99/{len(audio)}", "type": "audio/wav"
+    }  # fmt: skip
+
+    # Consent evidence and escalations, as the feed brings them to the open call.
+    stream_sid = str(uuid.uuid4())
+    disclosed = ConsentEvidence(
+        org_id=org.id, call_id=call_id, stream_sid=stream_sid, kind="disclosure",
+        detector="agent_speech", verdict=None, track="outbound", offset_ms=1000,
+        evidence="this call may be recorded",
+    )  # fmt: skip
+    consented = ConsentEvidence(
+        org_id=org.id, call_id=call_id, stream_sid=stream_sid, kind="answer",
+        detector="caller_speech", verdict="granted", track="inbound", offset_ms=62000,
+        evidence="yes that's fine",
+    )  # fmt: skip
+    raised = escalation(org, call_id, stream_sid)
+    submit(wired, disclosed, consented, raised)
+
+    async def check_call_view(status: str) -> None:
+        evidence = page.locator("#consent-events li")
+        await expect(evidence).to_have_count(3)
+        # The disclosure the voice webhook's <Say> played before the call's audio.
+        await expect(evidence.nth(0)).to_contain_text("0:00platformdisclosure givenlaml say")
+        await expect(evidence.nth(0)).to_contain_text("This call may be recorded")
+        await expect(evidence.nth(1)).to_have_attribute(
+            "data-consent-event-id", str(disclosed.event_id)
+        )
+        await expect(evidence.nth(1)).to_contain_text("0:01agentdisclosure givenagent speech")
+        await expect(evidence.nth(1)).to_contain_text("“this call may be recorded”")
+        await expect(evidence.nth(2)).to_have_attribute(
+            "data-consent-event-id", str(consented.event_id)
+        )
+        await expect(evidence.nth(2)).to_contain_text("1:02callerconsent grantedcaller speech")
+        await expect(evidence.nth(2)).to_contain_text("“yes that's fine”")
+        escalations = page.locator("#call-escalations li")
+        await expect(escalations).to_have_count(1)
+        raised_here = escalations.nth(0)
+        await expect(raised_here).to_have_attribute("data-escalation-id", str(raised.event_id))
+        await expect(raised_here).to_contain_class(f"sev-high status-{status}")
+        await expect(raised_here).to_contain_text("0:04callerhighCaller asks for a supervisor")
+        await expect(raised_here.locator(".status-badge")).to_have_text(status)
+        await expect(raised_here).to_contain_text("let me speak to your supervisor")
+        await expect(page.locator("#consent-empty")).to_be_hidden()
+        await expect(page.locator("#call-escalations-empty")).to_be_hidden()
+
+    await check_call_view("open")
+    alert = page.locator(f'#alerts li[data-escalation-id="{raised.event_id}"]')
+    await alert.get_by_role("button", name="Acknowledge").click()
+    await expect(page.locator("#call-escalations li .status-badge")).to_have_text("acknowledged")
+    # The same, as the API gives it: a reload, the call opened again.
+    await page.reload()
+    await expect(page.locator("#feed-status")).to_have_attribute("data-state", "live")
+    await expect(page.locator("#call-detail")).to_be_hidden()
+    await open_from_recent(page, call_id)
+    await check_call_view("acknowledged")
+    await expect(page.locator(f'#recordings li[data-recording-sid="{sid}"] audio')).to_have_count(1)
+    assert dashboard.problems == [], dashboard.problems
+
+
+async def test_the_player_loads_a_recording_under_the_pages_csp(
+    chromium: str, wired: RunningServer, fake: FakeSignalWire, pool: Pool, dashboard: Dashboard
+) -> None:
+    page = dashboard.page
+    org = await make_org(pool, "Dashboard player")
+    call_id = await open_call(wired, pool, org)
+    sid = recording_sid()
+    fake.recording_media[sid] = tone_wav(seconds=1.0)
+    await file_recording(pool, call_id, sid, "completed", fake.recording_url(sid), duration_s=1)
+    await sign_in(page, wired, org.emails["analyst"])  # analysts may listen too
+    await open_from_recent(page, call_id)
+    player = page.locator(f'#recordings li[data-recording-sid="{sid}"] audio')
+    await expect(player).to_have_count(1)
+    await player.evaluate("(audio) => { audio.preload = 'metadata'; audio.load(); }")
+    await expect(player).to_have_js_property("duration", 1)  # the WAV's header, read
+    assert dashboard.problems == [], dashboard.problems
+
+
+async def test_a_viewer_opens_an_ended_call_and_is_offered_no_recording_to_play(
+    chromium: str, srv: RunningServer, pool: Pool, dashboard: Dashboard
+) -> None:
+    page = dashboard.page
+    org = await make_org(pool, "Dashboard viewer")
+    call_id = await open_call(srv, pool, org)
+    call_sid = await pool.fetchval("SELECT call_sid FROM calls WHERE id = $1", call_id)
+    async with aiohttp.ClientSession() as http:
+        status, body = await simulator(http, srv, srv.settings).post_signed(
+            f"{srv.public_url}/laml/status",
+            {"CallSid": call_sid, "CallStatus": "completed", "CallDuration": "95"},
+        )
+    assert status == 204, body
+    sid = recording_sid()
+    await file_recording(
+        pool, call_id, sid, "completed",
+        f"https://example.signalwire.com/api/laml/2010-04-01/Accounts/{SIGNALWIRE_PROJECT}/Recordings/{sid}",
+    )  # fmt: skip
+    await sign_in(page, srv, org.emails["viewer"])
+
+    # Ended: not a live call, but among the recent ones.
+    recent = page.locator(f'#recent-calls li[data-call-id="{call_id}"]')
+    await expect(recent).to_contain_text("completed")
+    await expect(recent).to_contain_text("1:35")
+    await expect(page.locator(f'#calls li[data-call-id="{call_id}"]')).to_have_count(0)
+    await open_from_recent(page, call_id)
+    await expect(recent.get_by_role("button")).to_have_attribute("aria-pressed", "true")
+    await expect(page.locator("#call-facts")).to_contain_text("completed")
+    await expect(page.locator(f'#recordings li[data-recording-sid="{sid}"]')).to_contain_text(
+        "completed"
+    )
+    await expect(page.locator("#recordings-denied")).to_have_text(
+        "Your role may not play recordings."
+    )
+    await expect(page.locator("#recordings-denied")).to_be_visible()
+    await expect(page.locator("#recordings audio")).to_have_count(0)
+    await expect(page.locator("#recordings a")).to_have_count(0)
+    await expect(page.locator("#transcript-empty")).to_have_text(
+        "Your role may not read transcripts."
+    )
+    assert dashboard.problems == [], dashboard.problems
+
+
+async def test_secure_mode_shows_on_the_call_and_a_recording_it_could_not_pause_alerts(
+    chromium: str, wired: RunningServer, fake: FakeSignalWire, pool: Pool, dashboard: Dashboard
+) -> None:
+    page = dashboard.page
+    org = await make_org(pool, "Dashboard secure mode")
+    call_id = await recording_call(wired, pool, fake, org)
+    await sign_in(page, wired, org.emails["operator"])
+    call = page.locator(f'#calls li[data-call-id="{call_id}"]')
+    await call.get_by_role("button").click()
+    facts = page.locator("#call-facts")
+    await expect(facts).to_contain_text("in-progress")
+    badge = call.locator(".badge.secure")
+    note = page.locator("#call-secure-note")
+    await expect(badge).to_have_count(0)
+
+    # An agent's payment system turns it on and off through the API.
+    assert (await secure(wired, org, call_id, True))[0] == 200
+    await expect(badge).to_have_text("Secure mode")
+    await expect(facts.locator(".badge.secure")).to_have_text("Secure mode")
+    await expect(facts).to_contain_text("recording paused")
+    await expect(note).to_be_hidden()
+    assert (await secure(wired, org, call_id, False))[0] == 200
+    await expect(badge).to_have_count(0)
+    await expect(facts).not_to_contain_text("Secure mode")
+
+    # SignalWire will neither pause nor stop it: the recording runs on through secure mode.
+    fake.script("update_recording", [Fail(400), Fail(400)])
+    assert (await secure(wired, org, call_id, True))[0] == 502
+    await expect(badge).to_have_text("Secure mode")
+    await expect(note).to_have_text("Recording could not be paused")
+    await expect(note).to_have_attribute("role", "alert")
+    await expect(call.locator(".alert-note")).to_have_text("Recording could not be paused")
+    alert = page.locator("#alerts li", has_text="Recording not paused in secure mode")
+    await expect(alert).to_be_visible()
+    assert (await secure(wired, org, call_id, False))[0] == 200
+    await expect(badge).to_have_count(0)
+    await expect(note).to_be_hidden()
+    await expect(call.locator(".alert-note")).to_have_count(0)
     assert dashboard.problems == [], dashboard.problems
 
 
