@@ -27,8 +27,9 @@ FEED_OVERFLOWS = Counter(
 )
 RECORDING_ACTIONS = Counter(
     "voxsouth_recording_actions_total",
-    "Call recordings this process started or stopped at SignalWire (action: start, stop), by"
-    " outcome: ok, failed, or unconfigured (no SignalWire REST credentials: nothing was done).",
+    "Call recordings this process started, stopped, paused or resumed at SignalWire (action:"
+    " start, stop, pause, resume; pause and resume follow a call's secure mode), by outcome: ok,"
+    " failed, or unconfigured (no SignalWire REST credentials: nothing was done).",
     ["action", "outcome"],
 )
 CALL_RECONCILES = Counter(
@@ -39,4 +40,22 @@ CALL_RECONCILES = Counter(
     " timeouts, circuit open), malformed, error (storing the answer failed), out_of_time (the"
     " sweep's budget ran out first).",
     ["outcome"],
+)
+RETENTION_DELETED = Counter(
+    "voxsouth_retention_deleted_total",
+    "Rows the retention sweeper deleted because their org keeps them no longer, by kind:"
+    " transcripts, recordings (at SignalWire, then here), dtmf, escalations, feed, audit.",
+    ["kind"],
+)
+RETENTION_FAILURES = Counter(
+    "voxsouth_retention_failures_total",
+    "Deletions the retention sweeper could not make (kind recordings: SignalWire did not delete"
+    " the audio; the recording stays listed and is tried again at the next sweep).",
+    ["kind"],
+)
+ERASURES = Counter(
+    "voxsouth_erasures_total",
+    "Erasure requests carried out (scope: call, phone_number), by outcome: done, live (a call"
+    " still in progress: refused), signalwire_failed (a recording not deleted: nothing erased).",
+    ["scope", "outcome"],
 )

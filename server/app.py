@@ -34,6 +34,7 @@ from control.api import feed as feed_api
 from control.api import numbers as numbers_api
 from control.api import recordings as recordings_api
 from control.api import redaction as redaction_api
+from control.api import retention as retention_api
 from control.api import rules as rules_api
 from control.api import secure_mode as secure_mode_api
 from control.api import team as team_api
@@ -47,6 +48,7 @@ from control.auth import auth_middleware
 from control.feed import FeedHub
 from control.process_lease import LeaseConfig, ProcessLease
 from control.recordings import RecordingController
+from control.retention import RetentionConfig, RetentionSweeper
 from control.rule_catalog import RULE_CATALOG
 from control.sealed import Sealer
 from control.signalwire import SignalWireClient, SignalWireConfig
@@ -323,6 +325,11 @@ async def running(
         recorder = RecordingController(pool, sw_client, public_url + "/laml/recording")
         stack.push_async_callback(recorder.aclose)
         recorder.start_sweeping()
+        sweeper = RetentionSweeper(
+            pool, sw_client, RetentionConfig(every_s=settings.retention_sweep_every_s)
+        )
+        sweeper.start()
+        stack.push_async_callback(sweeper.aclose)
 
         def on_feed_event(event: dict[str, Any]) -> None:
             """Every process hears every feed event once: consent decided anywhere reaches
@@ -414,6 +421,7 @@ async def running(
         app.add_routes(transcription_api.routes())
         app.add_routes(redaction_api.routes())
         app.add_routes(secure_mode_api.routes())
+        app.add_routes(retention_api.routes())
         app.add_routes(recordings_api.routes())
         app.add_routes(feed_api.routes())
         app.add_routes(dashboard.routes())

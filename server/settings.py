@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     the callback answered 503 (status callbacks). Twilio gives up on a webhook after 15 s;
     SignalWire's limit is not documented in docs/protocols.md, hence the margin."""
 
+    retention_sweep_every_s: float = Field(default=3600.0, ge=1, le=86_400)
+    """How often a process tries to sweep data past its org's retention (one sweeps at a time,
+    control.retention); the first try comes one period after the start."""
     process_heartbeat_s: float = Field(default=5.0, gt=0, le=60)
     """How often this process renews its lease in Postgres and sweeps what dead processes left
     open (control.process_lease)."""

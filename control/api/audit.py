@@ -24,7 +24,7 @@ async def record(
     action: str,
     *,
     resource_type: str,
-    resource_id: str,
+    resource_id: str | None,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> None:

@@ -20,7 +20,7 @@ from media.events import (
     StreamStarted,
     TranscriptSegment,
 )
-from storage import accounts, calls, escalations, idempotency, org_transcription, team
+from storage import accounts, calls, escalations, idempotency, org_transcription, retention, team
 from storage.db import Pool
 from storage.event_writer import write_events
 from storage.org_transcription import TranscriptionChoice
@@ -31,7 +31,7 @@ ORG_TABLES = (
     "phone_numbers", "calls", "media_streams", "transcript_segments", "dtmf_events",
     "memberships", "sessions", "api_keys", "audit_log", "invitations", "idempotency_keys",
     "caller_ids", "consent_events", "escalation_rules", "escalations", "recordings",
-    "feed_events", "org_transcription",
+    "feed_events", "org_transcription", "retention_policies",
 )  # fmt: skip
 
 
@@ -85,6 +85,7 @@ async def populate(pool: Pool, org: Org) -> uuid.UUID:
         org.id, ref.id, str(uuid.uuid4()),
     )  # fmt: skip
     await org_transcription.put(pool, org.id, TranscriptionChoice("assemblyai", b"sealed", "abcd"))
+    await retention.put_policy(pool, org.id, {**dict.fromkeys(retention.KINDS), "feed": 30})
     async with pool.acquire() as conn:
         await team.create_invitation(
             conn, org_id=org.id, email="invitee@example.com", role="viewer",
