@@ -126,12 +126,15 @@ async def test_utterances_transcription_cannot_keep_up_with_are_counted_on_the_r
     audio = read_call_audio(SPEECH / "two_party.wav")
     utterances = [metrics.UTTERANCES.labels(t) for t in ("inbound", "outbound")]
     before = sum(u._value.get() for u in utterances)
-    # One worker and room for one waiting utterance, the whole call sent within a second.
-    settings = dict(transcription_workers=1, transcription_queue=1, endpoint_early_decode_ms=0)
+    # One worker and room for one waiting utterance, the whole call sent within a second, and
+    # Whisper's full 30 s window, so that each decode takes longer than the whole call's sending
+    # even when another test shares the machine.
+    settings = dict(transcription_workers=1, transcription_queue=1, endpoint_early_decode_ms=0,
+                    whisper_window_s=30)  # fmt: skip
     async with start_server(transcription_engine="whisper", **settings) as srv:
         async with aiohttp.ClientSession() as http:
             call = await simulator(http, srv, srv.settings).call(
-                audio, to_number=number, from_number="+15550123456", speed=20.0
+                audio, to_number=number, from_number="+15550123456", speed=50.0
             )
         assert call.errors == [] and call.close_code == 1000
         report = await wait_for_streams_done(srv.dsn, call.call_sid, timeout(60))
