@@ -40,6 +40,12 @@ class Action(StrEnum):
     """Choose how long the org keeps each kind of call data."""
     ERASURE = "erasure"
     """Erase a call, or everything about a phone number (a data-subject request)."""
+    TARGETS_READ = "targets:read"
+    """Read the numbers the org calls (names, custom fields) and its do-not-call list."""
+    TARGETS_MANAGE = "targets:manage"
+    DO_NOT_CALL_ADD = "do_not_call:add"
+    DO_NOT_CALL_REMOVE = "do_not_call:remove"
+    """Taking a number off the list lets it be called again: owners and admins only."""
     NUMBERS_READ = "numbers:read"
     NUMBERS_MANAGE = "numbers:manage"
     TEAM_READ = "team:read"
@@ -73,9 +79,14 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Action]]] = {
             Action.CONSENT_RECORD,
             Action.ESCALATIONS_HANDLE,
             Action.SECURE_MODE,
+            Action.TARGETS_READ,
+            Action.TARGETS_MANAGE,
+            Action.DO_NOT_CALL_ADD,
         }
     ),
-    "analyst": frozenset(_READ | {Action.TRANSCRIPTS_READ, Action.RECORDINGS_LISTEN}),
+    "analyst": frozenset(
+        _READ | {Action.TRANSCRIPTS_READ, Action.RECORDINGS_LISTEN, Action.TARGETS_READ}
+    ),
     "viewer": frozenset(_READ),
 }
 

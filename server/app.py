@@ -37,6 +37,7 @@ from control.api import redaction as redaction_api
 from control.api import retention as retention_api
 from control.api import rules as rules_api
 from control.api import secure_mode as secure_mode_api
+from control.api import targets as targets_api
 from control.api import team as team_api
 from control.api import transcription as transcription_api
 from control.api.openapi import OpenApiRoutes
@@ -422,6 +423,7 @@ async def running(
         app.add_routes(redaction_api.routes())
         app.add_routes(secure_mode_api.routes())
         app.add_routes(retention_api.routes())
+        app.add_routes(targets_api.routes())
         app.add_routes(recordings_api.routes())
         app.add_routes(feed_api.routes())
         app.add_routes(dashboard.routes())

@@ -28,7 +28,7 @@ from control.numbers import E164
 from control.permissions import Action, Feature, plan_includes
 from control.rate_limit import RateLimiter
 from control.signalwire import SignalWireClient, SignalWireRejected, SignalWireUnavailable
-from storage import calls, idempotency
+from storage import calls, idempotency, targets
 from storage.tenancy import tenant
 
 
@@ -65,7 +65,7 @@ class OutboundRoutes:
         "Place an outbound call through SignalWire (Idempotency-Key supported)",
         body=OutboundCall,
         status=201,
-        errors=(409, 503),
+        errors=(409, 422, 503),
     )
     @requires(Action.CALLS_CREATE)
     async def start_call(self, request: web.Request) -> web.Response:
@@ -122,6 +122,9 @@ class OutboundRoutes:
         pool = request.app[POOL]
         async with tenant(pool, who.org_id) as conn:
             allowed = await calls.allowed_from_numbers(conn, who.org_id)
+            barred = await targets.on_do_not_call(conn, who.org_id, [body.to])
+        if barred:
+            raise ApiError(409, "DO_NOT_CALL", f"{body.to} is on the do-not-call list")
         if body.from_ not in allowed:
             fields = [{"field": "from", "message": "not your number or verified caller ID"}]
             raise ApiError(422, "FROM_NOT_ALLOWED", "from must be your number or caller ID",

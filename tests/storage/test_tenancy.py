@@ -20,7 +20,16 @@ from media.events import (
     StreamStarted,
     TranscriptSegment,
 )
-from storage import accounts, calls, escalations, idempotency, org_transcription, retention, team
+from storage import (
+    accounts,
+    calls,
+    escalations,
+    idempotency,
+    org_transcription,
+    retention,
+    targets,
+    team,
+)
 from storage.db import Pool
 from storage.event_writer import write_events
 from storage.org_transcription import TranscriptionChoice
@@ -31,7 +40,7 @@ ORG_TABLES = (
     "phone_numbers", "calls", "media_streams", "transcript_segments", "dtmf_events",
     "memberships", "sessions", "api_keys", "audit_log", "invitations", "idempotency_keys",
     "caller_ids", "consent_events", "escalation_rules", "escalations", "recordings",
-    "feed_events", "org_transcription", "retention_policies",
+    "feed_events", "org_transcription", "retention_policies", "voice_targets", "do_not_call",
 )  # fmt: skip
 
 
@@ -86,6 +95,11 @@ async def populate(pool: Pool, org: Org) -> uuid.UUID:
     )  # fmt: skip
     await org_transcription.put(pool, org.id, TranscriptionChoice("assemblyai", b"sealed", "abcd"))
     await retention.put_policy(pool, org.id, {**dict.fromkeys(retention.KINDS), "feed": 30})
+    await targets.save_targets(pool, org.id, [{
+        "number": "+17065550100", "name": None, "time_zone": "America/New_York",
+        "time_zone_set": False, "tags": [], "fields": {},
+    }], replace=False)  # fmt: skip
+    await targets.add_do_not_call(pool, org.id, "+17065550177", None, "test")
     async with pool.acquire() as conn:
         await team.create_invitation(
             conn, org_id=org.id, email="invitee@example.com", role="viewer",
