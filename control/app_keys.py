@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from control.dialler import Dialler
 from control.feed import FeedHub
 from control.recordings import RecordingController
 from storage.db import Pool
@@ -11,6 +12,7 @@ from storage.db import Pool
 POOL = web.AppKey("pool", Pool)
 FEED_HUB = web.AppKey("feed_hub", FeedHub)
 RECORDER = web.AppKey("recorder", RecordingController)
+DIALLER = web.AppKey("dialler", Dialler)
 TRUSTED_ORIGINS = web.AppKey("trusted_origins", frozenset[str])
 """Other sites' pages that may use the API with a supervisor's cookie (VOXSOUTH_CORS_ORIGINS)."""
 REQUEST_ID = web.RequestKey("request_id", str)

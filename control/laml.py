@@ -72,6 +72,22 @@ class ConsentGather:
     """Also take a spoken answer (`input="dtmf speech"`): the media stream hears it."""
 
 
+@dataclass(frozen=True, slots=True)
+class CampaignFlow:
+    """What a campaign's answered call hears after the disclosure: exactly one of a text said
+    then hung up, an audio file played then hung up, or a `<Dial>` to a number."""
+
+    say: str | None = None
+    play: str | None = None
+    connect: str | None = None
+    caller_id: str | None = None
+    """The `callerId` of a connect: the campaign's own number."""
+
+    def __post_init__(self) -> None:
+        if sum(v is not None for v in (self.say, self.play, self.connect)) != 1:
+            raise ValueError("a campaign flow is exactly one of say, play and connect")
+
+
 def voice_response(
     *,
     disclosure: str | None,
@@ -80,6 +96,7 @@ def voice_response(
     dial_caller_id: str | None = None,
     hold_seconds: int = 600,
     consent_gather: ConsentGather | None = None,
+    flow: CampaignFlow | None = None,
 ) -> str:
     """Return the document that answers an inbound or outbound call we record.
 
@@ -87,8 +104,9 @@ def voice_response(
     `statusCallbackMethod="POST"` and one `<Parameter>` per entry of `stream.parameters`; then
     `<Dial>` to `dial_target` (with `callerId` only when `dial_caller_id` is given), or, with no
     target, `<Pause length=hold_seconds>` so the forked call stays up (a `<Start>` with no next
-    verb hangs up). With `consent_gather`, the stream starts first, then the `<Gather>` asks
-    (the disclosure is its prompt) and the call continues in the document its action returns.
+    verb hangs up); a campaign's call plays its `flow` instead. With `consent_gather`, the
+    stream starts first, then the `<Gather>` asks (the disclosure is its prompt) and the call
+    continues in the document its action returns.
     Raises ValueError when `hold_seconds` < 1 or a value contains a character XML cannot
     represent.
     """
@@ -113,7 +131,7 @@ def voice_response(
     if consent_gather is not None:
         _gather(response, consent_gather)
         return _serialize(response)
-    _continue(response, dial_target, dial_caller_id, hold_seconds)
+    _continue(response, dial_target, dial_caller_id, hold_seconds, flow)
     return _serialize(response)
 
 
@@ -143,22 +161,44 @@ def _gather(response: ET.Element, consent_gather: ConsentGather) -> None:
 
 
 def continuation(
-    *, say: str | None, dial_target: str | None, dial_caller_id: str | None, hold_seconds: int
+    *,
+    say: str | None,
+    dial_target: str | None,
+    dial_caller_id: str | None,
+    hold_seconds: int,
+    flow: CampaignFlow | None = None,
 ) -> str:
-    """The rest of a call after the consent `<Gather>`: an optional `<Say>`, then `<Dial>` or
-    `<Pause>` as in `voice_response`."""
+    """The rest of a call after the consent `<Gather>`: an optional `<Say>`, then `<Dial>`,
+    `<Pause>` or the campaign's flow as in `voice_response`."""
     response = ET.Element("Response")
     if say and say.strip():
         ET.SubElement(response, "Say").text = say
-    _continue(response, dial_target, dial_caller_id, hold_seconds)
+    _continue(response, dial_target, dial_caller_id, hold_seconds, flow)
     return _serialize(response)
 
 
 def _continue(
-    response: ET.Element, dial_target: str | None, dial_caller_id: str | None, hold_seconds: int
+    response: ET.Element,
+    dial_target: str | None,
+    dial_caller_id: str | None,
+    hold_seconds: int,
+    flow: CampaignFlow | None = None,
 ) -> None:
     if hold_seconds < 1:
         raise ValueError("hold_seconds must be at least 1")
+    if flow is not None:
+        if flow.say is not None:
+            ET.SubElement(response, "Say").text = flow.say
+        elif flow.play is not None:
+            ET.SubElement(response, "Play").text = flow.play
+        if flow.connect is not None:
+            dial = ET.SubElement(response, "Dial")
+            if flow.caller_id:
+                dial.set("callerId", flow.caller_id)
+            dial.text = flow.connect
+        else:
+            ET.SubElement(response, "Hangup")
+        return
     if dial_target:
         dial = ET.SubElement(response, "Dial")
         if dial_caller_id:

@@ -59,3 +59,11 @@ ERASURES = Counter(
     " still in progress: refused), signalwire_failed (a recording not deleted: nothing erased).",
     ["scope", "outcome"],
 )
+CAMPAIGN_CALLS = Counter(
+    "voxsouth_campaign_calls_total",
+    "What the campaign dialler did with each target it claimed or each call that ended: placed,"
+    " do_not_call (skipped), outside_window (deferred to its calling hours), rejected (SignalWire"
+    " refused the call), unavailable (SignalWire did not answer: the call may exist), error; and"
+    " per ended attempt, retry or done.",
+    ["outcome"],
+)

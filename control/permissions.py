@@ -45,6 +45,9 @@ class Action(StrEnum):
     TARGETS_MANAGE = "targets:manage"
     DO_NOT_CALL_ADD = "do_not_call:add"
     DO_NOT_CALL_REMOVE = "do_not_call:remove"
+    CAMPAIGNS_READ = "campaigns:read"
+    CAMPAIGNS_MANAGE = "campaigns:manage"
+    """Make, fill, start, pause, resume and cancel campaigns."""
     """Taking a number off the list lets it be called again: owners and admins only."""
     NUMBERS_READ = "numbers:read"
     NUMBERS_MANAGE = "numbers:manage"
@@ -82,10 +85,18 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Action]]] = {
             Action.TARGETS_READ,
             Action.TARGETS_MANAGE,
             Action.DO_NOT_CALL_ADD,
+            Action.CAMPAIGNS_READ,
+            Action.CAMPAIGNS_MANAGE,
         }
     ),
     "analyst": frozenset(
-        _READ | {Action.TRANSCRIPTS_READ, Action.RECORDINGS_LISTEN, Action.TARGETS_READ}
+        _READ
+        | {
+            Action.TRANSCRIPTS_READ,
+            Action.RECORDINGS_LISTEN,
+            Action.TARGETS_READ,
+            Action.CAMPAIGNS_READ,
+        }
     ),
     "viewer": frozenset(_READ),
 }

@@ -302,8 +302,10 @@ class SignalWireClient:
         url: str,
         status_callback: str,
         status_callback_events: Sequence[str] = DEFAULT_STATUS_CALLBACK_EVENTS,
+        machine_detection: Literal["Enable", "DetectMessageEnd"] | None = None,
     ) -> CallCreated:
-        """Places an outbound call; SignalWire fetches cXML from `url` (POST) once it connects.
+        """Places an outbound call; SignalWire fetches cXML from `url` (POST) once it connects
+        (with `AnsweredBy` when `machine_detection` asks it to tell machines from people).
 
         Returns the CallSid SignalWire sent. Retries, within the one deadline, only when the
         call cannot have been created: a 429 or 5xx answer, or a failure to connect. It does
@@ -322,6 +324,7 @@ class SignalWireClient:
             ("StatusCallback", status_callback),
             ("StatusCallbackMethod", "POST"),
             *(("StatusCallbackEvent", event) for event in status_callback_events),
+            *((("MachineDetection", machine_detection),) if machine_detection else ()),
         ]
         return await self._call(
             "create_call", self._laml("/Calls.json", form), _parse_call, retry_after_sending=False

@@ -29,10 +29,11 @@ from multidict import MultiDict
 
 from control import jurisdiction, laml, metrics
 from control.app_keys import POOL
+from control.dialler import CAMPAIGN_ATTEMPT
 from control.numbers import normalize_number
 from control.signatures import SIGNATURE_HEADERS, verify_signature
 from media.events import ConsentVerdict
-from storage import calls, consent, feed, recordings
+from storage import calls, campaigns, consent, feed, recordings
 from storage.db import UNAVAILABLE_ERRORS, Pool, cancel_promptly
 from storage.tenancy import tenant
 
@@ -94,6 +95,7 @@ class _ConsentTaken:
 
     verdict: ConsentVerdict | None
     dial_target: str | None
+    flow: laml.CampaignFlow | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,8 @@ class _OpenedCall:
     route: calls.NumberRoute
     disclosure: str | None
     prompt: str
+    campaign: tuple[uuid.UUID, campaigns.Answered] | None = None
+    """A campaign's call: its attempt, and what it plays."""
 
 
 class Webhooks:
@@ -112,12 +116,16 @@ class Webhooks:
         config: WebhookConfig,
         issue_token: StreamTokenIssuer,
         recording_in_progress: Callable[[str, str], None],
+        campaign_call_ended: Callable[[uuid.UUID, str], None],
     ) -> None:
         """`recording_in_progress(call_sid, recording_sid)` hears every recording SignalWire
-        reports as running (`RecordingController.recording_in_progress`)."""
+        reports as running (`RecordingController.recording_in_progress`);
+        `campaign_call_ended(attempt, status)` the final status of every campaign call
+        (`Dialler.call_ended`), named by the attempt in its status callback's URL."""
         self._config = config
         self._issue_token = issue_token
         self._recording_in_progress = recording_in_progress
+        self._campaign_call_ended = campaign_call_ended
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -148,7 +156,9 @@ class Webhooks:
         attempt = _attempt(request, VOICE_ATTEMPTS)
         pool = request.app[POOL]
         try:
-            opened = await self._database_work(self._open_call(pool, form, call_sid, direction))
+            opened = await self._database_work(
+                self._open_call(pool, form, call_sid, direction, _campaign_attempt(request))
+            )
         except _DatabaseLate as late:
             return self._hold_for_database(request, attempt, late.cause, late.error)
         if opened is None:
@@ -202,10 +212,11 @@ class Webhooks:
         )
 
     async def _open_call(
-        self, pool: Pool, form: MultiDict[str], call_sid: str, direction: str
-    ) -> _OpenedCall | None:
+        self, pool: Pool, form: MultiDict[str], call_sid: str, direction: str,
+        attempt_id: uuid.UUID | None,
+    ) -> _OpenedCall | None:  # fmt: skip
         """The call's row (with its disclosure evidence and feed row), or None when no org
-        owns the number."""
+        owns the number; a campaign's call (`attempt_id`) is linked to its attempt."""
         # Inbound calls reach one of our numbers (To); calls we placed come from one (From).
         ours = normalize_number(form.get("From" if direction.startswith("outbound") else "To"))
         route = await calls.route_number(pool, ours) if ours else None
@@ -244,11 +255,25 @@ class Webhooks:
                  "to_number": to_number, "consent_rule": rule.rule, "status": call.status},
                 event_id=uuid.uuid5(call.id, "call_started"),
             )  # fmt: skip
-        return _OpenedCall(call, route, disclosure, prompt)
+            answered = None
+            if attempt_id is not None:
+                answered = await campaigns.note_answer(
+                    conn, attempt_id, call.org_id, call.id, form.get("AnsweredBy")
+                )
+        campaign = None if answered is None or attempt_id is None else (attempt_id, answered)
+        return _OpenedCall(call, route, disclosure, prompt, campaign)
 
     def _call_flow(self, opened: _OpenedCall, call_sid: str) -> str:
-        """The org's flow for an opened call: disclosure, stream, consent question, dial."""
+        """The org's flow for an opened call: disclosure, stream, consent question, dial (or
+        the campaign's flow; a campaign hangs up on a machine unless it leaves a message)."""
         call, mode = opened.call, opened.route.consent_mode
+        flow, consent_url = None, self._config.public_base_url + "/laml/consent"
+        if opened.campaign is not None:
+            attempt_id, answered = opened.campaign
+            if answered.hang_up:
+                return laml.say_and_hangup("")
+            flow = _campaign_flow(answered)
+            consent_url += f"?{CAMPAIGN_ATTEMPT}={attempt_id}"
         token = self._issue_token(call.org_id, call.id, call_sid)
         stream = laml.StreamSpec(
             url=f"{self._config.media_url.rstrip('/')}/{call.id}",
@@ -260,7 +285,7 @@ class Webhooks:
         gather = None
         if mode in ("ask", "keypad"):
             gather = laml.ConsentGather(
-                action_url=self._config.public_base_url + "/laml/consent",
+                action_url=consent_url,
                 prompt=opened.prompt,
                 speech=mode == "ask",
             )
@@ -270,6 +295,7 @@ class Webhooks:
             dial_target=opened.route.dial_target,
             hold_seconds=self._config.hold_seconds,
             consent_gather=gather,
+            flow=flow,
         )
 
     async def keypad_consent(self, request: web.Request) -> web.Response:
@@ -282,7 +308,7 @@ class Webhooks:
         digits = (form.get("Digits") or "")[:8]
         try:
             taken = await self._database_work(
-                self._take_consent(request.app[POOL], call_sid, digits)
+                self._take_consent(request.app[POOL], call_sid, digits, _campaign_attempt(request))
             )
         except _DatabaseLate as late:
             return self._ask_consent_again(request, attempt, digits, late)
@@ -296,12 +322,15 @@ class Webhooks:
                 dial_target=taken.dial_target,
                 dial_caller_id=None,
                 hold_seconds=self._config.hold_seconds,
+                flow=taken.flow,
             )
         )
 
-    async def _take_consent(self, pool: Pool, call_sid: str, digits: str) -> _ConsentTaken | None:
-        """Stores the keypad verdict `digits` give (if any) and finds where the call goes on;
-        None when the call is unknown."""
+    async def _take_consent(
+        self, pool: Pool, call_sid: str, digits: str, attempt_id: uuid.UUID | None
+    ) -> _ConsentTaken | None:
+        """Stores the keypad verdict `digits` give (if any) and finds where the call goes on
+        (a campaign's call: its flow); None when the call is unknown."""
         call = await calls.call_by_sid(pool, call_sid)
         if call is None:
             return None
@@ -314,9 +343,15 @@ class Webhooks:
                     # A re-delivered action is the same answer, stored once.
                     event_id=uuid.uuid5(call.id, f"keypad:{digits}"),
                 )  # fmt: skip
+        flow = None
+        if attempt_id is not None:
+            async with tenant(pool, call.org_id) as conn:
+                answered = await campaigns.note_answer(conn, attempt_id, call.org_id, call.id,
+                                                       None)  # fmt: skip
+            flow = None if answered is None else _campaign_flow(answered)
         ours = call.from_number if call.direction.startswith("outbound") else call.to_number
         route = await calls.route_number(pool, ours)
-        return _ConsentTaken(verdict, route.dial_target if route else None)
+        return _ConsentTaken(verdict, route.dial_target if route else None, flow)
 
     def _ask_consent_again(
         self, request: web.Request, attempt: int, digits: str, late: _DatabaseLate
@@ -409,6 +444,9 @@ class Webhooks:
         except _DatabaseLate as late:
             return self._status_not_stored("status", late)
         metrics.WEBHOOK_OUTCOMES.labels("status", outcome).inc()
+        attempt_id = _campaign_attempt(request)
+        if attempt_id is not None and status in calls.TERMINAL_STATUSES:
+            self._campaign_call_ended(attempt_id, status)
         return web.Response(status=204)
 
     async def stream_status(self, request: web.Request) -> web.Response:
@@ -446,6 +484,24 @@ def _required(form: MultiDict[str], name: str) -> str:
     if not value or len(value) > 256:
         raise web.HTTPBadRequest(reason=f"{name} is missing or invalid")
     return value
+
+
+def _campaign_attempt(request: web.Request) -> uuid.UUID | None:
+    value = request.query.get(CAMPAIGN_ATTEMPT)
+    if value is None:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise web.HTTPBadRequest(reason=f"{CAMPAIGN_ATTEMPT} must be a UUID") from None
+
+
+def _campaign_flow(answered: campaigns.Answered) -> laml.CampaignFlow:
+    flow = answered.flow
+    return laml.CampaignFlow(
+        say=flow.get("say"), play=flow.get("play"), connect=flow.get("connect"),
+        caller_id=answered.from_number,
+    )  # fmt: skip
 
 
 def _attempt(request: web.Request, limit: int) -> int:

@@ -29,6 +29,7 @@ from control.api import api_keys as api_keys_api
 from control.api import audit as audit_api
 from control.api import caller_ids as caller_ids_api
 from control.api import calls as calls_api
+from control.api import campaigns as campaigns_api
 from control.api import escalations as escalations_api
 from control.api import feed as feed_api
 from control.api import numbers as numbers_api
@@ -44,8 +45,9 @@ from control.api.openapi import OpenApiRoutes
 from control.api.outbound import SIGNALWIRE, OutboundConfig, OutboundRoutes
 from control.api.session import SessionRoutes, SignInConfig
 from control.api.transcription import SEALER, SPEECH_OPTIONS, SpeechOptions
-from control.app_keys import FEED_HUB, POOL, RECORDER, TRUSTED_ORIGINS
+from control.app_keys import DIALLER, FEED_HUB, POOL, RECORDER, TRUSTED_ORIGINS
 from control.auth import auth_middleware
+from control.dialler import Dialler, DiallerConfig
 from control.feed import FeedHub
 from control.process_lease import LeaseConfig, ProcessLease
 from control.recordings import RecordingController
@@ -331,6 +333,14 @@ async def running(
         )
         sweeper.start()
         stack.push_async_callback(sweeper.aclose)
+        dialler = Dialler(
+            pool, sw_client,
+            DiallerConfig(public_url, calls_per_second=settings.signalwire_calls_per_second,
+                          every_s=settings.dialler_every_s),
+            lease.id,
+        )  # fmt: skip
+        dialler.start()
+        stack.push_async_callback(dialler.aclose)
 
         def on_feed_event(event: dict[str, Any]) -> None:
             """Every process hears every feed event once: consent decided anywhere reaches
@@ -382,6 +392,7 @@ async def running(
         app[POOL] = pool
         app[FEED_HUB] = hub
         app[RECORDER] = recorder
+        app[DIALLER] = dialler
         app[TRUSTED_ORIGINS] = settings.cors_origin_set
 
         async def end_feeds(_app: web.Application) -> None:
@@ -407,6 +418,7 @@ async def running(
             ),
             issue,
             recorder.recording_in_progress,
+            dialler.call_ended,
         )
         app.add_routes(webhooks.routes())
         sign_in = SignInConfig(secure_cookie=public_url.startswith("https://"))
@@ -424,6 +436,7 @@ async def running(
         app.add_routes(secure_mode_api.routes())
         app.add_routes(retention_api.routes())
         app.add_routes(targets_api.routes())
+        app.add_routes(campaigns_api.routes())
         app.add_routes(recordings_api.routes())
         app.add_routes(feed_api.routes())
         app.add_routes(dashboard.routes())

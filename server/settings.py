@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     the callback answered 503 (status callbacks). Twilio gives up on a webhook after 15 s;
     SignalWire's limit is not documented in docs/protocols.md, hence the margin."""
 
+    dialler_every_s: float = Field(default=1.0, gt=0, le=3600)
+    """How often each process's campaign dialler looks for targets due a call."""
+    signalwire_calls_per_second: float = Field(default=1.0, gt=0, le=100)
+    """The SignalWire project's outbound calls per second: the campaign dialler keeps every
+    process together within it (SignalWire queues calls beyond the project's limit)."""
     retention_sweep_every_s: float = Field(default=3600.0, ge=1, le=86_400)
     """How often a process tries to sweep data past its org's retention (one sweeps at a time,
     control.retention); the first try comes one period after the start."""

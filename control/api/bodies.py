@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any, TypeVar
 
 import orjson
@@ -121,13 +121,14 @@ def path_uuid(request: web.Request, name: str, what: str) -> uuid.UUID:
 
 
 def plain(value: Any) -> Any:
-    """JSON-ready copy of rows: uuids and datetimes as strings, bytes never leave."""
+    """JSON-ready copy of rows: uuids, datetimes and times of day as strings, bytes never
+    leave."""
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items() if not isinstance(v, bytes)}
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     if isinstance(value, uuid.UUID):
         return str(value)
-    if isinstance(value, datetime):
+    if isinstance(value, datetime | time):
         return value.isoformat()
     return value

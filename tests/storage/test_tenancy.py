@@ -23,6 +23,7 @@ from media.events import (
 from storage import (
     accounts,
     calls,
+    campaigns,
     escalations,
     idempotency,
     org_transcription,
@@ -41,6 +42,7 @@ ORG_TABLES = (
     "memberships", "sessions", "api_keys", "audit_log", "invitations", "idempotency_keys",
     "caller_ids", "consent_events", "escalation_rules", "escalations", "recordings",
     "feed_events", "org_transcription", "retention_policies", "voice_targets", "do_not_call",
+    "campaigns", "campaign_targets",
 )  # fmt: skip
 
 
@@ -100,6 +102,10 @@ async def populate(pool: Pool, org: Org) -> uuid.UUID:
         "time_zone_set": False, "tags": [], "fields": {},
     }], replace=False)  # fmt: skip
     await targets.add_do_not_call(pool, org.id, "+17065550177", None, "test")
+    campaign = await campaigns.create(pool, org.id, {
+        "name": "c", "flow": {"say": "hello"}, "from_number": org.number, "created_by": "test",
+    })  # fmt: skip
+    await campaigns.enroll(pool, org.id, campaign["id"], tag=None, target_ids=None)
     async with pool.acquire() as conn:
         await team.create_invitation(
             conn, org_id=org.id, email="invitee@example.com", role="viewer",

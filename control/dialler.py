@@ -1,0 +1,241 @@
+"""The campaign dialler: places the calls of running campaigns through SignalWire.
+
+Every process runs one. Each tick it claims due targets of each running campaign (storage:
+the claims and caps make one process call each target, within the campaign's and the org's
+concurrency caps), then for each: skips a number on the do-not-call list, defers one outside
+its calling hours (control.dialling), waits for its slot in the project's calls-per-second
+budget (shared through Postgres), and asks SignalWire to call, with the attempt's id in the
+call's webhook URLs. So the call's voice webhook and final status callback name the attempt,
+whichever process hears them, even if the one that placed the call has died:
+
+- the voice webhook links the call, and plays the campaign's flow (control.webhooks);
+- the final status (or SignalWire refusing the call) ends the attempt: tried again after a
+  wait that grows with each attempt (busy, no-answer, failed, an answering machine hung up
+  on), moved into the target's calling hours, or done;
+- an attempt still `dialing` after `stale_after_s` (longer than any call rings, with no
+  webhook of it) was never placed: its process died first. It is released, not counted.
+
+Without SignalWire credentials nothing is claimed (and a warning is logged once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from control import dialling
+from control.metrics import CAMPAIGN_CALLS
+from control.signalwire import SignalWireClient, SignalWireRejected, SignalWireUnavailable
+from storage import calls, campaigns, targets
+from storage.db import Pool
+
+log = logging.getLogger(__name__)
+
+CAMPAIGN_ATTEMPT = "campaign_attempt"
+"""The query parameter naming a campaign's attempt in its call's webhook URLs."""
+PACING_KEY = "signalwire"
+"""One calls-per-second budget for the SignalWire project, whichever campaign calls."""
+
+
+@dataclass(frozen=True, slots=True)
+class DiallerConfig:
+    public_url: str
+    """Where SignalWire sends the calls' webhooks."""
+    calls_per_second: float = 1.0
+    """The project's outbound rate (SignalWire queues calls beyond it)."""
+    every_s: float = 1.0
+    batch: int = 20
+    """Targets one campaign's claim takes at most per tick."""
+    stale_after_s: float = 180.0
+    """An attempt still `dialing` this long (no webhook of it) was never placed: longer than a
+    call rings (SignalWire's create Timeout, 60 s) plus the time to ask."""
+
+
+class Dialler:
+    def __init__(
+        self, pool: Pool, client: SignalWireClient | None, config: DiallerConfig,
+        process_id: uuid.UUID,
+    ) -> None:  # fmt: skip
+        self._pool = pool
+        self._client = client
+        self._config = config
+        self._process_id = process_id
+        self._calls: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._warned = False
+
+    def start(self) -> None:
+        async def run() -> None:
+            while True:
+                await asyncio.sleep(self._config.every_s)  # a period, not a wait for an event
+                try:
+                    await self.tick()
+                except Exception:
+                    log.exception("dialler tick failed; the next one tries again")
+
+        self._loop_task = asyncio.create_task(run(), name="dialler")
+
+    async def aclose(self, timeout_s: float = 5.0) -> None:
+        """Stops claiming; calls being placed get `timeout_s` to finish asking SignalWire (one
+        cut short stays `dialing` and is released by whichever process sweeps after it)."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.wait({self._loop_task})
+        if self._calls:
+            _done, pending = await asyncio.wait(set(self._calls), timeout=timeout_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    async def tick(self) -> int:
+        """One round: releases attempts left by dead processes, claims due targets and starts
+        placing their calls (without waiting for them), completes finished campaigns. Returns
+        how many targets were claimed."""
+        if self._client is None:
+            if not self._warned:
+                self._warned = True
+                log.warning("SignalWire REST credentials are not configured: campaigns wait")
+            return 0
+        async with self._pool.acquire() as conn:
+            if released := await campaigns.release_stale(conn, self._config.stale_after_s):
+                log.warning("dialler: %d attempts left by a lost process released", released)
+            running = await campaigns.running(conn)
+        claimed = 0
+        for campaign in running:
+            async with self._pool.acquire() as conn, conn.transaction():
+                room = await campaigns.lock_room(conn, campaign.id)
+                if room is None:
+                    continue
+                free = dialling.free_slots(
+                    active_in_campaign=room.active_in_campaign, campaign_cap=room.campaign_cap,
+                    active_in_org=room.active_in_org, org_cap=room.org_cap,
+                )  # fmt: skip
+                due = await campaigns.claim(
+                    conn, campaign.id, self._process_id, min(free, self._config.batch)
+                )
+            claimed += len(due)
+            for target in due:
+                task = asyncio.create_task(self._place(campaign, target), name="dialler-call")
+                self._calls.add(task)
+                task.add_done_callback(self._calls.discard)
+        async with self._pool.acquire() as conn:
+            for finished in await campaigns.complete_finished(conn):
+                log.info("campaign %s completed", finished)
+        return claimed
+
+    async def wait_idle(self) -> None:
+        """Returns once no call is being placed (for tests; wrap it in a timeout)."""
+        while self._calls:
+            await asyncio.wait(set(self._calls))
+
+    async def _place(self, campaign: campaigns.Running, target: campaigns.Claimed) -> None:
+        try:
+            await self._try_place(campaign, target)
+        except Exception:
+            # Left `dialing`: if SignalWire has the call its webhooks will say so, and if not
+            # the attempt is released once stale.
+            CAMPAIGN_CALLS.labels("error").inc()
+            log.exception("dialler: placing attempt %s failed", target.attempt_id)
+
+    async def _try_place(self, campaign: campaigns.Running, target: campaigns.Claimed) -> None:
+        assert self._client is not None
+        window = _window(campaign)
+        async with self._pool.acquire() as conn:
+            barred = await targets.on_do_not_call(conn, campaign.org_id, [target.number])
+        decision = dialling.dial_decision(
+            number=target.number, do_not_call=frozenset(barred), window=window,
+            tz=target.time_zone, now=datetime.now(UTC),
+        )  # fmt: skip
+        async with self._pool.acquire() as conn:
+            if decision.action == "skip":
+                await campaigns.skip(conn, target.attempt_id, decision.reason)
+                CAMPAIGN_CALLS.labels("do_not_call").inc()
+                return
+            if decision.action == "wait":
+                assert decision.at is not None
+                await campaigns.defer(conn, target.attempt_id, decision.at)
+                CAMPAIGN_CALLS.labels("outside_window").inc()
+                return
+            slot = await campaigns.take_slot(conn, PACING_KEY, 1.0 / self._config.calls_per_second)
+        wait = (slot - datetime.now(UTC)).total_seconds()
+        if wait > 0:
+            await asyncio.sleep(wait)  # the slot in the shared budget: a time, not an event
+        base = self._config.public_url
+        query = f"?{CAMPAIGN_ATTEMPT}={target.attempt_id}"
+        try:
+            created = await self._client.create_call(
+                to=target.number, from_=campaign.from_number, url=f"{base}/laml/voice{query}",
+                status_callback=f"{base}/laml/status{query}", machine_detection="Enable",
+            )  # fmt: skip
+        except SignalWireRejected as exc:
+            CAMPAIGN_CALLS.labels("rejected").inc()
+            log.warning("dialler: SignalWire refused to call %s: %s", target.number, exc)
+            await self._end(campaign, target, "failed", target.attempts)
+            return
+        except SignalWireUnavailable:
+            # Perhaps placed (a timeout after sending): its webhooks will tell; if not, the
+            # attempt is released once stale and tried again.
+            CAMPAIGN_CALLS.labels("unavailable").inc()
+            raise
+        async with self._pool.acquire() as conn, conn.transaction():
+            ref = await calls.open_call(
+                conn, org_id=campaign.org_id, call_sid=created.sid, account_sid=None,
+                direction="outbound-api", from_number=campaign.from_number,
+                to_number=target.number, status=created.status or "queued",
+            )  # fmt: skip
+            await campaigns.placed(conn, target.attempt_id, ref.id)
+        CAMPAIGN_CALLS.labels("placed").inc()
+
+    def call_ended(self, attempt_id: uuid.UUID, status: str) -> None:
+        """A campaign call's final status came (its status callback, on any process)."""
+        task = asyncio.create_task(self._call_ended(attempt_id, status), name="dialler-ended")
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+
+    async def _call_ended(self, attempt_id: uuid.UUID, status: str) -> None:
+        try:
+            async with self._pool.acquire() as conn:
+                attempt = await campaigns.attempt_of(conn, attempt_id)
+            if attempt is None or attempt["state"] not in ("dialing", "in_call"):
+                return  # ended already (a repeated callback)
+            machine = (attempt["answered_by"] or "").startswith("machine")
+            outcome = "machine" if machine and attempt["on_machine"] == "hangup" else status
+            campaign = campaigns.Running(
+                id=attempt["campaign_id"], org_id=attempt["org_id"], flow=attempt["flow"],
+                from_number=attempt["from_number"], max_concurrent=0,
+                window_start=attempt["window_start"], window_end=attempt["window_end"],
+                window_days=frozenset(attempt["window_days"]),
+                max_attempts=attempt["max_attempts"], retry_s=attempt["retry_s"],
+                on_machine=attempt["on_machine"],
+            )  # fmt: skip
+            target = campaigns.Claimed(attempt_id, attempt["number"], attempt["time_zone"],
+                                       attempt["attempts"])  # fmt: skip
+            await self._end(campaign, target, outcome, target.attempts)
+        except Exception:
+            log.exception("dialler: the end of attempt %s was not stored", attempt_id)
+
+    async def _end(
+        self, campaign: campaigns.Running, target: campaigns.Claimed, outcome: str, made: int
+    ) -> None:
+        """Ends the attempt: another later (in the target's calling hours), or done."""
+        now = datetime.now(UTC)
+        policy = dialling.RetryPolicy(
+            max_attempts=campaign.max_attempts,
+            backoff_s={**campaign.retry_s, "machine": campaign.retry_s.get("no-answer", 900.0)},
+        )
+        retry_at = dialling.next_attempt(policy, outcome, made, now)
+        if retry_at is not None:
+            retry_at = dialling.next_opening(_window(campaign), target.time_zone, retry_at)
+        async with self._pool.acquire() as conn:
+            await campaigns.finished(conn, target.attempt_id, outcome, retry_at)
+        CAMPAIGN_CALLS.labels("retry" if retry_at else "done").inc()
+
+
+def _window(campaign: campaigns.Running) -> dialling.CallingWindow:
+    return dialling.CallingWindow(
+        start=campaign.window_start, end=campaign.window_end, days=campaign.window_days
+    )
