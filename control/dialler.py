@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -169,12 +170,18 @@ class Dialler:
         try:
             created = await self._client.create_call(
                 to=target.number, from_=campaign.from_number, url=f"{base}/laml/voice{query}",
-                status_callback=f"{base}/laml/status{query}", machine_detection="Enable",
+                status_callback=f"{base}/laml/status{query}",
+                # To leave a message, the flow must start after the greeting's beep.
+                machine_detection="DetectMessageEnd" if campaign.on_machine == "message"
+                else "Enable",
             )  # fmt: skip
         except SignalWireRejected as exc:
             CAMPAIGN_CALLS.labels("rejected").inc()
             log.warning("dialler: SignalWire refused to call %s: %s", target.number, exc)
-            await self._end(campaign, target, "failed", target.attempts)
+            await self._end(
+                target.attempt_id, target.time_zone, _window(campaign), _policy(campaign),
+                "failed", target.attempts,
+            )  # fmt: skip
             return
         except SignalWireUnavailable:
             # Perhaps placed (a timeout after sending): its webhooks will tell; if not, the
@@ -204,35 +211,39 @@ class Dialler:
                 return  # ended already (a repeated callback)
             machine = (attempt["answered_by"] or "").startswith("machine")
             outcome = "machine" if machine and attempt["on_machine"] == "hangup" else status
-            campaign = campaigns.Running(
-                id=attempt["campaign_id"], org_id=attempt["org_id"], flow=attempt["flow"],
-                from_number=attempt["from_number"], max_concurrent=0,
-                window_start=attempt["window_start"], window_end=attempt["window_end"],
-                window_days=frozenset(attempt["window_days"]),
-                max_attempts=attempt["max_attempts"], retry_s=attempt["retry_s"],
-                on_machine=attempt["on_machine"],
+            window = dialling.CallingWindow(
+                start=attempt["window_start"], end=attempt["window_end"],
+                days=frozenset(attempt["window_days"]),
             )  # fmt: skip
-            target = campaigns.Claimed(attempt_id, attempt["number"], attempt["time_zone"],
-                                       attempt["attempts"])  # fmt: skip
-            await self._end(campaign, target, outcome, target.attempts)
+            policy = _retry_policy(attempt["max_attempts"], attempt["retry_s"])
+            await self._end(attempt_id, attempt["time_zone"], window, policy, outcome,
+                            attempt["attempts"])  # fmt: skip
         except Exception:
             log.exception("dialler: the end of attempt %s was not stored", attempt_id)
 
     async def _end(
-        self, campaign: campaigns.Running, target: campaigns.Claimed, outcome: str, made: int
-    ) -> None:
+        self, attempt_id: uuid.UUID, time_zone: str, window: dialling.CallingWindow,
+        policy: dialling.RetryPolicy, outcome: str, made: int,
+    ) -> None:  # fmt: skip
         """Ends the attempt: another later (in the target's calling hours), or done."""
-        now = datetime.now(UTC)
-        policy = dialling.RetryPolicy(
-            max_attempts=campaign.max_attempts,
-            backoff_s={**campaign.retry_s, "machine": campaign.retry_s.get("no-answer", 900.0)},
-        )
-        retry_at = dialling.next_attempt(policy, outcome, made, now)
+        retry_at = dialling.next_attempt(policy, outcome, made, datetime.now(UTC))
         if retry_at is not None:
-            retry_at = dialling.next_opening(_window(campaign), target.time_zone, retry_at)
+            retry_at = dialling.next_opening(window, time_zone, retry_at)
         async with self._pool.acquire() as conn:
-            await campaigns.finished(conn, target.attempt_id, outcome, retry_at)
+            await campaigns.finished(conn, attempt_id, outcome, retry_at)
         CAMPAIGN_CALLS.labels("retry" if retry_at else "done").inc()
+
+
+def _policy(campaign: campaigns.Running) -> dialling.RetryPolicy:
+    return _retry_policy(campaign.max_attempts, campaign.retry_s)
+
+
+def _retry_policy(max_attempts: int, retry_s: Mapping[str, float]) -> dialling.RetryPolicy:
+    """The campaign's retries; a machine hung up on waits as a call nobody answered."""
+    return dialling.RetryPolicy(
+        max_attempts=max_attempts,
+        backoff_s={**retry_s, "machine": retry_s.get("no-answer", 900.0)},
+    )
 
 
 def _window(campaign: campaigns.Running) -> dialling.CallingWindow:

@@ -17,7 +17,8 @@ operation's script is empty, requests are handled as `Ok()`: for real. A recordi
 
 Inbound calls are never created through the REST API; `add_call()` makes one known to the fake,
 as SignalWire knows a call that rang one of the project's numbers, so that it can be recorded;
-`end_call()` ends one as SignalWire would (status, `end_time`, `duration`).
+`end_call()` ends one as SignalWire would (status, `end_time`, `duration`). With a `Lifecycle`,
+calls created through the API end by themselves and post their signed final status callback.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
+import aiohttp
 from aiohttp import web
+
+from control.signatures import compute_signature
 
 API_BASE = "/api/laml/2010-04-01"
 MORE_INFO = "https://developer.signalwire.com/rest/compatibility-api/overview/error-codes"
@@ -104,10 +108,26 @@ def create_error_body(code: str, message: str) -> dict[str, Any]:
     return {"errors": [{"code": code, "message": message, "more_info": MORE_INFO}]}
 
 
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    """Calls created through the API live on their own, as SignalWire's do: each ends after
+    `lifetime_s` with `status`, and its final status callback is posted, signed with
+    `signing_key`, to the StatusCallback the create request gave."""
+
+    signing_key: str
+    lifetime_s: float
+    status: str = "completed"
+
+
 class FakeSignalWire:
-    def __init__(self, project_id: str, api_token: str) -> None:
+    def __init__(self, project_id: str, api_token: str, lifecycle: Lifecycle | None = None) -> None:
         self.project_id = project_id
         self.api_token = api_token
+        self.lifecycle = lifecycle
+        self.ended_at: dict[str, float] = {}
+        """When (loop time) each call the lifecycle ended did; `created_at` when it began."""
+        self.created_at: dict[str, float] = {}
+        self._lives: set[asyncio.Task[None]] = set()
         self.requests: list[RecordedRequest] = []
         self.calls: dict[str, dict[str, Any]] = {}
         """Calls created so far, by CallSid, as their current Call JSON."""
@@ -195,6 +215,8 @@ class FakeSignalWire:
         return web.Response(status=204)
 
     async def close(self) -> None:
+        for life in self._lives:
+            life.cancel()
         for hang in self._hangs:  # let parked handlers finish so shutdown does not wait
             hang.release.set()
         if self._runner is not None:
@@ -343,7 +365,32 @@ class FakeSignalWire:
         call = self._new_call(
             str(uuid.uuid4()), first("To"), first("From"), status="queued", direction="outbound-api"
         )
+        self.created_at[call["sid"]] = asyncio.get_running_loop().time()
+        if self.lifecycle is not None and first("StatusCallback"):
+            life = asyncio.create_task(self._live(call["sid"], first("StatusCallback")))
+            self._lives.add(life)
+            life.add_done_callback(self._lives.discard)
         return web.json_response(call, status=201)
+
+    async def _live(self, call_sid: str, status_callback: str) -> None:
+        """A created call's life (`Lifecycle`): it ends, and SignalWire says so."""
+        assert self.lifecycle is not None
+        await asyncio.sleep(self.lifecycle.lifetime_s)  # the call's length: a time, not an event
+        self.end_call(call_sid, self.lifecycle.status)
+        self.ended_at[call_sid] = asyncio.get_running_loop().time()
+        call = self.calls[call_sid]
+        form = {
+            "CallSid": call_sid, "AccountSid": self.project_id, "From": call["from"],
+            "To": call["to"], "Direction": "outbound-api", "CallStatus": call["status"],
+        }  # fmt: skip
+        signature = compute_signature(self.lifecycle.signing_key, status_callback, form.items())
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                status_callback, data=form, headers={"X-SignalWire-Signature": signature}
+            ) as resp,  # fmt: skip
+        ):
+            await resp.read()
 
     def add_call(
         self,
@@ -537,8 +584,10 @@ class FakeSignalWire:
 
 
 @asynccontextmanager
-async def running_fake_signalwire(project_id: str, api_token: str) -> AsyncIterator[FakeSignalWire]:
-    fake = FakeSignalWire(project_id, api_token)
+async def running_fake_signalwire(
+    project_id: str, api_token: str, lifecycle: Lifecycle | None = None
+) -> AsyncIterator[FakeSignalWire]:
+    fake = FakeSignalWire(project_id, api_token, lifecycle)
     await fake.start()
     try:
         yield fake
