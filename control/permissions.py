@@ -48,6 +48,9 @@ class Action(StrEnum):
     CAMPAIGNS_READ = "campaigns:read"
     CAMPAIGNS_MANAGE = "campaigns:manage"
     """Make, fill, start, pause, resume and cancel campaigns."""
+    BOOKINGS_READ = "bookings:read"
+    BOOKINGS_MANAGE = "bookings:manage"
+    """Book, reschedule and cancel callbacks."""
     """Taking a number off the list lets it be called again: owners and admins only."""
     NUMBERS_READ = "numbers:read"
     NUMBERS_MANAGE = "numbers:manage"
@@ -87,6 +90,8 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Action]]] = {
             Action.DO_NOT_CALL_ADD,
             Action.CAMPAIGNS_READ,
             Action.CAMPAIGNS_MANAGE,
+            Action.BOOKINGS_READ,
+            Action.BOOKINGS_MANAGE,
         }
     ),
     "analyst": frozenset(
@@ -96,6 +101,7 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Action]]] = {
             Action.RECORDINGS_LISTEN,
             Action.TARGETS_READ,
             Action.CAMPAIGNS_READ,
+            Action.BOOKINGS_READ,
         }
     ),
     "viewer": frozenset(_READ),

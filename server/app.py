@@ -27,6 +27,7 @@ from aiohttp import web
 from control import dashboard
 from control.api import api_keys as api_keys_api
 from control.api import audit as audit_api
+from control.api import bookings as bookings_api
 from control.api import caller_ids as caller_ids_api
 from control.api import calls as calls_api
 from control.api import campaigns as campaigns_api
@@ -437,6 +438,7 @@ async def running(
         app.add_routes(retention_api.routes())
         app.add_routes(targets_api.routes())
         app.add_routes(campaigns_api.routes())
+        app.add_routes(bookings_api.routes())
         app.add_routes(recordings_api.routes())
         app.add_routes(feed_api.routes())
         app.add_routes(dashboard.routes())

@@ -89,7 +89,8 @@ async def list_campaigns(
 ) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         f"""SELECT {_COLUMNS} FROM campaigns
-            WHERE org_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
+            WHERE org_id = $1 AND kind = 'campaign'
+              AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
             ORDER BY created_at DESC, id DESC LIMIT $4""",
         org_id, after[0] if after else None, after[1] if after else None, limit,
         timeout=QUERY_TIMEOUT_S,

@@ -164,3 +164,19 @@ async def wired(
         signalwire_api_token=SIGNALWIRE_TOKEN,
     ) as server:
         yield server
+
+
+@pytest.fixture
+async def dialling(
+    start_server: Callable[..., AbstractAsyncContextManager[RunningServer]], fake: FakeSignalWire
+) -> AsyncIterator[RunningServer]:
+    """`wired`, with the server's own campaign dialler idle (tests tick their own) and a
+    calls-per-second budget that keeps no test waiting."""
+    async with start_server(
+        signalwire_space_url=fake.url,
+        signalwire_project_id=SIGNALWIRE_PROJECT,
+        signalwire_api_token=SIGNALWIRE_TOKEN,
+        dialler_every_s=3600,
+        signalwire_calls_per_second=100,
+    ) as server:
+        yield server

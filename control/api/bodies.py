@@ -43,6 +43,13 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
         ) from None
 
 
+def invalid_field(field: str, message: str) -> ApiError:
+    """422 VALIDATION_FAILED for one field, in the shape `parse_body` gives."""
+    return ApiError(
+        422, "VALIDATION_FAILED", message, {"fields": [{"field": field, "message": message}]}
+    )
+
+
 async def _read_json(request: web.Request) -> Any:
     if request.content_type != "application/json":
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")

@@ -25,6 +25,7 @@ from control.auth import principal, requires
 from control.errors import ApiError
 from control.permissions import Action, Feature, plan_includes
 from storage import calls, campaigns
+from storage.db import Connection
 from storage.tenancy import tenant
 
 MAX_PAGE = 200
@@ -110,6 +111,15 @@ class EnrollBody(BaseModel):
     target_ids: list[uuid.UUID] | None = Field(default=None, min_length=1, max_length=10_000)
 
 
+async def require_own_number(conn: Connection, org_id: uuid.UUID, number: str) -> None:
+    """A campaign's or a booking's calls come from one of the org's own numbers: the answered
+    call's webhook finds the org by it. 422 FROM_NOT_ALLOWED otherwise."""
+    if number not in {n["number"] for n in await calls.list_numbers(conn, org_id)}:
+        fields = [{"field": "from", "message": "not one of your numbers"}]
+        raise ApiError(422, "FROM_NOT_ALLOWED", "from must be one of your numbers",
+                       {"fields": fields})  # fmt: skip
+
+
 def _campaign_id(request: web.Request) -> uuid.UUID:
     return path_uuid(request, "campaign_id", "campaign")
 
@@ -154,11 +164,7 @@ async def create_campaign(request: web.Request) -> web.Response:
         raise ApiError(403, "PLAN_REQUIRED", "your plan does not include campaigns")
     body = await parse_body(request, CampaignBody)
     async with tenant(request.app[POOL], who.org_id) as conn, conn.transaction():
-        # One of the org's own numbers: the answered call's webhook finds the org by it.
-        if body.from_ not in {n["number"] for n in await calls.list_numbers(conn, who.org_id)}:
-            fields = [{"field": "from", "message": "not one of your numbers"}]
-            raise ApiError(422, "FROM_NOT_ALLOWED", "from must be one of your numbers",
-                           {"fields": fields})  # fmt: skip
+        await require_own_number(conn, who.org_id, body.from_)
         created = await campaigns.create(conn, who.org_id, {
             "name": body.name,
             "flow": body.flow.model_dump(mode="json", exclude_none=True),

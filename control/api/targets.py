@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from control.api import audit
-from control.api.bodies import parse_body, path_uuid, plain
+from control.api.bodies import invalid_field, parse_body, path_uuid, plain
 from control.api.openapi import Query, doc
 from control.api.query import decode_cursor, encode_cursor, parse_choice, parse_int
 from control.app_keys import POOL
@@ -71,10 +71,7 @@ class DoNotCallBody(BaseModel):
 
 
 def _invalid(exc: TargetError) -> ApiError:
-    return ApiError(
-        422, "VALIDATION_FAILED", exc.message, {"fields": [{"field": exc.field,
-                                                            "message": exc.message}]},
-    )  # fmt: skip
+    return invalid_field(exc.field, exc.message)
 
 
 def _row(target: Target) -> dict[str, Any]:

@@ -7,39 +7,23 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import aiohttp
-import pytest
 
 from control.app_keys import DIALLER
 from control.dialler import Dialler, DiallerConfig
 from server.app import RunningServer
 from storage import campaigns, targets
 from storage.db import Pool
-from tests.conftest import SIGNALWIRE_PROJECT, SIGNALWIRE_TOKEN, timeout
+from tests.conftest import SIGNALWIRE_PROJECT, timeout
 from tests.control.test_targets_api import call_api
 from tests.support.accounts import Org, make_org
 from tests.support.calls import simulator
 from tests.support.fake_signalwire import Fail, FakeSignalWire
-
-
-@pytest.fixture
-async def dialling(
-    start_server: Callable[..., AbstractAsyncContextManager[RunningServer]], fake: FakeSignalWire
-) -> Any:
-    """A server whose SignalWire is the fake, its own dialler idle (the tests tick theirs)."""
-    async with start_server(
-        signalwire_space_url=fake.url, signalwire_project_id=SIGNALWIRE_PROJECT,
-        signalwire_api_token=SIGNALWIRE_TOKEN, dialler_every_s=3600,
-        signalwire_calls_per_second=100,
-    ) as server:  # fmt: skip
-        yield server
 
 
 def dialler(srv: RunningServer, **config: Any) -> Dialler:
