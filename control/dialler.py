@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 CAMPAIGN_ATTEMPT = "campaign_attempt"
 """The query parameter naming a campaign's attempt in its call's webhook URLs."""
+SWEEP_EVERY_TICKS = 60
+"""How often (in ticks) every running campaign is checked for having finished."""
 PACING_KEY = "signalwire"
 """One calls-per-second budget for the SignalWire project, whichever campaign calls."""
 
@@ -67,6 +69,7 @@ class Dialler:
         self._calls: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._warned = False
+        self._ticks = 0
 
     def start(self) -> None:
         async def run() -> None:
@@ -104,9 +107,9 @@ class Dialler:
         async with self._pool.acquire() as conn:
             if released := await campaigns.release_stale(conn, self._config.stale_after_s):
                 log.warning("dialler: %d attempts left by a lost process released", released)
-            running = await campaigns.running(conn)
+            due_now = await campaigns.due(conn)
         claimed = 0
-        for campaign in running:
+        for campaign in due_now:
             async with self._pool.acquire() as conn, conn.transaction():
                 room = await campaigns.lock_room(conn, campaign.id)
                 if room is None:
@@ -123,9 +126,12 @@ class Dialler:
                 task = asyncio.create_task(self._place(campaign, target), name="dialler-call")
                 self._calls.add(task)
                 task.add_done_callback(self._calls.discard)
-        async with self._pool.acquire() as conn:
-            for finished in await campaigns.complete_finished(conn):
-                log.info("campaign %s completed", finished)
+        self._ticks += 1
+        if self._ticks % SWEEP_EVERY_TICKS == 0:
+            # Each attempt's end completes its campaign; this catches the rest (a campaign
+            # started with no targets, a process that died between the two).
+            async with self._pool.acquire() as conn:
+                await campaigns.complete_finished(conn)
         return claimed
 
     async def wait_idle(self) -> None:
@@ -153,7 +159,8 @@ class Dialler:
         )  # fmt: skip
         async with self._pool.acquire() as conn:
             if decision.action == "skip":
-                await campaigns.skip(conn, target.attempt_id, decision.reason)
+                if await campaigns.skip(conn, target.attempt_id, decision.reason):
+                    await campaigns.complete_finished(conn, campaign.id)
                 CAMPAIGN_CALLS.labels("do_not_call").inc()
                 return
             if decision.action == "wait":
@@ -230,7 +237,9 @@ class Dialler:
         if retry_at is not None:
             retry_at = dialling.next_opening(window, time_zone, retry_at)
         async with self._pool.acquire() as conn:
-            await campaigns.finished(conn, attempt_id, outcome, retry_at)
+            campaign_id = await campaigns.finished(conn, attempt_id, outcome, retry_at)
+            if campaign_id is not None and retry_at is None:
+                await campaigns.complete_finished(conn, campaign_id)
         CAMPAIGN_CALLS.labels("retry" if retry_at else "done").inc()
 
 

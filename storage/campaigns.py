@@ -184,11 +184,17 @@ class Running:
     on_machine: str
 
 
-async def running(conn: Executor) -> list[Running]:
+async def due(conn: Executor) -> list[Running]:
+    """Running campaigns with a target due a call, found from the due targets (a booking is a
+    campaign that may wait for days: visiting every running one would not scale)."""
     rows = await conn.fetch(
         """SELECT id, org_id, flow, from_number, max_concurrent, window_start, window_end,
                   window_days, max_attempts, retry_s, on_machine
-           FROM campaigns WHERE status = 'running' ORDER BY started_at, id""",
+           FROM campaigns
+           WHERE status = 'running' AND id IN (
+               SELECT campaign_id FROM campaign_targets
+               WHERE state = 'pending' AND next_at <= now())
+           ORDER BY started_at, id""",
         timeout=QUERY_TIMEOUT_S,
     )
     return [
@@ -283,14 +289,17 @@ async def defer(conn: Executor, attempt_id: uuid.UUID, until: datetime) -> None:
     )  # fmt: skip
 
 
-async def skip(conn: Executor, attempt_id: uuid.UUID, outcome: str) -> None:
-    """Never to be called (the do-not-call list): the attempt not counted."""
-    await conn.execute(
+async def skip(conn: Executor, attempt_id: uuid.UUID, outcome: str) -> uuid.UUID | None:
+    """Never to be called (the do-not-call list): the attempt not counted. Returns the
+    campaign (None when the attempt had moved on)."""
+    campaign_id: uuid.UUID | None = await conn.fetchval(
         """UPDATE campaign_targets SET state = 'skipped', attempts = attempts - 1,
                   outcome = $2, updated_at = now()
-           WHERE attempt_id = $1 AND state = 'dialing'""",
+           WHERE attempt_id = $1 AND state = 'dialing'
+           RETURNING campaign_id""",
         attempt_id, outcome, timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
+    return campaign_id
 
 
 async def placed(conn: Executor, attempt_id: uuid.UUID, call_id: uuid.UUID | None) -> bool:
@@ -385,16 +394,19 @@ async def release_stale(conn: Executor, older_than_s: float) -> int:
     return int(status.split()[-1])
 
 
-async def complete_finished(conn: Executor) -> list[uuid.UUID]:
-    """Running campaigns with nothing left to call or in flight become completed."""
+async def complete_finished(
+    conn: Executor, campaign_id: uuid.UUID | None = None
+) -> list[uuid.UUID]:
+    """Running campaigns (this one, or every one) with nothing left to call or in flight
+    become completed."""
     rows = await conn.fetch(
         """UPDATE campaigns c SET status = 'completed', finished_at = now(), updated_at = now()
-           WHERE status = 'running' AND NOT EXISTS (
+           WHERE status = 'running' AND ($1::uuid IS NULL OR id = $1) AND NOT EXISTS (
                SELECT 1 FROM campaign_targets t WHERE t.campaign_id = c.id
                  AND t.state IN ('pending', 'dialing', 'in_call'))
            RETURNING id""",
-        timeout=QUERY_TIMEOUT_S,
-    )
+        campaign_id, timeout=QUERY_TIMEOUT_S,
+    )  # fmt: skip
     return [r["id"] for r in rows]
 
 
