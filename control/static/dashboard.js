@@ -1,5 +1,7 @@
 // Voxsouth supervisor dashboard: live and recent calls, a call's transcript, consent evidence,
-// escalations and recordings, and escalation alerts.
+// escalations and recordings, and escalation alerts (the Calls view, the default); the voice
+// targets, their CSV import and the do-not-call list (Targets); outbound campaigns with their
+// progress, refreshed every few seconds while one runs (Campaigns).
 //
 // Plain browser JavaScript, no build step, no dependencies. State comes from the REST API
 // (/api/calls, /api/escalations) and is kept current by the live feed (/api/feed over
@@ -16,6 +18,12 @@
 (() => {
   const HANDLERS = new Set(["owner", "admin", "operator"]); // roles with escalations:handle
   const LISTENERS = new Set(["owner", "admin", "operator", "analyst"]); // recordings:listen
+  // targets:read and campaigns:read; viewers get 403 and are not offered those views.
+  const PLANNERS = new Set(["owner", "admin", "operator", "analyst"]);
+  // targets:manage, do_not_call:add and campaigns:manage.
+  const MANAGERS = new Set(["owner", "admin", "operator"]);
+  // do_not_call:remove: taking a number off the list lets it be called again.
+  const LIST_REMOVERS = new Set(["owner", "admin"]);
   // "unknown": closed after its process died (a later status callback may still name the end).
   const TERMINAL = new Set(["completed", "busy", "failed", "no-answer", "canceled", "unknown"]);
   const STATUS_RANK = { open: 0, acknowledged: 1, resolved: 2 };
@@ -26,6 +34,27 @@
   const CONNECT_TIMEOUT_MS = 10000;
   const KEEP_RESOLVED = 50;
   const RECENT_CALLS = 20;
+  const TARGETS_PAGE = 50;
+  const CAMPAIGNS_PAGE = 50;
+  const RESULTS_PAGE = 100;
+  const CAMPAIGN_POLL_MS = 2000; // the feed has no campaign events: a running one is polled
+  const MAX_IMPORT_BYTES = 5 * 1024 * 1024; // the server's limit (control/api/targets.py)
+  const MAX_REJECTED_SHOWN = 500;
+  // Each view and the element that holds it.
+  const VIEWS = { calls: "dashboard", targets: "targets-view", campaigns: "campaigns-view" };
+  // What a campaign's status lets a manager do next (storage/campaigns.py, _MOVES).
+  const CAMPAIGN_MOVES = {
+    draft: ["start"],
+    running: ["pause", "cancel"],
+    paused: ["resume", "cancel"],
+  };
+  const TARGET_STATES = [
+    ["pending", "Pending"],
+    ["dialing", "Dialing"],
+    ["in_call", "In call"],
+    ["done", "Done"],
+    ["skipped", "Skipped"],
+  ];
   // What a call's recording did when secure mode came on or went off (`secure_recording` rows);
   // "not_paused" has its own alert (secureNote).
   const SECURE_RECORDING = {
@@ -42,6 +71,7 @@
     eventsSeen: 0,
     transport: "none",
     lastEventId: null,
+    campaignPolling: false, // the shown campaign is read every CAMPAIGN_POLL_MS
   };
   window.voxsouthDashboard = stats;
 
@@ -63,6 +93,19 @@
     consentEvents: new Set(), // consent evidence ids shown for the selected call
     callEscalations: new Map(), // the selected call's escalations by id
     lastEventId: null,
+    view: "calls", // the view shown: a key of VIEWS
+    targetsTag: "", // the tag the targets table is filtered by
+    targetsCursor: null, // next_cursor of the targets table's last page
+    targetsLoads: 0, // loads of the targets table started (a newer one wins)
+    campaignsCursor: null,
+    campaignItems: new Map(), // the campaigns list's <li> by campaign id
+    campaignId: null, // the campaign in the detail panel
+    campaign: null, // its detail, as last shown
+    campaignRequests: 0, // reads and moves of the shown campaign started
+    campaignShown: 0, // the number of the request whose answer is shown
+    campaignRefreshing: 0, // refreshes in flight (a poll waits for them)
+    campaignRefreshFailed: false, // the error shown is a refresh's, cleared by the next one
+    campaignPoll: null, // setInterval id while the shown campaign runs
   };
 
   // ---- REST ------------------------------------------------------------------------------
@@ -76,16 +119,27 @@
     }
   }
 
-  async function api(method, path, body) {
+  function api(method, path, body) {
+    if (body === undefined) return send(method, path);
+    return send(method, path, JSON.stringify(body), "application/json");
+  }
+
+  // A file's bytes as the body (a CSV import): the same session, CSRF header and errors as
+  // api(), another content type.
+  function sendFile(method, path, file, contentType) {
+    return send(method, path, file, contentType);
+  }
+
+  async function send(method, path, body, contentType) {
     const headers = { Accept: "application/json" };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (body !== undefined) headers["Content-Type"] = contentType;
     if (method !== "GET" && state.csrf) headers["X-CSRF-Token"] = state.csrf;
     let response;
     try {
       response = await fetch(path, {
         method,
         headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body,
         credentials: "same-origin",
         cache: "no-store",
       });
@@ -186,9 +240,42 @@
   }
 
   function showPageError(message) {
-    const p = el("page-error");
-    p.textContent = message;
+    showError("page-error", message);
+  }
+
+  function showError(id, message) {
+    const p = el(id);
+    p.textContent = message || "";
     p.hidden = !message;
+  }
+
+  // An API error in words: its message, and the fields it names when they add to it.
+  function errorText(err) {
+    const fields = err.details && Array.isArray(err.details.fields) ? err.details.fields : [];
+    const parts = fields
+      .filter((f) => f && f.message && f.message !== err.message)
+      .map((f) => (f.field ? `${f.field}: ${f.message}` : f.message));
+    return parts.length ? `${err.message} (${parts.join("; ")})` : err.message;
+  }
+
+  function hasRole(roles) {
+    return state.me !== null && roles.has(state.me.role);
+  }
+
+  function plural(n, one, many) {
+    return `${n} ${n === 1 ? one : many || `${one}s`}`;
+  }
+
+  function hourOf(value) {
+    return typeof value === "string" ? value.slice(0, 5) : "";
+  }
+
+  // Who put a number on the do-not-call list (`user:<id>` or `api_key:<id>`).
+  function addedBy(by) {
+    if (!by) return "";
+    if (by.startsWith("user:")) return "by a team member";
+    if (by.startsWith("api_key:")) return "by an API client";
+    return `by ${by}`;
   }
 
   // ---- Sound -----------------------------------------------------------------------------
@@ -270,14 +357,17 @@
     el("login-error").hidden = true;
     el("login-org-row").hidden = true;
     el("session").hidden = false;
-    el("dashboard").hidden = false;
     showPageError("");
+    setUpViews();
+    showView("calls");
     updateSoundButton();
     startFeed();
   }
 
   function signedOut() {
     stopFeed();
+    stopCampaignPoll();
+    clearPlanning();
     state.me = null;
     state.csrf = null;
     state.calls.clear();
@@ -300,6 +390,74 @@
     el("call-none").hidden = false;
     renderCounts();
     showLogin();
+  }
+
+  // ---- Views: calls (the default), targets, campaigns -----------------------------------------
+
+  function mayOpen(view) {
+    return view === "calls" || hasRole(PLANNERS);
+  }
+
+  // What the signed-in role is offered: viewers neither read targets nor campaigns, and only
+  // managers import, add to the do-not-call list and make or move campaigns.
+  function setUpViews() {
+    el("views-nav").hidden = false;
+    for (const button of document.querySelectorAll(".view-button")) {
+      button.hidden = !mayOpen(button.dataset.view);
+    }
+    const manage = hasRole(MANAGERS);
+    el("import-panel").hidden = !manage;
+    el("dnc-form").hidden = !manage;
+    el("new-campaign-panel").hidden = !manage;
+  }
+
+  function showView(view) {
+    const shown = mayOpen(view) ? view : "calls";
+    state.view = shown;
+    for (const [name, id] of Object.entries(VIEWS)) el(id).hidden = name !== shown;
+    for (const button of document.querySelectorAll(".view-button")) {
+      button.setAttribute("aria-pressed", String(button.dataset.view === shown));
+    }
+    if (shown !== "campaigns") stopCampaignPoll();
+    if (shown === "targets") openTargets();
+    if (shown === "campaigns") openCampaigns();
+  }
+
+  // Signed out: the views forget what they showed.
+  function clearPlanning() {
+    state.view = "calls";
+    state.targetsTag = "";
+    state.targetsCursor = null;
+    state.targetsLoads += 1; // answers still in flight are dropped
+    state.campaignsCursor = null;
+    state.campaignItems.clear();
+    state.campaignId = null;
+    state.campaign = null;
+    state.campaignRequests += 1;
+    state.campaignShown = state.campaignRequests;
+    el("views-nav").hidden = true;
+    el("targets-view").hidden = true;
+    el("campaigns-view").hidden = true;
+    for (const id of ["targets-rows", "import-rejected", "dnc-list", "campaigns-list"]) {
+      el(id).replaceChildren();
+    }
+    for (const id of ["results-rows", "campaign-facts", "campaign-counts"]) {
+      el(id).replaceChildren();
+    }
+    for (const id of ["import-counts", "dnc-outcome", "new-campaign-outcome", "targets-count"]) {
+      el(id).textContent = "";
+    }
+    for (const id of ["targets-error", "import-error", "dnc-error", "campaigns-error"]) {
+      showError(id, "");
+    }
+    showError("new-campaign-error", "");
+    showError("campaign-error", "");
+    for (const id of ["targets-filter", "import-form", "dnc-form", "new-campaign-form"]) {
+      el(id).reset();
+    }
+    el("campaign-detail").hidden = true;
+    el("campaign-none").hidden = false;
+    el("campaign-title").textContent = "Campaign";
   }
 
   async function onLogin(event) {
@@ -487,6 +645,7 @@
     el("calls-empty").hidden = state.calls.size > 0;
     const open = [...state.alerts.values()].filter((a) => a.status !== "resolved").length;
     el("alerts-count").textContent = open ? `(${open} open)` : "";
+    el("nav-alerts").textContent = open ? `${open} open` : ""; // seen from the other views
     el("alerts-empty").hidden = state.alerts.size > 0;
   }
 
@@ -992,6 +1151,620 @@
     }
   }
 
+  // ---- Voice targets ---------------------------------------------------------------------
+
+  function openTargets() {
+    loadTargets();
+    loadDoNotCall();
+  }
+
+  function targetsPath(cursor) {
+    const query = new URLSearchParams({ limit: String(TARGETS_PAGE) });
+    if (state.targetsTag) query.set("tag", state.targetsTag);
+    if (cursor) query.set("cursor", cursor);
+    return `/api/voice-targets?${query}`;
+  }
+
+  // The first page (replacing the table), or with `more` the page after the last one shown.
+  async function loadTargets({ more = false } = {}) {
+    state.targetsLoads += 1;
+    const load = state.targetsLoads;
+    const button = el("targets-more");
+    button.disabled = true;
+    let page;
+    try {
+      page = await api("GET", targetsPath(more ? state.targetsCursor : null));
+    } catch (err) {
+      if (load === state.targetsLoads) {
+        showError("targets-error", `Could not load the targets: ${errorText(err)}`);
+        button.disabled = false;
+      }
+      return;
+    }
+    if (load !== state.targetsLoads) return; // a newer load (another tag, say) replaced it
+    showError("targets-error", "");
+    const rows = page.targets.map(targetRow);
+    if (more) el("targets-rows").append(...rows);
+    else el("targets-rows").replaceChildren(...rows);
+    state.targetsCursor = page.next_cursor || null;
+    button.hidden = !state.targetsCursor;
+    button.disabled = false;
+    const shown = el("targets-rows").children.length;
+    el("targets-count").textContent = shown ? `(${shown}${state.targetsCursor ? "+" : ""})` : "";
+    el("targets-table").hidden = shown === 0;
+    el("targets-empty").textContent = state.targetsTag
+      ? `No voice targets with tag “${state.targetsTag}”.`
+      : "No voice targets.";
+    el("targets-empty").hidden = shown > 0;
+  }
+
+  function targetRow(target) {
+    const tr = node("tr");
+    tr.dataset.targetId = target.id;
+    tr.dataset.number = target.number;
+    const zone = target.time_zone_set ? target.time_zone : `${target.time_zone} (from the number)`;
+    const fields = Object.entries(target.fields || {}).map(([k, v]) => `${k}: ${v}`);
+    tr.append(
+      node("td", "number", target.number),
+      node("td", "", target.name || ""),
+      node("td", "", zone),
+      node("td", "", (target.tags || []).join(", ")),
+      node("td", "", fields.join("; ")),
+      node("td", "when", dateTime(target.created_at)),
+    );
+    return tr;
+  }
+
+  function onTargetsFilter(event) {
+    event.preventDefault();
+    state.targetsTag = el("targets-tag").value.trim();
+    loadTargets();
+  }
+
+  function onTargetsClear() {
+    el("targets-tag").value = "";
+    state.targetsTag = "";
+    loadTargets();
+  }
+
+  async function onImport(event) {
+    event.preventDefault();
+    showError("import-error", "");
+    const file = el("import-file").files[0];
+    if (!file) {
+      showError("import-error", "Choose a CSV file to import.");
+      return;
+    }
+    if (file.size > MAX_IMPORT_BYTES) {
+      showError("import-error", "The file is too large: an import takes at most 5 MB.");
+      return;
+    }
+    const onDuplicate = el("import-duplicate").value === "skip" ? "skip" : "update";
+    const submit = el("import-submit");
+    submit.disabled = true;
+    try {
+      const report = await sendFile(
+        "POST",
+        `/api/voice-targets/import?on_duplicate=${onDuplicate}`,
+        file,
+        "text/csv",
+      );
+      renderImportReport(report);
+      el("import-file").value = "";
+      loadTargets();
+    } catch (err) {
+      renderImportReport(null);
+      const why = err.code === "BODY_TOO_LARGE" ? "the file is too large" : errorText(err);
+      showError("import-error", `Could not import ${file.name}: ${why}`);
+    } finally {
+      submit.disabled = false;
+    }
+  }
+
+  function renderImportReport(report) {
+    if (!report) {
+      el("import-counts").textContent = "";
+      el("import-rejected").replaceChildren();
+      return;
+    }
+    const rejected = Array.isArray(report.rejected) ? report.rejected : [];
+    el("import-counts").textContent = [
+      `${report.added} added`,
+      `${report.updated} updated`,
+      `${report.unchanged} unchanged`,
+      `${rejected.length} rejected`,
+    ].join(" · ");
+    // A file may hold 50,000 rows: the first few hundred rejected say what is wrong.
+    const items = rejected
+      .slice(0, MAX_REJECTED_SHOWN)
+      .map((r) => node("li", "", `line ${r.line}: ${r.field}: ${r.message}`));
+    if (rejected.length > MAX_REJECTED_SHOWN) {
+      items.push(node("li", "", `and ${rejected.length - MAX_REJECTED_SHOWN} more rejected rows`));
+    }
+    el("import-rejected").replaceChildren(...items);
+  }
+
+  // ---- The do-not-call list ----------------------------------------------------------------
+
+  async function loadDoNotCall() {
+    let list;
+    try {
+      list = await api("GET", "/api/do-not-call");
+    } catch (err) {
+      showError("dnc-error", `Could not load the do-not-call list: ${errorText(err)}`);
+      return;
+    }
+    renderDoNotCall(list.numbers);
+  }
+
+  function renderDoNotCall(numbers) {
+    const may = hasRole(LIST_REMOVERS);
+    el("dnc-list").replaceChildren(...numbers.map((row) => doNotCallItem(row, may)));
+    el("dnc-count").textContent = numbers.length ? `(${numbers.length})` : "";
+    el("dnc-empty").hidden = numbers.length > 0;
+  }
+
+  function doNotCallItem(row, mayRemove) {
+    const li = node("li", "dnc-item");
+    li.dataset.number = row.number;
+    const head = node("p", "call-line");
+    head.append(node("strong", "number", row.number));
+    if (row.reason) head.append(node("span", "reason", row.reason));
+    const added = `added ${dateTime(row.created_at)} ${addedBy(row.added_by)}`;
+    li.append(head, node("p", "alert-meta", added));
+    if (mayRemove) {
+      const remove = node("button", "secondary", "Remove");
+      remove.type = "button";
+      remove.setAttribute("aria-label", `Remove ${row.number} from the do-not-call list`);
+      remove.addEventListener("click", () => removeDoNotCall(row.number, remove));
+      li.append(remove);
+    }
+    return li;
+  }
+
+  async function onAddDoNotCall(event) {
+    event.preventDefault();
+    showError("dnc-error", "");
+    el("dnc-outcome").textContent = "";
+    const body = { number: el("dnc-number").value.trim() };
+    const reason = el("dnc-reason").value.trim();
+    if (reason) body.reason = reason;
+    const submit = el("dnc-submit");
+    submit.disabled = true;
+    try {
+      const result = await api("POST", "/api/do-not-call", body);
+      el("dnc-outcome").textContent =
+        result.outcome === "added"
+          ? `${result.number} added to the list.`
+          : `${result.number} was on the list already.`;
+      el("dnc-form").reset();
+      await loadDoNotCall();
+    } catch (err) {
+      showError("dnc-error", `Could not add the number: ${errorText(err)}`);
+    } finally {
+      submit.disabled = false;
+    }
+  }
+
+  async function removeDoNotCall(number, button) {
+    showError("dnc-error", "");
+    el("dnc-outcome").textContent = "";
+    button.disabled = true;
+    try {
+      await api("DELETE", `/api/do-not-call/${encodeURIComponent(number)}`);
+      el("dnc-outcome").textContent = `${number} taken off the list.`;
+    } catch (err) {
+      showError("dnc-error", `Could not remove ${number}: ${errorText(err)}`);
+      button.disabled = false;
+    }
+    await loadDoNotCall();
+    el("dnc-title").focus(); // its button is gone
+  }
+
+  // ---- Campaigns -------------------------------------------------------------------------
+
+  function openCampaigns() {
+    loadCampaigns();
+    if (state.campaignId) refreshCampaign();
+  }
+
+  async function loadCampaigns({ more = false } = {}) {
+    const query = new URLSearchParams({ limit: String(CAMPAIGNS_PAGE) });
+    if (more && state.campaignsCursor) query.set("cursor", state.campaignsCursor);
+    const button = el("campaigns-more");
+    button.disabled = true;
+    let page;
+    try {
+      page = await api("GET", `/api/campaigns?${query}`);
+    } catch (err) {
+      showError("campaigns-error", `Could not load the campaigns: ${errorText(err)}`);
+      button.disabled = false;
+      return;
+    }
+    showError("campaigns-error", "");
+    if (!more) {
+      state.campaignItems.clear();
+      el("campaigns-list").replaceChildren();
+    }
+    for (const campaign of page.campaigns) {
+      if (state.campaignItems.has(campaign.id)) continue;
+      const li = campaignItem(campaign);
+      state.campaignItems.set(campaign.id, li);
+      el("campaigns-list").append(li);
+    }
+    state.campaignsCursor = page.next_cursor || null;
+    button.hidden = !state.campaignsCursor;
+    button.disabled = false;
+    el("campaigns-empty").hidden = state.campaignItems.size > 0;
+  }
+
+  function campaignItem(campaign) {
+    const li = node("li", "campaign");
+    li.dataset.campaignId = campaign.id;
+    const button = node("button", "call-button campaign-button");
+    button.type = "button";
+    button.addEventListener("click", () => {
+      selectCampaign(li.dataset.campaignId);
+      el("campaign-title").scrollIntoView({ block: "nearest" }); // below the list on a phone
+    });
+    li.append(button);
+    fillCampaignItem(li, campaign);
+    return li;
+  }
+
+  function fillCampaignItem(li, campaign) {
+    const chosen = campaign.id === state.campaignId;
+    const button = li.querySelector("button");
+    button.setAttribute("aria-pressed", String(chosen));
+    const line1 = node("span", "call-line");
+    line1.append(
+      node("span", "parties", campaign.name),
+      node("span", `badge status campaign-status status-${campaign.status}`, campaign.status),
+    );
+    const line2 = node("span", "call-line");
+    line2.append(node("span", "started", `made ${dateTime(campaign.created_at)}`));
+    button.replaceChildren(line1, line2);
+    li.classList.toggle("selected", chosen);
+  }
+
+  function markCampaignSelected() {
+    for (const [id, li] of state.campaignItems) {
+      const chosen = id === state.campaignId;
+      li.classList.toggle("selected", chosen);
+      li.querySelector("button").setAttribute("aria-pressed", String(chosen));
+    }
+  }
+
+  function selectCampaign(id) {
+    if (state.campaignId !== id) {
+      stopCampaignPoll();
+      state.campaignId = id;
+      state.campaign = null;
+      state.campaignRefreshFailed = false;
+      el("campaign-title").textContent = "Campaign";
+      el("campaign-facts").replaceChildren();
+      el("campaign-counts").replaceChildren();
+      el("campaign-outcomes").textContent = "";
+      el("campaign-progress-text").textContent = "";
+      el("results-rows").replaceChildren();
+      el("campaign-cancel-confirm").hidden = true;
+      showError("campaign-error", "");
+      renderCampaignActions(null);
+    }
+    el("campaign-none").hidden = true;
+    el("campaign-detail").hidden = false;
+    markCampaignSelected();
+    return refreshCampaign({ always: true });
+  }
+
+  // The shown campaign's detail and results, read again. A poll skips while one is in flight.
+  async function refreshCampaign({ always = false } = {}) {
+    const id = state.campaignId;
+    if (!id || (state.campaignRefreshing > 0 && !always)) return;
+    state.campaignRequests += 1;
+    const request = state.campaignRequests;
+    state.campaignRefreshing += 1;
+    const path = `/api/campaigns/${encodeURIComponent(id)}`;
+    try {
+      const [campaign, results] = await Promise.all([
+        api("GET", path),
+        api("GET", `${path}/results?limit=${RESULTS_PAGE}`),
+      ]);
+      if (applyCampaign(id, request, campaign)) {
+        renderResults(results);
+        if (state.campaignRefreshFailed) {
+          state.campaignRefreshFailed = false;
+          showError("campaign-error", "");
+        }
+      }
+    } catch (err) {
+      if (state.campaignId === id && request >= state.campaignShown && err.status !== 401) {
+        state.campaignRefreshFailed = true;
+        showError("campaign-error", `Could not read the campaign: ${errorText(err)}`);
+        if (err.status === 404) stopCampaignPoll();
+      }
+    } finally {
+      state.campaignRefreshing -= 1;
+      syncCampaignPoll();
+    }
+  }
+
+  // Shows an answer about the campaign unless the campaign changed or a newer answer (a move
+  // that overtook a poll, say) is shown already. True when shown.
+  function applyCampaign(id, request, campaign) {
+    if (state.campaignId !== id || request < state.campaignShown) return false;
+    state.campaignShown = request;
+    if (!campaign.progress && state.campaign && state.campaign.progress) {
+      campaign.progress = state.campaign.progress;
+    }
+    state.campaign = campaign;
+    renderCampaign(campaign);
+    const li = state.campaignItems.get(id);
+    if (li) fillCampaignItem(li, campaign);
+    syncCampaignPoll();
+    return true;
+  }
+
+  function flowText(flow) {
+    if (!flow) return "";
+    if (flow.say) return `says “${flow.say}”`;
+    if (flow.play) return `plays ${flow.play}`;
+    if (flow.connect) return `connects to ${flow.connect}`;
+    return "";
+  }
+
+  function windowText(hours) {
+    if (!hours) return "";
+    const names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const days = Array.isArray(hours.days) ? hours.days : [];
+    const which = days.length === 7 ? "every day" : days.map((d) => names[d] || d).join(", ");
+    return `${hourOf(hours.start)}–${hourOf(hours.end)}, ${which} (the target's local time)`;
+  }
+
+  function renderCampaign(campaign) {
+    el("campaign-title").textContent = `Campaign “${campaign.name}”`;
+    const status = node("dd");
+    status.append(
+      node("span", `badge status campaign-status status-${campaign.status}`, campaign.status),
+    );
+    const rows = [
+      ["Status", status],
+      ["Call flow", flowText(campaign.flow)],
+      ["From", campaign.from || ""],
+      ["Calls at a time", String(campaign.max_concurrent)],
+      ["Calling hours", windowText(campaign.window)],
+    ];
+    if (campaign.retries && campaign.retries.max_attempts) {
+      rows.push(["Attempts", `at most ${campaign.retries.max_attempts} per target`]);
+    }
+    if (campaign.on_machine) {
+      const machine = campaign.on_machine === "message" ? "leave the flow as a message" : "hang up";
+      rows.push(["Answering machine", machine]);
+    }
+    rows.push(["Made", dateTime(campaign.created_at)]);
+    if (campaign.started_at) rows.push(["Started", dateTime(campaign.started_at)]);
+    if (campaign.finished_at) rows.push(["Finished", dateTime(campaign.finished_at)]);
+    el("campaign-facts").replaceChildren(
+      ...rows.flatMap(([k, v]) => [node("dt", "", k), v instanceof Node ? v : node("dd", "", v)]),
+    );
+    renderProgress(campaign.progress);
+    renderCampaignActions(campaign);
+  }
+
+  function renderProgress(progress) {
+    if (!progress) return;
+    const finished = (progress.done || 0) + (progress.skipped || 0);
+    const bar = el("campaign-progress");
+    bar.max = Math.max(1, progress.targets || 0);
+    bar.value = finished;
+    const text = progress.targets
+      ? `${finished} of ${plural(progress.targets, "target")} finished`
+      : "No targets enrolled.";
+    // Set only when it changes: the polite live region speaks each change, not each poll.
+    if (el("campaign-progress-text").textContent !== text) {
+      el("campaign-progress-text").textContent = text;
+    }
+    const counts = [["targets", "Targets"], ...TARGET_STATES].flatMap(([key, label]) => {
+      const dd = node("dd", "", String(progress[key] || 0));
+      dd.dataset.state = key;
+      return [node("dt", "", label), dd];
+    });
+    el("campaign-counts").replaceChildren(...counts);
+    const outcomes = Object.entries(progress.outcomes || {})
+      .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+      .map(([outcome, n]) => `${outcome} ${n}`);
+    el("campaign-outcomes").textContent = outcomes.length
+      ? `Outcomes: ${outcomes.join(" · ")}`
+      : "No outcomes yet.";
+  }
+
+  function renderCampaignActions(campaign) {
+    const allowed = campaign && hasRole(MANAGERS) ? CAMPAIGN_MOVES[campaign.status] || [] : [];
+    for (const action of ["start", "pause", "resume", "cancel"]) {
+      el(`campaign-${action}-button`).hidden = !allowed.includes(action);
+    }
+    if (!allowed.includes("cancel")) el("campaign-cancel-confirm").hidden = true;
+    if (!el("campaign-cancel-confirm").hidden) el("campaign-cancel-button").hidden = true;
+  }
+
+  function campaignButtons() {
+    return [
+      ...document.querySelectorAll("#campaign-actions button, #campaign-cancel-confirm button"),
+    ];
+  }
+
+  async function moveCampaign(action) {
+    const id = state.campaignId;
+    if (!id) return;
+    showError("campaign-error", "");
+    state.campaignRefreshFailed = false;
+    const buttons = campaignButtons();
+    for (const b of buttons) b.disabled = true;
+    state.campaignRequests += 1;
+    const request = state.campaignRequests;
+    let moved = false;
+    try {
+      const campaign = await api("POST", `/api/campaigns/${encodeURIComponent(id)}/${action}`);
+      el("campaign-cancel-confirm").hidden = true;
+      applyCampaign(id, request, campaign);
+      moved = true;
+    } catch (err) {
+      if (state.campaignId === id) showError("campaign-error", errorText(err));
+    } finally {
+      for (const b of buttons) b.disabled = false;
+    }
+    if (state.campaignId !== id) return;
+    if (moved) {
+      // Where the pressed button was: the next action, or the campaign's heading.
+      const next = campaignButtons().find((b) => !b.hidden && b.offsetParent !== null);
+      (next || el("campaign-title")).focus();
+    }
+    await refreshCampaign({ always: true }); // its results (and its status after a 409)
+  }
+
+  function askCancelCampaign() {
+    el("campaign-cancel-confirm").hidden = false;
+    el("campaign-cancel-button").hidden = true;
+    el("campaign-cancel-yes").focus();
+  }
+
+  function keepCampaign() {
+    el("campaign-cancel-confirm").hidden = true;
+    renderCampaignActions(state.campaign);
+    el("campaign-cancel-button").focus();
+  }
+
+  function syncCampaignPoll() {
+    const campaign = state.campaign;
+    const running =
+      state.me !== null &&
+      state.view === "campaigns" &&
+      campaign !== null &&
+      campaign.id === state.campaignId &&
+      campaign.status === "running";
+    if (!running) {
+      stopCampaignPoll();
+    } else if (state.campaignPoll === null) {
+      state.campaignPoll = setInterval(pollCampaign, CAMPAIGN_POLL_MS);
+      stats.campaignPolling = true;
+    }
+  }
+
+  function stopCampaignPoll() {
+    if (state.campaignPoll === null) return;
+    clearInterval(state.campaignPoll);
+    state.campaignPoll = null;
+    stats.campaignPolling = false;
+  }
+
+  function pollCampaign() {
+    if (document.hidden) return; // a background tab waits; the next visible tick reads it
+    refreshCampaign();
+  }
+
+  function renderResults(page) {
+    const body = el("results-rows");
+    const rows = page.targets.map((target) => {
+      let tr = body.querySelector(`tr[data-number="${CSS.escape(target.number)}"]`);
+      if (!tr) {
+        tr = node("tr");
+        tr.dataset.number = target.number;
+        for (let i = 0; i < 7; i += 1) tr.append(node("td"));
+        tr.cells[0].className = "number";
+        tr.cells[4].className = "when";
+        tr.cells[5].className = "when";
+      }
+      fillResult(tr, target);
+      return tr;
+    });
+    // Kept rows keep their buttons (and the focus on one): only changed cells are written.
+    rows.forEach((tr, i) => {
+      if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
+    });
+    while (body.children.length > rows.length) body.lastElementChild.remove();
+    el("results-table").hidden = rows.length === 0;
+    el("results-empty").hidden = rows.length > 0;
+    el("results-more").hidden = !page.next_after;
+  }
+
+  function setCell(cell, text) {
+    if (cell.textContent !== text) cell.textContent = text;
+  }
+
+  function fillResult(tr, target) {
+    const cells = tr.cells;
+    setCell(cells[0], target.number);
+    setCell(cells[1], target.state.replace("_", " "));
+    tr.dataset.state = target.state;
+    setCell(cells[2], String(target.attempts));
+    setCell(cells[3], target.outcome || "");
+    const waiting = target.state === "pending" && target.attempts > 0;
+    setCell(cells[4], waiting ? dateTime(target.next_at) : "");
+    setCell(cells[5], dateTime(target.updated_at));
+    const button = cells[6].querySelector("button");
+    if (!target.call_id) {
+      if (button) button.remove();
+    } else if (!button || button.dataset.callId !== target.call_id) {
+      const open = node("button", "secondary", "Open call");
+      open.type = "button";
+      open.dataset.callId = target.call_id;
+      open.setAttribute("aria-label", `Open the call to ${target.number}`);
+      open.addEventListener("click", () => openCallFromCampaign(open.dataset.callId));
+      cells[6].replaceChildren(open);
+    }
+  }
+
+  function openCallFromCampaign(callId) {
+    showView("calls");
+    openCall(callId);
+    el("call-title").scrollIntoView({ block: "nearest" });
+  }
+
+  async function onCreateCampaign(event) {
+    event.preventDefault();
+    showError("new-campaign-error", "");
+    el("new-campaign-outcome").textContent = "";
+    const body = {
+      name: el("campaign-name").value.trim(),
+      flow: { say: el("campaign-say").value.trim() },
+      from: el("campaign-from").value.trim(),
+    };
+    const concurrent = el("campaign-concurrent").value.trim();
+    if (concurrent) body.max_concurrent = Number(concurrent);
+    const hours = {};
+    if (el("campaign-start").value) hours.start = el("campaign-start").value;
+    if (el("campaign-end").value) hours.end = el("campaign-end").value;
+    if (Object.keys(hours).length) body.window = hours;
+    const tag = el("campaign-tag").value.trim();
+    const submit = el("campaign-submit");
+    submit.disabled = true;
+    let created;
+    try {
+      created = await api("POST", "/api/campaigns", body);
+    } catch (err) {
+      showError("new-campaign-error", `Could not create the campaign: ${errorText(err)}`);
+      submit.disabled = false;
+      return;
+    }
+    let outcome = `Campaign “${created.name}” created as a draft.`;
+    if (tag) {
+      try {
+        const path = `/api/campaigns/${encodeURIComponent(created.id)}/targets`;
+        const enrolled = await api("POST", path, { tag });
+        outcome += ` ${plural(enrolled.added, "target")} with tag “${tag}” enrolled.`;
+      } catch (err) {
+        const why = errorText(err);
+        const message = `The campaign was made, but its targets with tag “${tag}” were not: ${why}`;
+        showError("new-campaign-error", message);
+      }
+    }
+    submit.disabled = false;
+    el("new-campaign-form").reset();
+    el("new-campaign-outcome").textContent = outcome;
+    await loadCampaigns();
+    await selectCampaign(created.id);
+  }
+
   // ---- Feed events -----------------------------------------------------------------------
 
   function applyEvent(event) {
@@ -1278,6 +2051,21 @@
     el("login-form").addEventListener("submit", onLogin);
     el("logout-button").addEventListener("click", onLogout);
     el("sound-button").addEventListener("click", unlockAudio);
+    for (const button of document.querySelectorAll(".view-button")) {
+      button.addEventListener("click", () => showView(button.dataset.view));
+    }
+    el("targets-filter").addEventListener("submit", onTargetsFilter);
+    el("targets-clear").addEventListener("click", onTargetsClear);
+    el("targets-more").addEventListener("click", () => loadTargets({ more: true }));
+    el("import-form").addEventListener("submit", onImport);
+    el("dnc-form").addEventListener("submit", onAddDoNotCall);
+    el("campaigns-more").addEventListener("click", () => loadCampaigns({ more: true }));
+    el("new-campaign-form").addEventListener("submit", onCreateCampaign);
+    for (const button of document.querySelectorAll("#campaign-detail [data-action]")) {
+      button.addEventListener("click", () => moveCampaign(button.dataset.action));
+    }
+    el("campaign-cancel-button").addEventListener("click", askCancelCampaign);
+    el("campaign-cancel-no").addEventListener("click", keepCampaign);
     // Any gesture may unlock sound; once it plays, stop listening.
     const gesture = () => {
       unlockAudio();
