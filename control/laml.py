@@ -74,18 +74,21 @@ class ConsentGather:
 
 @dataclass(frozen=True, slots=True)
 class CampaignFlow:
-    """What a campaign's answered call hears after the disclosure: exactly one of a text said
-    then hung up, an audio file played then hung up, or a `<Dial>` to a number."""
+    """What a campaign's answered call (or a call to a number with a survey) hears after the
+    disclosure: exactly one of a text said then hung up, an audio file played then hung up, a
+    `<Dial>` to a number, or a `<Redirect>` to the survey's first question."""
 
     say: str | None = None
     play: str | None = None
     connect: str | None = None
+    survey_url: str | None = None
     caller_id: str | None = None
     """The `callerId` of a connect: the campaign's own number."""
 
     def __post_init__(self) -> None:
-        if sum(v is not None for v in (self.say, self.play, self.connect)) != 1:
-            raise ValueError("a campaign flow is exactly one of say, play and connect")
+        given = (self.say, self.play, self.connect, self.survey_url)
+        if sum(v is not None for v in given) != 1:
+            raise ValueError("a flow is exactly one of say, play, connect and survey_url")
 
 
 def voice_response(
@@ -187,6 +190,9 @@ def _continue(
     if hold_seconds < 1:
         raise ValueError("hold_seconds must be at least 1")
     if flow is not None:
+        if flow.survey_url is not None:
+            ET.SubElement(response, "Redirect", {"method": "POST"}).text = flow.survey_url
+            return
         if flow.say is not None:
             ET.SubElement(response, "Say").text = flow.say
         elif flow.play is not None:
@@ -206,6 +212,25 @@ def _continue(
         dial.text = dial_target
     else:
         ET.SubElement(response, "Pause", {"length": str(hold_seconds)})
+
+
+def survey_question(*, prompt: str, speech_only: bool, action_url: str, timeout_s: int = 6) -> str:
+    """One survey question: its prompt said inside a `<Gather>` that takes a key or words
+    (`speech_only`: words, for an open question) and posts them to `action_url`, answered or
+    not. Raises ValueError when a value contains a character XML cannot represent."""
+    response = ET.Element("Response")
+    attributes = {
+        "input": "speech" if speech_only else "dtmf speech",
+        "timeout": str(timeout_s),
+        "speechTimeout": "auto",
+        "action": action_url,
+        "method": "POST",
+        "actionOnEmptyResult": "true",
+    }
+    if not speech_only:
+        attributes["numDigits"] = "1"
+    ET.SubElement(ET.SubElement(response, "Gather", attributes), "Say").text = prompt
+    return _serialize(response)
 
 
 def say_and_hangup(text: str) -> str:

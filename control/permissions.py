@@ -48,6 +48,8 @@ class Action(StrEnum):
     CAMPAIGNS_READ = "campaigns:read"
     CAMPAIGNS_MANAGE = "campaigns:manage"
     """Make, fill, start, pause, resume and cancel campaigns."""
+    SURVEYS_READ = "surveys:read"
+    SURVEYS_MANAGE = "surveys:manage"
     BOOKINGS_READ = "bookings:read"
     BOOKINGS_MANAGE = "bookings:manage"
     """Book, reschedule and cancel callbacks."""
@@ -92,6 +94,8 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Action]]] = {
             Action.CAMPAIGNS_MANAGE,
             Action.BOOKINGS_READ,
             Action.BOOKINGS_MANAGE,
+            Action.SURVEYS_READ,
+            Action.SURVEYS_MANAGE,
         }
     ),
     "analyst": frozenset(
@@ -102,6 +106,7 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Action]]] = {
             Action.TARGETS_READ,
             Action.CAMPAIGNS_READ,
             Action.BOOKINGS_READ,
+            Action.SURVEYS_READ,
         }
     ),
     "viewer": frozenset(_READ),

@@ -22,19 +22,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 from multidict import MultiDict
 
-from control import jurisdiction, laml, metrics
+from control import jurisdiction, laml, metrics, survey_answers
 from control.app_keys import POOL
 from control.dialler import CAMPAIGN_ATTEMPT
 from control.numbers import normalize_number
 from control.signatures import SIGNATURE_HEADERS, verify_signature
 from media.events import ConsentVerdict
-from storage import calls, campaigns, consent, feed, recordings
-from storage.db import UNAVAILABLE_ERRORS, Pool, cancel_promptly
+from storage import calls, campaigns, consent, feed, recordings, surveys
+from storage.db import UNAVAILABLE_ERRORS, Connection, Pool, cancel_promptly
 from storage.tenancy import tenant
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,8 @@ StreamTokenIssuer = Callable[[uuid.UUID, uuid.UUID, str], str]
 """(org id, call id, CallSid) → the token the media plane verifies on `start`."""
 
 NOT_IN_SERVICE = "The number you have called is not in service. Goodbye."
+SURVEY_UNAVAILABLE = "We cannot take your answers just now. Thank you for your time. Goodbye."
+MAX_SURVEY_QUESTIONS = 20
 KEYPAD_PROMPT = "Press 1 to allow recording, or 2 to decline."
 ASK_PROMPT = "Is that okay with you? Say yes, or press 1 to allow recording, or 2 to decline."
 KEYPAD_ANSWERS: dict[str, ConsentVerdict] = {"1": "granted", "2": "refused"}
@@ -108,6 +110,7 @@ class _OpenedCall:
     prompt: str
     campaign: tuple[uuid.UUID, campaigns.Answered] | None = None
     """A campaign's call: its attempt, and what it plays."""
+    inbound: bool = True
 
 
 class Webhooks:
@@ -117,6 +120,7 @@ class Webhooks:
         issue_token: StreamTokenIssuer,
         recording_in_progress: Callable[[str, str], None],
         campaign_call_ended: Callable[[uuid.UUID, str], None],
+        redact_text: Callable[[str], str],
     ) -> None:
         """`recording_in_progress(call_sid, recording_sid)` hears every recording SignalWire
         reports as running (`RecordingController.recording_in_progress`);
@@ -126,6 +130,8 @@ class Webhooks:
         self._issue_token = issue_token
         self._recording_in_progress = recording_in_progress
         self._campaign_call_ended = campaign_call_ended
+        self._redact_text = redact_text
+        """What a caller says to a survey's open question goes through it before it is kept."""
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -134,6 +140,7 @@ class Webhooks:
             web.post("/laml/stream-status", self.stream_status, name="laml_stream_status"),
             web.post("/laml/consent", self.keypad_consent, name="laml_consent"),
             web.post("/laml/recording", self.recording_status, name="laml_recording"),
+            web.post("/laml/survey", self.survey, name="laml_survey"),
         ]
 
     async def _verified_form(self, request: web.Request, route: str) -> MultiDict[str]:
@@ -261,7 +268,8 @@ class Webhooks:
                     conn, attempt_id, call.org_id, call.id, form.get("AnsweredBy")
                 )
         campaign = None if answered is None or attempt_id is None else (attempt_id, answered)
-        return _OpenedCall(call, route, disclosure, prompt, campaign)
+        inbound = not direction.startswith("outbound")
+        return _OpenedCall(call, route, disclosure, prompt, campaign, inbound)
 
     def _call_flow(self, opened: _OpenedCall, call_sid: str) -> str:
         """The org's flow for an opened call: disclosure, stream, consent question, dial (or
@@ -272,8 +280,10 @@ class Webhooks:
             attempt_id, answered = opened.campaign
             if answered.hang_up:
                 return laml.say_and_hangup("")
-            flow = _campaign_flow(answered)
+            flow = self._campaign_flow(answered)
             consent_url += f"?{CAMPAIGN_ATTEMPT}={attempt_id}"
+        elif opened.route.survey_id is not None and opened.inbound:
+            flow = laml.CampaignFlow(survey_url=self._survey_url(opened.route.survey_id))
         token = self._issue_token(call.org_id, call.id, call_sid)
         stream = laml.StreamSpec(
             url=f"{self._config.media_url.rstrip('/')}/{call.id}",
@@ -297,6 +307,80 @@ class Webhooks:
             consent_gather=gather,
             flow=flow,
         )
+
+    def _survey_url(self, survey_id: uuid.UUID, answer: int | None = None) -> str:
+        url = f"{self._config.public_base_url}/laml/survey?survey={survey_id}"
+        return url if answer is None else f"{url}&answer={answer}"
+
+    def _campaign_flow(self, answered: campaigns.Answered) -> laml.CampaignFlow:
+        flow = answered.flow
+        survey = flow.get("survey")
+        return laml.CampaignFlow(
+            say=flow.get("say"), play=flow.get("play"), connect=flow.get("connect"),
+            survey_url=None if survey is None else self._survey_url(uuid.UUID(survey)),
+            caller_id=answered.from_number,
+        )  # fmt: skip
+
+    async def survey(self, request: web.Request) -> web.Response:
+        """A survey's questions, one `<Gather>` after another: the first when the call comes
+        (redirected here from its flow), then, each time an answer (or none) comes back, that
+        answer is stored (`control.survey_answers` reads it) and the next question asked; after
+        the last, the closing words and a hang-up."""
+        form = await self._verified_form(request, "survey")
+        call_sid = _required(form, "CallSid")
+        survey_id = _query_uuid(request, "survey")
+        answered = request.query.get("answer")
+        question = int(answered) if answered is not None and answered.isdigit() else None
+        if answered is not None and (question is None or question > MAX_SURVEY_QUESTIONS):
+            raise web.HTTPBadRequest(reason="answer must be a question's number")
+        pool = request.app[POOL]
+
+        async def store() -> dict[str, Any] | None:
+            call = await calls.call_by_sid(pool, call_sid)
+            if call is None:
+                return None
+            async with tenant(pool, call.org_id) as conn:
+                survey = await surveys.get(conn, call.org_id, survey_id)
+                if survey is not None and question is not None:
+                    await self._store_answer(conn, call, survey, question, form)
+            return survey
+
+        try:
+            survey = await self._database_work(store())
+        except _DatabaseLate as late:
+            metrics.WEBHOOK_OUTCOMES.labels("survey", late.cause).inc()
+            return _laml(laml.say_and_hangup(SURVEY_UNAVAILABLE))
+        if survey is None:
+            metrics.WEBHOOK_OUTCOMES.labels("survey", "unknown").inc()
+            return _laml(laml.say_and_hangup(NOT_IN_SERVICE))
+        metrics.WEBHOOK_OUTCOMES.labels(
+            "survey", "answered" if question is not None else "started"
+        ).inc()
+        asked = 0 if question is None else question + 1
+        questions = survey["questions"]
+        if asked >= len(questions):
+            return _laml(laml.say_and_hangup(survey["closing"]))
+        return _laml(laml.survey_question(
+            prompt=questions[asked]["prompt"],
+            speech_only=questions[asked]["kind"] == "speech",
+            action_url=self._survey_url(survey_id, asked),
+        ))  # fmt: skip
+
+    async def _store_answer(
+        self, conn: Connection, call: calls.CallRow, survey: dict[str, Any], question: int,
+        form: MultiDict[str],
+    ) -> None:  # fmt: skip
+        if question >= len(survey["questions"]):
+            return
+        asked = survey["questions"][question]
+        digits = (form.get("Digits") or "")[:8]
+        speech = self._redact_text((form.get("SpeechResult") or "")[:2000])
+        await surveys.record_answer(
+            conn, call.org_id, survey["id"], call.id, question,
+            value=survey_answers.meaning(asked["kind"], digits, speech, asked.get("choices")),
+            digits=digits or None, speech=speech or None,
+            confidence=_optional_float(form, "Confidence"),
+        )  # fmt: skip
 
     async def keypad_consent(self, request: web.Request) -> web.Response:
         """The consent `<Gather>`'s action: 1 grants, 2 refuses, anything else (or nothing)
@@ -348,7 +432,7 @@ class Webhooks:
             async with tenant(pool, call.org_id) as conn:
                 answered = await campaigns.note_answer(conn, attempt_id, call.org_id, call.id,
                                                        None)  # fmt: skip
-            flow = None if answered is None else _campaign_flow(answered)
+            flow = None if answered is None else self._campaign_flow(answered)
         ours = call.from_number if call.direction.startswith("outbound") else call.to_number
         route = await calls.route_number(pool, ours)
         return _ConsentTaken(verdict, route.dial_target if route else None, flow)
@@ -496,12 +580,18 @@ def _campaign_attempt(request: web.Request) -> uuid.UUID | None:
         raise web.HTTPBadRequest(reason=f"{CAMPAIGN_ATTEMPT} must be a UUID") from None
 
 
-def _campaign_flow(answered: campaigns.Answered) -> laml.CampaignFlow:
-    flow = answered.flow
-    return laml.CampaignFlow(
-        say=flow.get("say"), play=flow.get("play"), connect=flow.get("connect"),
-        caller_id=answered.from_number,
-    )  # fmt: skip
+def _query_uuid(request: web.Request, name: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.query.get(name, ""))
+    except ValueError:
+        raise web.HTTPBadRequest(reason=f"{name} must be a UUID") from None
+
+
+def _optional_float(form: MultiDict[str], name: str) -> float | None:
+    try:
+        return float(form[name]) if form.get(name) else None
+    except ValueError:
+        return None
 
 
 def _attempt(request: web.Request, limit: int) -> int:

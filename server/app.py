@@ -39,6 +39,7 @@ from control.api import redaction as redaction_api
 from control.api import retention as retention_api
 from control.api import rules as rules_api
 from control.api import secure_mode as secure_mode_api
+from control.api import surveys as surveys_api
 from control.api import targets as targets_api
 from control.api import team as team_api
 from control.api import transcription as transcription_api
@@ -58,6 +59,7 @@ from control.sealed import Sealer
 from control.signalwire import SignalWireClient, SignalWireConfig
 from control.webhooks import WebhookConfig, Webhooks
 from media.loop_lag import LagTracker, LoopLagMonitor
+from media.redaction import redact
 from media.server import CallAdmission, MediaServer, MediaServerConfig
 from media.session import SessionConfig
 from media.stream_token import StreamGrant, issue_token
@@ -420,6 +422,7 @@ async def running(
             issue,
             recorder.recording_in_progress,
             dialler.call_ended,
+            lambda text: redact(text).text,
         )
         app.add_routes(webhooks.routes())
         sign_in = SignInConfig(secure_cookie=public_url.startswith("https://"))
@@ -439,6 +442,7 @@ async def running(
         app.add_routes(targets_api.routes())
         app.add_routes(campaigns_api.routes())
         app.add_routes(bookings_api.routes())
+        app.add_routes(surveys_api.routes())
         app.add_routes(recordings_api.routes())
         app.add_routes(feed_api.routes())
         app.add_routes(dashboard.routes())

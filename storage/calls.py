@@ -41,6 +41,8 @@ class NumberRoute:
     dial_target: str | None
     consent_default: Literal["one_party", "all_party"] = "all_party"
     consent_mode: Literal["speech", "ask", "keypad"] = "speech"
+    survey_id: uuid.UUID | None = None
+    """Inbound calls to the number take this survey."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +99,8 @@ async def add_phone_number(
 
 async def route_number(conn: Executor, number: str) -> NumberRoute | None:
     row = await conn.fetchrow(
-        """SELECT n.org_id, n.number, n.dial_target, o.consent_default, o.consent_mode
+        """SELECT n.org_id, n.number, n.dial_target, o.consent_default, o.consent_mode,
+                  n.survey_id
            FROM phone_numbers n JOIN organizations o ON o.id = n.org_id WHERE n.number = $1""",
         number,
         timeout=QUERY_TIMEOUT_S,
@@ -106,7 +109,7 @@ async def route_number(conn: Executor, number: str) -> NumberRoute | None:
         return None
     return NumberRoute(
         row["org_id"], row["number"], row["dial_target"], row["consent_default"],
-        row["consent_mode"],
+        row["consent_mode"], row["survey_id"],
     )  # fmt: skip
 
 

@@ -17,14 +17,14 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from control.api import audit
-from control.api.bodies import parse_body, path_uuid, plain
+from control.api.bodies import invalid_field, parse_body, path_uuid, plain
 from control.api.openapi import Query, doc
 from control.api.query import decode_cursor, encode_cursor, parse_int
 from control.app_keys import POOL
 from control.auth import principal, requires
 from control.errors import ApiError
 from control.permissions import Action, Feature, plan_includes
-from storage import calls, campaigns
+from storage import calls, campaigns, surveys
 from storage.db import Connection
 from storage.tenancy import tenant
 
@@ -48,19 +48,20 @@ def routes() -> list[web.RouteDef]:
 
 class Flow(BaseModel):
     """What an answered call hears, after the org's recording disclosure: exactly one of a
-    text said (`say`), an audio file played (`play`, https), or a connection to a number
-    (`connect`: an agent's line)."""
+    text said (`say`), an audio file played (`play`, https), a connection to a number
+    (`connect`: an agent's line), or one of the org's surveys (`survey`)."""
 
     model_config = ConfigDict(extra="forbid")
     say: str | None = Field(default=None, min_length=1, max_length=4000)
     play: HttpUrl | None = None
     connect: str | None = Field(default=None, pattern=E164)
+    survey: uuid.UUID | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Flow:
-        given = [v for v in (self.say, self.play, self.connect) if v is not None]
+        given = [v for v in (self.say, self.play, self.connect, self.survey) if v is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of say, play and connect")
+            raise ValueError("give exactly one of say, play, connect and survey")
         if self.play is not None and self.play.scheme != "https":
             raise ValueError("play takes an https URL")
         return self
@@ -165,6 +166,10 @@ async def create_campaign(request: web.Request) -> web.Response:
     body = await parse_body(request, CampaignBody)
     async with tenant(request.app[POOL], who.org_id) as conn, conn.transaction():
         await require_own_number(conn, who.org_id, body.from_)
+        if body.flow.survey is not None and not await surveys.get(
+            conn, who.org_id, body.flow.survey
+        ):
+            raise invalid_field("flow.survey", "no such survey")
         created = await campaigns.create(conn, who.org_id, {
             "name": body.name,
             "flow": body.flow.model_dump(mode="json", exclude_none=True),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,6 +58,16 @@ def test_every_api_route_declares_a_permission(srv: RunningServer) -> None:
 
 
 async def test_every_role_against_every_route(
+    start_server: Callable[..., AbstractAsyncContextManager[RunningServer]],
+    http: aiohttp.ClientSession,
+    org: Org,
+) -> None:
+    # Each role's key asks every route once: more requests than the default burst allows.
+    async with start_server(api_rate_per_s=1000, api_burst=1000) as srv:
+        await every_role_against_every_route(srv, http, org)
+
+
+async def every_role_against_every_route(
     srv: RunningServer, http: aiohttp.ClientSession, org: Org
 ) -> None:
     routes = [

@@ -28,6 +28,7 @@ from storage import (
     idempotency,
     org_transcription,
     retention,
+    surveys,
     targets,
     team,
 )
@@ -42,7 +43,7 @@ ORG_TABLES = (
     "memberships", "sessions", "api_keys", "audit_log", "invitations", "idempotency_keys",
     "caller_ids", "consent_events", "escalation_rules", "escalations", "recordings",
     "feed_events", "org_transcription", "retention_policies", "voice_targets", "do_not_call",
-    "campaigns", "campaign_targets",
+    "campaigns", "campaign_targets", "surveys", "survey_answers",
 )  # fmt: skip
 
 
@@ -106,6 +107,11 @@ async def populate(pool: Pool, org: Org) -> uuid.UUID:
         "name": "c", "flow": {"say": "hello"}, "from_number": org.number, "created_by": "test",
     })  # fmt: skip
     await campaigns.enroll(pool, org.id, campaign["id"], tag=None, target_ids=None)
+    survey = await surveys.create(
+        pool, org.id, "s", [{"kind": "yes_no", "prompt": "?"}], "bye", "t"
+    )
+    await surveys.record_answer(pool, org.id, survey["id"], ref.id, 0, value="yes", digits="1",
+                                speech=None, confidence=None)  # fmt: skip
     async with pool.acquire() as conn:
         await team.create_invitation(
             conn, org_id=org.id, email="invitee@example.com", role="viewer",
