@@ -48,6 +48,9 @@ class Action(StrEnum):
     CAMPAIGNS_READ = "campaigns:read"
     CAMPAIGNS_MANAGE = "campaigns:manage"
     """Make, fill, start, pause, resume and cancel campaigns."""
+    SHOPPER_READ = "shopper:read"
+    SHOPPER_MANAGE = "shopper:manage"
+    """Write secret-shopper scripts and score calls against them (reading their transcripts)."""
     SURVEYS_READ = "surveys:read"
     SURVEYS_MANAGE = "surveys:manage"
     BOOKINGS_READ = "bookings:read"
@@ -96,6 +99,7 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Action]]] = {
             Action.BOOKINGS_MANAGE,
             Action.SURVEYS_READ,
             Action.SURVEYS_MANAGE,
+            Action.SHOPPER_READ,
         }
     ),
     "analyst": frozenset(
@@ -107,6 +111,8 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Action]]] = {
             Action.CAMPAIGNS_READ,
             Action.BOOKINGS_READ,
             Action.SURVEYS_READ,
+            Action.SHOPPER_READ,
+            Action.SHOPPER_MANAGE,
         }
     ),
     "viewer": frozenset(_READ),

@@ -39,6 +39,7 @@ from control.api import redaction as redaction_api
 from control.api import retention as retention_api
 from control.api import rules as rules_api
 from control.api import secure_mode as secure_mode_api
+from control.api import shopper as shopper_api
 from control.api import surveys as surveys_api
 from control.api import targets as targets_api
 from control.api import team as team_api
@@ -443,6 +444,7 @@ async def running(
         app.add_routes(campaigns_api.routes())
         app.add_routes(bookings_api.routes())
         app.add_routes(surveys_api.routes())
+        app.add_routes(shopper_api.routes())
         app.add_routes(recordings_api.routes())
         app.add_routes(feed_api.routes())
         app.add_routes(dashboard.routes())

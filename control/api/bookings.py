@@ -8,7 +8,7 @@ agent's line or saying a text. `PATCH` reschedules a booking still waiting; `…
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,6 +30,7 @@ from storage.tenancy import tenant
 
 E164 = r"^\+[1-9][0-9]{6,14}$"
 MAX_PAGE = 200
+MAX_AHEAD = timedelta(days=366)
 
 
 def routes() -> list[web.RouteDef]:
@@ -75,12 +76,17 @@ def _booking_id(request: web.Request) -> uuid.UUID:
 
 
 def _due(at: datetime, time_zone: str) -> datetime:
-    """`at` as an instant: a local time is read in `time_zone`; it must be in the future."""
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=ZoneInfo(time_zone))
-    if at <= datetime.now(UTC):
+    """`at` as an instant: a local time is read in `time_zone`; it must be in the coming year."""
+    try:
+        due = (at if at.tzinfo else at.replace(tzinfo=ZoneInfo(time_zone))).astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise invalid_field("at", "not a time a call can be placed at") from None
+    now = datetime.now(UTC)
+    if due <= now:
         raise invalid_field("at", "the time has passed: it must be in the future")
-    return at.astimezone(UTC)
+    if due > now + MAX_AHEAD:
+        raise invalid_field("at", "at most a year ahead")
+    return due
 
 
 def _view(booking: dict[str, Any]) -> dict[str, Any]:

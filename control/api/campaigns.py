@@ -14,7 +14,7 @@ from datetime import time
 from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 from control.api import audit
 from control.api.bodies import invalid_field, parse_body, path_uuid, plain
@@ -77,6 +77,13 @@ class Window(BaseModel):
         default_factory=lambda: list(range(7)), min_length=1, max_length=7
     )
     """Weekdays, Monday 0."""
+
+    @field_validator("start", "end")
+    @classmethod
+    def _local(cls, value: time) -> time:
+        if value.tzinfo is not None:
+            raise ValueError("a local time of day, without an offset (each target's own)")
+        return value
 
     @model_validator(mode="after")
     def _ordered(self) -> Window:

@@ -7,6 +7,7 @@ rows away from org B's tenant.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -28,6 +29,7 @@ from storage import (
     idempotency,
     org_transcription,
     retention,
+    shopper,
     surveys,
     targets,
     team,
@@ -43,7 +45,8 @@ ORG_TABLES = (
     "memberships", "sessions", "api_keys", "audit_log", "invitations", "idempotency_keys",
     "caller_ids", "consent_events", "escalation_rules", "escalations", "recordings",
     "feed_events", "org_transcription", "retention_policies", "voice_targets", "do_not_call",
-    "campaigns", "campaign_targets", "surveys", "survey_answers",
+    "campaigns", "campaign_targets", "surveys", "survey_answers", "shopper_scripts",
+    "shopper_scores",
 )  # fmt: skip
 
 
@@ -110,6 +113,9 @@ async def populate(pool: Pool, org: Org) -> uuid.UUID:
     survey = await surveys.create(
         pool, org.id, "s", [{"kind": "yes_no", "prompt": "?"}], "bye", "t"
     )
+    script = await shopper.create_script(pool, org.id, "s", [], "t")
+    call = {"id": ref.id, "started_at": datetime.now(UTC)}
+    await shopper.save_score(pool, org.id, script["id"], call, "+17065550100", 50.0, [])
     await surveys.record_answer(pool, org.id, survey["id"], ref.id, 0, value="yes", digits="1",
                                 speech=None, confidence=None)  # fmt: skip
     async with pool.acquire() as conn:
