@@ -214,10 +214,14 @@ def _continue(
         ET.SubElement(response, "Pause", {"length": str(hold_seconds)})
 
 
-def survey_question(*, prompt: str, speech_only: bool, action_url: str, timeout_s: int = 6) -> str:
-    """One survey question: its prompt said inside a `<Gather>` that takes a key or words
-    (`speech_only`: words, for an open question) and posts them to `action_url`, answered or
-    not. Raises ValueError when a value contains a character XML cannot represent."""
+def survey_question(
+    *, prompt: str, speech_only: bool, action_url: str, audio_url: str | None = None,
+    timeout_s: int = 6,
+) -> str:  # fmt: skip
+    """One survey question: its prompt said (or its recording played, `audio_url`) inside a
+    `<Gather>` that takes a key or words (`speech_only`: words, for an open question) and posts
+    them to `action_url`, answered or not. Raises ValueError when a value contains a character
+    XML cannot represent."""
     response = ET.Element("Response")
     attributes = {
         "input": "speech" if speech_only else "dtmf speech",
@@ -229,7 +233,11 @@ def survey_question(*, prompt: str, speech_only: bool, action_url: str, timeout_
     }
     if not speech_only:
         attributes["numDigits"] = "1"
-    ET.SubElement(ET.SubElement(response, "Gather", attributes), "Say").text = prompt
+    gather = ET.SubElement(response, "Gather", attributes)
+    if audio_url is not None:
+        ET.SubElement(gather, "Play").text = audio_url
+    else:
+        ET.SubElement(gather, "Say").text = prompt
     return _serialize(response)
 
 

@@ -364,6 +364,7 @@ class Webhooks:
             prompt=questions[asked]["prompt"],
             speech_only=questions[asked]["kind"] == "speech",
             action_url=self._survey_url(survey_id, asked),
+            audio_url=questions[asked].get("audio_url"),
         ))  # fmt: skip
 
     async def _store_answer(

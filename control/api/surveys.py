@@ -10,7 +10,7 @@ import uuid
 from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from control.api import audit
 from control.api.bodies import parse_body, path_uuid, plain
@@ -43,11 +43,15 @@ class Question(BaseModel):
     kind: Literal["yes_no", "rating", "choice", "speech"]
     prompt: str = Field(min_length=1, max_length=1000)
     """Said as it is: tell the caller how to answer ("Press 1 for yes, 2 for no, or say…")."""
+    audio_url: HttpUrl | None = None
+    """A recording of the prompt (https), played instead of saying it."""
     choices: dict[str, str] | None = None
     """For a choice: the key for each answer ({"1": "Billing", "2": "Repairs"})."""
 
     @model_validator(mode="after")
     def _choices(self) -> Question:
+        if self.audio_url is not None and self.audio_url.scheme != "https":
+            raise ValueError("audio_url takes an https URL")
         if (self.kind == "choice") != (self.choices is not None):
             raise ValueError("choices go with a choice question, and only with one")
         if self.choices is not None and not (
@@ -101,7 +105,7 @@ async def create_survey(request: web.Request) -> web.Response:
     async with tenant(request.app[POOL], who.org_id) as conn, conn.transaction():
         survey = await surveys.create(
             conn, who.org_id, body.name,
-            [q.model_dump(exclude_none=True) for q in body.questions], body.closing,
+            [q.model_dump(mode="json", exclude_none=True) for q in body.questions], body.closing,
             f"{who.actor_type}:{who.actor_id}",
         )  # fmt: skip
         await audit.record(conn, request, "survey.create", resource_type="survey",

@@ -68,7 +68,8 @@ async def a_survey(srv: RunningServer, pool: Pool, org: Org) -> str:
             {"kind": "rating", "prompt": "From 1 to 5, how was the engineer?"},
             {"kind": "choice", "prompt": "Press 1 for billing, 2 for repairs.",
              "choices": CHOICES},
-            {"kind": "speech", "prompt": "Anything else you'd like to tell us?"},
+            {"kind": "speech", "prompt": "Anything else you'd like to tell us?",
+             "audio_url": "https://media.example.com/anything-else.wav"},
         ],
     })  # fmt: skip
     assert status == 201, survey
@@ -91,18 +92,20 @@ async def test_a_caller_takes_the_survey_on_a_number_and_the_results_count_the_a
     answers = [{}, {"Digits": "1"}, {"SpeechResult": "I'd give it a four", "Confidence": "0.9"},
                {"SpeechResult": "repairs please"},
                {"SpeechResult": "my card is 4111 1111 1111 1111 and the man was late"}]  # fmt: skip
-    prompts = []
+    prompts, laml_seen = [], []
     for answer in answers:
         status, laml = await post_signed(srv, url, {**caller, **answer})
         assert status == 200, laml
         prompts.append(re.findall(r"<Say>([^<]*)</Say>", laml))
+        laml_seen.append(laml)
         if "<Hangup" in laml:
             break
         url = next_url(laml)
-    assert [p[0][:20] for p in prompts[:4]] == [
+    assert [p[0][:20] for p in prompts[:3]] == [
         "Was the problem solv", "From 1 to 5, how was", "Press 1 for billing,",
-        "Anything else you'd ",
     ]  # fmt: skip
+    assert prompts[3] == []  # its recording is played instead
+    assert "<Play>https://media.example.com/anything-else.wav</Play>" in laml_seen[3]
     assert prompts[-1] == ["Thank you for your answers. Goodbye."]
     rows = await pool.fetch(
         "SELECT question, value, digits, speech FROM survey_answers WHERE survey_id = $1 "
