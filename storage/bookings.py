@@ -14,19 +14,13 @@ import uuid
 from datetime import datetime, time
 from typing import Any
 
-from storage.db import QUERY_TIMEOUT_S, Executor
+from storage.db import QUERY_TIMEOUT_S, Executor, with_json
 
 _VIEW = """SELECT c.id, c.name, c.status, c.flow, c.from_number, c.max_attempts, c.created_by,
                   c.created_at, t.number, t.time_zone, t.next_at, t.state, t.attempts,
                   t.outcome, t.call_id
            FROM campaigns c JOIN campaign_targets t ON t.campaign_id = c.id
            WHERE c.org_id = $1 AND c.kind = 'booking'"""
-
-
-def _booking(row: Any) -> dict[str, Any]:
-    booking = dict(row)
-    booking["flow"] = json.loads(booking["flow"])
-    return booking
 
 
 async def create(
@@ -65,7 +59,7 @@ async def create(
 
 async def get(conn: Executor, org_id: uuid.UUID, booking_id: uuid.UUID) -> dict[str, Any] | None:
     row = await conn.fetchrow(f"{_VIEW} AND c.id = $2", org_id, booking_id, timeout=QUERY_TIMEOUT_S)
-    return None if row is None else _booking(row)
+    return None if row is None else with_json(row, "flow")
 
 
 async def list_bookings(
@@ -83,7 +77,7 @@ async def list_bookings(
             ORDER BY t.next_at, c.id LIMIT $4""",
         org_id, due_from, due_before, limit, timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
-    return [_booking(r) for r in rows]
+    return [with_json(r, "flow") for r in rows]
 
 
 async def reschedule(

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any, Literal
 
-from storage.db import QUERY_TIMEOUT_S, Executor
+from storage.db import QUERY_TIMEOUT_S, Executor, with_json
 
 Action = Literal["start", "pause", "resume", "cancel"]
 _MOVES: dict[Action, tuple[tuple[str, ...], str]] = {
@@ -38,13 +38,6 @@ _COLUMNS = """id, name, status, flow, from_number, max_concurrent, window_start,
     started_at, finished_at"""
 
 
-def _campaign(row: Any) -> dict[str, Any]:
-    campaign = dict(row)
-    campaign["flow"] = json.loads(campaign["flow"])
-    campaign["retry_s"] = json.loads(campaign["retry_s"])
-    return campaign
-
-
 async def create(conn: Executor, org_id: uuid.UUID, settings: dict[str, Any]) -> dict[str, Any]:
     """A draft campaign; `settings` holds the columns (checked by the caller)."""
     values = {**settings, "flow": json.dumps(settings["flow"])}
@@ -57,7 +50,7 @@ async def create(conn: Executor, org_id: uuid.UUID, settings: dict[str, Any]) ->
             RETURNING {_COLUMNS}""",
         org_id, *values.values(), timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
-    return _campaign(row)
+    return with_json(row, "flow", "retry_s")
 
 
 async def get(conn: Executor, org_id: uuid.UUID, campaign_id: uuid.UUID) -> dict[str, Any] | None:
@@ -68,7 +61,7 @@ async def get(conn: Executor, org_id: uuid.UUID, campaign_id: uuid.UUID) -> dict
     )  # fmt: skip
     if row is None:
         return None
-    campaign = _campaign(row)
+    campaign = with_json(row, "flow", "retry_s")
     counts = await conn.fetch(
         """SELECT state, outcome, count(*) AS n FROM campaign_targets
            WHERE campaign_id = $1 GROUP BY state, outcome""",
@@ -95,7 +88,7 @@ async def list_campaigns(
         org_id, after[0] if after else None, after[1] if after else None, limit,
         timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
-    return [_campaign(r) for r in rows]
+    return [with_json(r, "flow", "retry_s") for r in rows]
 
 
 async def enroll(

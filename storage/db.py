@@ -6,9 +6,10 @@ Every query runs with a timeout; the pool's size is the bound on database concur
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import asyncpg.pool
@@ -79,3 +80,11 @@ def _forget(task: asyncio.Task[object]) -> None:
     _detached.discard(task)
     if not task.cancelled() and (exc := task.exception()) is not None:
         log.debug("abandoned database work ended with %r", exc)
+
+
+def with_json(row: Any, *fields: str) -> dict[str, Any]:
+    """A row as a dict, its `fields` (jsonb, which asyncpg hands over as text) parsed."""
+    found = dict(row)
+    for name in fields:
+        found[name] = json.loads(found[name])
+    return found

@@ -6,13 +6,7 @@ import json
 import uuid
 from typing import Any
 
-from storage.db import QUERY_TIMEOUT_S, Executor
-
-
-def _script(row: Any) -> dict[str, Any]:
-    script = dict(row)
-    script["moments"] = json.loads(script["moments"])
-    return script
+from storage.db import QUERY_TIMEOUT_S, Executor, with_json
 
 
 async def create_script(
@@ -23,7 +17,7 @@ async def create_script(
            VALUES ($1, $2, $3, $4) RETURNING id, name, moments, created_by, created_at""",
         org_id, name, json.dumps(moments), created_by, timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
-    return _script(row)
+    return with_json(row, "moments")
 
 
 async def get_script(
@@ -34,7 +28,7 @@ async def get_script(
            WHERE org_id = $1 AND id = $2""",
         org_id, script_id, timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
-    return None if row is None else _script(row)
+    return None if row is None else with_json(row, "moments")
 
 
 async def list_scripts(conn: Executor, org_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -43,7 +37,7 @@ async def list_scripts(conn: Executor, org_id: uuid.UUID) -> list[dict[str, Any]
            WHERE org_id = $1 ORDER BY created_at DESC""",
         org_id, timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
-    return [_script(r) for r in rows]
+    return [with_json(r, "moments") for r in rows]
 
 
 async def call_for_scoring(
@@ -80,10 +74,7 @@ async def save_score(
         org_id, script_id, call["id"], agent_number, score, json.dumps(moments),
         call["started_at"], timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
-    assert row is not None  # an upsert returns its row
-    saved = dict(row)
-    saved["moments"] = json.loads(saved["moments"])
-    return saved
+    return with_json(row, "moments")
 
 
 async def scores(
@@ -96,10 +87,7 @@ async def scores(
            ORDER BY call_started DESC LIMIT $4""",
         org_id, script_id, agent_number, limit, timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
-    found = [dict(r) for r in rows]
-    for s in found:
-        s["moments"] = json.loads(s["moments"])
-    return found
+    return [with_json(r, "moments") for r in rows]
 
 
 async def trend(conn: Executor, org_id: uuid.UUID, script_id: uuid.UUID) -> list[dict[str, Any]]:

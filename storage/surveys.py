@@ -6,15 +6,9 @@ import json
 import uuid
 from typing import Any
 
-from storage.db import QUERY_TIMEOUT_S, Executor
+from storage.db import QUERY_TIMEOUT_S, Executor, with_json
 
 _COLUMNS = "id, name, questions, closing, created_by, created_at"
-
-
-def _survey(row: Any) -> dict[str, Any]:
-    survey = dict(row)
-    survey["questions"] = json.loads(survey["questions"])
-    return survey
 
 
 async def create(
@@ -26,7 +20,7 @@ async def create(
             VALUES ($1, $2, $3, $4, $5) RETURNING {_COLUMNS}""",
         org_id, name, json.dumps(questions), closing, created_by, timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
-    return _survey(row)
+    return with_json(row, "questions")
 
 
 async def get(conn: Executor, org_id: uuid.UUID, survey_id: uuid.UUID) -> dict[str, Any] | None:
@@ -34,7 +28,7 @@ async def get(conn: Executor, org_id: uuid.UUID, survey_id: uuid.UUID) -> dict[s
         f"SELECT {_COLUMNS} FROM surveys WHERE org_id = $1 AND id = $2",
         org_id, survey_id, timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
-    return None if row is None else _survey(row)
+    return None if row is None else with_json(row, "questions")
 
 
 async def list_surveys(conn: Executor, org_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -42,7 +36,7 @@ async def list_surveys(conn: Executor, org_id: uuid.UUID) -> list[dict[str, Any]
         f"SELECT {_COLUMNS} FROM surveys WHERE org_id = $1 ORDER BY created_at DESC",
         org_id, timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
-    return [_survey(r) for r in rows]
+    return [with_json(r, "questions") for r in rows]
 
 
 async def attach_to_number(

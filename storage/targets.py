@@ -8,15 +8,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from storage.db import QUERY_TIMEOUT_S, Executor
+from storage.db import QUERY_TIMEOUT_S, Executor, with_json
 
 _COLUMNS = "id, number, name, time_zone, time_zone_set, tags, fields, created_at, updated_at"
-
-
-def _target(row: Any) -> dict[str, Any]:
-    target = dict(row)
-    target["fields"] = json.loads(target["fields"])
-    return target
 
 
 async def list_targets(
@@ -36,7 +30,7 @@ async def list_targets(
         org_id, tag, after[0] if after else None, after[1] if after else None, limit,
         timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
-    return [_target(r) for r in rows]
+    return [with_json(r, "fields") for r in rows]
 
 
 async def get_target(
@@ -46,7 +40,7 @@ async def get_target(
         f"SELECT {_COLUMNS} FROM voice_targets WHERE org_id = $1 AND id = $2",
         org_id, target_id, timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
-    return None if row is None else _target(row)
+    return None if row is None else with_json(row, "fields")
 
 
 async def save_targets(
@@ -99,7 +93,7 @@ async def update_target(
             WHERE org_id = $1 AND id = $2 RETURNING {_COLUMNS}""",
         org_id, target_id, *changes.values(), timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
-    return None if row is None else _target(row)
+    return None if row is None else with_json(row, "fields")
 
 
 async def delete_target(conn: Executor, org_id: uuid.UUID, target_id: uuid.UUID) -> bool:
