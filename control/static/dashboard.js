@@ -1,7 +1,9 @@
 // Voxsouth supervisor dashboard: live and recent calls, a call's transcript, consent evidence,
 // escalations and recordings, and escalation alerts (the Calls view, the default); the voice
 // targets, their CSV import and the do-not-call list (Targets); outbound campaigns with their
-// progress, refreshed every few seconds while one runs (Campaigns).
+// progress, refreshed every few seconds while one runs (Campaigns); phone surveys with their
+// results counted per question (Surveys); secret-shopper scripts with the calls scored against
+// them and the trend per line tested (Shopper).
 //
 // Plain browser JavaScript, no build step, no dependencies. State comes from the REST API
 // (/api/calls, /api/escalations) and is kept current by the live feed (/api/feed over
@@ -24,6 +26,13 @@
   const MANAGERS = new Set(["owner", "admin", "operator"]);
   // do_not_call:remove: taking a number off the list lets it be called again.
   const LIST_REMOVERS = new Set(["owner", "admin"]);
+  // surveys:read and shopper:read (viewers get 403 and are not offered those views).
+  const SURVEY_READERS = new Set(["owner", "admin", "operator", "analyst"]);
+  const SHOPPER_READERS = new Set(["owner", "admin", "operator", "analyst"]);
+  // surveys:manage: make surveys and ask them on the org's numbers.
+  const SURVEY_MANAGERS = new Set(["owner", "admin", "operator"]);
+  // shopper:manage: write scripts and score calls against them.
+  const SHOPPER_SCORERS = new Set(["owner", "admin", "analyst"]);
   // "unknown": closed after its process died (a later status callback may still name the end).
   const TERMINAL = new Set(["completed", "busy", "failed", "no-answer", "canceled", "unknown"]);
   const STATUS_RANK = { open: 0, acknowledged: 1, resolved: 2 };
@@ -41,7 +50,29 @@
   const MAX_IMPORT_BYTES = 5 * 1024 * 1024; // the server's limit (control/api/targets.py)
   const MAX_REJECTED_SHOWN = 500;
   // Each view and the element that holds it.
-  const VIEWS = { calls: "dashboard", targets: "targets-view", campaigns: "campaigns-view" };
+  const VIEWS = {
+    calls: "dashboard",
+    targets: "targets-view",
+    campaigns: "campaigns-view",
+    surveys: "surveys-view",
+    shopper: "shopper-view",
+  };
+  // Who may open each view other than calls (every role reads calls).
+  const VIEW_ROLES = {
+    targets: PLANNERS,
+    campaigns: PLANNERS,
+    surveys: SURVEY_READERS,
+    shopper: SHOPPER_READERS,
+  };
+  const SURVEY_ANSWERS = 50; // the newest answers read to list what callers said
+  // Question kinds (control/api/surveys.py) in words.
+  const QUESTION_KINDS = {
+    yes_no: "yes or no",
+    rating: "rating 1 to 5",
+    choice: "keypad choice",
+    speech: "open answer",
+  };
+  const MAX_CHOICES = 9; // keys 1 to 9
   // What a campaign's status lets a manager do next (storage/campaigns.py, _MOVES).
   const CAMPAIGN_MOVES = {
     draft: ["start"],
@@ -106,6 +137,15 @@
     campaignRefreshing: 0, // refreshes in flight (a poll waits for them)
     campaignRefreshFailed: false, // the error shown is a refresh's, cleared by the next one
     campaignPoll: null, // setInterval id while the shown campaign runs
+    surveys: new Map(), // the surveys listed, by id
+    surveyItems: new Map(), // their <li> by id
+    surveyId: null, // the survey in the detail panel
+    surveyRequests: 0, // reads of the shown survey started (a newer one wins)
+    newQuestions: [], // the questions of the survey being written
+    scripts: new Map(), // the shopper scripts listed, by id
+    scriptItems: new Map(), // their <li> by id
+    scriptId: null, // the script in the detail panel
+    scriptRequests: 0, // reads of the shown script's scores started (a newer one wins)
   };
 
   // ---- REST ------------------------------------------------------------------------------
@@ -392,14 +432,16 @@
     showLogin();
   }
 
-  // ---- Views: calls (the default), targets, campaigns -----------------------------------------
+  // ---- Views: calls (the default), targets, campaigns, surveys, shopper ----------------------
 
   function mayOpen(view) {
-    return view === "calls" || hasRole(PLANNERS);
+    if (view === "calls") return true;
+    return VIEW_ROLES[view] !== undefined && hasRole(VIEW_ROLES[view]);
   }
 
-  // What the signed-in role is offered: viewers neither read targets nor campaigns, and only
-  // managers import, add to the do-not-call list and make or move campaigns.
+  // What the signed-in role is offered: viewers read neither targets, campaigns, surveys nor
+  // shopper scores; only managers import, add to the do-not-call list, make or move campaigns
+  // and make or ask surveys; only owners, admins and analysts write scripts and score calls.
   function setUpViews() {
     el("views-nav").hidden = false;
     for (const button of document.querySelectorAll(".view-button")) {
@@ -409,6 +451,11 @@
     el("import-panel").hidden = !manage;
     el("dnc-form").hidden = !manage;
     el("new-campaign-panel").hidden = !manage;
+    el("new-survey-panel").hidden = !hasRole(SURVEY_MANAGERS);
+    el("survey-attach-form").hidden = !hasRole(SURVEY_MANAGERS);
+    const score = hasRole(SHOPPER_SCORERS);
+    el("new-script-panel").hidden = !score;
+    el("score-form").hidden = !score;
   }
 
   function showView(view) {
@@ -421,6 +468,8 @@
     if (shown !== "campaigns") stopCampaignPoll();
     if (shown === "targets") openTargets();
     if (shown === "campaigns") openCampaigns();
+    if (shown === "surveys") openSurveys();
+    if (shown === "shopper") openShopper();
   }
 
   // Signed out: the views forget what they showed.
@@ -458,6 +507,8 @@
     el("campaign-detail").hidden = true;
     el("campaign-none").hidden = false;
     el("campaign-title").textContent = "Campaign";
+    clearSurveys();
+    clearShopper();
   }
 
   async function onLogin(event) {
@@ -1709,12 +1760,14 @@
       open.type = "button";
       open.dataset.callId = target.call_id;
       open.setAttribute("aria-label", `Open the call to ${target.number}`);
-      open.addEventListener("click", () => openCallFromCampaign(open.dataset.callId));
+      open.addEventListener("click", () => openCallFromView(open.dataset.callId));
       cells[6].replaceChildren(open);
     }
   }
 
-  function openCallFromCampaign(callId) {
+  // A call named in another view (a campaign's result, a survey's answer, a scored call),
+  // opened in the calls view.
+  function openCallFromView(callId) {
     showView("calls");
     openCall(callId);
     el("call-title").scrollIntoView({ block: "nearest" });
@@ -1763,6 +1816,754 @@
     el("new-campaign-outcome").textContent = outcome;
     await loadCampaigns();
     await selectCampaign(created.id);
+  }
+
+  // ---- Surveys ---------------------------------------------------------------------------
+
+  function openSurveys() {
+    loadSurveys();
+    if (state.surveyId) refreshSurvey();
+  }
+
+  // Signed out: the view forgets what it showed.
+  function clearSurveys() {
+    state.surveys.clear();
+    state.surveyItems.clear();
+    state.surveyId = null;
+    state.surveyRequests += 1; // answers still in flight are dropped
+    state.newQuestions = [];
+    el("surveys-view").hidden = true;
+    for (const id of ["surveys-list", "survey-facts", "survey-questions", "new-questions"]) {
+      el(id).replaceChildren();
+    }
+    for (const id of ["new-survey-outcome", "survey-attach-outcome", "survey-calls"]) {
+      el(id).textContent = "";
+    }
+    for (const id of ["surveys-error", "new-survey-error", "survey-error", "survey-attach-error"]) {
+      showError(id, "");
+    }
+    el("new-survey-form").reset();
+    el("survey-attach-form").reset();
+    el("question-choices-row").hidden = true;
+    el("questions-empty").hidden = false;
+    el("survey-detail").hidden = true;
+    el("survey-none").hidden = false;
+    el("survey-title").textContent = "Survey";
+  }
+
+  async function loadSurveys() {
+    let list;
+    try {
+      list = await api("GET", "/api/surveys");
+    } catch (err) {
+      if (err.status !== 401) {
+        showError("surveys-error", `Could not load the surveys: ${errorText(err)}`);
+      }
+      return;
+    }
+    if (!state.me) return; // signed out meanwhile
+    showError("surveys-error", "");
+    state.surveys = new Map(list.surveys.map((survey) => [survey.id, survey]));
+    state.surveyItems.clear();
+    const items = list.surveys.map((survey) => {
+      const badge = plural(survey.questions.length, "question");
+      const li = pickItem("survey", survey.name, badge, survey.created_at, () => {
+        selectSurvey(survey.id);
+        el("survey-title").scrollIntoView({ block: "nearest" }); // below the list on a phone
+      });
+      li.dataset.surveyId = survey.id;
+      state.surveyItems.set(survey.id, li);
+      return li;
+    });
+    el("surveys-list").replaceChildren(...items);
+    el("surveys-empty").hidden = items.length > 0;
+    markPicked(state.surveyItems, state.surveyId);
+  }
+
+  // A survey or a script in its view's list: a button that shows it.
+  function pickItem(className, name, badge, createdAt, onPick) {
+    const li = node("li", `pick ${className}`);
+    const button = node("button", "call-button pick-button");
+    button.type = "button";
+    button.addEventListener("click", onPick);
+    const line1 = node("span", "call-line");
+    line1.append(node("span", "parties", name), node("span", "badge status", badge));
+    const line2 = node("span", "call-line");
+    line2.append(node("span", "started", `made ${dateTime(createdAt)}`));
+    button.append(line1, line2);
+    li.append(button);
+    return li;
+  }
+
+  function markPicked(items, chosenId) {
+    for (const [id, li] of items) {
+      const chosen = id === chosenId;
+      li.classList.toggle("selected", chosen);
+      li.querySelector("button").setAttribute("aria-pressed", String(chosen));
+    }
+  }
+
+  function selectSurvey(id) {
+    if (state.surveyId !== id) {
+      state.surveyId = id;
+      el("survey-facts").replaceChildren();
+      el("survey-questions").replaceChildren();
+      el("survey-calls").textContent = "";
+      el("survey-attach-outcome").textContent = "";
+      showError("survey-error", "");
+      showError("survey-attach-error", "");
+      el("survey-attach-form").reset();
+    }
+    el("survey-none").hidden = true;
+    el("survey-detail").hidden = false;
+    markPicked(state.surveyItems, id);
+    renderSurveyFacts(state.surveys.get(id));
+    return refreshSurvey();
+  }
+
+  function renderSurveyFacts(survey) {
+    if (!survey) return;
+    el("survey-title").textContent = `Survey “${survey.name}”`;
+    const rows = [
+      ["Questions", String(survey.questions.length)],
+      ["Closing words", survey.closing || ""],
+      ["Made", dateTime(survey.created_at)],
+    ];
+    el("survey-facts").replaceChildren(
+      ...rows.flatMap(([k, v]) => [node("dt", "", k), node("dd", "", v)]),
+    );
+  }
+
+  // The shown survey and its results, read again (a newer read wins).
+  async function refreshSurvey() {
+    const id = state.surveyId;
+    if (!id) return;
+    state.surveyRequests += 1;
+    const request = state.surveyRequests;
+    const path = `/api/surveys/${encodeURIComponent(id)}`;
+    const button = el("survey-refresh");
+    button.disabled = true;
+    try {
+      const known = state.surveys.get(id);
+      const [survey, results] = await Promise.all([
+        known ? Promise.resolve(known) : api("GET", path),
+        api("GET", `${path}/results`),
+      ]);
+      if (request !== state.surveyRequests) return;
+      state.surveys.set(id, survey);
+      renderSurveyFacts(survey);
+      renderSurveyResults(survey, results);
+      showError("survey-error", "");
+    } catch (err) {
+      if (request === state.surveyRequests && err.status !== 401) {
+        showError("survey-error", `Could not read the survey: ${errorText(err)}`);
+      }
+    } finally {
+      if (request === state.surveyRequests) button.disabled = false;
+    }
+  }
+
+  function renderSurveyResults(survey, results) {
+    const text = results.calls
+      ? `${plural(results.calls, "call")} answered`
+      : "No calls have answered yet.";
+    if (el("survey-calls").textContent !== text) el("survey-calls").textContent = text;
+    el("survey-questions").replaceChildren(
+      ...results.questions.map((q) => questionResult(survey.questions[q.question] || {}, q)),
+    );
+  }
+
+  function questionResult(asked, q) {
+    const li = node("li", `survey-question kind-${q.kind}`);
+    li.dataset.question = String(q.question);
+    const head = node("p", "question-head");
+    head.append(
+      node("strong", "prompt", q.prompt),
+      node("span", "badge status", QUESTION_KINDS[q.kind] || q.kind),
+    );
+    const counts = node("p", "question-counts");
+    counts.append(
+      node("span", "answered", `${q.answered} answered`),
+      node("span", "unreadable", `${q.unreadable} unreadable`),
+    );
+    li.append(head, counts);
+    if (q.kind === "speech") {
+      li.append(spokenAnswers(q));
+      return li;
+    }
+    const bars = node("ul", "bars");
+    bars.setAttribute("aria-label", `Answers to question ${q.question + 1}`);
+    bars.append(...valueRows(asked, q).map((row) => barItem(row, q.answered)));
+    li.append(bars);
+    if (q.kind === "rating") li.append(node("p", "mean", ratingMean(q.values)));
+    return li;
+  }
+
+  // The answers a question can have, in their order, with their counts (values the question
+  // no longer names come last).
+  function valueRows(asked, q) {
+    const values = q.values || {};
+    let rows = [];
+    if (q.kind === "yes_no") {
+      rows = [
+        { value: "yes", key: "", label: "Yes" },
+        { value: "no", key: "", label: "No" },
+      ];
+    } else if (q.kind === "rating") {
+      rows = ["1", "2", "3", "4", "5"].map((k) => ({ value: k, key: k, label: "" }));
+    } else if (q.kind === "choice") {
+      const choices = asked.choices || {};
+      rows = Object.keys(choices)
+        .sort((a, b) => Number(a) - Number(b))
+        .map((k) => ({ value: k, key: k, label: choices[k] }));
+    }
+    const named = new Set(rows.map((r) => r.value));
+    for (const value of Object.keys(values).sort()) {
+      if (!named.has(value)) rows.push({ value, key: value, label: "" });
+    }
+    return rows.map((r) => ({ ...r, n: values[r.value] || 0 }));
+  }
+
+  function barItem(row, answered) {
+    const li = node("li", "bar");
+    li.dataset.value = row.value;
+    const name = node("span", "bar-name");
+    if (row.key) name.append(node("span", "bar-key", row.key));
+    if (row.label) name.append(node("span", "bar-label", row.label));
+    const meter = node("meter", "bar-meter");
+    meter.min = 0;
+    meter.max = Math.max(1, answered);
+    meter.value = row.n;
+    meter.setAttribute("aria-hidden", "true"); // the count beside it says it
+    li.append(name, meter, node("span", "bar-count", String(row.n)));
+    return li;
+  }
+
+  function ratingMean(values) {
+    let sum = 0;
+    let n = 0;
+    for (const [key, count] of Object.entries(values || {})) {
+      const rating = Number(key);
+      if (rating >= 1 && rating <= 5) {
+        sum += rating * count;
+        n += count;
+      }
+    }
+    return n ? `mean ${(sum / n).toFixed(1)} of 5` : "No ratings yet.";
+  }
+
+  // An open question: the spoken answers counted, and on demand the words of the newest.
+  function spokenAnswers(q) {
+    const wrap = node("div", "spoken");
+    const line = node("p", "call-line");
+    const spoken = (q.values || {}).spoken || 0;
+    const button = node("button", "secondary", "Show answers");
+    button.type = "button";
+    button.setAttribute("aria-label", `Show answers to question ${q.question + 1}`);
+    line.append(node("span", "bar-count", plural(spoken, "spoken answer")), button);
+    const list = node("ul", "spoken-answers");
+    list.setAttribute("aria-label", `Spoken answers to question ${q.question + 1}`);
+    const note = node("p", "empty");
+    note.hidden = true;
+    const error = node("p", "error");
+    error.setAttribute("role", "alert");
+    error.hidden = true;
+    button.addEventListener("click", () => showSpoken(q.question, { button, list, note, error }));
+    wrap.append(line, error, note, list);
+    return wrap;
+  }
+
+  async function showSpoken(question, parts) {
+    const id = state.surveyId;
+    const { button, list, note, error } = parts;
+    button.disabled = true;
+    error.hidden = true;
+    let found;
+    try {
+      const path = `/api/surveys/${encodeURIComponent(id)}/answers?limit=${SURVEY_ANSWERS}`;
+      found = await api("GET", path);
+    } catch (err) {
+      error.textContent = `Could not read the answers: ${errorText(err)}`;
+      error.hidden = false;
+      return;
+    } finally {
+      button.disabled = false;
+    }
+    if (state.surveyId !== id) return;
+    const answers = found.answers.filter((a) => a.question === question && a.value !== null);
+    list.replaceChildren(...answers.map((a, i) => spokenItem(a, question, i + 1)));
+    note.textContent = answers.length
+      ? ""
+      : `No spoken answers to this question among the ${SURVEY_ANSWERS} newest answers.`;
+    note.hidden = answers.length > 0;
+  }
+
+  function spokenItem(answer, question, n) {
+    const li = node("li", "spoken-answer");
+    li.dataset.callId = answer.call_id;
+    const words =
+      answer.speech === undefined
+        ? node("span", "hidden-text", "(words hidden for your role)")
+        : node("blockquote", "evidence", `“${answer.speech || ""}”`);
+    const meta = node("p", "call-line");
+    meta.append(node("span", "started", dateTime(answer.answered_at)));
+    const open = node("button", "secondary", "Open call");
+    open.type = "button";
+    open.setAttribute("aria-label", `Open the call of answer ${n} to question ${question + 1}`);
+    open.addEventListener("click", () => openCallFromView(answer.call_id));
+    meta.append(open);
+    li.append(words, meta);
+    return li;
+  }
+
+  function onQuestionKind() {
+    el("question-choices-row").hidden = el("question-kind").value !== "choice";
+  }
+
+  function onAddQuestion() {
+    showError("new-survey-error", "");
+    el("new-survey-outcome").textContent = "";
+    const kind = el("question-kind").value;
+    const prompt = el("question-prompt").value.trim();
+    if (!prompt) {
+      showError("new-survey-error", "Write what the caller hears, then add the question.");
+      el("question-prompt").focus();
+      return;
+    }
+    const question = { kind, prompt };
+    if (kind === "choice") {
+      const labels = el("question-choices")
+        .value.split(";")
+        .map((label) => label.trim())
+        .filter(Boolean);
+      if (labels.length === 0 || labels.length > MAX_CHOICES) {
+        showError("new-survey-error", "A keypad choice has 1 to 9 choices, separated by ;.");
+        el("question-choices").focus();
+        return;
+      }
+      question.choices = Object.fromEntries(labels.map((label, i) => [String(i + 1), label]));
+    }
+    state.newQuestions.push(question);
+    el("question-prompt").value = "";
+    el("question-choices").value = "";
+    renderNewQuestions();
+    el("question-prompt").focus();
+  }
+
+  function renderNewQuestions() {
+    const items = state.newQuestions.map((q, i) => {
+      const li = node("li", "new-question");
+      const text = node("span", "new-question-text");
+      text.append(node("span", "badge status", QUESTION_KINDS[q.kind] || q.kind), ` ${q.prompt}`);
+      if (q.choices) {
+        const keys = Object.entries(q.choices).map(([k, label]) => `${k} ${label}`);
+        text.append(node("span", "hint", keys.join(" · ")));
+      }
+      const remove = node("button", "secondary", "Remove");
+      remove.type = "button";
+      remove.setAttribute("aria-label", `Remove question ${i + 1}`);
+      remove.addEventListener("click", () => {
+        state.newQuestions.splice(i, 1);
+        renderNewQuestions();
+        el("question-prompt").focus();
+      });
+      li.append(text, remove);
+      return li;
+    });
+    el("new-questions").replaceChildren(...items);
+    el("questions-empty").hidden = items.length > 0;
+  }
+
+  async function onCreateSurvey(event) {
+    event.preventDefault();
+    showError("new-survey-error", "");
+    el("new-survey-outcome").textContent = "";
+    const body = { name: el("survey-title-input").value.trim(), questions: state.newQuestions };
+    const closing = el("survey-closing").value.trim();
+    if (closing) body.closing = closing;
+    const submit = el("survey-submit");
+    submit.disabled = true;
+    let created;
+    try {
+      created = await api("POST", "/api/surveys", body);
+    } catch (err) {
+      const why =
+        err.code === "PLAN_REQUIRED"
+          ? `${err.message} (surveys come with the Insights and Enterprise plans)`
+          : errorText(err);
+      showError("new-survey-error", `Could not create the survey: ${why}`);
+      return;
+    } finally {
+      submit.disabled = false;
+    }
+    el("new-survey-form").reset();
+    state.newQuestions = [];
+    renderNewQuestions();
+    onQuestionKind();
+    el("new-survey-outcome").textContent = `Survey “${created.name}” created.`;
+    await loadSurveys();
+    await selectSurvey(created.id);
+  }
+
+  async function onAttachSurvey(event) {
+    event.preventDefault();
+    const id = state.surveyId;
+    if (!id) return;
+    showError("survey-attach-error", "");
+    el("survey-attach-outcome").textContent = "";
+    const number = el("survey-number").value.replace(/[\s().-]/g, "");
+    if (!number) {
+      showError("survey-attach-error", "Write one of your numbers, in E.164 (+1…).");
+      el("survey-number").focus();
+      return;
+    }
+    const submit = el("survey-attach-submit");
+    submit.disabled = true;
+    try {
+      const path = `/api/surveys/${encodeURIComponent(id)}/numbers/${encodeURIComponent(number)}`;
+      await api("PUT", path);
+      if (state.surveyId !== id) return;
+      el("survey-attach-form").reset();
+      el("survey-attach-outcome").textContent = `Inbound calls to ${number} now take this survey.`;
+    } catch (err) {
+      if (state.surveyId === id) {
+        const why = errorText(err);
+        showError("survey-attach-error", `Could not ask the survey on ${number}: ${why}`);
+      }
+    } finally {
+      submit.disabled = false;
+    }
+  }
+
+  // ---- Secret shopper ----------------------------------------------------------------------
+
+  function openShopper() {
+    loadScripts();
+    if (state.scriptId) refreshScript();
+  }
+
+  // Signed out: the view forgets what it showed.
+  function clearShopper() {
+    state.scripts.clear();
+    state.scriptItems.clear();
+    state.scriptId = null;
+    state.scriptRequests += 1; // answers still in flight are dropped
+    el("shopper-view").hidden = true;
+    for (const id of ["scripts-list", "script-moment-list", "scores-rows", "trend"]) {
+      el(id).replaceChildren();
+    }
+    for (const id of ["new-script-outcome", "score-outcome"]) el(id).textContent = "";
+    for (const id of ["scripts-error", "new-script-error", "script-error", "score-error"]) {
+      showError(id, "");
+    }
+    el("new-script-form").reset();
+    el("score-form").reset();
+    el("script-detail").hidden = true;
+    el("script-none").hidden = false;
+    el("script-title").textContent = "Script";
+  }
+
+  async function loadScripts() {
+    let list;
+    try {
+      list = await api("GET", "/api/shopper-scripts");
+    } catch (err) {
+      if (err.status !== 401) {
+        showError("scripts-error", `Could not load the scripts: ${errorText(err)}`);
+      }
+      return;
+    }
+    if (!state.me) return; // signed out meanwhile
+    showError("scripts-error", "");
+    state.scripts = new Map(list.scripts.map((script) => [script.id, script]));
+    state.scriptItems.clear();
+    const items = list.scripts.map((script) => {
+      const badge = plural(script.moments.length, "moment");
+      const li = pickItem("script", script.name, badge, script.created_at, () => {
+        selectScript(script.id);
+        el("script-title").scrollIntoView({ block: "nearest" });
+      });
+      li.dataset.scriptId = script.id;
+      state.scriptItems.set(script.id, li);
+      return li;
+    });
+    el("scripts-list").replaceChildren(...items);
+    el("scripts-empty").hidden = items.length > 0;
+    markPicked(state.scriptItems, state.scriptId);
+  }
+
+  function selectScript(id) {
+    if (state.scriptId !== id) {
+      state.scriptId = id;
+      el("scores-rows").replaceChildren();
+      el("trend").replaceChildren();
+      el("score-outcome").textContent = "";
+      showError("script-error", "");
+      showError("score-error", "");
+      el("score-form").reset();
+    }
+    el("script-none").hidden = true;
+    el("script-detail").hidden = false;
+    markPicked(state.scriptItems, id);
+    renderScript(state.scripts.get(id));
+    return refreshScript();
+  }
+
+  function renderScript(script) {
+    if (!script) return;
+    el("script-title").textContent = `Script “${script.name}”`;
+    el("script-moment-list").replaceChildren(
+      ...script.moments.map((m) => {
+        const li = node("li", `moment kind-${m.kind}`);
+        const head = node("p", "call-line");
+        head.append(
+          node("strong", "", m.name),
+          node("span", `badge status moment-${m.kind}`, m.kind),
+        );
+        if (m.speaker && m.speaker !== "agent") {
+          head.append(node("span", "who", `said by ${m.speaker}`));
+        }
+        if (m.weight !== undefined && m.weight !== 1) {
+          head.append(node("span", "who", `weight ${m.weight}`));
+        }
+        const phrases = (m.phrases || []).map((p) => `“${p}”`).join(" · ");
+        li.append(head, node("p", "hint", phrases));
+        return li;
+      }),
+    );
+  }
+
+  // The shown script's scores and trend, read again (a newer read wins).
+  async function refreshScript() {
+    const id = state.scriptId;
+    if (!id) return;
+    state.scriptRequests += 1;
+    const request = state.scriptRequests;
+    const path = `/api/shopper-scripts/${encodeURIComponent(id)}`;
+    try {
+      const known = state.scripts.get(id);
+      const [script, scores, trend] = await Promise.all([
+        known ? Promise.resolve(known) : api("GET", path),
+        api("GET", `${path}/scores`),
+        api("GET", `${path}/trend`),
+      ]);
+      if (request !== state.scriptRequests) return;
+      state.scripts.set(id, script);
+      renderScript(script);
+      renderScores(scores.scores);
+      renderTrend(trend.trend);
+      showError("script-error", "");
+    } catch (err) {
+      if (request === state.scriptRequests && err.status !== 401) {
+        showError("script-error", `Could not read the scores: ${errorText(err)}`);
+      }
+    }
+  }
+
+  function scoreText(score) {
+    if (typeof score !== "number") return "";
+    return Number.isInteger(score) ? String(score) : score.toFixed(1);
+  }
+
+  // What a moment's result means: an expected moment met or not, a forbidden one avoided or
+  // said (a fault).
+  function momentOutcome(m) {
+    if (m.kind === "forbidden") return m.found ? ["fault", "fault: said"] : ["avoided", "avoided"];
+    return m.found ? ["met", "met"] : ["missed", "not met"];
+  }
+
+  function renderScores(scores) {
+    el("scores-rows").replaceChildren(...scores.map(scoreRow));
+    el("scores-table").hidden = scores.length === 0;
+    el("scores-empty").hidden = scores.length > 0;
+  }
+
+  function scoreRow(scored) {
+    const tr = node("tr");
+    tr.dataset.callId = scored.call_id;
+    const moments = scored.moments || [];
+    const right = moments.filter((m) => m.found === (m.kind === "expected")).length;
+    const faults = moments.filter((m) => m.kind === "forbidden" && m.found).length;
+    const details = node("details", "moments");
+    let summary = `${right} of ${plural(moments.length, "moment")} right`;
+    if (faults) summary += `, ${plural(faults, "fault")}`;
+    details.append(node("summary", "", summary));
+    const list = node("ul", "moment-results");
+    list.append(
+      ...moments.map((m) => {
+        const [kind, label] = momentOutcome(m);
+        const li = node("li", `moment-result outcome-${kind}`);
+        li.dataset.moment = m.name;
+        const head = node("span", "call-line");
+        head.append(node("strong", "", m.name), node("span", "badge status", label));
+        if (typeof m.at_ms === "number") head.append(node("span", "when", `at ${clock(m.at_ms)}`));
+        li.append(head);
+        if (m.evidence) li.append(node("blockquote", "evidence", `“${m.evidence}”`));
+        return li;
+      }),
+    );
+    details.append(list);
+    const momentsCell = node("td");
+    momentsCell.append(details);
+    const open = node("button", "secondary", "Open call");
+    open.type = "button";
+    open.setAttribute(
+      "aria-label",
+      `Open the call to ${scored.agent_number} of ${dateTime(scored.call_started)}`,
+    );
+    open.addEventListener("click", () => openCallFromView(scored.call_id));
+    const callCell = node("td");
+    callCell.append(open);
+    const score = node("td", "score", scoreText(scored.score));
+    if (scored.score >= 80) score.classList.add("score-good");
+    else if (scored.score < 50) score.classList.add("score-poor");
+    tr.append(
+      node("td", "number", scored.agent_number),
+      node("td", "when", dateTime(scored.call_started)),
+      score,
+      momentsCell,
+      callCell,
+    );
+    return tr;
+  }
+
+  // One small table per line tested: its weeks, oldest first.
+  function renderTrend(rows) {
+    const lines = new Map();
+    for (const row of rows) {
+      if (!lines.has(row.agent_number)) lines.set(row.agent_number, []);
+      lines.get(row.agent_number).push(row);
+    }
+    const blocks = [...lines].map(([line, weeks]) => {
+      const block = node("section", "trend-line");
+      block.dataset.line = line;
+      const title = node("h4", "number", line);
+      title.id = `trend-${line.replace(/[^0-9A-Za-z]/g, "")}`;
+      const table = node("table", "data-table");
+      table.setAttribute("aria-labelledby", title.id);
+      const head = node("tr");
+      for (const name of ["Week", "Calls", "Mean score"]) {
+        const th = node("th", "", name);
+        th.scope = "col";
+        head.append(th);
+      }
+      const thead = node("thead");
+      thead.append(head);
+      const body = node("tbody");
+      body.append(
+        ...weeks.map((w) => {
+          const tr = node("tr");
+          tr.append(
+            node("td", "when", weekOf(w.week)),
+            node("td", "number", String(w.calls)),
+            node("td", "number", scoreText(w.mean_score)),
+          );
+          return tr;
+        }),
+      );
+      table.append(thead, body);
+      block.append(title, table);
+      return block;
+    });
+    el("trend").replaceChildren(...blocks);
+    el("trend-empty").hidden = blocks.length > 0;
+  }
+
+  // A week as Postgres truncates it (its Monday, UTC): the date, not shifted by the browser's
+  // time zone.
+  function weekOf(iso) {
+    return typeof iso === "string" ? `week of ${iso.slice(0, 10)}` : "";
+  }
+
+  async function onScoreCall(event) {
+    event.preventDefault();
+    const id = state.scriptId;
+    if (!id) return;
+    showError("score-error", "");
+    el("score-outcome").textContent = "";
+    const callId = el("score-call").value.trim();
+    if (!callId) {
+      showError("score-error", "Write the id of the ended call to score.");
+      el("score-call").focus();
+      return;
+    }
+    const submit = el("score-submit");
+    submit.disabled = true;
+    let scored;
+    try {
+      const path = `/api/shopper-scripts/${encodeURIComponent(id)}/score`;
+      scored = await api("POST", path, { call_id: callId });
+    } catch (err) {
+      if (state.scriptId === id) {
+        showError("score-error", `Could not score the call: ${errorText(err)}`);
+      }
+      return;
+    } finally {
+      submit.disabled = false;
+    }
+    if (state.scriptId !== id) return;
+    el("score-form").reset();
+    el("score-outcome").textContent =
+      `The call to ${scored.agent_number} scored ${scoreText(scored.score)} of 100.`;
+    await refreshScript();
+  }
+
+  // Moments written one a line: "what it is | expected or forbidden | phrase; phrase" (the
+  // kind may be left out: expected).
+  function parseMoments(text) {
+    const moments = [];
+    const lines = text.split("\n").map((l) => l.trim());
+    for (const [i, line] of lines.entries()) {
+      if (!line) continue;
+      const parts = line.split("|").map((p) => p.trim());
+      if (parts.length < 2 || parts.length > 3) {
+        return { problem: `line ${i + 1}: write what it is | expected or forbidden | phrases` };
+      }
+      const [name, kindText, phraseText] =
+        parts.length === 3 ? parts : [parts[0], "expected", parts[1]];
+      const kind = kindText.toLowerCase();
+      if (kind !== "expected" && kind !== "forbidden") {
+        const problem = `line ${i + 1}: a moment is expected or forbidden, not “${kindText}”`;
+        return { problem };
+      }
+      const phrases = phraseText
+        .split(";")
+        .map((p) => p.trim())
+        .filter(Boolean);
+      if (!name || phrases.length === 0) {
+        return { problem: `line ${i + 1}: a moment needs its name and a way of saying it` };
+      }
+      moments.push({ name, kind, phrases });
+    }
+    return moments.length ? { moments } : { problem: "Write at least one moment." };
+  }
+
+  async function onCreateScript(event) {
+    event.preventDefault();
+    showError("new-script-error", "");
+    el("new-script-outcome").textContent = "";
+    const { moments, problem } = parseMoments(el("script-moments").value);
+    if (problem) {
+      showError("new-script-error", `Could not create the script: ${problem}`);
+      el("script-moments").focus();
+      return;
+    }
+    const submit = el("script-submit");
+    submit.disabled = true;
+    let created;
+    try {
+      const body = { name: el("script-title-input").value.trim(), moments };
+      created = await api("POST", "/api/shopper-scripts", body);
+    } catch (err) {
+      showError("new-script-error", `Could not create the script: ${errorText(err)}`);
+      return;
+    } finally {
+      submit.disabled = false;
+    }
+    el("new-script-form").reset();
+    el("new-script-outcome").textContent = `Script “${created.name}” created.`;
+    await loadScripts();
+    await selectScript(created.id);
   }
 
   // ---- Feed events -----------------------------------------------------------------------
@@ -2066,6 +2867,13 @@
     }
     el("campaign-cancel-button").addEventListener("click", askCancelCampaign);
     el("campaign-cancel-no").addEventListener("click", keepCampaign);
+    el("question-kind").addEventListener("change", onQuestionKind);
+    el("question-add").addEventListener("click", onAddQuestion);
+    el("new-survey-form").addEventListener("submit", onCreateSurvey);
+    el("survey-attach-form").addEventListener("submit", onAttachSurvey);
+    el("survey-refresh").addEventListener("click", () => refreshSurvey());
+    el("new-script-form").addEventListener("submit", onCreateScript);
+    el("score-form").addEventListener("submit", onScoreCall);
     // Any gesture may unlock sound; once it plays, stop listening.
     const gesture = () => {
       unlockAudio();
