@@ -13,6 +13,8 @@ POOL = web.AppKey("pool", Pool)
 FEED_HUB = web.AppKey("feed_hub", FeedHub)
 RECORDER = web.AppKey("recorder", RecordingController)
 DIALLER = web.AppKey("dialler", Dialler)
+WEBHOOKS_ALLOW_PRIVATE = web.AppKey("webhooks_allow_private", bool)
+"""Outbound webhooks may go to private and loopback addresses, and over http (development)."""
 TRUSTED_ORIGINS = web.AppKey("trusted_origins", frozenset[str])
 """Other sites' pages that may use the API with a supervisor's cookie (VOXSOUTH_CORS_ORIGINS)."""
 REQUEST_ID = web.RequestKey("request_id", str)

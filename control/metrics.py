@@ -67,3 +67,9 @@ CAMPAIGN_CALLS = Counter(
     " per ended attempt, retry or done.",
     ["outcome"],
 )
+WEBHOOK_DELIVERIES = Counter(
+    "voxsouth_webhook_deliveries_total",
+    "Outbound webhook deliveries tried, by outcome: delivered (2xx), retry (another answer, a"
+    " timeout or a refused address: tried again later), failed (a day of retries: given up).",
+    ["outcome"],
+)

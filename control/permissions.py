@@ -48,6 +48,8 @@ class Action(StrEnum):
     CAMPAIGNS_READ = "campaigns:read"
     CAMPAIGNS_MANAGE = "campaigns:manage"
     """Make, fill, start, pause, resume and cancel campaigns."""
+    WEBHOOKS_MANAGE = "webhooks:manage"
+    """Register outbound webhook endpoints, read and replay their deliveries."""
     SHOPPER_READ = "shopper:read"
     SHOPPER_MANAGE = "shopper:manage"
     """Write secret-shopper scripts and score calls against them (reading their transcripts)."""

@@ -339,10 +339,16 @@ class Webhooks:
             call = await calls.call_by_sid(pool, call_sid)
             if call is None:
                 return None
-            async with tenant(pool, call.org_id) as conn:
+            async with tenant(pool, call.org_id) as conn, conn.transaction():
                 survey = await surveys.get(conn, call.org_id, survey_id)
                 if survey is not None and question is not None:
                     await self._store_answer(conn, call, survey, question, form)
+                    if question == len(survey["questions"]) - 1:
+                        await feed.append(
+                            conn, call.org_id, call.id, "survey_completed",
+                            {"survey_id": str(survey_id)},
+                            event_id=uuid.uuid5(call.id, f"survey_completed:{survey_id}"),
+                        )  # fmt: skip
             return survey
 
         try:

@@ -34,6 +34,7 @@ from control.api import campaigns as campaigns_api
 from control.api import escalations as escalations_api
 from control.api import feed as feed_api
 from control.api import numbers as numbers_api
+from control.api import outbound_webhooks as outbound_webhooks_api
 from control.api import recordings as recordings_api
 from control.api import redaction as redaction_api
 from control.api import retention as retention_api
@@ -48,7 +49,14 @@ from control.api.openapi import OpenApiRoutes
 from control.api.outbound import SIGNALWIRE, OutboundConfig, OutboundRoutes
 from control.api.session import SessionRoutes, SignInConfig
 from control.api.transcription import SEALER, SPEECH_OPTIONS, SpeechOptions
-from control.app_keys import DIALLER, FEED_HUB, POOL, RECORDER, TRUSTED_ORIGINS
+from control.app_keys import (
+    DIALLER,
+    FEED_HUB,
+    POOL,
+    RECORDER,
+    TRUSTED_ORIGINS,
+    WEBHOOKS_ALLOW_PRIVATE,
+)
 from control.auth import auth_middleware
 from control.dialler import Dialler, DiallerConfig
 from control.feed import FeedHub
@@ -58,6 +66,7 @@ from control.retention import RetentionConfig, RetentionSweeper
 from control.rule_catalog import RULE_CATALOG
 from control.sealed import Sealer
 from control.signalwire import SignalWireClient, SignalWireConfig
+from control.webhook_delivery import DeliveryConfig, WebhookSender
 from control.webhooks import WebhookConfig, Webhooks
 from media.loop_lag import LagTracker, LoopLagMonitor
 from media.redaction import redact
@@ -345,6 +354,12 @@ async def running(
         )  # fmt: skip
         dialler.start()
         stack.push_async_callback(dialler.aclose)
+        sender = await stack.enter_async_context(WebhookSender(
+            pool, sealer,
+            DeliveryConfig(every_s=settings.webhook_every_s,
+                           allow_private=settings.webhooks_allow_private),
+        ))  # fmt: skip
+        sender.start()
 
         def on_feed_event(event: dict[str, Any]) -> None:
             """Every process hears every feed event once: consent decided anywhere reaches
@@ -397,6 +412,7 @@ async def running(
         app[FEED_HUB] = hub
         app[RECORDER] = recorder
         app[DIALLER] = dialler
+        app[WEBHOOKS_ALLOW_PRIVATE] = settings.webhooks_allow_private
         app[TRUSTED_ORIGINS] = settings.cors_origin_set
 
         async def end_feeds(_app: web.Application) -> None:
@@ -445,6 +461,7 @@ async def running(
         app.add_routes(bookings_api.routes())
         app.add_routes(surveys_api.routes())
         app.add_routes(shopper_api.routes())
+        app.add_routes(outbound_webhooks_api.routes())
         app.add_routes(recordings_api.routes())
         app.add_routes(feed_api.routes())
         app.add_routes(dashboard.routes())

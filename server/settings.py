@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     the callback answered 503 (status callbacks). Twilio gives up on a webhook after 15 s;
     SignalWire's limit is not documented in docs/protocols.md, hence the margin."""
 
+    webhooks_allow_private: bool = False
+    """Outbound webhooks may go to private and loopback addresses, and over http: for
+    development only (refused in production)."""
+    webhook_every_s: float = Field(default=1.0, gt=0, le=3600)
+    """How often each process sends the outbound webhooks due."""
     dialler_every_s: float = Field(default=1.0, gt=0, le=3600)
     """How often each process's campaign dialler looks for targets due a call."""
     signalwire_calls_per_second: float = Field(default=1.0, gt=0, le=100)
@@ -295,6 +300,8 @@ def load_settings(**overrides: object) -> Settings:
             problems.append("VOXSOUTH_PUBLIC_URL: an https:// URL is required in production")
         if not settings.media_public_url or not settings.media_public_url.startswith("wss://"):
             problems.append("VOXSOUTH_MEDIA_PUBLIC_URL: a wss:// URL is required in production")
+        if settings.webhooks_allow_private:
+            problems.append("VOXSOUTH_WEBHOOKS_ALLOW_PRIVATE: not in production (SSRF)")
     if problems:
         raise SettingsError("\n".join(problems))
     if settings.production:

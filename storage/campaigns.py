@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any, Literal
 
+from storage import feed
 from storage.db import QUERY_TIMEOUT_S, Executor, with_json
 
 Action = Literal["start", "pause", "resume", "cancel"]
@@ -397,9 +398,12 @@ async def complete_finished(
            WHERE status = 'running' AND ($1::uuid IS NULL OR id = $1) AND NOT EXISTS (
                SELECT 1 FROM campaign_targets t WHERE t.campaign_id = c.id
                  AND t.state IN ('pending', 'dialing', 'in_call'))
-           RETURNING id""",
+           RETURNING id, org_id, name, kind""",
         campaign_id, timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
+    for r in rows:  # for supervisors' feeds, and the org's webhooks (campaign.finished)
+        finished = {"campaign_id": str(r["id"]), "name": r["name"], "kind": r["kind"]}
+        await feed.append(conn, r["org_id"], None, "campaign_finished", finished)
     return [r["id"] for r in rows]
 
 

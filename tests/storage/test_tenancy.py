@@ -28,6 +28,7 @@ from storage import (
     escalations,
     idempotency,
     org_transcription,
+    outbound_webhooks,
     retention,
     shopper,
     surveys,
@@ -46,14 +47,15 @@ ORG_TABLES = (
     "caller_ids", "consent_events", "escalation_rules", "escalations", "recordings",
     "feed_events", "org_transcription", "retention_policies", "voice_targets", "do_not_call",
     "campaigns", "campaign_targets", "surveys", "survey_answers", "shopper_scripts",
-    "shopper_scores",
+    "shopper_scores", "webhook_endpoints", "webhook_deliveries",
 )  # fmt: skip
 
 
 async def populate(pool: Pool, org: Org) -> uuid.UUID:
     """A row in every org table for `org`; returns its call id."""
+    call_sid = str(uuid.uuid4())
     ref = await calls.open_call(
-        pool, org_id=org.id, call_sid=str(uuid.uuid4()), account_sid=None, direction="inbound",
+        pool, org_id=org.id, call_sid=call_sid, account_sid=None, direction="inbound",
         from_number="+15550199999", to_number=org.number, status="in-progress",
     )  # fmt: skip
     sid = str(uuid.uuid4())
@@ -113,6 +115,13 @@ async def populate(pool: Pool, org: Org) -> uuid.UUID:
     survey = await surveys.create(
         pool, org.id, "s", [{"kind": "yes_no", "prompt": "?"}], "bye", "t"
     )
+    await outbound_webhooks.create_endpoint(
+        pool, org.id, "https://example.com/hook", ["call.ended"], b"sealed", "t"
+    )
+    await calls.apply_call_status(  # call.ended queues a delivery to the endpoint
+        pool, call_sid=call_sid, status="completed", sequence=None, at=datetime.now(UTC),
+        duration_seconds=None,
+    )  # fmt: skip
     script = await shopper.create_script(pool, org.id, "s", [], "t")
     call = {"id": ref.id, "started_at": datetime.now(UTC)}
     await shopper.save_score(pool, org.id, script["id"], call, "+17065550100", 50.0, [])
