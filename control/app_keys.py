@@ -14,6 +14,8 @@ FEED_HUB = web.AppKey("feed_hub", FeedHub)
 RECORDER = web.AppKey("recorder", RecordingController)
 DIALLER = web.AppKey("dialler", Dialler)
 WEBHOOKS_ALLOW_PRIVATE = web.AppKey("webhooks_allow_private", bool)
+EMAIL_ENABLED = web.AppKey("email_enabled", bool)
+"""An SMTP server is configured: what is queued in the email outbox goes out."""
 """Outbound webhooks may go to private and loopback addresses, and over http (development)."""
 TRUSTED_ORIGINS = web.AppKey("trusted_origins", frozenset[str])
 """Other sites' pages that may use the API with a supervisor's cookie (VOXSOUTH_CORS_ORIGINS)."""

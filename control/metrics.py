@@ -73,3 +73,9 @@ WEBHOOK_DELIVERIES = Counter(
     " timeout or a refused address: tried again later), failed (a day of retries: given up).",
     ["outcome"],
 )
+EMAILS = Counter(
+    "voxsouth_emails_total",
+    "Emails the outbox tried to send, by kind (booking_reminder, invitation…) and outcome: sent,"
+    " retry (the server refused it or was away: tried again later), failed (a day of retries).",
+    ["kind", "outcome"],
+)

@@ -51,6 +51,7 @@ from control.api.session import SessionRoutes, SignInConfig
 from control.api.transcription import SEALER, SPEECH_OPTIONS, SpeechOptions
 from control.app_keys import (
     DIALLER,
+    EMAIL_ENABLED,
     FEED_HUB,
     POOL,
     RECORDER,
@@ -59,6 +60,7 @@ from control.app_keys import (
 )
 from control.auth import auth_middleware
 from control.dialler import Dialler, DiallerConfig
+from control.email import EmailSender, SenderConfig, SmtpConfig
 from control.feed import FeedHub
 from control.process_lease import LeaseConfig, ProcessLease
 from control.recordings import RecordingController
@@ -360,6 +362,16 @@ async def running(
                            allow_private=settings.webhooks_allow_private),
         ))  # fmt: skip
         sender.start()
+        if settings.smtp_host:
+            password = settings.smtp_password
+            mailer = EmailSender(pool, SmtpConfig(
+                host=settings.smtp_host, port=settings.smtp_port,
+                username=settings.smtp_username,
+                password=password.get_secret_value() if password else None,
+                security=settings.smtp_security, sender=settings.email_from,
+            ), SenderConfig(every_s=settings.email_every_s))  # fmt: skip
+            mailer.start()
+            stack.push_async_callback(mailer.aclose)
 
         def on_feed_event(event: dict[str, Any]) -> None:
             """Every process hears every feed event once: consent decided anywhere reaches
@@ -413,6 +425,7 @@ async def running(
         app[RECORDER] = recorder
         app[DIALLER] = dialler
         app[WEBHOOKS_ALLOW_PRIVATE] = settings.webhooks_allow_private
+        app[EMAIL_ENABLED] = bool(settings.smtp_host)
         app[TRUSTED_ORIGINS] = settings.cors_origin_set
 
         async def end_feeds(_app: web.Application) -> None:

@@ -110,6 +110,15 @@ class Settings(BaseSettings):
     the callback answered 503 (status callbacks). Twilio gives up on a webhook after 15 s;
     SignalWire's limit is not documented in docs/protocols.md, hence the margin."""
 
+    smtp_host: str | None = None
+    """The SMTP server email goes through (none: the server sends no email)."""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    email_from: str = "Voxsouth <noreply@localhost>"
+    email_every_s: float = Field(default=5.0, gt=0, le=3600)
+    """How often each process sends the email due."""
     webhooks_allow_private: bool = False
     """Outbound webhooks may go to private and loopback addresses, and over http: for
     development only (refused in production)."""

@@ -16,9 +16,9 @@ from typing import Any
 
 from storage.db import QUERY_TIMEOUT_S, Executor, with_json
 
-_VIEW = """SELECT c.id, c.name, c.status, c.flow, c.from_number, c.max_attempts, c.created_by,
-                  c.created_at, t.number, t.time_zone, t.next_at, t.state, t.attempts,
-                  t.outcome, t.call_id
+_VIEW = """SELECT c.id, c.org_id, c.name, c.status, c.flow, c.from_number, c.max_attempts,
+                  c.created_by, c.created_at, c.remind_email, c.remind_before_min, t.number,
+                  t.time_zone, t.next_at, t.state, t.attempts, t.outcome, t.call_id
            FROM campaigns c JOIN campaign_targets t ON t.campaign_id = c.id
            WHERE c.org_id = $1 AND c.kind = 'booking'"""
 
@@ -36,16 +36,19 @@ async def create(
     max_attempts: int,
     retry_s: dict[str, int],
     created_by: str,
+    remind_email: str | None = None,
+    remind_before_min: int | None = None,
 ) -> dict[str, Any]:
     """A booking due at `at` (aware); run it in a transaction."""
     campaign_id: uuid.UUID = await conn.fetchval(
         """INSERT INTO campaigns (org_id, kind, name, status, flow, from_number, max_concurrent,
                                   window_start, window_end, max_attempts, retry_s, created_by,
-                                  started_at)
-           VALUES ($1, 'booking', $2, 'running', $3, $4, 1, $5, $6, $7, $8, $9, now())
+                                  started_at, remind_email, remind_before_min)
+           VALUES ($1, 'booking', $2, 'running', $3, $4, 1, $5, $6, $7, $8, $9, now(), $10, $11)
            RETURNING id""",
         org_id, name, json.dumps(flow), from_number, time(0), time(23, 59, 59, 999999),
-        max_attempts, json.dumps(retry_s), created_by, timeout=QUERY_TIMEOUT_S,
+        max_attempts, json.dumps(retry_s), created_by, remind_email, remind_before_min,
+        timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
     await conn.execute(
         """INSERT INTO campaign_targets (campaign_id, org_id, number, time_zone, next_at)

@@ -20,17 +20,19 @@ from control.api.bodies import invalid_field, parse_body, path_uuid, plain
 from control.api.campaigns import require_own_number
 from control.api.openapi import Query, doc
 from control.api.query import parse_int, parse_time
-from control.app_keys import POOL
+from control.app_keys import EMAIL_ENABLED, POOL
 from control.auth import principal, requires
 from control.errors import ApiError
 from control.permissions import Action, Feature, plan_includes
 from control.targets import TargetError, checked_time_zone, inferred_time_zone, normalise_number
-from storage import bookings, campaigns
+from storage import bookings, campaigns, email_outbox
+from storage.db import Connection
 from storage.tenancy import tenant
 
 E164 = r"^\+[1-9][0-9]{6,14}$"
 MAX_PAGE = 200
 MAX_AHEAD = timedelta(days=366)
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
 def routes() -> list[web.RouteDef]:
@@ -58,6 +60,10 @@ class BookingBody(BaseModel):
     """One of the org's numbers."""
     name: str | None = Field(default=None, max_length=200)
     max_attempts: int = Field(default=2, ge=1, le=5)
+    remind_email: str | None = Field(default=None, max_length=320, pattern=EMAIL)
+    """Where a reminder goes `remind_before_min` minutes before the call (email must be set up:
+    VOXSOUTH_SMTP_HOST)."""
+    remind_before_min: int = Field(default=60, ge=5, le=10_080)
 
     @model_validator(mode="after")
     def _one_flow(self) -> BookingBody:
@@ -89,8 +95,33 @@ def _due(at: datetime, time_zone: str) -> datetime:
     return due
 
 
+def _reminder_key(booking_id: uuid.UUID) -> str:
+    return f"booking-reminder:{booking_id}"
+
+
+def _remind_at(booking: dict[str, Any]) -> datetime:
+    """The reminder's time: `remind_before_min` before the call, or now if that has passed."""
+    at: datetime = booking["next_at"] - timedelta(minutes=booking["remind_before_min"])
+    return max(at, datetime.now(UTC))
+
+
+def _reminder_text(booking: dict[str, Any]) -> str:
+    local = booking["next_at"].astimezone(ZoneInfo(booking["time_zone"]))
+    when = local.strftime("%A %d %B at %H:%M") + f" ({booking['time_zone']})"
+    return f"We will call you on {booking['number']} on {when}.\n"
+
+
+async def _queue_reminder(conn: Connection, booking: dict[str, Any]) -> None:
+    await email_outbox.queue(
+        conn, booking["org_id"], "booking_reminder", booking["remind_email"],
+        "A reminder of our call", _reminder_text(booking),
+        at=_remind_at(booking), dedupe_key=_reminder_key(booking["id"]),
+    )  # fmt: skip
+
+
 def _view(booking: dict[str, Any]) -> dict[str, Any]:
     view = dict(booking)
+    del view["org_id"]
     view["from"] = view.pop("from_number")
     view["at"] = view.pop("next_at")
     view["local_at"] = view["at"].astimezone(ZoneInfo(view["time_zone"])).isoformat()
@@ -134,6 +165,8 @@ async def create_booking(request: web.Request) -> web.Response:
     if zone is None:
         raise invalid_field("time_zone", f"no single time zone for {number}: give one")
     at = _due(body.at, zone)
+    if body.remind_email and not request.app[EMAIL_ENABLED]:
+        raise invalid_field("remind_email", "this server sends no email (VOXSOUTH_SMTP_HOST)")
     async with tenant(request.app[POOL], who.org_id) as conn, conn.transaction():
         await require_own_number(conn, who.org_id, body.from_)
         booking = await bookings.create(
@@ -143,7 +176,11 @@ async def create_booking(request: web.Request) -> web.Response:
             from_number=body.from_, max_attempts=body.max_attempts,
             retry_s={"busy": 300, "no-answer": 600, "failed": 900},
             created_by=f"{who.actor_type}:{who.actor_id}",
+            remind_email=body.remind_email,
+            remind_before_min=body.remind_before_min if body.remind_email else None,
         )  # fmt: skip
+        if body.remind_email:
+            await _queue_reminder(conn, booking)
         view = _view(booking)
         await audit.record(conn, request, "booking.create", resource_type="booking",
                            resource_id=str(booking["id"]), after=view)  # fmt: skip
@@ -177,6 +214,10 @@ async def reschedule_booking(request: web.Request) -> web.Response:
                            "called or was cancelled")  # fmt: skip
         after = await bookings.get(conn, org_id, booking_id)
         assert after is not None
+        if after["remind_email"]:
+            await email_outbox.rewrite(
+                conn, _reminder_key(booking_id), _remind_at(after), _reminder_text(after)
+            )
         await audit.record(conn, request, "booking.reschedule", resource_type="booking",
                            resource_id=str(booking_id), before={"at": before["next_at"]},
                            after={"at": after["next_at"]})  # fmt: skip
@@ -194,6 +235,7 @@ async def cancel_booking(request: web.Request) -> web.Response:
         outcome, _campaign = await campaigns.move(conn, org_id, booking_id, "cancel")
         if outcome != "moved":
             raise ApiError(409, "BOOKING_OVER", "the booking is over already")
+        await email_outbox.cancel(conn, _reminder_key(booking_id))
         await audit.record(conn, request, "booking.cancel", resource_type="booking",
                            resource_id=str(booking_id))  # fmt: skip
         booking = await bookings.get(conn, org_id, booking_id)

@@ -15,11 +15,11 @@ from control import credentials
 from control.api import audit
 from control.api.bodies import parse_body, path_uuid, plain
 from control.api.openapi import doc
-from control.app_keys import POOL, REQUEST_ID
+from control.app_keys import EMAIL_ENABLED, POOL, REQUEST_ID
 from control.auth import principal, public, requires
 from control.errors import ApiError
 from control.permissions import Action, Role
-from storage import accounts, team
+from storage import accounts, email_outbox, team
 from storage.db import Connection
 from storage.tenancy import tenant
 
@@ -97,10 +97,26 @@ async def invite(request: web.Request) -> web.Response:
             conn, request, "team.invite", resource_type="invitation",
             resource_id=str(invitation_id), after=after,
         )  # fmt: skip
-    # The token is shown once, here: whoever invites passes it on (there is no mailer yet).
+        emailed = request.app[EMAIL_ENABLED]
+        if emailed:
+            await email_outbox.queue(
+                conn, who.org_id, "invitation", body.email,
+                "You are invited to Voxsouth", _invitation_text(body.role, token, expires_at),
+            )  # fmt: skip
+    # The token is shown once, here, and mailed to the invitee where the server sends email.
     return web.json_response(
-        plain({"id": invitation_id, **after, "expires_at": expires_at, "token": token}),
+        plain({"id": invitation_id, **after, "expires_at": expires_at, "token": token,
+               "emailed": emailed}),
         status=201,
+    )  # fmt: skip
+
+
+def _invitation_text(role: str, token: str, expires_at: datetime) -> str:
+    return (
+        f"You have been invited to join an organization on Voxsouth as {role}.\n\n"
+        f"Your invitation code: {token}\n"
+        f"Accept it (POST /api/team/invitations/accept) before {expires_at:%Y-%m-%d %H:%M} UTC."
+        "\n"
     )
 
 

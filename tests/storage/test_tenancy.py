@@ -25,6 +25,7 @@ from storage import (
     accounts,
     calls,
     campaigns,
+    email_outbox,
     escalations,
     idempotency,
     org_transcription,
@@ -48,6 +49,7 @@ ORG_TABLES = (
     "feed_events", "org_transcription", "retention_policies", "voice_targets", "do_not_call",
     "campaigns", "campaign_targets", "surveys", "survey_answers", "shopper_scripts",
     "shopper_scores", "webhook_endpoints", "webhook_deliveries",
+    "email_outbox",
 )  # fmt: skip
 
 
@@ -122,6 +124,7 @@ async def populate(pool: Pool, org: Org) -> uuid.UUID:
         pool, call_sid=call_sid, status="completed", sequence=None, at=datetime.now(UTC),
         duration_seconds=None,
     )  # fmt: skip
+    await email_outbox.queue(pool, org.id, "test", "someone@example.com", "s", "b")
     script = await shopper.create_script(pool, org.id, "s", [], "t")
     call = {"id": ref.id, "started_at": datetime.now(UTC)}
     await shopper.save_score(pool, org.id, script["id"], call, "+17065550100", 50.0, [])

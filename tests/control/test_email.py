@@ -1,0 +1,175 @@
+"""Email through a real SMTP server started here (aiosmtpd): the outbox sends what is queued,
+tries again when the server refuses or is away, and a booking's reminder goes at its time."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email import message_from_bytes
+from email.message import Message
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from control.email import EmailSender, SenderConfig, SmtpConfig
+from server.app import RunningServer
+from storage import email_outbox
+from storage.db import Pool
+from tests.conftest import timeout
+from tests.control.test_bookings import AGENT, tomorrow_at_half_past_three
+from tests.control.test_targets_api import call_api
+from tests.support.accounts import make_org
+
+
+@dataclass
+class Mailbox:
+    """What the SMTP server received; `refuse` answers the next messages with 550."""
+
+    messages: list[Message] = field(default_factory=list)
+    refuse: int = 0
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        if self.refuse:
+            self.refuse -= 1
+            return "550 mailbox unavailable"
+        assert isinstance(envelope.content, bytes)
+        self.messages.append(message_from_bytes(envelope.content))
+        self.arrived.set()
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    mailbox, port = Mailbox(), free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield mailbox, port
+    finally:
+        controller.stop()
+
+
+def sending(pool: Pool, port: int) -> EmailSender:
+    return EmailSender(
+        pool, SmtpConfig(host="127.0.0.1", port=port, security="none", timeout_s=timeout(5),
+                         sender="Voxsouth <calls@example.com>"),
+        SenderConfig(first_retry_s=0.0),
+    )  # fmt: skip
+
+
+async def outbox(pool: Pool, key: str) -> dict[str, Any]:
+    row = await pool.fetchrow("SELECT * FROM email_outbox WHERE dedupe_key = $1", key)
+    assert row is not None
+    return dict(row)
+
+
+async def test_queued_mail_is_sent_and_a_refusal_or_a_dead_server_is_tried_again(
+    pool: Pool, smtp: tuple[Mailbox, int]
+) -> None:
+    mailbox, port = smtp
+    key = f"test:{uuid.uuid4()}"
+    assert await email_outbox.queue(pool, None, "test", "ann@example.com", "Hello", "Body\n",
+                                    dedupe_key=key)  # fmt: skip
+    assert not await email_outbox.queue(pool, None, "test", "ann@example.com", "Hello", "x",
+                                        dedupe_key=key)  # fmt: skip  # once per key
+    # A server that is away: nothing raised, the message waits.
+    await sending(pool, free_port()).tick()
+    waiting = await outbox(pool, key)
+    assert (waiting["status"], waiting["attempts"]) == ("pending", 1)
+    assert "Connect" in waiting["last_error"] or "refused" in waiting["last_error"].lower()
+    # A server that refuses it once, then takes it.
+    mailbox.refuse = 1
+    await sending(pool, port).tick()
+    assert (await outbox(pool, key))["status"] == "pending"
+    await sending(pool, port).tick()
+    await asyncio.wait_for(mailbox.arrived.wait(), timeout(10))
+    [message] = mailbox.messages
+    assert (message["To"], message["Subject"]) == ("ann@example.com", "Hello")
+    assert message["From"] == "Voxsouth <calls@example.com>"
+    assert str(message.get_payload()).strip() == "Body"
+    sent = await outbox(pool, key)
+    assert (sent["status"], sent["attempts"]) == ("sent", 3)
+
+
+@pytest.fixture
+async def mailing(
+    start_server: Callable[..., AbstractAsyncContextManager[RunningServer]],
+    smtp: tuple[Mailbox, int],
+) -> AsyncIterator[RunningServer]:
+    """A server whose email goes to the test's SMTP server (its own sender idle)."""
+    async with start_server(smtp_host="127.0.0.1", smtp_port=smtp[1], smtp_security="none",
+                            email_every_s=3600) as server:  # fmt: skip
+        yield server
+
+
+async def test_a_bookings_reminder_goes_before_its_call_moves_with_it_and_not_if_cancelled(
+    mailing: RunningServer, pool: Pool, smtp: tuple[Mailbox, int]
+) -> None:
+    mailbox, port = smtp
+    org = await make_org(pool, "Reminders")
+    body = {"number": "+17065550142", "at": tomorrow_at_half_past_three(), "connect": AGENT,
+            "from": org.number, "remind_email": "ann@example.com",
+            "remind_before_min": 30}  # fmt: skip
+    status, booked = await call_api(mailing, org, "POST", "/api/bookings", body=body)
+    assert status == 201, booked
+    key = f"booking-reminder:{booked['id']}"
+    at = datetime.fromisoformat(booked["at"])
+    assert (await outbox(pool, key))["next_at"] == at - timedelta(minutes=30)
+    status, moved = await call_api(mailing, org, "PATCH", f"/api/bookings/{booked['id']}",
+                                   body={"at": (at + timedelta(hours=2)).isoformat()})  # fmt: skip
+    assert status == 200
+    assert (await outbox(pool, key))["next_at"] == at + timedelta(hours=2, minutes=-30)
+    await pool.execute("UPDATE email_outbox SET next_at = now() WHERE dedupe_key = $1", key)
+    await sending(pool, port).tick()
+    await asyncio.wait_for(mailbox.arrived.wait(), timeout(10))
+    [reminder] = mailbox.messages
+    assert reminder["To"] == "ann@example.com"
+    payload = reminder.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    text = payload.decode()
+    assert "+17065550142" in text and "17:30" in text and "America/New_York" in text
+    # A cancelled booking's reminder never goes.
+    status, other = await call_api(mailing, org, "POST", "/api/bookings", body=body)
+    await call_api(mailing, org, "POST", f"/api/bookings/{other['id']}/cancel")
+    assert (await outbox(pool, f"booking-reminder:{other['id']}"))["status"] == "cancelled"
+
+
+async def test_a_reminder_is_refused_where_the_server_sends_no_email(
+    srv: RunningServer, pool: Pool
+) -> None:
+    org = await make_org(pool, "No mail here")
+    body = {"number": "+17065550142", "at": tomorrow_at_half_past_three(), "connect": AGENT,
+            "from": org.number, "remind_email": "ann@example.com"}  # fmt: skip
+    status, answer = await call_api(srv, org, "POST", "/api/bookings", body=body)
+    assert (status, answer["error"]["details"]["fields"][0]["field"]) == (422, "remind_email")
+
+
+async def test_an_invitation_is_mailed_to_the_invitee_with_its_code(
+    mailing: RunningServer, pool: Pool, smtp: tuple[Mailbox, int]
+) -> None:
+    mailbox, port = smtp
+    org = await make_org(pool, "Inviting org")
+    status, invited = await call_api(mailing, org, "POST", "/api/team/invitations",
+                                     role="admin", body={"email": "new@example.com",
+                                                         "role": "analyst"})  # fmt: skip
+    assert status == 201 and invited["emailed"] is True
+    await sending(pool, port).tick()
+    await asyncio.wait_for(mailbox.arrived.wait(), timeout(10))
+    [mail] = mailbox.messages
+    payload = mail.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    assert mail["To"] == "new@example.com" and invited["token"] in payload.decode()
