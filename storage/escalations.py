@@ -9,7 +9,8 @@ from typing import Any, Literal
 
 from storage.db import QUERY_TIMEOUT_S, Executor
 
-RULE_COLUMNS = "id, name, kind, severity, cooldown_s, params, enabled, created_at, updated_at"
+RULE_COLUMNS = """id, name, kind, severity, cooldown_s, params, enabled, notify, created_at,
+    updated_at"""
 ESCALATION_COLUMNS = """e.id, e.call_id, e.rule_id, e.rule_name, e.kind, e.severity, e.track,
     e.start_ms, e.end_ms, e.evidence, e.segment_id, e.raised_at, e.status, e.assigned_to,
     e.acknowledged_by, e.acknowledged_at, e.resolved_by, e.resolved_at, e.resolution_notes"""
@@ -51,13 +52,15 @@ async def create_rule(
     cooldown_s: int,
     params: dict[str, Any],
     enabled: bool = True,
+    notify: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Raises asyncpg.UniqueViolationError when the org already has a rule of that name."""
+    """Raises asyncpg.UniqueViolationError when the org already has a rule of that name.
+    `notify`: addresses emailed when the rule raises an escalation."""
     row = await conn.fetchrow(
         f"""INSERT INTO escalation_rules (org_id, name, kind, severity, cooldown_s, params,
-                                          enabled)
-            VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {RULE_COLUMNS}""",
-        org_id, name, kind, severity, cooldown_s, json.dumps(params), enabled,
+                                          enabled, notify)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {RULE_COLUMNS}""",
+        org_id, name, kind, severity, cooldown_s, json.dumps(params), enabled, notify or [],
         timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
     return _rule(row)
@@ -69,10 +72,11 @@ async def update_rule(
     row = await conn.fetchrow(
         f"""UPDATE escalation_rules
             SET name = $3, kind = $4, severity = $5, cooldown_s = $6, params = $7, enabled = $8,
-                updated_at = now()
+                notify = $9, updated_at = now()
             WHERE org_id = $1 AND id = $2 RETURNING {RULE_COLUMNS}""",
         org_id, rule_id, rule["name"], rule["kind"], rule["severity"], rule["cooldown_s"],
-        json.dumps(rule["params"]), rule["enabled"], timeout=QUERY_TIMEOUT_S,
+        json.dumps(rule["params"]), rule["enabled"], rule.get("notify") or [],
+        timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
     return None if row is None else _rule(row)
 

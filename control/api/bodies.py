@@ -21,6 +21,9 @@ from control.errors import ApiError
 
 M = TypeVar("M", bound=BaseModel)
 
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+"""An email address, as far as a form can tell: the mail server has the last word."""
+
 MAX_DEPTH = 32
 """Our bodies nest three levels at most. orjson stops at 1024, but what runs after it
 (pydantic's error reports, `plain`, json.dumps into audit rows) may recurse in Python, whose

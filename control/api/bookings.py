@@ -16,7 +16,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from control.api import audit
-from control.api.bodies import invalid_field, parse_body, path_uuid, plain
+from control.api.bodies import EMAIL_PATTERN, invalid_field, parse_body, path_uuid, plain
 from control.api.campaigns import require_own_number
 from control.api.openapi import Query, doc
 from control.api.query import parse_int, parse_time
@@ -32,7 +32,6 @@ from storage.tenancy import tenant
 E164 = r"^\+[1-9][0-9]{6,14}$"
 MAX_PAGE = 200
 MAX_AHEAD = timedelta(days=366)
-EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
 def routes() -> list[web.RouteDef]:
@@ -60,7 +59,7 @@ class BookingBody(BaseModel):
     """One of the org's numbers."""
     name: str | None = Field(default=None, max_length=200)
     max_attempts: int = Field(default=2, ge=1, le=5)
-    remind_email: str | None = Field(default=None, max_length=320, pattern=EMAIL)
+    remind_email: str | None = Field(default=None, max_length=320, pattern=EMAIL_PATTERN)
     """Where a reminder goes `remind_before_min` minutes before the call (email must be set up:
     VOXSOUTH_SMTP_HOST)."""
     remind_before_min: int = Field(default=60, ge=5, le=10_080)

@@ -8,16 +8,16 @@ audited, and applies to streams that open after it.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from control.api import audit
-from control.api.bodies import parse_body, path_uuid, plain
+from control.api.bodies import EMAIL_PATTERN, invalid_field, parse_body, path_uuid, plain
 from control.api.openapi import doc
-from control.app_keys import POOL
+from control.app_keys import EMAIL_ENABLED, POOL
 from control.auth import principal, requires
 from control.errors import ApiError
 from control.permissions import Action
@@ -49,6 +49,10 @@ class RuleBody(BaseModel):
     cooldown_s: int = Field(default=120, ge=0, le=86_400)
     params: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
+    notify: list[Annotated[str, Field(max_length=320, pattern=EMAIL_PATTERN)]] = Field(
+        default_factory=list, max_length=20
+    )
+    """Who is emailed when the rule raises an escalation (the server must send email)."""
 
 
 async def ensure_rules(conn: Connection, org_id: uuid.UUID, catalog: RuleCatalog) -> None:
@@ -71,7 +75,7 @@ async def create_rule(request: web.Request) -> web.Response:
     body = await parse_body(request, RuleBody)
     org_id = principal(request).org_id
     catalog = request.app[RULE_CATALOG]
-    rule = _normalised(body, catalog)
+    rule = _normalised(body, catalog, request.app[EMAIL_ENABLED])
     async with tenant(request.app[POOL], org_id) as conn:
         await ensure_rules(conn, org_id, catalog)
         existing = await escalations.list_rules(conn, org_id)
@@ -95,7 +99,7 @@ async def replace_rule(request: web.Request) -> web.Response:
     org_id = principal(request).org_id
     rule_id = path_uuid(request, "rule_id", "rule")
     catalog = request.app[RULE_CATALOG]
-    rule = _normalised(body, catalog)
+    rule = _normalised(body, catalog, request.app[EMAIL_ENABLED])
     async with tenant(request.app[POOL], org_id) as conn:
         before = await escalations.get_rule(conn, org_id, rule_id)
         if before is None:
@@ -144,7 +148,9 @@ def _check_name_free(rules: list[dict[str, Any]], name: str) -> None:
         raise _rule_exists()
 
 
-def _normalised(body: RuleBody, catalog: RuleCatalog) -> dict[str, Any]:
+def _normalised(body: RuleBody, catalog: RuleCatalog, email: bool) -> dict[str, Any]:
+    if body.notify and not email:
+        raise invalid_field("notify", "this server sends no email (VOXSOUTH_SMTP_HOST)")
     try:
         params = catalog.normalise(body.kind, body.params)
     except ValueError as exc:

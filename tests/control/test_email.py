@@ -19,10 +19,13 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from control.email import EmailSender, SenderConfig, SmtpConfig
+from media.events import EscalationRaised
 from server.app import RunningServer
 from storage import email_outbox
 from storage.db import Pool
+from storage.event_writer import write_events
 from tests.conftest import timeout
+from tests.control.test_api_access import new_call
 from tests.control.test_bookings import AGENT, tomorrow_at_half_past_three
 from tests.control.test_targets_api import call_api
 from tests.support.accounts import make_org
@@ -173,3 +176,44 @@ async def test_an_invitation_is_mailed_to_the_invitee_with_its_code(
     payload = mail.get_payload(decode=True)
     assert isinstance(payload, bytes)
     assert mail["To"] == "new@example.com" and invited["token"] in payload.decode()
+
+
+async def test_the_people_a_rule_names_are_emailed_when_it_raises_an_escalation(
+    mailing: RunningServer, pool: Pool, smtp: tuple[Mailbox, int]
+) -> None:
+    mailbox, port = smtp
+    org = await make_org(pool, "On duty")
+    rule = {"name": "manager-asked", "kind": "phrase", "severity": "high",
+            "params": {"phrases": ["speak to a manager"]},
+            "notify": ["duty@example.com", "lead@example.com"]}  # fmt: skip
+    status, made = await call_api(mailing, org, "POST", "/api/escalation-rules", role="admin",
+                                  body=rule)  # fmt: skip
+    assert status == 201, made
+    assert made["notify"] == ["duty@example.com", "lead@example.com"]
+    call_id = await new_call(pool, org)
+    raised = EscalationRaised(
+        org_id=org.id, call_id=call_id, stream_sid="s", rule_id=uuid.UUID(made["id"]),
+        rule_name="manager-asked", kind="phrase", severity="high", track="inbound",
+        start_ms=42_000, end_ms=43_000, evidence="speak to a manager",
+    )  # fmt: skip
+    async with pool.acquire() as conn, conn.transaction():
+        await write_events(conn, [raised, raised])  # stored once, mailed once
+    await sending(pool, port).tick()
+    await asyncio.wait_for(mailbox.arrived.wait(), timeout(10))
+    assert sorted(m["To"] for m in mailbox.messages) == ["duty@example.com", "lead@example.com"]
+    assert mailbox.messages[0]["Subject"] == "[HIGH] manager-asked on a call"
+    payload = mailbox.messages[0].get_payload(decode=True)
+    assert isinstance(payload, bytes) and "speak to a manager" in payload.decode()
+    assert "42 s in" in payload.decode()
+
+
+async def test_a_rule_cannot_name_people_where_the_server_sends_no_email(
+    srv: RunningServer, pool: Pool
+) -> None:
+    org = await make_org(pool, "No mail rules")
+    rule = {"name": "manager-asked", "kind": "phrase", "severity": "high",
+            "params": {"phrases": ["speak to a manager"]},
+            "notify": ["duty@example.com"]}  # fmt: skip
+    status, answer = await call_api(srv, org, "POST", "/api/escalation-rules", role="admin",
+                                    body=rule)  # fmt: skip
+    assert (status, answer["error"]["details"]["fields"][0]["field"]) == (422, "notify")
