@@ -133,6 +133,26 @@ async def set_password(conn: Executor, user_id: uuid.UUID, password_hash: str) -
     )
 
 
+async def create_password_reset(
+    conn: Executor, user_id: uuid.UUID, token_hash: bytes, expires_at: datetime
+) -> None:
+    await conn.execute(
+        "INSERT INTO password_resets (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
+        token_hash, user_id, expires_at, timeout=QUERY_TIMEOUT_S,
+    )  # fmt: skip
+
+
+async def use_password_reset(conn: Executor, token_hash: bytes) -> uuid.UUID | None:
+    """The user whose unexpired, unused reset code this is (marked used now), or None."""
+    user_id: uuid.UUID | None = await conn.fetchval(
+        """UPDATE password_resets SET used_at = now()
+           WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()
+           RETURNING user_id""",
+        token_hash, timeout=QUERY_TIMEOUT_S,
+    )  # fmt: skip
+    return user_id
+
+
 async def create_session(
     conn: Executor,
     *,

@@ -16,12 +16,12 @@ from control import credentials
 from control.api import audit
 from control.api.bodies import parse_body, plain
 from control.api.openapi import doc
-from control.app_keys import POOL, REQUEST_ID
+from control.app_keys import EMAIL_ENABLED, POOL, REQUEST_ID
 from control.auth import SESSION_COOKIE, principal, public, requires
 from control.errors import ApiError, retry_later
 from control.permissions import Action
 from control.rate_limit import RateLimiter
-from storage import accounts
+from storage import accounts, email_outbox
 
 # Verified when the email is unknown, so both cases take the same time.
 _DUMMY_HASH = credentials.hash_password(secrets.token_urlsafe(16))
@@ -39,6 +39,18 @@ class LoginBody(BaseModel):
     email: str = Field(min_length=3, max_length=320)
     password: str = Field(min_length=1, max_length=1024)
     org_id: uuid.UUID | None = None
+
+
+class ResetBody(BaseModel):
+    email: str = Field(min_length=3, max_length=320)
+
+
+class ResetConfirmBody(BaseModel):
+    token: str = Field(min_length=10, max_length=200)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+RESET_TTL = timedelta(hours=1)
 
 
 class PasswordBody(BaseModel):
@@ -61,6 +73,8 @@ class SessionRoutes:
             web.post("/api/auth/logout", self.logout),
             web.get("/api/auth/me", self.me),
             web.post("/api/auth/password", self.change_password),
+            web.post("/api/auth/password-reset", self.request_reset),
+            web.post("/api/auth/password-reset/confirm", self.confirm_reset),
         ]
 
     @doc(
@@ -181,14 +195,7 @@ class SessionRoutes:
         )
         if not ok:
             raise ApiError(403, "INVALID_CREDENTIALS", "the current password is wrong")
-        if problem := credentials.password_problem(body.new_password):
-            raise ApiError(
-                422,
-                "VALIDATION_FAILED",
-                "the new password is not acceptable",
-                {"fields": [{"field": "new_password", "message": problem}]},
-            )
-        new_hash = await asyncio.to_thread(credentials.hash_password, body.new_password)
+        new_hash = await _new_password_hash(body.new_password)
         await accounts.set_password(pool, user.id, new_hash)
         await audit.record(
             pool, request, "auth.password_changed", resource_type="user", resource_id=str(user.id)
@@ -196,6 +203,68 @@ class SessionRoutes:
         response = web.Response(status=204)
         response.del_cookie(SESSION_COOKIE, path="/")  # every session ended with the change
         return response
+
+    @doc("Ask for a password reset code by email (answered the same for any address)",
+         body=ResetBody, status=202, errors=(429, 503))  # fmt: skip
+    @public
+    async def request_reset(self, request: web.Request) -> web.Response:
+        wait = self._login_limiter.acquire(client_addr(request), time.monotonic())
+        if wait:
+            raise retry_later(429, "RATE_LIMITED", "too many requests; slow down", wait)
+        if not request.app[EMAIL_ENABLED]:
+            raise ApiError(503, "EMAIL_NOT_CONFIGURED", "this server sends no email: an "
+                           "administrator sets passwords (voxsouth admin)")  # fmt: skip
+        body = await parse_body(request, ResetBody)
+        pool = request.app[POOL]
+        user = await accounts.user_by_email(pool, body.email)
+        if user is not None:  # an unknown address gets the same answer, and no mail
+            token = credentials.new_session_token()
+            async with pool.acquire() as conn, conn.transaction():
+                await accounts.create_password_reset(
+                    conn, user.id, credentials.token_hash(token), datetime.now(UTC) + RESET_TTL
+                )
+                await email_outbox.queue(
+                    conn, None, "password_reset", user.email, "Your password reset code",
+                    f"Someone asked to reset the password of {user.email} on Voxsouth.\n\n"
+                    f"Your code, valid for an hour: {token}\n\n"
+                    "If it was not you, ignore this message: nothing has changed.\n",
+                )  # fmt: skip
+        await _audit_login(request, "auth.password_reset_requested", None,
+                           user.id if user else None, body.email)  # fmt: skip
+        return web.json_response({"status": "if the address is known, a code is on its way"},
+                                 status=202)  # fmt: skip
+
+    @doc("Set a new password with a reset code (ends every session)", body=ResetConfirmBody,
+         status=204, errors=(400, 422))  # fmt: skip
+    @public
+    async def confirm_reset(self, request: web.Request) -> web.Response:
+        wait = self._login_limiter.acquire(client_addr(request), time.monotonic())
+        if wait:
+            raise retry_later(429, "RATE_LIMITED", "too many requests; slow down", wait)
+        body = await parse_body(request, ResetConfirmBody)
+        new_hash = await _new_password_hash(body.new_password)
+        pool = request.app[POOL]
+        async with pool.acquire() as conn, conn.transaction():
+            user_id = await accounts.use_password_reset(conn, credentials.token_hash(body.token))
+            if user_id is None:
+                raise ApiError(400, "INVALID_TOKEN", "the code is wrong, used or expired")
+            await accounts.set_password(conn, user_id, new_hash)
+            await accounts.record_audit(
+                conn, org_id=None, actor_type="user", actor_id=user_id,
+                action="auth.password_reset", resource_type="user", resource_id=str(user_id),
+                request_id=request.get(REQUEST_ID), client_addr=client_addr(request),
+            )  # fmt: skip
+        return web.Response(status=204)
+
+
+async def _new_password_hash(password: str) -> str:
+    """The hash of an acceptable new password; 422 naming what is wrong with it otherwise."""
+    if problem := credentials.password_problem(password):
+        raise ApiError(
+            422, "VALIDATION_FAILED", "the new password is not acceptable",
+            {"fields": [{"field": "new_password", "message": problem}]},
+        )  # fmt: skip
+    return await asyncio.to_thread(credentials.hash_password, password)
 
 
 async def _audit_login(

@@ -4,6 +4,7 @@ tries again when the server refuses or is away, and a booking's reminder goes at
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -14,6 +15,7 @@ from email import message_from_bytes
 from email.message import Message
 from typing import Any
 
+import aiohttp
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -217,3 +219,43 @@ async def test_a_rule_cannot_name_people_where_the_server_sends_no_email(
     status, answer = await call_api(srv, org, "POST", "/api/escalation-rules", role="admin",
                                     body=rule)  # fmt: skip
     assert (status, answer["error"]["details"]["fields"][0]["field"]) == (422, "notify")
+
+
+async def test_a_forgotten_password_is_reset_with_the_mailed_code_once(
+    mailing: RunningServer, pool: Pool, smtp: tuple[Mailbox, int], http: aiohttp.ClientSession
+) -> None:
+    mailbox, port = smtp
+    org = await make_org(pool, "Forgetful")
+    email = org.emails["operator"]
+    url = f"{mailing.http_url}/api/auth/password-reset"
+    async with http.post(url, json={"email": "nobody@example.com"}) as resp:
+        assert resp.status == 202  # the same answer for an unknown address, and no mail
+    async with http.post(url, json={"email": email}) as resp:
+        assert resp.status == 202
+    await sending(pool, port).tick()
+    await asyncio.wait_for(mailbox.arrived.wait(), timeout(10))
+    [mail] = mailbox.messages
+    assert mail["To"] == email
+    payload = mail.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    code = re.search(r"valid for an hour: (\S+)", payload.decode())
+    assert code is not None
+    confirm = f"{url}/confirm"
+    async with http.post(confirm, json={"token": code[1], "new_password": "short"}) as resp:
+        assert resp.status == 422
+    new_password = "a much longer new passphrase"
+    async with http.post(confirm, json={"token": code[1], "new_password": new_password}) as resp:
+        assert resp.status == 204
+    async with http.post(confirm, json={"token": code[1], "new_password": new_password}) as resp:
+        assert (resp.status, (await resp.json())["error"]["code"]) == (400, "INVALID_TOKEN")
+    async with http.post(f"{mailing.http_url}/api/auth/login",
+                         json={"email": email, "password": new_password}) as resp:  # fmt: skip
+        assert resp.status == 200
+
+
+async def test_a_reset_is_refused_plainly_where_the_server_sends_no_email(
+    srv: RunningServer, http: aiohttp.ClientSession
+) -> None:
+    async with http.post(f"{srv.http_url}/api/auth/password-reset",
+                         json={"email": "a@example.com"}) as resp:  # fmt: skip
+        assert (resp.status, (await resp.json())["error"]["code"]) == (503, "EMAIL_NOT_CONFIGURED")
