@@ -59,6 +59,7 @@ from control.app_keys import (
     WEBHOOKS_ALLOW_PRIVATE,
 )
 from control.auth import auth_middleware
+from control.daily_summary import DailySummaries
 from control.dialler import Dialler, DiallerConfig
 from control.email import EmailSender, SenderConfig, SmtpConfig
 from control.feed import FeedHub
@@ -372,6 +373,9 @@ async def running(
             ), SenderConfig(every_s=settings.email_every_s))  # fmt: skip
             mailer.start()
             stack.push_async_callback(mailer.aclose)
+            summaries = DailySummaries(pool, settings.daily_summary_hour_utc)
+            summaries.start()
+            stack.push_async_callback(summaries.aclose)
 
         def on_feed_event(event: dict[str, Any]) -> None:
             """Every process hears every feed event once: consent decided anywhere reaches

@@ -119,6 +119,8 @@ class Settings(BaseSettings):
     email_from: str = "Voxsouth <noreply@localhost>"
     email_every_s: float = Field(default=5.0, gt=0, le=3600)
     """How often each process sends the email due."""
+    daily_summary_hour_utc: int = Field(default=7, ge=0, le=23)
+    """From when (UTC) yesterday's summary goes to each org's owners and admins."""
     webhooks_allow_private: bool = False
     """Outbound webhooks may go to private and loopback addresses, and over http: for
     development only (refused in production)."""

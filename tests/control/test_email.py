@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import Message
 from typing import Any
@@ -20,6 +20,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from control.daily_summary import queue_summaries
 from control.email import EmailSender, SenderConfig, SmtpConfig
 from media.events import EscalationRaised
 from server.app import RunningServer
@@ -259,3 +260,37 @@ async def test_a_reset_is_refused_plainly_where_the_server_sends_no_email(
     async with http.post(f"{srv.http_url}/api/auth/password-reset",
                          json={"email": "a@example.com"}) as resp:  # fmt: skip
         assert (resp.status, (await resp.json())["error"]["code"]) == (503, "EMAIL_NOT_CONFIGURED")
+
+
+async def test_owners_and_admins_get_yesterdays_summary_once(
+    pool: Pool, smtp: tuple[Mailbox, int]
+) -> None:
+    mailbox, port = smtp
+    org = await make_org(pool, "Summarised org")
+    today_8am = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0)
+    yesterday = today_8am - timedelta(days=1)
+    for consent in (True, True, False):
+        call_id = await new_call(pool, org)
+        await pool.execute(
+            "UPDATE calls SET started_at = $2, status = 'completed', recording_consent = $3 "
+            "WHERE id = $1", call_id, yesterday, consent,
+        )  # fmt: skip
+    assert await queue_summaries(pool, today_8am.replace(hour=6), 7) == 0  # not yet
+    queued = await queue_summaries(pool, today_8am, 7)
+    assert queued >= 2  # other orgs' owners too, when they had calls yesterday
+    assert await queue_summaries(pool, today_8am, 7) == 0  # once a day
+    rows = await pool.fetch(
+        "SELECT to_address FROM email_outbox WHERE org_id = $1 AND kind = 'daily_summary'",
+        org.id,
+    )
+    assert sorted(r["to_address"] for r in rows) == sorted(
+        [org.emails["owner"], org.emails["admin"]]
+    )
+    await sending(pool, port).tick()
+    await asyncio.wait_for(mailbox.arrived.wait(), timeout(10))
+    ours = [m for m in mailbox.messages if m["To"] == org.emails["owner"]]
+    [summary] = ours
+    payload = summary.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    text = payload.decode()
+    assert "Calls: 3 (3 completed)" in text and "2 granted, 1 refused" in text
