@@ -48,6 +48,8 @@ class Action(StrEnum):
     CAMPAIGNS_READ = "campaigns:read"
     CAMPAIGNS_MANAGE = "campaigns:manage"
     """Make, fill, start, pause, resume and cancel campaigns."""
+    HEALTH_READ = "health:read"
+    """Read how the services the server depends on stand (hosts, errors)."""
     WEBHOOKS_MANAGE = "webhooks:manage"
     """Register outbound webhook endpoints, read and replay their deliveries."""
     SHOPPER_READ = "shopper:read"

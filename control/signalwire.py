@@ -289,6 +289,8 @@ class SignalWireClient:
         }
         self._space = config.space_url.rstrip("/")
         self._breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_s, clock)
+        self._last: tuple[float | None, float | None, str | None] = (None, None, None)
+        """When (epoch s) the last request ended, how long it took, and its failure."""
         self._base = (
             f"{config.space_url.rstrip('/')}/api/laml/{API_VERSION}"
             f"/Accounts/{quote(config.project_id, safe='')}"
@@ -501,22 +503,38 @@ class SignalWireClient:
                 retry_after_s=self._breaker.retry_after_s(),
             )
         attempts = 1 if admission is Admission.TRIAL else self._config.max_attempts
+        started = time.monotonic()
         try:
             result = await self._attempts(operation, request, parse, attempts, retry_after_sending)
-        except SignalWireUnavailable:
+        except SignalWireUnavailable as exc:
             self._breaker.record_failure()
             CIRCUIT_OPEN.set(1 if self._breaker.is_open else 0)
+            self._last = (time.time(), time.monotonic() - started, f"{operation}: {exc}")
             raise
         except SignalWireError:
             self._breaker.record_success()  # SignalWire answered: it is up
             CIRCUIT_OPEN.set(0)
+            self._last = (time.time(), time.monotonic() - started, None)
             raise
         except BaseException:
             self._breaker.release()
             raise
         self._breaker.record_success()
         CIRCUIT_OPEN.set(0)
+        self._last = (time.time(), time.monotonic() - started, None)
         return result
+
+    def health(self) -> dict[str, object]:
+        """What /health/dependencies reports: the circuit, and how the last request went (when,
+        how long, and its failure if SignalWire did not answer)."""
+        at, latency_s, error = self._last
+        return {
+            "configured": True,
+            "circuit_open": self._breaker.is_open,
+            "last_request_at": at,
+            "last_latency_ms": None if latency_s is None else round(latency_s * 1000),
+            "last_error": error,
+        }
 
     async def _attempts(
         self,

@@ -31,6 +31,7 @@ from control.api import bookings as bookings_api
 from control.api import caller_ids as caller_ids_api
 from control.api import calls as calls_api
 from control.api import campaigns as campaigns_api
+from control.api import dependencies as dependencies_api
 from control.api import escalations as escalations_api
 from control.api import feed as feed_api
 from control.api import numbers as numbers_api
@@ -45,6 +46,7 @@ from control.api import surveys as surveys_api
 from control.api import targets as targets_api
 from control.api import team as team_api
 from control.api import transcription as transcription_api
+from control.api.dependencies import DEPENDENCIES, DependenciesConfig
 from control.api.openapi import OpenApiRoutes
 from control.api.outbound import SIGNALWIRE, OutboundConfig, OutboundRoutes
 from control.api.session import SessionRoutes, SignInConfig
@@ -430,6 +432,11 @@ async def running(
         app[DIALLER] = dialler
         app[WEBHOOKS_ALLOW_PRIVATE] = settings.webhooks_allow_private
         app[EMAIL_ENABLED] = bool(settings.smtp_host)
+        app[DEPENDENCIES] = DependenciesConfig(
+            transcription_engine=settings.transcription_engine,
+            transcription_fallback=settings.transcription_fallback,
+            smtp_host=settings.smtp_host or None, smtp_port=settings.smtp_port,
+        )  # fmt: skip
         app[TRUSTED_ORIGINS] = settings.cors_origin_set
 
         async def end_feeds(_app: web.Application) -> None:
@@ -479,6 +486,7 @@ async def running(
         app.add_routes(surveys_api.routes())
         app.add_routes(shopper_api.routes())
         app.add_routes(outbound_webhooks_api.routes())
+        app.add_routes(dependencies_api.routes())
         app.add_routes(recordings_api.routes())
         app.add_routes(feed_api.routes())
         app.add_routes(dashboard.routes())

@@ -27,11 +27,12 @@ from server.app import RunningServer
 from storage import email_outbox
 from storage.db import Pool
 from storage.event_writer import write_events
-from tests.conftest import timeout
+from tests.conftest import SIGNALWIRE_PROJECT, SIGNALWIRE_TOKEN, timeout
 from tests.control.test_api_access import new_call
 from tests.control.test_bookings import AGENT, tomorrow_at_half_past_three
 from tests.control.test_targets_api import call_api
 from tests.support.accounts import make_org
+from tests.support.fake_signalwire import Fail, FakeSignalWire
 
 
 @dataclass
@@ -294,3 +295,39 @@ async def test_owners_and_admins_get_yesterdays_summary_once(
     assert isinstance(payload, bytes)
     text = payload.decode()
     assert "Calls: 3 (3 completed)" in text and "2 granted, 1 refused" in text
+
+
+async def test_an_admin_sees_how_signalwire_email_and_webhooks_stand(
+    start_server: Callable[..., AbstractAsyncContextManager[RunningServer]],
+    fake: FakeSignalWire, pool: Pool, smtp: tuple[Mailbox, int],
+) -> None:  # fmt: skip
+    org = await make_org(pool, "Dependent org")
+    settings = {"smtp_host": "127.0.0.1", "smtp_port": smtp[1], "smtp_security": "none",
+                "signalwire_space_url": fake.url, "signalwire_project_id": SIGNALWIRE_PROJECT,
+                "signalwire_api_token": SIGNALWIRE_TOKEN}  # fmt: skip
+    async with start_server(**settings) as srv:
+        status, report = await call_api(srv, org, "GET", "/api/health/dependencies",
+                                        role="admin")  # fmt: skip
+        assert status == 200, report
+        assert report["signalwire"]["configured"] and not report["signalwire"]["circuit_open"]
+        assert report["email"]["smtp"]["reachable"] is True
+        assert report["email"]["pending"] == 0
+        assert report["transcription"]["engine"] == srv.settings.transcription_engine
+        assert report["tts"] == {"configured": False}
+        # SignalWire failing: the report names the failure.
+        fake.script("create", [Fail(503)] * 10)
+        await pool.execute("UPDATE organizations SET plan = 'pro' WHERE id = $1", org.id)
+        await call_api(srv, org, "POST", "/api/calls",
+                       body={"to": "+17065550123", "from": org.number})  # fmt: skip
+        status, report = await call_api(srv, org, "GET", "/api/health/dependencies",
+                                        role="owner")  # fmt: skip
+        assert "create_call" in report["signalwire"]["last_error"]
+        assert report["signalwire"]["last_latency_ms"] >= 0
+        assert (await call_api(srv, org, "GET", "/api/health/dependencies",
+                               role="operator"))[0] == 403  # fmt: skip
+    async with start_server(smtp_host="127.0.0.1", smtp_port=free_port(),
+                            smtp_security="none") as srv:  # fmt: skip
+        status, report = await call_api(srv, org, "GET", "/api/health/dependencies",
+                                        role="admin")  # fmt: skip
+        assert report["email"]["smtp"]["reachable"] is False
+        assert report["signalwire"] == {"configured": False}
