@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 
 from control import dialling
 from control.metrics import CAMPAIGN_CALLS
+from control.periodic import Periodic
 from control.signalwire import SignalWireClient, SignalWireRejected, SignalWireUnavailable
 from storage import calls, campaigns, targets
 from storage.db import Pool
@@ -67,27 +68,17 @@ class Dialler:
         self._config = config
         self._process_id = process_id
         self._calls: set[asyncio.Task[None]] = set()
-        self._loop_task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("dialler", config.every_s, self.tick)
         self._warned = False
         self._ticks = 0
 
     def start(self) -> None:
-        async def run() -> None:
-            while True:
-                await asyncio.sleep(self._config.every_s)  # a period, not a wait for an event
-                try:
-                    await self.tick()
-                except Exception:
-                    log.exception("dialler tick failed; the next one tries again")
-
-        self._loop_task = asyncio.create_task(run(), name="dialler")
+        self._periodic.start()
 
     async def aclose(self, timeout_s: float = 5.0) -> None:
         """Stops claiming; calls being placed get `timeout_s` to finish asking SignalWire (one
         cut short stays `dialing` and is released by whichever process sweeps after it)."""
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            await asyncio.wait({self._loop_task})
+        await self._periodic.aclose()
         if self._calls:
             _done, pending = await asyncio.wait(set(self._calls), timeout=timeout_s)
             for task in pending:

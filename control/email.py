@@ -19,6 +19,7 @@ from typing import Literal
 import aiosmtplib
 
 from control.metrics import EMAILS
+from control.periodic import Periodic
 from storage import email_outbox
 from storage.db import Pool
 
@@ -67,23 +68,13 @@ class EmailSender:
         self._pool = pool
         self._smtp = smtp
         self._config = config
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("email-sender", config.every_s, self.tick)
 
     def start(self) -> None:
-        async def run() -> None:
-            while True:
-                await asyncio.sleep(self._config.every_s)  # a period, not a wait for an event
-                try:
-                    await self.tick()
-                except Exception:
-                    log.exception("email tick failed; the next one tries again")
-
-        self._task = asyncio.create_task(run(), name="email-sender")
+        self._periodic.start()
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait({self._task})
+        await self._periodic.aclose()
 
     async def tick(self) -> int:
         """Sends what is due; returns how many messages were tried."""

@@ -12,13 +12,13 @@ in each org's audit log as counts, never content.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections import Counter
 from dataclasses import dataclass
 
 from control.metrics import RETENTION_DELETED, RETENTION_FAILURES
+from control.periodic import Periodic
 from control.signalwire import SignalWireClient, SignalWireError
 from storage import accounts, retention
 from storage.db import Pool
@@ -45,7 +45,7 @@ class RetentionSweeper:
         self._pool = pool
         self._client = client
         self._config = config
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("retention-sweeper", config.every_s, self.sweep)
         self._warned_unconfigured = False
 
     async def sweep(self) -> Counter[retention.Kind] | None:
@@ -60,23 +60,10 @@ class RetentionSweeper:
 
     def start(self) -> None:
         """Sweeps every `every_s` until `aclose`."""
-
-        async def sweep_forever() -> None:
-            while True:
-                # A period, not a wait for an event; first, so that processes starting together
-                # do not all sweep at once.
-                await asyncio.sleep(self._config.every_s)
-                try:
-                    await self.sweep()
-                except Exception:
-                    log.exception("retention sweep failed; the next one tries again")
-
-        self._task = asyncio.create_task(sweep_forever(), name="retention-sweeper")
+        self._periodic.start()
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait({self._task})
+        await self._periodic.aclose()
 
     async def _sweep_orgs(self) -> Counter[retention.Kind]:
         async with self._pool.acquire() as conn:

@@ -35,6 +35,7 @@ from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
 from control.metrics import WEBHOOK_DELIVERIES
+from control.periodic import Periodic
 from control.sealed import Sealer
 from storage import outbound_webhooks
 from storage.db import Pool
@@ -102,7 +103,7 @@ class WebhookSender:
         self._sealer = sealer
         self._config = config
         self._session: aiohttp.ClientSession | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("webhook-sender", config.every_s, self.tick)
 
     async def __aenter__(self) -> WebhookSender:
         connector = aiohttp.TCPConnector(
@@ -114,22 +115,12 @@ class WebhookSender:
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait({self._task})
+        await self._periodic.aclose()
         if self._session is not None:
             await self._session.close()
 
     def start(self) -> None:
-        async def run() -> None:
-            while True:
-                await asyncio.sleep(self._config.every_s)  # a period, not a wait for an event
-                try:
-                    await self.tick()
-                except Exception:
-                    log.exception("webhook delivery tick failed; the next one tries again")
-
-        self._task = asyncio.create_task(run(), name="webhook-sender")
+        self._periodic.start()
 
     async def tick(self) -> int:
         """Sends what is due (at most `batch`, concurrently); returns how many were tried."""

@@ -61,10 +61,11 @@ from control.app_keys import (
     WEBHOOKS_ALLOW_PRIVATE,
 )
 from control.auth import auth_middleware
-from control.daily_summary import DailySummaries
+from control.daily_summary import queue_due
 from control.dialler import Dialler, DiallerConfig
 from control.email import EmailSender, SenderConfig, SmtpConfig
 from control.feed import FeedHub
+from control.periodic import Periodic
 from control.process_lease import LeaseConfig, ProcessLease
 from control.recordings import RecordingController
 from control.retention import RetentionConfig, RetentionSweeper
@@ -375,7 +376,8 @@ async def running(
             ), SenderConfig(every_s=settings.email_every_s))  # fmt: skip
             mailer.start()
             stack.push_async_callback(mailer.aclose)
-            summaries = DailySummaries(pool, settings.daily_summary_hour_utc)
+            hour = settings.daily_summary_hour_utc
+            summaries = Periodic("daily-summaries", 600, lambda: queue_due(pool, hour))
             summaries.start()
             stack.push_async_callback(summaries.aclose)
 

@@ -211,10 +211,10 @@ class SessionRoutes:
         wait = self._login_limiter.acquire(client_addr(request), time.monotonic())
         if wait:
             raise retry_later(429, "RATE_LIMITED", "too many requests; slow down", wait)
+        body = await parse_body(request, ResetBody)  # a bad body is the caller's fault first
         if not request.app[EMAIL_ENABLED]:
             raise ApiError(503, "EMAIL_NOT_CONFIGURED", "this server sends no email: an "
                            "administrator sets passwords (voxsouth admin)")  # fmt: skip
-        body = await parse_body(request, ResetBody)
         pool = request.app[POOL]
         user = await accounts.user_by_email(pool, body.email)
         if user is not None:  # an unknown address gets the same answer, and no mail
