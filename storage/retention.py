@@ -160,8 +160,9 @@ async def erase_calls(
     With `number`, the calls' numbers equal to it are replaced too."""
     ids = list(call_ids)
     erased: Counter[str] = Counter()
+    # Webhook deliveries carry what the feed rows did (evidence, words): they go with them.
     for table in ("transcript_segments", "dtmf_events", "feed_events", "escalations",
-                  "recordings"):  # fmt: skip
+                  "recordings", "webhook_deliveries"):  # fmt: skip
         status = await conn.execute(
             f"DELETE FROM {table} WHERE org_id = $1 AND call_id = ANY($2::uuid[])",
             org_id, ids, timeout=QUERY_TIMEOUT_S,

@@ -250,7 +250,7 @@ async def test_erasing_a_call_takes_its_words_digits_feed_alerts_and_recording(
     assert status == 200, body
     assert body == {"calls": 1, "erased": {
         "transcript_segments": 1, "dtmf_events": 1, "feed_events": 4, "escalations": 1,
-        "recordings": 1, "consent_evidence": 1,
+        "recordings": 1, "webhook_deliveries": 0, "consent_evidence": 1,
     }}  # fmt: skip
     assert await left(pool, call_id) == GONE
     assert await left(pool, kept) == KEPT
