@@ -13,7 +13,9 @@ whichever process hears them, even if the one that placed the call has died:
   wait that grows with each attempt (busy, no-answer, failed, an answering machine hung up
   on), moved into the target's calling hours, or done;
 - an attempt still `dialing` after `stale_after_s` (longer than any call rings, with no
-  webhook of it) was never placed: its process died first. It is released, not counted.
+  webhook of it) was never placed: its process died first. It is released, not counted;
+- a call going longer than `unfinished_after_s` with no final status heard (its callback
+  lost) is looked up at SignalWire, and its attempt ended if the call has.
 
 Without SignalWire credentials nothing is claimed (and a warning is logged once).
 """
@@ -30,7 +32,12 @@ from datetime import UTC, datetime
 from control import dialling
 from control.metrics import CAMPAIGN_CALLS
 from control.periodic import Periodic
-from control.signalwire import SignalWireClient, SignalWireRejected, SignalWireUnavailable
+from control.signalwire import (
+    SignalWireClient,
+    SignalWireError,
+    SignalWireRejected,
+    SignalWireUnavailable,
+)
 from storage import calls, campaigns, targets
 from storage.db import Pool
 
@@ -53,6 +60,8 @@ class DiallerConfig:
     every_s: float = 1.0
     batch: int = 20
     """Targets one campaign's claim takes at most per tick."""
+    unfinished_after_s: float = 3600.0
+    """A call going this long with no final status heard is asked about at SignalWire."""
     stale_after_s: float = 180.0
     """An attempt still `dialing` this long (no webhook of it) was never placed: longer than a
     call rings (SignalWire's create Timeout, 60 s) plus the time to ask."""
@@ -119,11 +128,32 @@ class Dialler:
                 task.add_done_callback(self._calls.discard)
         self._ticks += 1
         if self._ticks % SWEEP_EVERY_TICKS == 0:
-            # Each attempt's end completes its campaign; this catches the rest (a campaign
-            # started with no targets, a process that died between the two).
-            async with self._pool.acquire() as conn:
-                await campaigns.complete_finished(conn)
+            await self.sweep()
         return claimed
+
+    async def sweep(self) -> None:
+        """What the webhooks did not settle: calls whose final status was never heard are asked
+        about at SignalWire, and ended if they have; and campaigns with nothing left complete
+        (each attempt's end completes its campaign: this catches a campaign started with no
+        targets, or a process that died between the two)."""
+        assert self._client is not None
+        async with self._pool.acquire() as conn:
+            unfinished = await campaigns.unfinished_calls(
+                conn, self._config.unfinished_after_s, self._config.batch
+            )
+        for attempt_id, call_sid, status in unfinished:
+            if status not in calls.TERMINAL_STATUSES:
+                try:
+                    status = (await self._client.get_call(call_sid)).status
+                except SignalWireError as exc:
+                    log.warning("dialler: call %s not looked up: %s", call_sid, exc)
+                    continue
+            if status in calls.TERMINAL_STATUSES:
+                log.warning("dialler: call %s ended (%s) unheard: ending its attempt",
+                            call_sid, status)  # fmt: skip
+                await self._call_ended(attempt_id, status)
+        async with self._pool.acquire() as conn:
+            await campaigns.complete_finished(conn)
 
     async def wait_idle(self) -> None:
         """Returns once no call is being placed (for tests; wrap it in a timeout)."""

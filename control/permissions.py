@@ -48,6 +48,8 @@ class Action(StrEnum):
     CAMPAIGNS_READ = "campaigns:read"
     CAMPAIGNS_MANAGE = "campaigns:manage"
     """Make, fill, start, pause, resume and cancel campaigns."""
+    CAMPAIGN_LIMITS_MANAGE = "campaign_limits:manage"
+    """Set how many calls the org's campaigns may have in flight at once."""
     HEALTH_READ = "health:read"
     """Read how the services the server depends on stand (hosts, errors)."""
     WEBHOOKS_MANAGE = "webhooks:manage"

@@ -158,6 +158,21 @@ async def results(
     return [dict(r) for r in rows]
 
 
+async def org_cap(conn: Executor, org_id: uuid.UUID) -> int:
+    cap: int = await conn.fetchval(
+        "SELECT campaign_max_concurrent FROM organizations WHERE id = $1",
+        org_id, timeout=QUERY_TIMEOUT_S,
+    )  # fmt: skip
+    return cap
+
+
+async def set_org_cap(conn: Executor, org_id: uuid.UUID, cap: int) -> None:
+    await conn.execute(
+        "UPDATE organizations SET campaign_max_concurrent = $2 WHERE id = $1",
+        org_id, cap, timeout=QUERY_TIMEOUT_S,
+    )  # fmt: skip
+
+
 # --- the dialler's side (owner role, every org) --------------------------------------------
 
 
@@ -386,6 +401,19 @@ async def release_stale(conn: Executor, older_than_s: float) -> int:
         older_than_s, timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
     return int(status.split()[-1])
+
+
+async def unfinished_calls(conn: Executor, older_than_s: float, limit: int) -> list[Any]:
+    """Attempts whose call has been going longer than `older_than_s` with no final status heard
+    (its callback lost, say): (attempt_id, call_sid, our call status), the oldest first, for the
+    dialler to ask SignalWire about."""
+    return list(await conn.fetch(
+        """SELECT t.attempt_id, c.call_sid, c.status FROM campaign_targets t
+           JOIN calls c ON c.id = t.call_id
+           WHERE t.state = 'in_call' AND t.claimed_at < now() - make_interval(secs => $1)
+           ORDER BY t.claimed_at LIMIT $2""",
+        older_than_s, limit, timeout=QUERY_TIMEOUT_S,
+    ))  # fmt: skip
 
 
 async def complete_finished(

@@ -39,6 +39,8 @@ def routes() -> list[web.RouteDef]:
         web.get("/api/campaigns/{campaign_id}", get_campaign),
         web.post("/api/campaigns/{campaign_id}/targets", enroll_targets),
         web.get("/api/campaigns/{campaign_id}/results", campaign_results),
+        web.get("/api/org/campaign-limits", get_limits),
+        web.put("/api/org/campaign-limits", put_limits),
         *(
             web.post(f"/api/campaigns/{{campaign_id}}/{action}", _mover(action))
             for action in ("start", "pause", "resume", "cancel")
@@ -111,6 +113,12 @@ class CampaignBody(BaseModel):
     retries: Retries = Field(default_factory=Retries)
     on_machine: Literal["hangup", "message"] = "hangup"
     """An answering machine: hang up, or leave the flow as a message."""
+
+
+class LimitsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_concurrent: int = Field(ge=1, le=1000)
+    """Calls all of the org's campaigns (and bookings) may have in flight at once."""
 
 
 class EnrollBody(BaseModel):
@@ -271,3 +279,27 @@ def _mover(action: campaigns.Action) -> Any:
 
     move.__name__ = f"{action}_campaign"
     return move
+
+
+@doc("How many calls the organization's campaigns may have in flight at once")
+@requires(Action.CAMPAIGNS_READ)
+async def get_limits(request: web.Request) -> web.Response:
+    org_id = principal(request).org_id
+    async with tenant(request.app[POOL], org_id) as conn:
+        cap = await campaigns.org_cap(conn, org_id)
+    return web.json_response({"max_concurrent": cap})
+
+
+@doc("Set how many calls the organization's campaigns may have in flight at once",
+     body=LimitsBody, errors=(422,))  # fmt: skip
+@requires(Action.CAMPAIGN_LIMITS_MANAGE)
+async def put_limits(request: web.Request) -> web.Response:
+    body = await parse_body(request, LimitsBody)
+    org_id = principal(request).org_id
+    async with tenant(request.app[POOL], org_id) as conn, conn.transaction():
+        before = await campaigns.org_cap(conn, org_id)
+        await campaigns.set_org_cap(conn, org_id, body.max_concurrent)
+        await audit.record(conn, request, "org.campaign_limits.set", resource_type="org",
+                           resource_id=str(org_id), before={"max_concurrent": before},
+                           after={"max_concurrent": body.max_concurrent})  # fmt: skip
+    return web.json_response({"max_concurrent": body.max_concurrent})

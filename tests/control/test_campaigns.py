@@ -318,3 +318,44 @@ async def test_a_call_signalwire_refuses_counts_as_failed_and_is_retried(
     await d.tick()
     await asyncio.wait_for(d.wait_idle(), timeout(10))
     assert (await states(pool, campaign_id))[number] == ("pending", 1, "failed")
+
+
+async def test_a_call_whose_final_status_never_came_is_looked_up_at_signalwire(
+    dialling: RunningServer, pool: Pool, fake: FakeSignalWire
+) -> None:
+    org = await make_org(pool, "Lost callback")
+    [number] = numbers(1)
+    campaign_id = await campaign_of(dialling, pool, org, [number])
+    d = dialler(dialling)
+    await d.tick()
+    await asyncio.wait_for(d.wait_idle(), timeout(10))
+    [call_sid] = list(fake.calls)
+    fake.end_call(call_sid, "no-answer")  # ...and its status callback is lost on the way
+    await d.sweep()
+    assert (await states(pool, campaign_id))[number] == ("in_call", 1, None)  # not long enough
+    await pool.execute(
+        "UPDATE campaign_targets SET claimed_at = now() - interval '2 hours' "
+        "WHERE campaign_id = $1", uuid.UUID(campaign_id),
+    )  # fmt: skip
+    await d.sweep()
+    await asyncio.wait_for(d.wait_idle(), timeout(10))
+    assert (await states(pool, campaign_id))[number] == ("pending", 1, "no-answer")
+    assert fake.requests_for("fetch")[-1].path.endswith(f"/Calls/{call_sid}.json")
+
+
+async def test_an_admin_sets_the_orgs_cap_over_all_its_campaigns(
+    dialling: RunningServer, pool: Pool, fake: FakeSignalWire
+) -> None:
+    org = await make_org(pool, "Capped org")
+    path = "/api/org/campaign-limits"
+    assert (await call_api(dialling, org, "GET", path, role="analyst"))[1] == {"max_concurrent": 20}
+    assert (await call_api(dialling, org, "PUT", path, body={"max_concurrent": 3}))[0] == 403
+    status, limits = await call_api(dialling, org, "PUT", path, role="admin",
+                                    body={"max_concurrent": 3})  # fmt: skip
+    assert (status, limits) == (200, {"max_concurrent": 3})
+    first = await campaign_of(dialling, pool, org, numbers(4), max_concurrent=5)
+    d = dialler(dialling)
+    await d.tick()
+    await asyncio.wait_for(d.wait_idle(), timeout(10))
+    assert len(await placed_calls(fake)) == 3  # the org's cap, under the campaign's 5
+    assert sum(s[0] == "in_call" for s in (await states(pool, first)).values()) == 3
