@@ -355,7 +355,8 @@ async def running(
         dialler = Dialler(
             pool, sw_client,
             DiallerConfig(public_url, calls_per_second=settings.signalwire_calls_per_second,
-                          every_s=settings.dialler_every_s),
+                          every_s=settings.dialler_every_s,
+                          stale_after_s=settings.dialler_stale_after_s),
             lease.id,
         )  # fmt: skip
         dialler.start()

@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     """How often each process sends the outbound webhooks due."""
     dialler_every_s: float = Field(default=1.0, gt=0, le=3600)
     """How often each process's campaign dialler looks for targets due a call."""
+    dialler_stale_after_s: float = Field(default=180.0, ge=1, le=3600)
+    """A campaign attempt still being placed after this long, with no webhook of it, was never
+    placed (its process died first): it is released and tried again. Longer than a call rings."""
     signalwire_calls_per_second: float = Field(default=1.0, gt=0, le=100)
     """The SignalWire project's outbound calls per second: the campaign dialler keeps every
     process together within it (SignalWire queues calls beyond the project's limit)."""
