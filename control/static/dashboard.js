@@ -1,9 +1,10 @@
 // Voxsouth supervisor dashboard: live and recent calls, a call's transcript, consent evidence,
 // escalations and recordings, and escalation alerts (the Calls view, the default); the voice
 // targets, their CSV import and the do-not-call list (Targets); outbound campaigns with their
-// progress, refreshed every few seconds while one runs (Campaigns); phone surveys with their
-// results counted per question (Surveys); secret-shopper scripts with the calls scored against
-// them and the trend per line tested (Shopper).
+// progress, refreshed every few seconds while one runs (Campaigns); callbacks booked at the
+// callee's local time, rescheduled or cancelled while they wait (Bookings); phone surveys with
+// their results counted per question (Surveys); secret-shopper scripts with the calls scored
+// against them and the trend per line tested (Shopper).
 //
 // Plain browser JavaScript, no build step, no dependencies. State comes from the REST API
 // (/api/calls, /api/escalations) and is kept current by the live feed (/api/feed over
@@ -26,6 +27,9 @@
   const MANAGERS = new Set(["owner", "admin", "operator"]);
   // do_not_call:remove: taking a number off the list lets it be called again.
   const LIST_REMOVERS = new Set(["owner", "admin"]);
+  // bookings:read, and bookings:manage (book, reschedule and cancel callbacks).
+  const BOOKING_READERS = new Set(["owner", "admin", "operator", "analyst"]);
+  const BOOKING_MANAGERS = new Set(["owner", "admin", "operator"]);
   // surveys:read and shopper:read (viewers get 403 and are not offered those views).
   const SURVEY_READERS = new Set(["owner", "admin", "operator", "analyst"]);
   const SHOPPER_READERS = new Set(["owner", "admin", "operator", "analyst"]);
@@ -46,6 +50,10 @@
   const TARGETS_PAGE = 50;
   const CAMPAIGNS_PAGE = 50;
   const RESULTS_PAGE = 100;
+  const BOOKINGS_PAGE = 50;
+  // The bookings list starts a day back: a callback being placed, or just placed, stays in
+  // sight (with its call) next to the ones to come.
+  const BOOKINGS_SINCE_MS = 24 * 60 * 60 * 1000;
   const CAMPAIGN_POLL_MS = 2000; // the feed has no campaign events: a running one is polled
   const MAX_IMPORT_BYTES = 5 * 1024 * 1024; // the server's limit (control/api/targets.py)
   const MAX_REJECTED_SHOWN = 500;
@@ -54,6 +62,7 @@
     calls: "dashboard",
     targets: "targets-view",
     campaigns: "campaigns-view",
+    bookings: "bookings-view",
     surveys: "surveys-view",
     shopper: "shopper-view",
   };
@@ -61,6 +70,7 @@
   const VIEW_ROLES = {
     targets: PLANNERS,
     campaigns: PLANNERS,
+    bookings: BOOKING_READERS,
     surveys: SURVEY_READERS,
     shopper: SHOPPER_READERS,
   };
@@ -137,6 +147,9 @@
     campaignRefreshing: 0, // refreshes in flight (a poll waits for them)
     campaignRefreshFailed: false, // the error shown is a refresh's, cleared by the next one
     campaignPoll: null, // setInterval id while the shown campaign runs
+    bookings: new Map(), // the bookings listed, by id
+    bookingItems: new Map(), // their <li> by id
+    bookingLoads: 0, // loads of the bookings list started (a newer one wins)
     surveys: new Map(), // the surveys listed, by id
     surveyItems: new Map(), // their <li> by id
     surveyId: null, // the survey in the detail panel
@@ -432,16 +445,17 @@
     showLogin();
   }
 
-  // ---- Views: calls (the default), targets, campaigns, surveys, shopper ----------------------
+  // ---- Views: calls (the default), targets, campaigns, bookings, surveys, shopper ------------
 
   function mayOpen(view) {
     if (view === "calls") return true;
     return VIEW_ROLES[view] !== undefined && hasRole(VIEW_ROLES[view]);
   }
 
-  // What the signed-in role is offered: viewers read neither targets, campaigns, surveys nor
-  // shopper scores; only managers import, add to the do-not-call list, make or move campaigns
-  // and make or ask surveys; only owners, admins and analysts write scripts and score calls.
+  // What the signed-in role is offered: viewers read neither targets, campaigns, bookings,
+  // surveys nor shopper scores; only managers import, add to the do-not-call list, make or move
+  // campaigns, book, move or cancel callbacks and make or ask surveys; only owners, admins and
+  // analysts write scripts and score calls.
   function setUpViews() {
     el("views-nav").hidden = false;
     for (const button of document.querySelectorAll(".view-button")) {
@@ -451,6 +465,8 @@
     el("import-panel").hidden = !manage;
     el("dnc-form").hidden = !manage;
     el("new-campaign-panel").hidden = !manage;
+    el("new-booking-panel").hidden = !hasRole(BOOKING_MANAGERS);
+    if (hasRole(BOOKING_MANAGERS)) fillTimeZones();
     el("new-survey-panel").hidden = !hasRole(SURVEY_MANAGERS);
     el("survey-attach-form").hidden = !hasRole(SURVEY_MANAGERS);
     const score = hasRole(SHOPPER_SCORERS);
@@ -468,6 +484,7 @@
     if (shown !== "campaigns") stopCampaignPoll();
     if (shown === "targets") openTargets();
     if (shown === "campaigns") openCampaigns();
+    if (shown === "bookings") openBookings();
     if (shown === "surveys") openSurveys();
     if (shown === "shopper") openShopper();
   }
@@ -507,6 +524,7 @@
     el("campaign-detail").hidden = true;
     el("campaign-none").hidden = false;
     el("campaign-title").textContent = "Campaign";
+    clearBookings();
     clearSurveys();
     clearShopper();
   }
@@ -1818,6 +1836,462 @@
     await selectCampaign(created.id);
   }
 
+  // ---- Bookings (callbacks) ----------------------------------------------------------------
+  // A booking is a call placed at the time the callee asked for, read in their time zone: the
+  // page shows that time as the server gives it (`local_at`, with the zone's offset), and a
+  // time written in the form (<input type="datetime-local">) is sent as it is, for the server
+  // to read in the callee's zone.
+
+  function openBookings() {
+    loadBookings();
+  }
+
+  // Signed out: the view forgets what it showed.
+  function clearBookings() {
+    state.bookings.clear();
+    state.bookingItems.clear();
+    state.bookingLoads += 1; // answers still in flight are dropped
+    el("bookings-view").hidden = true;
+    el("bookings-list").replaceChildren();
+    for (const id of ["bookings-count", "bookings-outcome", "new-booking-outcome"]) {
+      el(id).textContent = "";
+    }
+    showError("bookings-error", "");
+    showError("new-booking-error", "");
+    el("new-booking-form").reset();
+    markInvalidBookingFields([]);
+    onBookingFlow();
+    el("bookings-empty").hidden = true;
+    el("bookings-more").hidden = true;
+  }
+
+  // The IANA zones this browser knows, offered as the time zone field's suggestions.
+  function fillTimeZones() {
+    const list = el("booking-zones");
+    if (list.children.length > 0 || typeof Intl.supportedValuesOf !== "function") return;
+    let zones = [];
+    try {
+      zones = Intl.supportedValuesOf("timeZone");
+    } catch (err) {
+      return; // suggestions are a courtesy
+    }
+    list.append(
+      ...zones.map((zone) => {
+        const option = node("option");
+        option.value = zone;
+        return option;
+      }),
+    );
+  }
+
+  async function loadBookings() {
+    state.bookingLoads += 1;
+    const load = state.bookingLoads;
+    const since = new Date(Date.now() - BOOKINGS_SINCE_MS).toISOString();
+    const query = new URLSearchParams({ from: since, limit: String(BOOKINGS_PAGE) });
+    const button = el("bookings-refresh");
+    button.disabled = true;
+    let page;
+    try {
+      page = await api("GET", `/api/bookings?${query}`);
+    } catch (err) {
+      if (load === state.bookingLoads && err.status !== 401) {
+        showError("bookings-error", `Could not load the bookings: ${errorText(err)}`);
+      }
+      return;
+    } finally {
+      if (load === state.bookingLoads) button.disabled = false;
+    }
+    if (load !== state.bookingLoads || !state.me) return; // a newer load, or signed out
+    showError("bookings-error", "");
+    renderBookings(page.bookings);
+  }
+
+  function renderBookings(bookings) {
+    const list = el("bookings-list");
+    const active = document.activeElement;
+    const items = new Map();
+    for (const booking of bookings) {
+      const li = state.bookingItems.get(booking.id) || bookingItem(booking.id);
+      state.bookings.set(booking.id, booking);
+      fillBooking(li, booking);
+      items.set(booking.id, li);
+    }
+    // Kept items keep their open forms, what is written in them and their errors.
+    [...items.values()].forEach((li, i) => {
+      if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
+    });
+    while (list.children.length > items.size) list.lastElementChild.remove();
+    for (const id of state.bookings.keys()) if (!items.has(id)) state.bookings.delete(id);
+    state.bookingItems = items;
+    // A row moved (rescheduled, it took its new place): the focus it held goes back to it.
+    if (active && active !== document.activeElement && list.contains(active)) active.focus();
+    el("bookings-count").textContent = items.size ? `(${items.size})` : "";
+    el("bookings-empty").hidden = items.size > 0;
+    el("bookings-more").hidden = items.size < BOOKINGS_PAGE;
+  }
+
+  // When the call is due, where the callee is: the date and time `local_at` names (the
+  // server's reading of the callee's zone), not shifted by the browser's zone.
+  function bookingWhen(booking) {
+    const local = typeof booking.local_at === "string" ? booking.local_at : "";
+    const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(local);
+    if (!m) return dateTime(booking.at);
+    const day = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
+    const date = day.toLocaleDateString(undefined, {
+      weekday: "short",
+      year: "numeric",
+      month: "short",
+      day: "numeric",
+      timeZone: "UTC",
+    });
+    return `${date}, ${m[4]}:${m[5]} ${booking.time_zone}`;
+  }
+
+  // The same instant on this browser's clock, when its zone is another.
+  function yourTime(booking) {
+    let here = "";
+    try {
+      here = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+    } catch (err) {
+      here = "";
+    }
+    if (!here || here === booking.time_zone) return "";
+    const d = new Date(booking.at);
+    if (Number.isNaN(d.getTime())) return "";
+    return `your time ${d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" })}`;
+  }
+
+  function bookingFlowText(flow) {
+    if (!flow) return "";
+    if (flow.connect) return `connect to ${flow.connect}`;
+    if (flow.say) return `say “${flow.say}”`;
+    return "";
+  }
+
+  // A datetime-local input's value ("2026-12-08T15:30") for the booking's local time.
+  function localInputValue(booking) {
+    const local = typeof booking.local_at === "string" ? booking.local_at : "";
+    return /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(local) ? local.slice(0, 16) : "";
+  }
+
+  function bookingItem(id) {
+    const li = node("li", "booking");
+    li.dataset.bookingId = id;
+    const info = node("div", "booking-info");
+
+    const actions = node("div", "actions booking-actions");
+    const open = node("button", "secondary open-booking-call", "Open call");
+    open.type = "button";
+    open.addEventListener("click", () => {
+      if (open.dataset.callId) openCallFromView(open.dataset.callId);
+    });
+    const move = node("button", "secondary reschedule", "Reschedule…");
+    move.type = "button";
+    const cancel = node("button", "secondary danger cancel-booking", "Cancel…");
+    cancel.type = "button";
+    actions.append(open, move, cancel);
+
+    const form = node("form", "inline-form reschedule-form");
+    form.noValidate = true;
+    form.hidden = true;
+    const row = node("p");
+    const input = node("input", "reschedule-at");
+    input.type = "datetime-local";
+    input.id = `reschedule-at-${id}`;
+    const label = node("label", "reschedule-label");
+    label.htmlFor = input.id;
+    row.append(label, input);
+    const buttons = node("p", "form-buttons");
+    const save = node("button", "", "Save");
+    save.type = "submit";
+    const keepTime = node("button", "secondary keep-time", "Keep the time");
+    keepTime.type = "button";
+    buttons.append(save, keepTime);
+    form.append(row, buttons);
+
+    const confirm = node("div", "confirm cancel-confirm");
+    confirm.hidden = true;
+    const question = node("p", "cancel-question");
+    question.id = `cancel-question-${id}`;
+    const confirmButtons = node("div", "actions");
+    const yes = node("button", "danger", "Cancel booking");
+    yes.type = "button";
+    yes.setAttribute("aria-describedby", question.id);
+    const no = node("button", "secondary", "Keep it");
+    no.type = "button";
+    confirmButtons.append(yes, no);
+    confirm.append(question, confirmButtons);
+
+    const error = node("p", "error booking-error");
+    error.setAttribute("role", "alert");
+    error.hidden = true;
+
+    move.addEventListener("click", () => {
+      const booking = state.bookings.get(id);
+      if (!booking) return;
+      input.value = localInputValue(booking);
+      form.hidden = false;
+      move.hidden = true;
+      input.focus();
+    });
+    keepTime.addEventListener("click", () => {
+      form.hidden = true;
+      refillBooking(id);
+      move.focus();
+    });
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      rescheduleBooking(id);
+    });
+    cancel.addEventListener("click", () => {
+      confirm.hidden = false;
+      cancel.hidden = true;
+      yes.focus();
+    });
+    no.addEventListener("click", () => {
+      confirm.hidden = true;
+      refillBooking(id);
+      cancel.focus();
+    });
+    yes.addEventListener("click", () => cancelBooking(id));
+
+    li.append(info, actions, form, confirm, error);
+    return li;
+  }
+
+  function refillBooking(id) {
+    const li = state.bookingItems.get(id);
+    const booking = state.bookings.get(id);
+    if (li && booking) fillBooking(li, booking);
+  }
+
+  function fillBooking(li, booking) {
+    // What a row's error said is about what it was: a booking that moved on clears it.
+    const changed = li.dataset.state !== booking.state || li.dataset.status !== booking.status;
+    if (changed && li.dataset.state !== undefined) bookingRowError(li, "");
+    li.dataset.state = booking.state;
+    li.dataset.status = booking.status;
+    const when = bookingWhen(booking);
+    const head = node("p", "call-line");
+    head.append(node("strong", "number", booking.number), node("span", "booking-when", when));
+    const mine = yourTime(booking);
+    if (mine) head.append(node("span", "booking-your-time", `(${mine})`));
+    const progress = node("p", "call-line");
+    // A cancelled booking says so once (its target is skipped, its outcome "cancelled"), unless
+    // its call was under way.
+    const cancelled = booking.status === "cancelled";
+    if (cancelled) {
+      progress.append(node("span", "badge status campaign-status status-cancelled", "cancelled"));
+    }
+    if (!cancelled || booking.state !== "skipped") {
+      const stateClass = `badge status booking-state state-${booking.state}`;
+      progress.append(node("span", stateClass, booking.state.replace("_", " ")));
+    }
+    if (booking.outcome && !(cancelled && booking.outcome === "cancelled")) {
+      progress.append(node("span", "booking-outcome", booking.outcome));
+    }
+    const tries = `${booking.attempts} of ${plural(booking.max_attempts, "attempt")}`;
+    progress.append(node("span", "booking-attempts", tries));
+    const does = node("p", "booking-does");
+    does.append(node("span", "booking-flow-text", bookingFlowText(booking.flow)));
+    if (booking.from) does.append(node("span", "booking-from", ` · from ${booking.from}`));
+    const parts = [head, progress, does];
+    if (booking.remind_email) {
+      const before = booking.remind_before_min;
+      const text = `reminder to ${booking.remind_email}${before ? `, ${before} min before` : ""}`;
+      parts.push(node("p", "booking-reminder", text));
+    }
+    li.querySelector(".booking-info").replaceChildren(...parts);
+
+    const manage = hasRole(BOOKING_MANAGERS);
+    const waiting = booking.status === "running" && booking.state === "pending";
+    const open = li.querySelector(".open-booking-call");
+    open.hidden = !booking.call_id;
+    open.dataset.callId = booking.call_id || "";
+    open.setAttribute("aria-label", `Open the call to ${booking.number}`);
+    const form = li.querySelector(".reschedule-form");
+    if (!manage || !waiting) form.hidden = true;
+    const move = li.querySelector(".reschedule");
+    move.hidden = !manage || !waiting || !form.hidden;
+    move.setAttribute("aria-label", `Reschedule the callback to ${booking.number}`);
+    li.querySelector(".reschedule-label").textContent =
+      `New time for ${booking.number} (${booking.time_zone})`;
+    const confirm = li.querySelector(".cancel-confirm");
+    if (!manage || booking.status !== "running") confirm.hidden = true;
+    const cancel = li.querySelector(".cancel-booking");
+    cancel.hidden = !manage || booking.status !== "running" || !confirm.hidden;
+    cancel.setAttribute("aria-label", `Cancel the callback to ${booking.number}`);
+    li.querySelector(".cancel-question").textContent =
+      `Cancel the callback to ${booking.number} on ${when}? ` +
+      "A call in progress ends as it would. This cannot be undone.";
+    li.querySelector(".booking-actions").hidden = open.hidden && move.hidden && cancel.hidden;
+  }
+
+  function bookingRowError(li, message) {
+    const p = li.querySelector(".booking-error");
+    p.textContent = message || "";
+    p.hidden = !message;
+  }
+
+  // An API error in words, always naming the fields it names (the server's words for a field
+  // often are its whole message: "at: the time has passed").
+  function fieldsText(err) {
+    const fields = bookingErrorFields(err);
+    if (!fields.length) return err.message;
+    const parts = fields.map((f) => (f.field ? `${f.field}: ${f.message}` : f.message));
+    const same = fields.every((f) => f.message === err.message);
+    return same ? parts.join("; ") : `${err.message} (${parts.join("; ")})`;
+  }
+
+  function bookingErrorFields(err) {
+    const fields = err.details && Array.isArray(err.details.fields) ? err.details.fields : [];
+    return fields.filter((f) => f && typeof f.message === "string" && f.message);
+  }
+
+  async function rescheduleBooking(id) {
+    const li = state.bookingItems.get(id);
+    if (!li) return;
+    const input = li.querySelector(".reschedule-at");
+    bookingRowError(li, "");
+    el("bookings-outcome").textContent = "";
+    if (!input.value) {
+      bookingRowError(li, "Choose the new date and time.");
+      input.focus();
+      return;
+    }
+    const buttons = [...li.querySelectorAll(".reschedule-form button")];
+    for (const b of buttons) b.disabled = true;
+    let moved;
+    try {
+      moved = await api("PATCH", `/api/bookings/${encodeURIComponent(id)}`, { at: input.value });
+    } catch (err) {
+      if (err.status === 409 || err.status === 404) await loadBookings(); // what it is now
+      bookingRowError(li, `Could not reschedule the callback: ${fieldsText(err)}`);
+      input.setAttribute("aria-invalid", String(err.status === 422));
+      return;
+    } finally {
+      for (const b of buttons) b.disabled = false;
+    }
+    input.removeAttribute("aria-invalid");
+    li.querySelector(".reschedule-form").hidden = true;
+    state.bookings.set(id, moved);
+    fillBooking(li, moved);
+    li.querySelector(".reschedule").focus();
+    el("bookings-outcome").textContent =
+      `The callback to ${moved.number} is moved to ${bookingWhen(moved)}.`;
+    await loadBookings(); // its place among the others
+  }
+
+  async function cancelBooking(id) {
+    const li = state.bookingItems.get(id);
+    if (!li) return;
+    bookingRowError(li, "");
+    el("bookings-outcome").textContent = "";
+    const buttons = [...li.querySelectorAll(".cancel-confirm button")];
+    for (const b of buttons) b.disabled = true;
+    let cancelled;
+    try {
+      cancelled = await api("POST", `/api/bookings/${encodeURIComponent(id)}/cancel`);
+    } catch (err) {
+      if (err.status === 409 || err.status === 404) await loadBookings(); // what it is now
+      bookingRowError(li, `Could not cancel the callback: ${fieldsText(err)}`);
+      return;
+    } finally {
+      for (const b of buttons) b.disabled = false;
+    }
+    li.querySelector(".cancel-confirm").hidden = true;
+    state.bookings.set(id, cancelled);
+    fillBooking(li, cancelled);
+    el("bookings-title").focus(); // its buttons are gone
+    el("bookings-outcome").textContent =
+      `The callback to ${cancelled.number} on ${bookingWhen(cancelled)} is cancelled.`;
+    await loadBookings();
+  }
+
+  function onBookingFlow() {
+    const say = el("booking-flow-say").checked;
+    el("booking-say-row").hidden = !say;
+    el("booking-connect-row").hidden = say;
+  }
+
+  // The form's inputs by the field the server names in an error.
+  const BOOKING_INPUTS = {
+    number: "booking-number",
+    at: "booking-at",
+    time_zone: "booking-zone",
+    connect: "booking-connect",
+    say: "booking-say",
+    from: "booking-from",
+    max_attempts: "booking-attempts",
+    remind_email: "booking-email",
+    remind_before_min: "booking-remind-min",
+  };
+
+  // Marks the inputs of the fields named (and only those) invalid; focuses the first.
+  function markInvalidBookingFields(names) {
+    const named = new Set(names);
+    let first = null;
+    for (const [field, id] of Object.entries(BOOKING_INPUTS)) {
+      const input = el(id);
+      if (named.has(field) && input.offsetParent !== null) {
+        input.setAttribute("aria-invalid", "true");
+        input.setAttribute("aria-errormessage", "new-booking-error");
+        first = first || input;
+      } else {
+        input.removeAttribute("aria-invalid");
+        input.removeAttribute("aria-errormessage");
+      }
+    }
+    if (first) first.focus();
+  }
+
+  // A number in a field the server wants in E.164: the usual separators dropped.
+  function e164(value) {
+    return value.replace(/[\s().-]/g, "");
+  }
+
+  async function onCreateBooking(event) {
+    event.preventDefault();
+    showError("new-booking-error", "");
+    el("new-booking-outcome").textContent = "";
+    markInvalidBookingFields([]);
+    const body = {
+      number: el("booking-number").value.trim(),
+      at: el("booking-at").value,
+      from: e164(el("booking-from").value),
+    };
+    if (el("booking-flow-say").checked) body.say = el("booking-say").value.trim();
+    else body.connect = e164(el("booking-connect").value);
+    const zone = el("booking-zone").value.trim();
+    if (zone) body.time_zone = zone;
+    const attempts = el("booking-attempts").value.trim();
+    if (attempts) body.max_attempts = Number(attempts);
+    const email = el("booking-email").value.trim();
+    if (email) {
+      body.remind_email = email;
+      const before = el("booking-remind-min").value.trim();
+      if (before) body.remind_before_min = Number(before);
+    }
+    const submit = el("booking-submit");
+    submit.disabled = true;
+    let created;
+    try {
+      created = await api("POST", "/api/bookings", body);
+    } catch (err) {
+      showError("new-booking-error", `Could not book the callback: ${fieldsText(err)}`);
+      markInvalidBookingFields(bookingErrorFields(err).map((f) => f.field));
+      return;
+    } finally {
+      submit.disabled = false;
+    }
+    el("new-booking-form").reset();
+    onBookingFlow();
+    el("new-booking-outcome").textContent =
+      `Callback to ${created.number} booked for ${bookingWhen(created)}.`;
+    await loadBookings();
+  }
+
   // ---- Surveys ---------------------------------------------------------------------------
 
   function openSurveys() {
@@ -2867,6 +3341,10 @@
     }
     el("campaign-cancel-button").addEventListener("click", askCancelCampaign);
     el("campaign-cancel-no").addEventListener("click", keepCampaign);
+    el("bookings-refresh").addEventListener("click", () => loadBookings());
+    el("new-booking-form").addEventListener("submit", onCreateBooking);
+    el("booking-flow-connect").addEventListener("change", onBookingFlow);
+    el("booking-flow-say").addEventListener("change", onBookingFlow);
     el("question-kind").addEventListener("change", onQuestionKind);
     el("question-add").addEventListener("click", onAddQuestion);
     el("new-survey-form").addEventListener("submit", onCreateSurvey);
