@@ -86,10 +86,12 @@ async def list_bookings(
 async def reschedule(
     conn: Executor, org_id: uuid.UUID, booking_id: uuid.UUID, at: datetime
 ) -> bool:
-    """Moves a booking still waiting for its call to `at`; False when it is not waiting
-    (being called, called, or cancelled)."""
+    """Moves a booking still waiting for its call to `at`, with its attempts afresh (a time
+    someone chose again, not a retry); False when it is not waiting (being called, called, or
+    cancelled)."""
     status: str = await conn.execute(
-        """UPDATE campaign_targets t SET next_at = $3, updated_at = now()
+        """UPDATE campaign_targets t SET next_at = $3, attempts = 0, outcome = NULL,
+                                         updated_at = now()
            FROM campaigns c
            WHERE c.id = t.campaign_id AND c.org_id = $1 AND c.id = $2 AND c.kind = 'booking'
              AND c.status = 'running' AND t.state = 'pending'""",
