@@ -63,7 +63,15 @@ from control.app_keys import (
 from control.auth import auth_middleware
 from control.daily_summary import queue_due
 from control.dialler import Dialler, DiallerConfig
-from control.email import EmailSender, SenderConfig, SmtpConfig
+from control.email import (
+    EmailSender,
+    ResendConfig,
+    SenderConfig,
+    SmtpConfig,
+    Transport,
+    resend_transport,
+    smtp_transport,
+)
 from control.feed import FeedHub
 from control.periodic import Periodic
 from control.process_lease import LeaseConfig, ProcessLease
@@ -238,6 +246,24 @@ def server_urls(settings: Settings, listeners: Listeners) -> ServerUrls:
     return ServerUrls(http_url, media_url, (settings.public_url or http_url).rstrip("/"))
 
 
+async def _email_transport(settings: Settings, stack: AsyncExitStack) -> Transport | None:
+    """How email leaves: Resend's HTTP API with a key, else the SMTP server, else not at all."""
+    if settings.resend_api_key is not None:
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        return resend_transport(ResendConfig(
+            api_key=settings.resend_api_key.get_secret_value(), sender=settings.email_from,
+            base_url=settings.resend_url,
+        ), session)  # fmt: skip
+    if settings.smtp_host:
+        password = settings.smtp_password
+        return smtp_transport(SmtpConfig(
+            host=settings.smtp_host, port=settings.smtp_port, username=settings.smtp_username,
+            password=password.get_secret_value() if password else None,
+            security=settings.smtp_security, sender=settings.email_from,
+        ))  # fmt: skip
+    return None
+
+
 @asynccontextmanager
 async def running(
     settings: Settings, place: WorkerPlace | None = None
@@ -367,14 +393,9 @@ async def running(
                            allow_private=settings.webhooks_allow_private),
         ))  # fmt: skip
         sender.start()
-        if settings.smtp_host:
-            password = settings.smtp_password
-            mailer = EmailSender(pool, SmtpConfig(
-                host=settings.smtp_host, port=settings.smtp_port,
-                username=settings.smtp_username,
-                password=password.get_secret_value() if password else None,
-                security=settings.smtp_security, sender=settings.email_from,
-            ), SenderConfig(every_s=settings.email_every_s))  # fmt: skip
+        transport = await _email_transport(settings, stack)
+        if transport is not None:
+            mailer = EmailSender(pool, transport, SenderConfig(every_s=settings.email_every_s))
             mailer.start()
             stack.push_async_callback(mailer.aclose)
             hour = settings.daily_summary_hour_utc
@@ -434,11 +455,12 @@ async def running(
         app[RECORDER] = recorder
         app[DIALLER] = dialler
         app[WEBHOOKS_ALLOW_PRIVATE] = settings.webhooks_allow_private
-        app[EMAIL_ENABLED] = bool(settings.smtp_host)
+        app[EMAIL_ENABLED] = transport is not None
         app[DEPENDENCIES] = DependenciesConfig(
             transcription_engine=settings.transcription_engine,
             transcription_fallback=settings.transcription_fallback,
             smtp_host=settings.smtp_host or None, smtp_port=settings.smtp_port,
+            resend=settings.resend_api_key is not None,
         )  # fmt: skip
         app[TRUSTED_ORIGINS] = settings.cors_origin_set
 

@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    resend_api_key: SecretStr | None = None
+    """Send email through Resend's HTTP API instead of SMTP."""
+    resend_url: str = "https://api.resend.com"
     email_from: str = "Voxsouth <noreply@localhost>"
     email_every_s: float = Field(default=5.0, gt=0, le=3600)
     """How often each process sends the email due."""

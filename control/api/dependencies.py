@@ -32,6 +32,8 @@ class DependenciesConfig:
     transcription_fallback: str
     smtp_host: str | None
     smtp_port: int
+    resend: bool = False
+    """Email goes through Resend's HTTP API (not probed: it is on the internet)."""
 
 
 DEPENDENCIES = web.AppKey("dependencies", DependenciesConfig)
@@ -63,8 +65,9 @@ async def dependencies(request: web.Request) -> web.Response:
     async with tenant(request.app[POOL], org_id) as conn:
         email_queue = await outbox_health.email(conn, org_id)
         webhooks = await outbox_health.webhooks(conn, org_id)
-    email: dict[str, Any] = {"configured": config.smtp_host is not None, **email_queue}
-    if config.smtp_host is not None:
+    service = "resend" if config.resend else "smtp" if config.smtp_host else None
+    email: dict[str, Any] = {"configured": service is not None, "service": service, **email_queue}
+    if service == "smtp" and config.smtp_host is not None:
         email["smtp"] = await _probe(config.smtp_host, config.smtp_port)
     return web.json_response({
         "signalwire": client.health() if client is not None else {"configured": False},

@@ -17,11 +17,19 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from control.daily_summary import queue_summaries
-from control.email import EmailSender, SenderConfig, SmtpConfig
+from control.email import (
+    EmailSender,
+    ResendConfig,
+    SenderConfig,
+    SmtpConfig,
+    resend_transport,
+    smtp_transport,
+)
 from media.events import EscalationRaised
 from server.app import RunningServer
 from storage import email_outbox
@@ -72,8 +80,9 @@ def smtp() -> Iterator[tuple[Mailbox, int]]:
 
 def sending(pool: Pool, port: int) -> EmailSender:
     return EmailSender(
-        pool, SmtpConfig(host="127.0.0.1", port=port, security="none", timeout_s=timeout(5),
-                         sender="Voxsouth <calls@example.com>"),
+        pool, smtp_transport(SmtpConfig(host="127.0.0.1", port=port, security="none",
+                                        timeout_s=timeout(5),
+                                        sender="Voxsouth <calls@example.com>")),
         SenderConfig(first_retry_s=0.0),
     )  # fmt: skip
 
@@ -331,3 +340,78 @@ async def test_an_admin_sees_how_signalwire_email_and_webhooks_stand(
                                         role="admin")  # fmt: skip
         assert report["email"]["smtp"]["reachable"] is False
         assert report["signalwire"] == {"configured": False}
+
+
+@dataclass
+class FakeResend:
+    """Resend's send endpoint on loopback: checks the key and the body as Resend does, answers
+    `{"id"}`, or what `answers` scripts (a status with Resend's error body)."""
+
+    key: str = "re_test_key"
+    url: str = ""
+    received: list[tuple[dict[str, str], dict[str, Any]]] = field(default_factory=list)
+    answers: list[int] = field(default_factory=list)
+
+    async def send(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.received.append((dict(request.headers), body))
+        if request.headers.get("Authorization") != f"Bearer {self.key}":
+            return web.json_response({"statusCode": 401, "name": "missing_api_key",
+                                      "message": "Missing API key"}, status=401)  # fmt: skip
+        if self.answers:
+            status = self.answers.pop(0)
+            name = {429: "rate_limit_exceeded", 422: "validation_error"}.get(status, "error")
+            return web.json_response({"statusCode": status, "name": name, "message": name},
+                                     status=status, headers={"retry-after": "1"})  # fmt: skip
+        if not (body.get("from") and body.get("to") and body.get("subject")):
+            return web.json_response({"statusCode": 422, "name": "missing_required_field",
+                                      "message": "Missing field"}, status=422)  # fmt: skip
+        return web.json_response({"id": str(uuid.uuid4())})
+
+
+@pytest.fixture
+async def resend() -> AsyncIterator[FakeResend]:
+    fake = FakeResend()
+    app = web.Application()
+    app.router.add_post("/emails", fake.send)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    fake.url = f"http://127.0.0.1:{port}"
+    try:
+        yield fake
+    finally:
+        await runner.cleanup()
+
+
+async def test_email_through_resend_retries_a_rate_limit_and_gives_up_on_a_refusal(
+    pool: Pool, resend: FakeResend
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        sender = EmailSender(
+            pool, resend_transport(ResendConfig(api_key=resend.key, base_url=resend.url,
+                                                sender="Voxsouth <calls@example.com>"), http),
+            SenderConfig(first_retry_s=0.0),
+        )  # fmt: skip
+        good, bad = f"test:{uuid.uuid4()}", f"test:{uuid.uuid4()}"
+        await email_outbox.queue(
+            pool, None, "test", "ann@example.com", "Hi", "Body", dedupe_key=good
+        )
+        resend.answers = [429]
+        await sender.tick()
+        assert (await outbox(pool, good))["status"] == "pending"  # a rate limit: again later
+        await sender.tick()
+        sent = await outbox(pool, good)
+        assert (sent["status"], sent["attempts"]) == ("sent", 2)
+        headers, body = resend.received[-1]
+        assert body == {"from": "Voxsouth <calls@example.com>", "to": ["ann@example.com"],
+                        "subject": "Hi", "text": "Body"}  # fmt: skip
+        # The same key on both tries: Resend sends it once even if an answer was lost.
+        assert resend.received[0][0]["Idempotency-Key"] == headers["Idempotency-Key"]
+        await email_outbox.queue(pool, None, "test", "bad@", "Hi", "Body", dedupe_key=bad)
+        resend.answers = [422]
+        await sender.tick()
+        refused = await outbox(pool, bad)
+        assert (refused["status"], refused["attempts"]) == ("failed", 1)  # not tried again
+        assert "refused" in refused["last_error"]
