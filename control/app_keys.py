@@ -15,6 +15,8 @@ RECORDER = web.AppKey("recorder", RecordingController)
 DIALLER = web.AppKey("dialler", Dialler)
 WEBHOOKS_ALLOW_PRIVATE = web.AppKey("webhooks_allow_private", bool)
 EMAIL_ENABLED = web.AppKey("email_enabled", bool)
+TRANSLATION_ENABLED = web.AppKey("translation_enabled", bool)
+"""A translation service is configured (VOXSOUTH_TRANSLATION_URL and _API_KEY)."""
 """An SMTP server is configured: what is queued in the email outbox goes out."""
 """Outbound webhooks may go to private and loopback addresses, and over http (development)."""
 TRUSTED_ORIGINS = web.AppKey("trusted_origins", frozenset[str])

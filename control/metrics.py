@@ -79,3 +79,9 @@ EMAILS = Counter(
     " retry (the server refused it or was away: tried again later), failed (a day of retries).",
     ["kind", "outcome"],
 )
+TRANSLATIONS = Counter(
+    "voxsouth_translations_total",
+    "Calls whose transcript the translator tried, by outcome: done, failed (the service failed"
+    " or answered what was not asked for: the call is tried again later).",
+    ["outcome"],
+)

@@ -50,6 +50,8 @@ class Action(StrEnum):
     """Make, fill, start, pause, resume and cancel campaigns."""
     CAMPAIGN_LIMITS_MANAGE = "campaign_limits:manage"
     """Set how many calls the org's campaigns may have in flight at once."""
+    TRANSLATION_MANAGE = "translation:manage"
+    """Choose the language the org's calls are translated into."""
     HEALTH_READ = "health:read"
     """Read how the services the server depends on stand (hosts, errors)."""
     WEBHOOKS_MANAGE = "webhooks:manage"

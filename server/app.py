@@ -46,6 +46,7 @@ from control.api import surveys as surveys_api
 from control.api import targets as targets_api
 from control.api import team as team_api
 from control.api import transcription as transcription_api
+from control.api import translation as translation_api
 from control.api.dependencies import DEPENDENCIES, DependenciesConfig
 from control.api.openapi import OpenApiRoutes
 from control.api.outbound import SIGNALWIRE, OutboundConfig, OutboundRoutes
@@ -57,6 +58,7 @@ from control.app_keys import (
     FEED_HUB,
     POOL,
     RECORDER,
+    TRANSLATION_ENABLED,
     TRUSTED_ORIGINS,
     WEBHOOKS_ALLOW_PRIVATE,
 )
@@ -80,6 +82,7 @@ from control.retention import RetentionConfig, RetentionSweeper
 from control.rule_catalog import RULE_CATALOG
 from control.sealed import Sealer
 from control.signalwire import SignalWireClient, SignalWireConfig
+from control.translation import CallTranslator, ChatTranslator, TranslationConfig
 from control.webhook_delivery import DeliveryConfig, WebhookSender
 from control.webhooks import WebhookConfig, Webhooks
 from media.loop_lag import LagTracker, LoopLagMonitor
@@ -393,6 +396,17 @@ async def running(
                            allow_private=settings.webhooks_allow_private),
         ))  # fmt: skip
         sender.start()
+        translating = bool(settings.translation_url and settings.translation_api_key)
+        if settings.translation_url and settings.translation_api_key:
+            translation = TranslationConfig(
+                base_url=settings.translation_url,
+                api_key=settings.translation_api_key.get_secret_value(),
+                model=settings.translation_model,
+            )
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+            translator = CallTranslator(pool, ChatTranslator(session, translation), translation)
+            translator.start()
+            stack.push_async_callback(translator.aclose)
         transport = await _email_transport(settings, stack)
         if transport is not None:
             mailer = EmailSender(pool, transport, SenderConfig(every_s=settings.email_every_s))
@@ -456,6 +470,7 @@ async def running(
         app[DIALLER] = dialler
         app[WEBHOOKS_ALLOW_PRIVATE] = settings.webhooks_allow_private
         app[EMAIL_ENABLED] = transport is not None
+        app[TRANSLATION_ENABLED] = translating
         app[DEPENDENCIES] = DependenciesConfig(
             transcription_engine=settings.transcription_engine,
             transcription_fallback=settings.transcription_fallback,
@@ -512,6 +527,7 @@ async def running(
         app.add_routes(shopper_api.routes())
         app.add_routes(outbound_webhooks_api.routes())
         app.add_routes(dependencies_api.routes())
+        app.add_routes(translation_api.routes())
         app.add_routes(recordings_api.routes())
         app.add_routes(feed_api.routes())
         app.add_routes(dashboard.routes())

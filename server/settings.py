@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    translation_url: str | None = None
+    """An OpenAI-compatible API (e.g. https://api.openai.com/v1) that translates transcripts
+    after each call, for orgs that choose a language (none: nothing is translated)."""
+    translation_api_key: SecretStr | None = None
+    translation_model: str = "gpt-4o-mini"
     resend_api_key: SecretStr | None = None
     """Send email through Resend's HTTP API instead of SMTP."""
     resend_url: str = "https://api.resend.com"

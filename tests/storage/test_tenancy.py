@@ -35,6 +35,7 @@ from storage import (
     surveys,
     targets,
     team,
+    translations,
 )
 from storage.db import Pool
 from storage.event_writer import write_events
@@ -49,7 +50,7 @@ ORG_TABLES = (
     "feed_events", "org_transcription", "retention_policies", "voice_targets", "do_not_call",
     "campaigns", "campaign_targets", "surveys", "survey_answers", "shopper_scripts",
     "shopper_scores", "webhook_endpoints", "webhook_deliveries",
-    "email_outbox",
+    "email_outbox", "segment_translations",
 )  # fmt: skip
 
 
@@ -125,6 +126,10 @@ async def populate(pool: Pool, org: Org) -> uuid.UUID:
         duration_seconds=None,
     )  # fmt: skip
     await email_outbox.queue(pool, org.id, "test", "someone@example.com", "s", "b")
+    segment = await pool.fetchval(
+        "SELECT id FROM transcript_segments WHERE call_id = $1 LIMIT 1", ref.id
+    )
+    await translations.store(pool, org.id, ref.id, "es", "test", [(segment, "hola")])
     script = await shopper.create_script(pool, org.id, "s", [], "t")
     call = {"id": ref.id, "started_at": datetime.now(UTC)}
     await shopper.save_score(pool, org.id, script["id"], call, "+17065550100", 50.0, [])
