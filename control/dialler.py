@@ -1,6 +1,6 @@
 """The campaign dialler: places the calls of running campaigns through SignalWire.
 
-Every process runs one. Each tick it claims due targets of each running campaign (storage:
+Every process runs one. Each tick it claims the due targets of running campaigns (storage:
 the claims and caps make one process call each target, within the campaign's and the org's
 concurrency caps), then for each: skips a number on the do-not-call list, defers one outside
 its calling hours (control.dialling), waits for its slot in the project's calls-per-second
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 CAMPAIGN_ATTEMPT = "campaign_attempt"
 """The query parameter naming a campaign's attempt in its call's webhook URLs."""
 SWEEP_EVERY_TICKS = 60
-"""How often (in ticks) every running campaign is checked for having finished."""
+"""How often (in ticks) `sweep` runs: calls whose end was never heard, finished campaigns."""
 PACING_KEY = "signalwire"
 """One calls-per-second budget for the SignalWire project, whichever campaign calls."""
 
