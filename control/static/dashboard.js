@@ -4,7 +4,8 @@
 // progress, refreshed every few seconds while one runs (Campaigns); callbacks booked at the
 // callee's local time, rescheduled or cancelled while they wait (Bookings); phone surveys with
 // their results counted per question (Surveys); secret-shopper scripts with the calls scored
-// against them and the trend per line tested (Shopper).
+// against them and the trend per line tested (Shopper); outbound webhook endpoints, their
+// delivery log and replays, for owners and admins (Webhooks).
 //
 // Plain browser JavaScript, no build step, no dependencies. State comes from the REST API
 // (/api/calls, /api/escalations) and is kept current by the live feed (/api/feed over
@@ -37,6 +38,9 @@
   const SURVEY_MANAGERS = new Set(["owner", "admin", "operator"]);
   // shopper:manage: write scripts and score calls against them.
   const SHOPPER_SCORERS = new Set(["owner", "admin", "analyst"]);
+  // webhooks:manage: read, add and remove endpoints, read their log and replay deliveries.
+  const WEBHOOK_MANAGERS = new Set(["owner", "admin"]);
+  const DELIVERIES_PAGE = 50;
   // "unknown": closed after its process died (a later status callback may still name the end).
   const TERMINAL = new Set(["completed", "busy", "failed", "no-answer", "canceled", "unknown"]);
   const STATUS_RANK = { open: 0, acknowledged: 1, resolved: 2 };
@@ -65,6 +69,7 @@
     bookings: "bookings-view",
     surveys: "surveys-view",
     shopper: "shopper-view",
+    webhooks: "webhooks-view",
   };
   // Who may open each view other than calls (every role reads calls).
   const VIEW_ROLES = {
@@ -73,6 +78,7 @@
     bookings: BOOKING_READERS,
     surveys: SURVEY_READERS,
     shopper: SHOPPER_READERS,
+    webhooks: WEBHOOK_MANAGERS,
   };
   const SURVEY_ANSWERS = 50; // the newest answers read to list what callers said
   // Question kinds (control/api/surveys.py) in words.
@@ -159,6 +165,11 @@
     scriptItems: new Map(), // their <li> by id
     scriptId: null, // the script in the detail panel
     scriptRequests: 0, // reads of the shown script's scores started (a newer one wins)
+    webhooks: new Map(), // the webhook endpoints listed, by id
+    webhookItems: new Map(), // their <li> by id
+    webhookLoads: 0, // loads of the endpoints list started (a newer one wins)
+    webhookId: null, // the endpoint whose delivery log is shown
+    deliveryLoads: 0, // loads of the shown log started (a newer one wins)
   };
 
   // ---- REST ------------------------------------------------------------------------------
@@ -445,7 +456,7 @@
     showLogin();
   }
 
-  // ---- Views: calls (the default), targets, campaigns, bookings, surveys, shopper ------------
+  // ---- Views: calls (the default), targets, campaigns, bookings, surveys, shopper, webhooks --
 
   function mayOpen(view) {
     if (view === "calls") return true;
@@ -487,6 +498,7 @@
     if (shown === "bookings") openBookings();
     if (shown === "surveys") openSurveys();
     if (shown === "shopper") openShopper();
+    if (shown === "webhooks") openWebhooks();
   }
 
   // Signed out: the views forget what they showed.
@@ -527,6 +539,7 @@
     clearBookings();
     clearSurveys();
     clearShopper();
+    clearWebhooks();
   }
 
   async function onLogin(event) {
@@ -3040,6 +3053,386 @@
     await selectScript(created.id);
   }
 
+  // ---- Webhooks ----------------------------------------------------------------------------
+  // An org's outbound webhook endpoints (control/api/outbound_webhooks.py). A new endpoint's
+  // signing secret is answered once, by the POST: the page shows it until dismissed, and never
+  // keeps it anywhere else. A removed endpoint stops (the server keeps it, inactive, with its
+  // log), so it stays listed, marked removed.
+
+  function openWebhooks() {
+    loadWebhooks();
+    if (state.webhookId) loadDeliveries();
+  }
+
+  // Signed out: the view forgets what it showed, the secret first.
+  function clearWebhooks() {
+    state.webhooks.clear();
+    state.webhookItems.clear();
+    state.webhookLoads += 1; // answers still in flight are dropped
+    state.deliveryLoads += 1;
+    state.webhookId = null;
+    hideSecret();
+    el("webhooks-view").hidden = true;
+    el("webhooks-list").replaceChildren();
+    el("deliveries-rows").replaceChildren();
+    for (const id of ["webhooks-count", "webhooks-outcome", "new-webhook-outcome"]) {
+      el(id).textContent = "";
+    }
+    el("deliveries-outcome").textContent = "";
+    for (const id of ["webhooks-error", "new-webhook-error", "deliveries-error"]) {
+      showError(id, "");
+    }
+    el("new-webhook-form").reset();
+    el("webhook-url").removeAttribute("aria-invalid");
+    el("webhooks-empty").hidden = true;
+    showDeliveriesPanel();
+  }
+
+  async function loadWebhooks() {
+    state.webhookLoads += 1;
+    const load = state.webhookLoads;
+    let page;
+    try {
+      page = await api("GET", "/api/webhooks");
+    } catch (err) {
+      if (load === state.webhookLoads && err.status !== 401) {
+        showError("webhooks-error", `Could not load the webhooks: ${errorText(err)}`);
+      }
+      return;
+    }
+    if (load !== state.webhookLoads || !state.me) return; // a newer load, or signed out
+    showError("webhooks-error", "");
+    renderWebhooks(page.endpoints);
+  }
+
+  function renderWebhooks(endpoints) {
+    const list = el("webhooks-list");
+    const items = new Map();
+    for (const endpoint of endpoints) {
+      const li = state.webhookItems.get(endpoint.id) || webhookItem(endpoint.id);
+      state.webhooks.set(endpoint.id, endpoint);
+      fillWebhook(li, endpoint);
+      items.set(endpoint.id, li);
+    }
+    // Kept items keep their open confirmations and their errors.
+    [...items.values()].forEach((li, i) => {
+      if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
+    });
+    while (list.children.length > items.size) list.lastElementChild.remove();
+    for (const id of state.webhooks.keys()) if (!items.has(id)) state.webhooks.delete(id);
+    state.webhookItems = items;
+    const active = endpoints.filter((e) => e.active).length;
+    el("webhooks-count").textContent = items.size ? `(${active} active)` : "";
+    el("webhooks-empty").hidden = items.size > 0;
+    markWebhookSelected();
+    if (state.webhookId && state.webhooks.has(state.webhookId)) showDeliveriesPanel();
+  }
+
+  function webhookItem(id) {
+    const li = node("li", "webhook");
+    li.dataset.webhookId = id;
+    const info = node("div", "webhook-info");
+    const actions = node("div", "actions webhook-actions");
+    const log = node("button", "secondary open-deliveries", "Deliveries");
+    log.type = "button";
+    log.addEventListener("click", () => selectWebhook(id));
+    const remove = node("button", "secondary danger remove-webhook", "Remove…");
+    remove.type = "button";
+    actions.append(log, remove);
+
+    const confirm = node("div", "confirm remove-confirm");
+    confirm.hidden = true;
+    const question = node("p", "remove-question");
+    question.id = `remove-question-${id}`;
+    const confirmButtons = node("div", "actions");
+    const yes = node("button", "danger", "Remove endpoint");
+    yes.type = "button";
+    yes.setAttribute("aria-describedby", question.id);
+    const no = node("button", "secondary", "Keep it");
+    no.type = "button";
+    confirmButtons.append(yes, no);
+    confirm.append(question, confirmButtons);
+
+    const error = node("p", "error webhook-error");
+    error.setAttribute("role", "alert");
+    error.hidden = true;
+
+    remove.addEventListener("click", () => {
+      confirm.hidden = false;
+      remove.hidden = true;
+      yes.focus();
+    });
+    no.addEventListener("click", () => {
+      confirm.hidden = true;
+      remove.hidden = false;
+      remove.focus();
+    });
+    yes.addEventListener("click", () => removeWebhook(id));
+
+    li.append(info, actions, confirm, error);
+    return li;
+  }
+
+  function fillWebhook(li, endpoint) {
+    li.dataset.active = String(endpoint.active);
+    const head = node("p", "call-line");
+    head.append(node("strong", "webhook-url", endpoint.url));
+    if (!endpoint.active) head.append(node("span", "badge status webhook-removed", "removed"));
+    const events = Array.isArray(endpoint.events) ? endpoint.events.join(", ") : "";
+    const parts = [head, node("p", "webhook-events-text", events)];
+    if (endpoint.created_at) {
+      parts.push(node("p", "webhook-created", `added ${dateTime(endpoint.created_at)}`));
+    }
+    li.querySelector(".webhook-info").replaceChildren(...parts);
+    const log = li.querySelector(".open-deliveries");
+    log.setAttribute("aria-label", `Deliveries to ${endpoint.url}`);
+    const confirm = li.querySelector(".remove-confirm");
+    if (!endpoint.active) confirm.hidden = true;
+    const remove = li.querySelector(".remove-webhook");
+    remove.hidden = !endpoint.active || !confirm.hidden;
+    remove.setAttribute("aria-label", `Remove the endpoint ${endpoint.url}`);
+    li.querySelector(".remove-question").textContent =
+      `Remove the endpoint ${endpoint.url}? It is sent no more events and its waiting ` +
+      "deliveries are dropped; its delivery log stays.";
+  }
+
+  function webhookRowError(li, message) {
+    const p = li.querySelector(".webhook-error");
+    p.textContent = message || "";
+    p.hidden = !message;
+  }
+
+  function markWebhookSelected() {
+    for (const [id, li] of state.webhookItems) {
+      const chosen = id === state.webhookId;
+      li.classList.toggle("selected", chosen);
+      li.querySelector(".open-deliveries").setAttribute("aria-pressed", String(chosen));
+    }
+  }
+
+  async function removeWebhook(id) {
+    const li = state.webhookItems.get(id);
+    const endpoint = state.webhooks.get(id);
+    if (!li || !endpoint) return;
+    webhookRowError(li, "");
+    el("webhooks-outcome").textContent = "";
+    const buttons = [...li.querySelectorAll(".remove-confirm button")];
+    for (const b of buttons) b.disabled = true;
+    try {
+      await api("DELETE", `/api/webhooks/${encodeURIComponent(id)}`);
+    } catch (err) {
+      if (err.status === 404) await loadWebhooks(); // what it is now
+      webhookRowError(li, `Could not remove the endpoint: ${fieldsText(err)}`);
+      return;
+    } finally {
+      for (const b of buttons) b.disabled = false;
+    }
+    li.querySelector(".remove-confirm").hidden = true;
+    const removed = { ...endpoint, active: false };
+    state.webhooks.set(id, removed);
+    fillWebhook(li, removed);
+    el("webhooks-title").focus(); // its button is gone
+    el("webhooks-outcome").textContent = `The endpoint ${endpoint.url} is removed.`;
+    await loadWebhooks();
+    if (state.webhookId === id) await loadDeliveries(); // its waiting deliveries dropped
+  }
+
+  function selectWebhook(id) {
+    state.webhookId = id;
+    state.deliveryLoads += 1;
+    el("deliveries-rows").replaceChildren();
+    el("deliveries-outcome").textContent = "";
+    showError("deliveries-error", "");
+    markWebhookSelected();
+    showDeliveriesPanel();
+    el("webhook-title").focus();
+    loadDeliveries();
+  }
+
+  function showDeliveriesPanel() {
+    const endpoint = state.webhookId ? state.webhooks.get(state.webhookId) : null;
+    el("webhook-none").hidden = Boolean(endpoint);
+    el("webhook-detail").hidden = !endpoint;
+    el("deliveries-refresh").hidden = !endpoint;
+    el("webhook-title").textContent = endpoint
+      ? `Deliveries to ${endpoint.url}`
+      : "Delivery log";
+    if (!endpoint) {
+      el("deliveries-table").hidden = true;
+      el("deliveries-empty").hidden = true;
+    }
+  }
+
+  async function loadDeliveries() {
+    const id = state.webhookId;
+    if (!id) return;
+    state.deliveryLoads += 1;
+    const load = state.deliveryLoads;
+    const button = el("deliveries-refresh");
+    button.disabled = true;
+    let page;
+    try {
+      const query = new URLSearchParams({ limit: String(DELIVERIES_PAGE) });
+      page = await api("GET", `/api/webhooks/${encodeURIComponent(id)}/deliveries?${query}`);
+    } catch (err) {
+      if (load === state.deliveryLoads && err.status !== 401) {
+        showError("deliveries-error", `Could not load the deliveries: ${errorText(err)}`);
+      }
+      return;
+    } finally {
+      if (load === state.deliveryLoads) button.disabled = false;
+    }
+    if (load !== state.deliveryLoads || state.webhookId !== id || !state.me) return;
+    showError("deliveries-error", "");
+    const rows = page.deliveries.map((d) => deliveryRow(d));
+    el("deliveries-rows").replaceChildren(...rows);
+    el("deliveries-table").hidden = rows.length === 0;
+    el("deliveries-empty").hidden = rows.length > 0;
+  }
+
+  function deliveryAnswer(delivery) {
+    const parts = [];
+    if (delivery.last_status !== null && delivery.last_status !== undefined) {
+      parts.push(`HTTP ${delivery.last_status}`);
+    }
+    if (delivery.last_error) parts.push(delivery.last_error);
+    return parts.join(" · ");
+  }
+
+  function deliveryRow(delivery) {
+    const tr = node("tr", "delivery");
+    tr.dataset.deliveryId = String(delivery.id);
+    fillDelivery(tr, delivery);
+    return tr;
+  }
+
+  function fillDelivery(tr, delivery) {
+    tr.dataset.status = delivery.status;
+    const event = node("td", "delivery-event", delivery.event);
+    const status = node("td");
+    status.append(
+      node("span", `badge status delivery-status status-${delivery.status}`, delivery.status),
+    );
+    const attempts = node("td", "number delivery-attempts", String(delivery.attempts));
+    const answer = node("td", "delivery-answer", deliveryAnswer(delivery));
+    const queued = node("td", "when", dateTime(delivery.created_at));
+    let later = "";
+    if (delivery.status === "delivered") later = dateTime(delivery.delivered_at);
+    else if (delivery.status === "pending") later = `next try ${dateTime(delivery.next_at)}`;
+    const next = node("td", "when", later);
+    const act = node("td", "delivery-actions");
+    const endpoint = state.webhooks.get(state.webhookId);
+    const mayReplay =
+      (delivery.status === "delivered" || delivery.status === "failed") &&
+      endpoint !== undefined &&
+      endpoint.active;
+    if (mayReplay) {
+      const replay = node("button", "secondary replay", "Replay");
+      replay.type = "button";
+      replay.setAttribute("aria-label", `Replay the ${delivery.event} delivery ${delivery.id}`);
+      replay.addEventListener("click", () => replayDelivery(tr, delivery));
+      act.append(replay);
+    }
+    const error = node("p", "error delivery-error");
+    error.setAttribute("role", "alert");
+    error.hidden = true;
+    act.append(error);
+    tr.replaceChildren(event, status, attempts, answer, queued, next, act);
+  }
+
+  async function replayDelivery(tr, delivery) {
+    const button = tr.querySelector(".replay");
+    const error = tr.querySelector(".delivery-error");
+    error.hidden = true;
+    error.textContent = "";
+    el("deliveries-outcome").textContent = "";
+    if (button) button.disabled = true;
+    let replayed;
+    try {
+      replayed = await api("POST", `/api/webhooks/deliveries/${delivery.id}/replay`);
+    } catch (err) {
+      if (button) button.disabled = false;
+      error.textContent = `Could not replay the delivery: ${fieldsText(err)}`;
+      error.hidden = false;
+      return;
+    }
+    // Queued again: pending until the sender's next round (Refresh shows what it did).
+    fillDelivery(tr, { ...delivery, status: replayed.status || "pending", last_error: null });
+    el("deliveries-outcome").textContent =
+      `The ${delivery.event} delivery is queued to be sent again.`;
+  }
+
+  async function onCreateWebhook(event) {
+    event.preventDefault();
+    showError("new-webhook-error", "");
+    el("new-webhook-outcome").textContent = "";
+    const url = el("webhook-url");
+    url.removeAttribute("aria-invalid");
+    const events = [...document.querySelectorAll("#webhook-events input:checked")].map(
+      (box) => box.value,
+    );
+    if (events.length === 0) {
+      showError("new-webhook-error", "Could not add the endpoint: events: choose at least one.");
+      el("webhook-events").querySelector("input").focus();
+      return;
+    }
+    const submit = el("webhook-submit");
+    submit.disabled = true;
+    let created;
+    try {
+      created = await api("POST", "/api/webhooks", { url: url.value.trim(), events });
+    } catch (err) {
+      showError("new-webhook-error", `Could not add the endpoint: ${fieldsText(err)}`);
+      const named = bookingErrorFields(err).map((f) => f.field);
+      if (named.includes("url")) {
+        url.setAttribute("aria-invalid", "true");
+        url.setAttribute("aria-errormessage", "new-webhook-error");
+        url.focus();
+      }
+      return;
+    } finally {
+      submit.disabled = false;
+    }
+    el("new-webhook-form").reset();
+    el("new-webhook-outcome").textContent = `Endpoint ${created.url} added.`;
+    showSecret(created);
+    await loadWebhooks();
+  }
+
+  // The secret, shown this once, in a read-only field its text can be selected in.
+  function showSecret(created) {
+    el("webhook-secret-url").textContent = created.url;
+    const field = el("webhook-secret");
+    field.value = created.secret || "";
+    el("webhook-secret-copied").textContent = "";
+    el("webhook-secret-panel").hidden = false;
+    field.focus();
+    field.select();
+  }
+
+  function hideSecret() {
+    el("webhook-secret").value = "";
+    el("webhook-secret-url").textContent = "";
+    el("webhook-secret-copied").textContent = "";
+    el("webhook-secret-panel").hidden = true;
+  }
+
+  async function copySecret() {
+    const field = el("webhook-secret");
+    field.focus();
+    field.select();
+    const said = el("webhook-secret-copied");
+    try {
+      if (!navigator.clipboard || !window.isSecureContext) throw new Error("no clipboard");
+      await navigator.clipboard.writeText(field.value);
+      said.textContent = "Copied.";
+    } catch (err) {
+      // No clipboard here (a page not served over https, or permission refused): the text is
+      // selected for the keyboard's copy.
+      said.textContent = "The secret is selected: copy it with Ctrl+C (⌘C on a Mac).";
+    }
+  }
+
   // ---- Feed events -----------------------------------------------------------------------
 
   function applyEvent(event) {
@@ -3352,6 +3745,13 @@
     el("survey-refresh").addEventListener("click", () => refreshSurvey());
     el("new-script-form").addEventListener("submit", onCreateScript);
     el("score-form").addEventListener("submit", onScoreCall);
+    el("new-webhook-form").addEventListener("submit", onCreateWebhook);
+    el("webhook-secret-copy").addEventListener("click", copySecret);
+    el("webhook-secret-done").addEventListener("click", hideSecret);
+    el("deliveries-refresh").addEventListener("click", () => {
+      el("deliveries-outcome").textContent = ""; // what a replay said: the log now says more
+      loadDeliveries();
+    });
     // Any gesture may unlock sound; once it plays, stop listening.
     const gesture = () => {
       unlockAudio();
