@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
@@ -21,6 +20,7 @@ from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from bench.fake_service import free_port
 from control.daily_summary import queue_summaries
 from control.email import (
     EmailSender,
@@ -41,6 +41,7 @@ from tests.control.test_bookings import AGENT, tomorrow_at_half_past_three
 from tests.control.test_targets_api import call_api
 from tests.support.accounts import make_org
 from tests.support.fake_signalwire import Fail, FakeSignalWire
+from tests.support.loopback import serving_app
 
 
 @dataclass
@@ -59,12 +60,6 @@ class Mailbox:
         self.messages.append(message_from_bytes(envelope.content))
         self.arrived.set()
         return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
@@ -374,15 +369,8 @@ async def resend() -> AsyncIterator[FakeResend]:
     fake = FakeResend()
     app = web.Application()
     app.router.add_post("/emails", fake.send)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    fake.url = f"http://127.0.0.1:{port}"
-    try:
+    async with serving_app(app) as fake.url:
         yield fake
-    finally:
-        await runner.cleanup()
 
 
 async def test_email_through_resend_retries_a_rate_limit_and_gives_up_on_a_refusal(

@@ -24,6 +24,7 @@ from storage.db import Pool
 from tests.control.test_targets_api import call_api
 from tests.support.accounts import Org, make_org
 from tests.support.calls import simulator
+from tests.support.loopback import serving_app
 
 
 @dataclass
@@ -44,16 +45,9 @@ async def receiver() -> AsyncIterator[Receiver]:
     found = Receiver()
     app = web.Application()
     app.router.add_post("/hook", found.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    found.url = f"http://127.0.0.1:{port}/hook"
-    try:
+    async with serving_app(app) as base:
+        found.url = f"{base}/hook"
         yield found
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture

@@ -20,9 +20,9 @@ from server.app import RunningServer
 from storage.db import Pool
 from storage.event_writer import write_events
 from tests.control.test_api_access import new_call
-from tests.control.test_email import free_port
 from tests.control.test_targets_api import call_api
 from tests.support.accounts import Org, make_org
+from tests.support.loopback import serving_app
 
 KEY = "sk-test"
 
@@ -58,15 +58,9 @@ async def chat() -> AsyncIterator[FakeChat]:
     fake = FakeChat()
     app = web.Application()
     app.router.add_post("/v1/chat/completions", fake.complete)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    fake.url = f"http://127.0.0.1:{port}/v1"
-    try:
+    async with serving_app(app) as base:
+        fake.url = f"{base}/v1"
         yield fake
-    finally:
-        await runner.cleanup()
 
 
 async def a_call(pool: Pool, org: Org, status: str, *texts: str) -> uuid.UUID:

@@ -8,12 +8,12 @@ SignalWire is the fake, its calls ending by themselves and posting their signed 
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections import Counter
 from datetime import time
 from pathlib import Path
 
+from bench.fake_service import free_port
 from storage import calls, campaigns, targets
 from storage.db import Pool
 from tests.conftest import timeout
@@ -24,12 +24,6 @@ from tests.support.process import cli_env, serving
 PROJECT, TOKEN, KEY = str(uuid.uuid4()), "PT-crash-token", "crash-signing-key"
 FROM = "+17065550190"
 TARGETS = [f"+1404555{i:04d}" for i in range(40)]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def a_running_campaign(pool: Pool) -> uuid.UUID:
