@@ -21,7 +21,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Literal
 
@@ -30,13 +30,11 @@ import aiosmtplib
 
 from control.metrics import EMAILS
 from control.periodic import Periodic
+from control.retries import next_try
 from storage import email_outbox
 from storage.db import Pool
 
 log = logging.getLogger(__name__)
-
-GIVE_UP_AFTER = timedelta(days=1)
-MAX_RETRY_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,9 +149,9 @@ class EmailSender:
                 await email_outbox.settle(conn, message.id, "sent", error=None)
                 EMAILS.labels(message.kind, "sent").inc()
                 return
-            delay = min(self._config.first_retry_s * 2 ** (message.attempts - 1), MAX_RETRY_S)
-            retry_at = now + timedelta(seconds=delay)
-            if refused or retry_at - message.created_at > GIVE_UP_AFTER:
+            retry_at = next_try(message.attempts, message.created_at, now,
+                                self._config.first_retry_s)  # fmt: skip
+            if refused or retry_at is None:
                 await email_outbox.settle(conn, message.id, "failed", error=error)
                 EMAILS.labels(message.kind, "failed").inc()
                 log.warning("email %d (%s) given up: %s", message.id, message.kind, error)

@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from control.metrics import RECORDING_ACTIONS
+from control.periodic import Periodic
 from control.signalwire import SignalWireClient, SignalWireError, SignalWireRejected
 from media.events import EscalationRaised
 from storage import recordings
@@ -78,7 +79,7 @@ class RecordingController:
         self._callback_url = callback_url
         self._max_pending = max_pending
         self._tasks: set[asyncio.Task[None]] = set()
-        self._sweeper: asyncio.Task[None] | None = None
+        self._sweeper: Periodic | None = None
         self._closed = False
         self._warned_unconfigured = False
 
@@ -213,16 +214,8 @@ class RecordingController:
 
     def start_sweeping(self, every_s: float = SWEEP_EVERY_S) -> None:
         """Runs `sweep` every `every_s` until `aclose`."""
-
-        async def sweep_forever() -> None:
-            while True:
-                await asyncio.sleep(every_s)  # a period, not a wait for something to happen
-                try:
-                    await self.sweep()
-                except Exception:
-                    log.exception("recording sweep failed; the next one tries again")
-
-        self._sweeper = asyncio.create_task(sweep_forever(), name="recording-sweeper")
+        self._sweeper = Periodic("recording-sweeper", every_s, self.sweep)
+        self._sweeper.start()
 
     async def wait_idle(self) -> None:
         """Returns once no action is in flight (for tests; wrap it in a timeout)."""
@@ -236,8 +229,7 @@ class RecordingController:
         process's sweep releases the claim."""
         self._closed = True
         if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.wait({self._sweeper}, timeout=timeout_s)
+            await self._sweeper.aclose()
         tasks = set(self._tasks)
         if not tasks:
             return

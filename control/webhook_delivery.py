@@ -27,7 +27,7 @@ import logging
 import socket
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -36,15 +36,14 @@ from yarl import URL
 
 from control.metrics import WEBHOOK_DELIVERIES
 from control.periodic import Periodic
+from control.retries import next_try
 from control.sealed import Sealer
 from storage import outbound_webhooks
 from storage.db import Pool
 
 log = logging.getLogger(__name__)
 
-GIVE_UP_AFTER = timedelta(days=1)
 FIRST_RETRY_S = 30.0
-MAX_RETRY_S = 3600.0
 
 
 def public_address(address: str) -> bool:
@@ -162,9 +161,9 @@ class WebhookSender:
                                                http_status=http_status, error=None)  # fmt: skip
                 WEBHOOK_DELIVERIES.labels("delivered").inc()
                 return
-            delay = min(self._config.first_retry_s * 2 ** (delivery.attempts - 1), MAX_RETRY_S)
-            retry_at = now + timedelta(seconds=delay)
-            if retry_at - delivery.created_at > GIVE_UP_AFTER:
+            retry_at = next_try(delivery.attempts, delivery.created_at, now,
+                                self._config.first_retry_s)  # fmt: skip
+            if retry_at is None:
                 await outbound_webhooks.settle(conn, delivery.id, "failed",
                                                http_status=http_status, error=error)  # fmt: skip
                 WEBHOOK_DELIVERIES.labels("failed").inc()
