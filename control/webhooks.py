@@ -31,6 +31,7 @@ from control import jurisdiction, laml, metrics, survey_answers
 from control.app_keys import POOL
 from control.dialler import CAMPAIGN_ATTEMPT
 from control.numbers import normalize_number
+from control.prompts import Prompts
 from control.signatures import SIGNATURE_HEADERS, verify_signature
 from media.events import ConsentVerdict
 from storage import calls, campaigns, consent, feed, recordings, surveys
@@ -121,6 +122,7 @@ class Webhooks:
         recording_in_progress: Callable[[str, str], None],
         campaign_call_ended: Callable[[uuid.UUID, str], None],
         redact_text: Callable[[str], str],
+        prompts: Prompts,
     ) -> None:
         """`recording_in_progress(call_sid, recording_sid)` hears every recording SignalWire
         reports as running (`RecordingController.recording_in_progress`);
@@ -131,6 +133,8 @@ class Webhooks:
         self._recording_in_progress = recording_in_progress
         self._campaign_call_ended = campaign_call_ended
         self._redact_text = redact_text
+        self._prompts = prompts
+        """Says the org's words in its voice (control.prompts)."""
         """What a caller says to a survey's open question goes through it before it is kept."""
 
     def routes(self) -> list[web.RouteDef]:
@@ -173,7 +177,7 @@ class Webhooks:
             log.warning("voice webhook for a number no org owns (%s)", direction)
             return _laml(laml.say_and_hangup(NOT_IN_SERVICE))
         metrics.WEBHOOK_OUTCOMES.labels("voice", "call_opened").inc()
-        return _laml(self._call_flow(opened, call_sid))
+        return _laml(await self._call_flow(opened, call_sid))
 
     async def _database_work(self, work: Awaitable[T]) -> T:
         """`work` within the webhooks' database budget; raises `_DatabaseLate` when it runs out
@@ -271,16 +275,17 @@ class Webhooks:
         inbound = not direction.startswith("outbound")
         return _OpenedCall(call, route, disclosure, prompt, campaign, inbound)
 
-    def _call_flow(self, opened: _OpenedCall, call_sid: str) -> str:
+    async def _call_flow(self, opened: _OpenedCall, call_sid: str) -> str:
         """The org's flow for an opened call: disclosure, stream, consent question, dial (or
-        the campaign's flow; a campaign hangs up on a machine unless it leaves a message)."""
+        the campaign's flow; a campaign hangs up on a machine unless it leaves a message), its
+        words in the org's voice."""
         call, mode = opened.call, opened.route.consent_mode
         flow, consent_url = None, self._config.public_base_url + "/laml/consent"
         if opened.campaign is not None:
             attempt_id, answered = opened.campaign
             if answered.hang_up:
                 return laml.say_and_hangup("")
-            flow = self._campaign_flow(answered)
+            flow = await self._campaign_flow(call.org_id, answered)
             consent_url += f"?{CAMPAIGN_ATTEMPT}={attempt_id}"
         elif opened.route.survey_id is not None and opened.inbound:
             flow = laml.CampaignFlow(survey_url=self._survey_url(opened.route.survey_id))
@@ -292,15 +297,17 @@ class Webhooks:
             parameters={"token": token},
             allow_insecure=self._config.allow_insecure_media,
         )
-        gather = None
+        gather, disclosure = None, None
         if mode in ("ask", "keypad"):
             gather = laml.ConsentGather(
                 action_url=consent_url,
-                prompt=opened.prompt,
+                prompt=await self._prompts.speak(call.org_id, opened.prompt),
                 speech=mode == "ask",
             )
+        elif opened.disclosure is not None:
+            disclosure = await self._prompts.speak(call.org_id, opened.disclosure)
         return laml.voice_response(
-            disclosure=opened.disclosure,
+            disclosure=disclosure,
             stream=stream,
             dial_target=opened.route.dial_target,
             hold_seconds=self._config.hold_seconds,
@@ -312,11 +319,15 @@ class Webhooks:
         url = f"{self._config.public_base_url}/laml/survey?survey={survey_id}"
         return url if answer is None else f"{url}&answer={answer}"
 
-    def _campaign_flow(self, answered: campaigns.Answered) -> laml.CampaignFlow:
+    async def _campaign_flow(
+        self, org_id: uuid.UUID, answered: campaigns.Answered
+    ) -> laml.CampaignFlow:
         flow = answered.flow
-        survey = flow.get("survey")
+        survey, say, clip = flow.get("survey"), flow.get("say"), flow.get("play_clip")
         return laml.CampaignFlow(
-            say=flow.get("say"), play=flow.get("play"), connect=flow.get("connect"),
+            say=None if say is None else await self._prompts.speak(org_id, say),
+            play=self._prompts.urls.url(uuid.UUID(clip)) if clip else flow.get("play"),
+            connect=flow.get("connect"),
             survey_url=None if survey is None else self._survey_url(uuid.UUID(survey)),
             caller_id=answered.from_number,
         )  # fmt: skip
@@ -335,7 +346,7 @@ class Webhooks:
             raise web.HTTPBadRequest(reason="answer must be a question's number")
         pool = request.app[POOL]
 
-        async def store() -> dict[str, Any] | None:
+        async def store() -> tuple[uuid.UUID, dict[str, Any] | None] | None:
             call = await calls.call_by_sid(pool, call_sid)
             if call is None:
                 return None
@@ -349,14 +360,15 @@ class Webhooks:
                             {"survey_id": str(survey_id)},
                             event_id=uuid.uuid5(call.id, f"survey_completed:{survey_id}"),
                         )  # fmt: skip
-            return survey
+            return call.org_id, survey
 
         try:
-            survey = await self._database_work(store())
+            found = await self._database_work(store())
         except _DatabaseLate as late:
             metrics.WEBHOOK_OUTCOMES.labels("survey", late.cause).inc()
             return _laml(laml.say_and_hangup(SURVEY_UNAVAILABLE))
-        if survey is None:
+        org_id, survey = found if found is not None else (None, None)
+        if org_id is None or survey is None:
             metrics.WEBHOOK_OUTCOMES.labels("survey", "unknown").inc()
             return _laml(laml.say_and_hangup(NOT_IN_SERVICE))
         metrics.WEBHOOK_OUTCOMES.labels(
@@ -365,12 +377,15 @@ class Webhooks:
         asked = 0 if question is None else question + 1
         questions = survey["questions"]
         if asked >= len(questions):
-            return _laml(laml.say_and_hangup(survey["closing"]))
+            return _laml(laml.say_and_hangup(await self._prompts.speak(org_id, survey["closing"])))
+        ask = questions[asked]
+        clip = ask.get("audio_clip")
+        audio_url = self._prompts.urls.url(uuid.UUID(clip)) if clip else ask.get("audio_url")
         return _laml(laml.survey_question(
-            prompt=questions[asked]["prompt"],
-            speech_only=questions[asked]["kind"] == "speech",
+            prompt=ask["prompt"] if audio_url else await self._prompts.speak(org_id, ask["prompt"]),
+            speech_only=ask["kind"] == "speech",
             action_url=self._survey_url(survey_id, asked),
-            audio_url=questions[asked].get("audio_url"),
+            audio_url=audio_url,
         ))  # fmt: skip
 
     async def _store_answer(
@@ -439,7 +454,7 @@ class Webhooks:
             async with tenant(pool, call.org_id) as conn:
                 answered = await campaigns.note_answer(conn, attempt_id, call.org_id, call.id,
                                                        None)  # fmt: skip
-            flow = None if answered is None else self._campaign_flow(answered)
+            flow = None if answered is None else await self._campaign_flow(call.org_id, answered)
         ours = call.from_number if call.direction.startswith("outbound") else call.to_number
         route = await calls.route_number(pool, ours)
         return _ConsentTaken(verdict, route.dial_target if route else None, flow)

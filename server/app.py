@@ -10,6 +10,7 @@ event writer (what Postgres cannot take goes to the journal), close the pool. A 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import socket
 import time
@@ -26,6 +27,7 @@ from aiohttp import web
 
 from control import dashboard
 from control.api import api_keys as api_keys_api
+from control.api import audio as audio_api
 from control.api import audit as audit_api
 from control.api import bookings as bookings_api
 from control.api import caller_ids as caller_ids_api
@@ -53,10 +55,12 @@ from control.api.outbound import SIGNALWIRE, OutboundConfig, OutboundRoutes
 from control.api.session import SessionRoutes, SignInConfig
 from control.api.transcription import SEALER, SPEECH_OPTIONS, SpeechOptions
 from control.app_keys import (
+    AUDIO_LIMITS,
     DIALLER,
     EMAIL_ENABLED,
     FEED_HUB,
     POOL,
+    PROMPTS,
     RECORDER,
     TRANSLATION_ENABLED,
     TRUSTED_ORIGINS,
@@ -76,13 +80,16 @@ from control.email import (
 )
 from control.feed import FeedHub
 from control.periodic import Periodic
+from control.play_urls import PlayUrls
 from control.process_lease import LeaseConfig, ProcessLease
+from control.prompts import AudioLimits, Prompts
 from control.recordings import RecordingController
 from control.retention import RetentionConfig, RetentionSweeper
 from control.rule_catalog import RULE_CATALOG
 from control.sealed import Sealer
 from control.signalwire import SignalWireClient, SignalWireConfig
 from control.translation import CallTranslator, ChatTranslator, TranslationConfig
+from control.voices import ElevenLabs, ElevenLabsConfig, Piper, Synthesizer
 from control.webhook_delivery import DeliveryConfig, WebhookSender
 from control.webhooks import WebhookConfig, Webhooks
 from media.loop_lag import LagTracker, LoopLagMonitor
@@ -249,6 +256,21 @@ def server_urls(settings: Settings, listeners: Listeners) -> ServerUrls:
     return ServerUrls(http_url, media_url, (settings.public_url or http_url).rstrip("/"))
 
 
+async def _voices(settings: Settings, stack: AsyncExitStack) -> dict[str, Synthesizer]:
+    """The engines that can render the orgs' prompts: ElevenLabs with a key, Piper offline."""
+    voices: dict[str, Synthesizer] = {}
+    if settings.elevenlabs_api_key is not None:
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        voices["elevenlabs"] = ElevenLabs(session, ElevenLabsConfig(
+            api_key=settings.elevenlabs_api_key.get_secret_value(),
+            base_url=settings.elevenlabs_url, model_id=settings.elevenlabs_model,
+            voice=settings.elevenlabs_voice,
+        ))  # fmt: skip
+    if settings.offline_voice and Piper.available():
+        voices["piper"] = Piper()
+    return voices
+
+
 async def _email_transport(settings: Settings, stack: AsyncExitStack) -> Transport | None:
     """How email leaves: Resend's HTTP API with a key, else the SMTP server, else not at all."""
     if settings.resend_api_key is not None:
@@ -407,6 +429,12 @@ async def running(
             translator = CallTranslator(pool, ChatTranslator(session, translation), translation)
             translator.start()
             stack.push_async_callback(translator.aclose)
+        prompts = Prompts(
+            pool, await _voices(settings, stack),
+            PlayUrls(hmac.digest(token_secret, b"voxsouth play urls", "sha256"), public_url),
+            settings.prompt_render_wait_s,
+        )  # fmt: skip
+        stack.push_async_callback(prompts.aclose)
         transport = await _email_transport(settings, stack)
         if transport is not None:
             mailer = EmailSender(pool, transport, SenderConfig(every_s=settings.email_every_s))
@@ -471,6 +499,8 @@ async def running(
         app[WEBHOOKS_ALLOW_PRIVATE] = settings.webhooks_allow_private
         app[EMAIL_ENABLED] = transport is not None
         app[TRANSLATION_ENABLED] = translating
+        app[PROMPTS] = prompts
+        app[AUDIO_LIMITS] = AudioLimits(settings.audio_max_bytes, settings.audio_max_seconds)
         app[DEPENDENCIES] = DependenciesConfig(
             transcription_engine=settings.transcription_engine,
             transcription_fallback=settings.transcription_fallback,
@@ -504,6 +534,7 @@ async def running(
             recorder.recording_in_progress,
             dialler.call_ended,
             lambda text: redact(text).text,
+            prompts,
         )
         app.add_routes(webhooks.routes())
         sign_in = SignInConfig(secure_cookie=public_url.startswith("https://"))
@@ -529,6 +560,7 @@ async def running(
         app.add_routes(dependencies_api.routes())
         app.add_routes(translation_api.routes())
         app.add_routes(recordings_api.routes())
+        app.add_routes(audio_api.routes())
         app.add_routes(feed_api.routes())
         app.add_routes(dashboard.routes())
         app.add_routes(OpenApiRoutes("Voxsouth", version("voxsouth")).routes())

@@ -121,6 +121,21 @@ class Settings(BaseSettings):
     after each call, for orgs that choose a language (none: nothing is translated)."""
     translation_api_key: SecretStr | None = None
     translation_model: str = "gpt-4o-mini"
+    elevenlabs_api_key: SecretStr | None = None
+    """Lets orgs have their prompts rendered in ElevenLabs voices (PUT /api/org/voice)."""
+    elevenlabs_url: str = "https://api.elevenlabs.io"
+    elevenlabs_model: str = "eleven_flash_v2_5"
+    elevenlabs_voice: str = "21m00Tcm4TlvDq8ikWAM"
+    """The ElevenLabs voice of an org that names none."""
+    offline_voice: bool = True
+    """Piper renders prompts offline, where it is installed (the `tts` extra)."""
+    prompt_render_wait_s: float = Field(default=2.0, ge=0, le=10)
+    """How long a voice webhook waits for a prompt's first render before the call hears the
+    words through `<Say>` (the render goes on; later calls play it)."""
+    audio_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=200 * 1024 * 1024)
+    """The largest audio file `POST /api/audio` takes."""
+    audio_max_seconds: float = Field(default=600.0, gt=0, le=7200)
+    """The longest an uploaded file may play."""
     resend_api_key: SecretStr | None = None
     """Send email through Resend's HTTP API instead of SMTP."""
     resend_url: str = "https://api.resend.com"

@@ -24,7 +24,7 @@ from control.app_keys import POOL
 from control.auth import principal, requires
 from control.errors import ApiError
 from control.permissions import Action, Feature, plan_includes
-from storage import calls, campaigns, surveys
+from storage import audio, calls, campaigns, surveys
 from storage.db import Connection
 from storage.tenancy import tenant
 
@@ -50,20 +50,22 @@ def routes() -> list[web.RouteDef]:
 
 class Flow(BaseModel):
     """What an answered call hears, after the org's recording disclosure: exactly one of a
-    text said (`say`), an audio file played (`play`, https), a connection to a number
-    (`connect`: an agent's line), or one of the org's surveys (`survey`)."""
+    text said (`say`: in the org's voice, `/api/org/voice`), an audio file played (`play`, an
+    https URL, or `play_clip`, one of the org's clips from `/api/audio`), a connection to a
+    number (`connect`: an agent's line), or one of the org's surveys (`survey`)."""
 
     model_config = ConfigDict(extra="forbid")
     say: str | None = Field(default=None, min_length=1, max_length=4000)
     play: HttpUrl | None = None
+    play_clip: uuid.UUID | None = None
     connect: str | None = Field(default=None, pattern=E164)
     survey: uuid.UUID | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Flow:
-        given = [v for v in (self.say, self.play, self.connect, self.survey) if v is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of say, play, connect and survey")
+        given = (self.say, self.play, self.play_clip, self.connect, self.survey)
+        if sum(v is not None for v in given) != 1:
+            raise ValueError("give exactly one of say, play, play_clip, connect and survey")
         if self.play is not None and self.play.scheme != "https":
             raise ValueError("play takes an https URL")
         return self
@@ -185,6 +187,10 @@ async def create_campaign(request: web.Request) -> web.Response:
             conn, who.org_id, body.flow.survey
         ):
             raise invalid_field("flow.survey", "no such survey")
+        if body.flow.play_clip is not None and not await audio.get(
+            conn, who.org_id, body.flow.play_clip
+        ):
+            raise invalid_field("flow.play_clip", "no such audio clip")
         created = await campaigns.create(conn, who.org_id, {
             "name": body.name,
             "flow": body.flow.model_dump(mode="json", exclude_none=True),

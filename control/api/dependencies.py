@@ -17,7 +17,7 @@ from aiohttp import web
 
 from control.api.openapi import doc
 from control.api.outbound import SIGNALWIRE
-from control.app_keys import POOL
+from control.app_keys import POOL, PROMPTS
 from control.auth import principal, requires
 from control.permissions import Action
 from storage import outbox_health
@@ -75,5 +75,6 @@ async def dependencies(request: web.Request) -> web.Response:
                           "fallback": config.transcription_fallback},
         "email": email,
         "webhooks": webhooks,
-        "tts": {"configured": False},
+        "tts": {name: engine.health() for name, engine in request.app[PROMPTS].engines.items()}
+        or {"configured": False},
     })  # fmt: skip

@@ -13,14 +13,14 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from control.api import audit
-from control.api.bodies import parse_body, path_uuid, plain
+from control.api.bodies import invalid_field, parse_body, path_uuid, plain
 from control.api.openapi import Query, doc
 from control.api.query import parse_int
 from control.app_keys import POOL
 from control.auth import principal, requires
 from control.errors import ApiError
 from control.permissions import Action, Feature, allowed, plan_includes
-from storage import surveys
+from storage import audio, surveys
 from storage.tenancy import tenant
 
 E164 = r"^\+[1-9][0-9]{6,14}$"
@@ -45,6 +45,8 @@ class Question(BaseModel):
     """Said as it is: tell the caller how to answer ("Press 1 for yes, 2 for no, or say…")."""
     audio_url: HttpUrl | None = None
     """A recording of the prompt (https), played instead of saying it."""
+    audio_clip: uuid.UUID | None = None
+    """One of the org's clips (`/api/audio`), played instead of saying it."""
     choices: dict[str, str] | None = None
     """For a choice: the key for each answer ({"1": "Billing", "2": "Repairs"})."""
 
@@ -52,6 +54,8 @@ class Question(BaseModel):
     def _choices(self) -> Question:
         if self.audio_url is not None and self.audio_url.scheme != "https":
             raise ValueError("audio_url takes an https URL")
+        if self.audio_url is not None and self.audio_clip is not None:
+            raise ValueError("give audio_url or audio_clip, not both")
         if (self.kind == "choice") != (self.choices is not None):
             raise ValueError("choices go with a choice question, and only with one")
         if self.choices is not None and not (
@@ -103,6 +107,11 @@ async def create_survey(request: web.Request) -> web.Response:
         raise ApiError(403, "PLAN_REQUIRED", "your plan does not include surveys")
     body = await parse_body(request, SurveyBody)
     async with tenant(request.app[POOL], who.org_id) as conn, conn.transaction():
+        for i, question in enumerate(body.questions):
+            if question.audio_clip is not None and not await audio.get(
+                conn, who.org_id, question.audio_clip
+            ):
+                raise invalid_field(f"questions.{i}.audio_clip", "no such audio clip")
         survey = await surveys.create(
             conn, who.org_id, body.name,
             [q.model_dump(mode="json", exclude_none=True) for q in body.questions], body.closing,

@@ -4,8 +4,9 @@
 // progress, refreshed every few seconds while one runs (Campaigns); callbacks booked at the
 // callee's local time, rescheduled or cancelled while they wait (Bookings); phone surveys with
 // their results counted per question (Surveys); secret-shopper scripts with the calls scored
-// against them and the trend per line tested (Shopper); outbound webhook endpoints, their
-// delivery log and replays, for owners and admins (Webhooks).
+// against them and the trend per line tested (Shopper); audio clips calls play, uploaded or
+// rendered from words, with a player each, and the voice the org's prompts are said in (Audio);
+// outbound webhook endpoints, their delivery log and replays, for owners and admins (Webhooks).
 //
 // Plain browser JavaScript, no build step, no dependencies. State comes from the REST API
 // (/api/calls, /api/escalations) and is kept current by the live feed (/api/feed over
@@ -40,6 +41,18 @@
   const SHOPPER_SCORERS = new Set(["owner", "admin", "analyst"]);
   // webhooks:manage: read, add and remove endpoints, read their log and replay deliveries.
   const WEBHOOK_MANAGERS = new Set(["owner", "admin"]);
+  // audio:read (viewers get 403 and are not offered the view), audio:manage (upload, render and
+  // delete clips) and voice:manage (the voice the org's prompts are said in).
+  const AUDIO_READERS = new Set(["owner", "admin", "operator", "analyst"]);
+  const AUDIO_MANAGERS = new Set(["owner", "admin", "operator"]);
+  const VOICE_MANAGERS = new Set(["owner", "admin"]);
+  const AUDIO_PAGE = 50;
+  // The voices of /api/org/voice in words ("say" is SignalWire's own, rendering nothing).
+  const ENGINE_NAMES = {
+    say: "SignalWire's <Say>",
+    elevenlabs: "ElevenLabs",
+    piper: "Piper",
+  };
   const DELIVERIES_PAGE = 50;
   // "unknown": closed after its process died (a later status callback may still name the end).
   const TERMINAL = new Set(["completed", "busy", "failed", "no-answer", "canceled", "unknown"]);
@@ -69,6 +82,7 @@
     bookings: "bookings-view",
     surveys: "surveys-view",
     shopper: "shopper-view",
+    audio: "audio-view",
     webhooks: "webhooks-view",
   };
   // Who may open each view other than calls (every role reads calls).
@@ -78,6 +92,7 @@
     bookings: BOOKING_READERS,
     surveys: SURVEY_READERS,
     shopper: SHOPPER_READERS,
+    audio: AUDIO_READERS,
     webhooks: WEBHOOK_MANAGERS,
   };
   const SURVEY_ANSWERS = 50; // the newest answers read to list what callers said
@@ -170,6 +185,11 @@
     webhookLoads: 0, // loads of the endpoints list started (a newer one wins)
     webhookId: null, // the endpoint whose delivery log is shown
     deliveryLoads: 0, // loads of the shown log started (a newer one wins)
+    clips: new Map(), // the audio clips listed, by id
+    clipItems: new Map(), // their <li> by id
+    audioCursor: null, // next_cursor of the clips list's last page
+    audioLoads: 0, // loads of the clips list started (a newer one wins)
+    voiceLoads: 0, // reads and writes of the org's prompt voice started (a newer one wins)
   };
 
   // ---- REST ------------------------------------------------------------------------------
@@ -194,9 +214,15 @@
     return send(method, path, file, contentType);
   }
 
+  // A form's parts as multipart/form-data (an audio upload): the browser writes the
+  // Content-Type, with its boundary.
+  function sendForm(method, path, form) {
+    return send(method, path, form);
+  }
+
   async function send(method, path, body, contentType) {
     const headers = { Accept: "application/json" };
-    if (body !== undefined) headers["Content-Type"] = contentType;
+    if (body !== undefined && contentType !== undefined) headers["Content-Type"] = contentType;
     if (method !== "GET" && state.csrf) headers["X-CSRF-Token"] = state.csrf;
     let response;
     try {
@@ -456,7 +482,8 @@
     showLogin();
   }
 
-  // ---- Views: calls (the default), targets, campaigns, bookings, surveys, shopper, webhooks --
+  // ---- Views: calls (the default), targets, campaigns, bookings, surveys, shopper, audio,
+  // webhooks ---------------------------------------------------------------------------------
 
   function mayOpen(view) {
     if (view === "calls") return true;
@@ -464,9 +491,10 @@
   }
 
   // What the signed-in role is offered: viewers read neither targets, campaigns, bookings,
-  // surveys nor shopper scores; only managers import, add to the do-not-call list, make or move
-  // campaigns, book, move or cancel callbacks and make or ask surveys; only owners, admins and
-  // analysts write scripts and score calls.
+  // surveys, shopper scores nor audio clips; only managers import, add to the do-not-call list,
+  // make or move campaigns, book, move or cancel callbacks, make or ask surveys and upload,
+  // render or delete clips; only owners, admins and analysts write scripts and score calls;
+  // only owners and admins choose the voice of the org's prompts.
   function setUpViews() {
     el("views-nav").hidden = false;
     for (const button of document.querySelectorAll(".view-button")) {
@@ -483,6 +511,9 @@
     const score = hasRole(SHOPPER_SCORERS);
     el("new-script-panel").hidden = !score;
     el("score-form").hidden = !score;
+    el("upload-audio-panel").hidden = !hasRole(AUDIO_MANAGERS);
+    el("render-audio-panel").hidden = !hasRole(AUDIO_MANAGERS);
+    el("org-voice-form").hidden = !hasRole(VOICE_MANAGERS);
   }
 
   function showView(view) {
@@ -493,11 +524,13 @@
       button.setAttribute("aria-pressed", String(button.dataset.view === shown));
     }
     if (shown !== "campaigns") stopCampaignPoll();
+    if (shown !== "audio") pauseClips();
     if (shown === "targets") openTargets();
     if (shown === "campaigns") openCampaigns();
     if (shown === "bookings") openBookings();
     if (shown === "surveys") openSurveys();
     if (shown === "shopper") openShopper();
+    if (shown === "audio") openAudio();
     if (shown === "webhooks") openWebhooks();
   }
 
@@ -539,6 +572,7 @@
     clearBookings();
     clearSurveys();
     clearShopper();
+    clearAudio();
     clearWebhooks();
   }
 
@@ -3053,6 +3087,399 @@
     await selectScript(created.id);
   }
 
+  // ---- Audio ---------------------------------------------------------------------------------
+  // The org's audio clips (control/api/audio.py): files uploaded and words rendered by a voice,
+  // kept as the 8 kHz mu-law WAV calls play. A clip's player reads /api/audio/{id}/content with
+  // the session cookie (same origin, as the page's media-src asks); the signed play_url is for
+  // SignalWire, not the page. And the voice the org's prompts are said in (/api/org/voice),
+  // chosen by owners and admins among the engines the server has.
+
+  function openAudio() {
+    loadClips();
+    loadOrgVoice();
+  }
+
+  // Signed out: the view forgets what it showed (its players stop as they leave the page).
+  function clearAudio() {
+    state.clips.clear();
+    state.clipItems.clear();
+    state.audioCursor = null;
+    state.audioLoads += 1; // answers still in flight are dropped
+    state.voiceLoads += 1;
+    el("audio-view").hidden = true;
+    el("audio-list").replaceChildren();
+    el("audio-count").textContent = "";
+    el("audio-more").hidden = true;
+    el("audio-empty").hidden = true;
+    el("org-voice-current").textContent = "";
+    for (const id of ["audio-outcome", "upload-audio-outcome", "render-audio-outcome"]) {
+      el(id).textContent = "";
+    }
+    el("org-voice-outcome").textContent = "";
+    for (const id of ["audio-error", "upload-audio-error", "render-audio-error"]) {
+      showError(id, "");
+    }
+    showError("org-voice-error", "");
+    for (const id of ["upload-audio-form", "render-audio-form", "org-voice-form"]) {
+      el(id).reset();
+    }
+    el("audio-file").removeAttribute("aria-invalid");
+    el("org-voice-engine").replaceChildren();
+    const own = node("option", "", "The organization's voice");
+    own.value = "";
+    el("render-engine").replaceChildren(own);
+    el("render-none").hidden = true;
+    el("render-submit").disabled = false;
+  }
+
+  // Leaving the view: what plays stops (the player keeps its place).
+  function pauseClips() {
+    for (const player of el("audio-list").querySelectorAll("audio")) player.pause();
+  }
+
+  function engineName(engine) {
+    return ENGINE_NAMES[engine] || engine;
+  }
+
+  // A clip's length: tenths of a second for a prompt, minutes and seconds past a minute.
+  function clipLength(ms) {
+    const n = Math.max(0, ms || 0);
+    if (n >= 60000) return clock(n);
+    const tenths = Math.round(n / 100);
+    return `${Math.floor(tenths / 10)}.${tenths % 10} s`;
+  }
+
+  function clipSource(clip) {
+    if (clip.source === "upload") {
+      return `${(clip.uploaded_type || "audio").toUpperCase()} file`;
+    }
+    const engine = engineName(clip.engine);
+    return clip.voice ? `${engine} voice ${clip.voice}` : `${engine} voice`;
+  }
+
+  // The first page (replacing the list), or with `more` the page after the last one shown.
+  async function loadClips({ more = false } = {}) {
+    state.audioLoads += 1;
+    const load = state.audioLoads;
+    const button = el("audio-more");
+    button.disabled = true;
+    let page;
+    try {
+      const query = new URLSearchParams({ limit: String(AUDIO_PAGE) });
+      if (more && state.audioCursor) query.set("cursor", state.audioCursor);
+      page = await api("GET", `/api/audio?${query}`);
+    } catch (err) {
+      if (load === state.audioLoads && err.status !== 401) {
+        showError("audio-error", `Could not load the audio clips: ${errorText(err)}`);
+        button.disabled = false;
+      }
+      return;
+    }
+    if (load !== state.audioLoads || !state.me) return; // a newer load, or signed out
+    showError("audio-error", "");
+    renderClips(page.clips, more);
+    state.audioCursor = page.next_cursor || null;
+    button.hidden = !state.audioCursor;
+    button.disabled = false;
+    const shown = state.clipItems.size;
+    el("audio-count").textContent = shown ? `(${shown}${state.audioCursor ? "+" : ""})` : "";
+  }
+
+  // Items already shown are kept, not remade: a clip playing plays on, an open confirmation and
+  // a row's error stay.
+  function renderClips(clips, more) {
+    const list = el("audio-list");
+    const order = more ? [...state.clipItems.keys()] : [];
+    const items = new Map();
+    for (const clip of clips) {
+      const li = state.clipItems.get(clip.id) || clipItem(clip.id);
+      state.clips.set(clip.id, clip);
+      fillClip(li, clip);
+      items.set(clip.id, li);
+      if (!order.includes(clip.id)) order.push(clip.id);
+    }
+    const lis = order.map((id) => items.get(id) || state.clipItems.get(id));
+    lis.forEach((li, i) => {
+      if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
+    });
+    while (list.children.length > lis.length) list.lastElementChild.remove();
+    for (const id of state.clips.keys()) if (!order.includes(id)) state.clips.delete(id);
+    state.clipItems = new Map(order.map((id, i) => [id, lis[i]]));
+    el("audio-empty").hidden = lis.length > 0;
+  }
+
+  function clipItem(id) {
+    const li = node("li", "audio-clip");
+    li.dataset.clipId = id;
+    const info = node("div", "clip-info");
+    // Same origin: the session cookie authenticates it; read when the user plays it.
+    const player = node("audio", "player");
+    player.controls = true;
+    player.preload = "none";
+    player.src = `/api/audio/${encodeURIComponent(id)}/content`;
+    player.append(node("span", "", "This browser cannot play it."));
+    li.append(info, player);
+    if (!hasRole(AUDIO_MANAGERS)) return li;
+
+    const actions = node("div", "actions clip-actions");
+    const remove = node("button", "secondary danger delete-clip", "Delete…");
+    remove.type = "button";
+    actions.append(remove);
+    const confirm = node("div", "confirm delete-confirm");
+    confirm.hidden = true;
+    const question = node("p", "delete-question");
+    question.id = `delete-question-${id}`;
+    const confirmButtons = node("div", "actions");
+    const yes = node("button", "danger", "Delete clip");
+    yes.type = "button";
+    yes.setAttribute("aria-describedby", question.id);
+    const no = node("button", "secondary", "Keep it");
+    no.type = "button";
+    confirmButtons.append(yes, no);
+    confirm.append(question, confirmButtons);
+    const error = node("p", "error clip-error");
+    error.setAttribute("role", "alert");
+    error.hidden = true;
+
+    remove.addEventListener("click", () => {
+      clipRowError(li, "");
+      confirm.hidden = false;
+      remove.hidden = true;
+      yes.focus();
+    });
+    no.addEventListener("click", () => {
+      confirm.hidden = true;
+      remove.hidden = false;
+      remove.focus();
+    });
+    yes.addEventListener("click", () => deleteClip(id));
+    li.append(actions, confirm, error);
+    return li;
+  }
+
+  function fillClip(li, clip) {
+    li.dataset.source = clip.source;
+    const head = node("p", "call-line");
+    head.append(
+      node("strong", "clip-name", clip.name),
+      node("span", "badge status clip-source", clipSource(clip)),
+      node("span", "duration clip-length", clipLength(clip.duration_ms)),
+    );
+    const parts = [head];
+    // A render is named by the start of its words: the words whole when they are longer.
+    if (clip.source === "voice" && clip.text && clip.text !== clip.name) {
+      parts.push(node("blockquote", "evidence clip-text", `“${clip.text}”`));
+    }
+    const made = clip.source === "voice" ? "rendered" : "uploaded";
+    parts.push(node("p", "clip-created", `${made} ${dateTime(clip.created_at)}`));
+    li.querySelector(".clip-info").replaceChildren(...parts);
+    li.querySelector("audio").setAttribute("aria-label", `Play ${clip.name}`);
+    const remove = li.querySelector(".delete-clip");
+    if (!remove) return;
+    remove.setAttribute("aria-label", `Delete the clip ${clip.name}`);
+    li.querySelector(".delete-question").textContent =
+      `Delete the clip “${clip.name}”? Calls can no longer play it. This cannot be undone.`;
+  }
+
+  function clipRowError(li, message) {
+    const p = li.querySelector(".clip-error");
+    if (!p) return;
+    p.textContent = message || "";
+    p.hidden = !message;
+  }
+
+  // Why a clip was not deleted: what plays it, when something does.
+  function deleteRefusal(err) {
+    const users = Array.isArray(err.details.used_by) ? err.details.used_by : [];
+    if (err.code !== "CLIP_IN_USE" || users.length === 0) return errorText(err);
+    return `it is played by ${users.join(", ")}. Play something else there first.`;
+  }
+
+  async function deleteClip(id) {
+    const li = state.clipItems.get(id);
+    const clip = state.clips.get(id);
+    if (!li || !clip) return;
+    clipRowError(li, "");
+    el("audio-outcome").textContent = "";
+    const buttons = [...li.querySelectorAll(".delete-confirm button")];
+    for (const b of buttons) b.disabled = true;
+    try {
+      await api("DELETE", `/api/audio/${encodeURIComponent(id)}`);
+    } catch (err) {
+      if (err.status === 404) {
+        await loadClips(); // what there is now (the list's load clears its error: then this)
+        showError("audio-error", `Could not delete “${clip.name}”: ${errorText(err)}`);
+        return;
+      }
+      li.querySelector(".delete-confirm").hidden = true;
+      li.querySelector(".delete-clip").hidden = false;
+      clipRowError(li, `Could not delete “${clip.name}”: ${deleteRefusal(err)}`);
+      li.querySelector(".delete-clip").focus();
+      return;
+    } finally {
+      for (const b of buttons) b.disabled = false;
+    }
+    li.remove();
+    state.clipItems.delete(id);
+    state.clips.delete(id);
+    el("audio-title").focus(); // its button is gone
+    el("audio-outcome").textContent = `The clip “${clip.name}” is deleted.`;
+    await loadClips();
+  }
+
+  async function onUploadAudio(event) {
+    event.preventDefault();
+    showError("upload-audio-error", "");
+    el("upload-audio-outcome").textContent = "";
+    const input = el("audio-file");
+    input.removeAttribute("aria-invalid");
+    const file = input.files[0];
+    if (!file) {
+      showError("upload-audio-error", "Choose an audio file to upload.");
+      input.focus();
+      return;
+    }
+    const form = new FormData();
+    const name = el("audio-name").value.trim();
+    if (name) form.append("name", name);
+    form.append("file", file, file.name);
+    const submit = el("audio-upload-submit");
+    submit.disabled = true;
+    let clip;
+    try {
+      clip = await sendForm("POST", "/api/audio", form);
+    } catch (err) {
+      showError("upload-audio-error", `Could not upload ${file.name}: ${errorText(err)}`);
+      if (err.status === 413 || err.status === 422) {
+        input.setAttribute("aria-invalid", "true");
+        input.setAttribute("aria-errormessage", "upload-audio-error");
+        input.focus();
+      }
+      return;
+    } finally {
+      submit.disabled = false;
+    }
+    el("upload-audio-form").reset();
+    el("upload-audio-outcome").textContent =
+      `“${clip.name}” uploaded (${clipLength(clip.duration_ms)}).`;
+    await loadClips();
+  }
+
+  async function onRenderAudio(event) {
+    event.preventDefault();
+    showError("render-audio-error", "");
+    el("render-audio-outcome").textContent = "";
+    const words = el("render-text");
+    const text = words.value.trim();
+    if (!text) {
+      showError("render-audio-error", "Write the words to render.");
+      words.focus();
+      return;
+    }
+    const body = { text };
+    const engine = el("render-engine").value;
+    if (engine) body.engine = engine;
+    const voice = el("render-voice").value.trim();
+    if (voice) body.voice = voice;
+    const submit = el("render-submit");
+    submit.disabled = true;
+    let clip;
+    try {
+      clip = await api("POST", "/api/audio/speech", body); // a first render takes seconds
+    } catch (err) {
+      showError("render-audio-error", `Could not render the words: ${errorText(err)}`);
+      return;
+    } finally {
+      submit.disabled = false;
+    }
+    // The same words in the same voice are rendered once: the clip may be one listed already.
+    const already = state.clips.has(clip.id);
+    words.value = ""; // the engine and voice stay chosen for the next words
+    el("render-audio-outcome").textContent = already
+      ? `Rendered before: “${clip.name}” (${clipLength(clip.duration_ms)}).`
+      : `Rendered “${clip.name}” (${clipLength(clip.duration_ms)}).`;
+    await loadClips();
+  }
+
+  async function loadOrgVoice() {
+    state.voiceLoads += 1;
+    const load = state.voiceLoads;
+    let voice;
+    try {
+      voice = await api("GET", "/api/org/voice");
+    } catch (err) {
+      if (load === state.voiceLoads && err.status !== 401) {
+        showError("org-voice-error", `Could not load the prompt voice: ${errorText(err)}`);
+      }
+      return;
+    }
+    if (load !== state.voiceLoads || !state.me) return;
+    showError("org-voice-error", "");
+    renderOrgVoice(voice);
+  }
+
+  function voiceText(voice) {
+    if (voice.engine === "say") return `Prompts are said by ${engineName("say")}.`;
+    const which = voice.voice ? `voice ${voice.voice}` : "its default voice";
+    return `Prompts are rendered by ${engineName(voice.engine)}, ${which}.`;
+  }
+
+  function engineOption(engine, label) {
+    const option = node("option", "", label || engineName(engine));
+    option.value = engine;
+    return option;
+  }
+
+  // The voice as it is, the setting's choices (the engines this server has, and the org's own
+  // even when the server lost it), and the engines words can be rendered with.
+  function renderOrgVoice(voice) {
+    el("org-voice-current").textContent = voiceText(voice);
+    const engines = Array.isArray(voice.engines) ? voice.engines : ["say"];
+    const choices = engines.includes(voice.engine) ? engines : [voice.engine, ...engines];
+    const select = el("org-voice-engine");
+    select.replaceChildren(...choices.map((engine) => engineOption(engine)));
+    select.value = voice.engine;
+    el("org-voice-name").value = voice.voice || "";
+
+    // Rendering takes the org's voice first when it renders; a choice made stays while the
+    // choices do.
+    const render = el("render-engine");
+    const chosen = render.value;
+    const before = [...render.options].map((o) => o.textContent).join("\n");
+    const options = engines.filter((e) => e !== "say").map((engine) => engineOption(engine));
+    if (voice.engine !== "say" && engines.includes(voice.engine)) {
+      options.unshift(engineOption("", `The organization's voice (${engineName(voice.engine)})`));
+    }
+    render.replaceChildren(...options);
+    if (options.map((o) => o.textContent).join("\n") === before) render.value = chosen;
+    el("render-none").hidden = options.length > 0;
+    el("render-submit").disabled = options.length === 0;
+  }
+
+  async function onSaveVoice(event) {
+    event.preventDefault();
+    showError("org-voice-error", "");
+    el("org-voice-outcome").textContent = "";
+    const body = { engine: el("org-voice-engine").value };
+    const name = el("org-voice-name").value.trim();
+    if (name) body.voice = name;
+    state.voiceLoads += 1; // a read still in flight would show the voice before this
+    const submit = el("org-voice-submit");
+    submit.disabled = true;
+    let voice;
+    try {
+      voice = await api("PUT", "/api/org/voice", body);
+    } catch (err) {
+      showError("org-voice-error", `Could not set the prompt voice: ${errorText(err)}`);
+      return;
+    } finally {
+      submit.disabled = false;
+    }
+    if (!state.me) return;
+    renderOrgVoice(voice);
+    el("org-voice-outcome").textContent = `Saved. ${voiceText(voice)}`;
+  }
+
   // ---- Webhooks ----------------------------------------------------------------------------
   // An org's outbound webhook endpoints (control/api/outbound_webhooks.py). A new endpoint's
   // signing secret is answered once, by the POST: the page shows it until dismissed, and never
@@ -3748,6 +4175,10 @@
     el("new-webhook-form").addEventListener("submit", onCreateWebhook);
     el("webhook-secret-copy").addEventListener("click", copySecret);
     el("webhook-secret-done").addEventListener("click", hideSecret);
+    el("audio-more").addEventListener("click", () => loadClips({ more: true }));
+    el("upload-audio-form").addEventListener("submit", onUploadAudio);
+    el("render-audio-form").addEventListener("submit", onRenderAudio);
+    el("org-voice-form").addEventListener("submit", onSaveVoice);
     el("deliveries-refresh").addEventListener("click", () => {
       el("deliveries-outcome").textContent = ""; // what a replay said: the log now says more
       loadDeliveries();

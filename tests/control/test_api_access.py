@@ -21,7 +21,8 @@ from storage.db import Pool
 from tests.support.accounts import PASSWORD, Org, make_org
 
 # The dashboard page itself is static; everything it shows comes from the API.
-NOT_BEHIND_AUTH = ("/laml/", "/health/", "/metrics", "/dashboard")
+# /audio/: clips for SignalWire's <Play>, by signed URL (tests/control/test_audio_api.py).
+NOT_BEHIND_AUTH = ("/laml/", "/health/", "/metrics", "/dashboard", "/audio/")
 # Endless streams (WebSocket, SSE): described in the README, not in OpenAPI.
 FEED_STREAMS = ("/api/feed", "/api/feed/sse")
 

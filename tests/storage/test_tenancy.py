@@ -23,6 +23,7 @@ from media.events import (
 )
 from storage import (
     accounts,
+    audio,
     calls,
     campaigns,
     email_outbox,
@@ -50,7 +51,7 @@ ORG_TABLES = (
     "feed_events", "org_transcription", "retention_policies", "voice_targets", "do_not_call",
     "campaigns", "campaign_targets", "surveys", "survey_answers", "shopper_scripts",
     "shopper_scores", "webhook_endpoints", "webhook_deliveries",
-    "email_outbox", "segment_translations",
+    "email_outbox", "segment_translations", "audio_clips",
 )  # fmt: skip
 
 
@@ -130,6 +131,8 @@ async def populate(pool: Pool, org: Org) -> uuid.UUID:
         "SELECT id FROM transcript_segments WHERE call_id = $1 LIMIT 1", ref.id
     )
     await translations.store(pool, org.id, ref.id, "es", "test", [(segment, "hola")])
+    await audio.add(pool, org.id, audio.NewClip(name="a", wav=b"RIFF", duration_ms=0,
+                                                created_by="t", uploaded_type="wav"))  # fmt: skip
     script = await shopper.create_script(pool, org.id, "s", [], "t")
     call = {"id": ref.id, "started_at": datetime.now(UTC)}
     await shopper.save_score(pool, org.id, script["id"], call, "+17065550100", 50.0, [])
