@@ -135,8 +135,14 @@ async def test_a_play_url_works_for_its_clip_only_and_until_it_expires(
 
 
 async def test_the_orgs_voice_says_its_prompts_and_clips_play_in_surveys_and_campaigns(
-    srv: RunningServer, pool: Pool
+    start_server: Callable[..., AbstractAsyncContextManager[RunningServer]], pool: Pool
 ) -> None:
+    # A first render waits on Piper loading: allowed plenty here, where the machine is shared.
+    async with start_server(prompt_render_wait_s=10) as srv:
+        await voiced_calls(srv, pool)
+
+
+async def voiced_calls(srv: RunningServer, pool: Pool) -> None:
     org = await make_org(pool, "Voiced calls org")
     status, voice = await call_api(srv, org, "GET", "/api/org/voice", role="viewer")
     assert voice == {"engine": "say", "voice": None, "engines": ["say", "piper"]}

@@ -154,11 +154,14 @@ async def test_a_prompt_is_rendered_once_and_a_slow_render_never_holds_up_a_call
 ) -> None:
     org = await make_org(pool, "Voiced org")
     urls = PlayUrls(b"secret", "https://voice.example.com")
-    prompts = Prompts(pool, {"elevenlabs": adapter(http, eleven)}, urls, wait_s=0.5)
+    prompts = Prompts(pool, {"elevenlabs": adapter(http, eleven)}, urls, wait_s=2)
     assert await prompts.speak(org.id, TEXT) == TEXT  # the org's voice is SignalWire's <Say>
     async with pool.acquire() as conn:
         await audio.set_voice(conn, org.id, "elevenlabs", VOICES[1])
+    # Rendered ahead (as `POST /api/audio/speech` does), so no call waits on it.
+    first = await prompts.render(org.id, TEXT, "elevenlabs", VOICES[1], "test")
     spoken = await prompts.speak(org.id, TEXT)
+    assert spoken == Play(urls.url(first["id"]))
     assert isinstance(spoken, Play) and spoken.url.startswith("https://voice.example.com/audio/")
     assert await prompts.speak(org.id, TEXT) == spoken  # from the cache: one request
     assert len(eleven.requests) == 1
