@@ -92,6 +92,12 @@ TTS_RENDERS = Counter(
     " malformed (an answer with no usable audio), engine_error, circuit_open (not asked).",
     ["engine", "outcome"],
 )
+TTS_CIRCUIT_OPEN = Gauge(
+    "voxsouth_tts_circuit_open",
+    "1 while a text-to-speech engine's circuit breaker is open or half-open, else 0.",
+    ["engine"],
+    multiprocess_mode="livemax",  # each worker has its own adapter: 1 if any's circuit is open
+)
 AUDIO_UPLOADS = Counter(
     "voxsouth_audio_uploads_total",
     "Audio files uploaded, by outcome: stored, or the refusal's code (UNSUPPORTED_AUDIO…).",

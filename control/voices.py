@@ -34,7 +34,7 @@ from control.audio_convert import (
     sniff,
     to_telephony,
 )
-from control.metrics import TTS_RENDERS
+from control.metrics import TTS_CIRCUIT_OPEN, TTS_RENDERS
 from control.signalwire import Admission, CircuitBreaker
 
 MAX_TEXT_CHARS: Final = 2_500
@@ -118,12 +118,14 @@ class ElevenLabs:
                 self._breaker.release()
             else:
                 self._breaker.record_failure()
+            TTS_CIRCUIT_OPEN.labels(self.engine).set(int(self._breaker.is_open))
             self._outcomes.done(self.engine, started, failed)
             raise
         except BaseException:
             self._breaker.release()
             raise
         self._breaker.record_success()
+        TTS_CIRCUIT_OPEN.labels(self.engine).set(0)
         self._outcomes.done(self.engine, started)
         return audio
 

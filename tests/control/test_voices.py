@@ -16,7 +16,7 @@ import pytest
 
 from control.audio_convert import Telephony
 from control.laml import Play
-from control.metrics import TTS_RENDERS
+from control.metrics import TTS_CIRCUIT_OPEN, TTS_RENDERS
 from control.play_urls import PlayUrls
 from control.prompts import Prompts
 from control.voices import ElevenLabs, ElevenLabsConfig, Piper, VoiceFailed
@@ -140,6 +140,7 @@ async def test_a_slow_service_times_out_and_a_failing_one_is_left_alone_for_a_wh
     assert failed.value.reason == "circuit_open"
     assert len(eleven.requests) == asked  # not sent
     assert voice.health()["circuit_open"] is True
+    assert TTS_CIRCUIT_OPEN.labels("elevenlabs")._value.get() == 1
 
 
 async def test_piper_renders_the_words_offline(whisper: WhisperEngine) -> None:
