@@ -308,6 +308,10 @@ class MediaServer:
                     metrics.REDACTIONS.labels(kind).inc()
             self._sink(event)
 
+    @property
+    def open_streams(self) -> int:
+        return self._open_streams
+
     def begin_shutdown(self) -> None:
         """Streams closed from now on are recorded as `server_shutdown`, not `disconnected`,
         and calls waiting for a stream to resume them are closed now."""

@@ -103,6 +103,7 @@ from media.transcription.service import TranscriptionService
 from media.vad import EndpointerConfig
 from server.call_policy import DetectorRuleCatalog, OrgHearing, admit
 from server.database import open_database
+from server.drain import Drain
 from server.health import Health
 from server.http_security import (
     HttpSecurityConfig,
@@ -138,6 +139,14 @@ class RunningServer:
     process_id: uuid.UUID
     """This process's registration in `server_processes` (the owner of the streams it opens)."""
     app: web.Application
+    drain: Drain
+    """SIGTERM's grace (`stop_gracefully`)."""
+
+    async def stop_gracefully(self, interrupted: asyncio.Event) -> None:
+        """Drains for up to VOXSOUTH_DRAIN_TIMEOUT_S (none: returns at once); leaving `running`
+        then stops the server."""
+        if self.settings.drain_timeout_s > 0:
+            await self.drain.run(self.settings.drain_timeout_s, interrupted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -571,12 +580,13 @@ async def running(
         engine_ok = transcriber is not None or not (
             settings.transcription_engine == "whisper" or fallback
         )
-        app.add_routes(Health(lambda: engine_ok).routes())
+        drain = Drain(lambda: media.open_streams)
+        app.add_routes(Health(lambda: engine_ok, lambda: drain.draining).routes())
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         await web.SockSite(runner, http_sock).start()
         log.info("HTTP on %s, media on %s", http_url, media_url)
         yield RunningServer(
-            http_url, media_url, public_url, settings, pool, writer, dsn, lease.id, app
+            http_url, media_url, public_url, settings, pool, writer, dsn, lease.id, app, drain
         )

@@ -141,6 +141,8 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
         print(_banner(settings, srv.http_url, srv.public_url, srv.media_url), flush=True)
         await stop.wait()
         print("voxsouth: shutting down", flush=True)
+        stop.clear()  # set again by a second signal, which ends the drain
+        await srv.stop_gracefully(stop)
     return 0
 
 

@@ -24,9 +24,13 @@ CHECK_TIMEOUT_S = 2.0
 
 class Health:
     def __init__(
-        self, transcription_ready: Callable[[], bool], check_timeout_s: float = CHECK_TIMEOUT_S
+        self,
+        transcription_ready: Callable[[], bool],
+        draining: Callable[[], bool] = lambda: False,
+        check_timeout_s: float = CHECK_TIMEOUT_S,
     ) -> None:
         self._transcription_ready = transcription_ready
+        self._draining = draining
         self._check_timeout_s = check_timeout_s
         self._registry = _scrape_registry()
 
@@ -41,6 +45,8 @@ class Health:
         return web.json_response({"status": "ok"})
 
     async def ready(self, request: web.Request) -> web.Response:
+        if self._draining():  # stopping (server.drain): send new calls elsewhere
+            return web.json_response({"status": "draining", "checks": {}}, status=503)
         pool = request.app[POOL]
         deadline = asyncio.get_running_loop().time() + self._check_timeout_s
         database, migrations = await asyncio.gather(

@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     """New media streams are refused (1013 "server running behind") while the event loop runs
     this late, five samples in a row, 100 ms apart (media.loop_lag): every frame waits that
     long. One stall is not enough. 0: off."""
+    drain_timeout_s: float = Field(default=0.0, ge=0, le=3600)
+    """On SIGTERM, how long the server keeps carrying the streams already open (readiness
+    failing: server.drain) before it stops; 0: stops at once. Under Kubernetes, keep it below
+    terminationGracePeriodSeconds."""
     media_resume_grace_s: float = Field(default=15.0, ge=0, le=600)
     """How long a call whose media stream dropped keeps its place on this process for a
     stream that resumes it (a new stream for the call, or the same one reconnecting): its

@@ -68,12 +68,14 @@ async def _serve(settings: Settings, place: WorkerPlace, control: socket.socket)
     watch = asyncio.create_task(_parent_gone(reader, stop.set), name="parent-watch")
     beat: asyncio.Task[None] | None = None
     try:
-        async with running(settings, place):
+        async with running(settings, place) as srv:
             writer.write(READY)
             await writer.drain()
             # Kept up while draining on the way out, too: a drain that hangs is a hang.
             beat = asyncio.create_task(_heartbeat(writer), name="heartbeat")
             await stop.wait()
+            stop.clear()  # set again by a second signal, or when the parent is gone
+            await srv.stop_gracefully(stop)
     finally:
         if beat is not None:
             beat.cancel()
