@@ -389,7 +389,7 @@ async def get_call(
     # The call's parts, each a list of rows in its own order (the transcript only if asked).
     parts = {
         "streams": """SELECT stream_sid, connection, offset_ms, name, status, codec,
-                             sample_rate, tracks,
+                             sample_rate, tracks, restarted_after,
                              frames_received_inbound, frames_received_outbound,
                              frames_lost_inbound, frames_lost_outbound, audio_lost_ms,
                              utterances_skipped, transcription_error_inbound,
