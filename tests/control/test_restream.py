@@ -23,15 +23,17 @@ from prometheus_client import REGISTRY
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from control.process_lease import LeaseConfig, ProcessLease
 from control.restream import Restreamer, StreamTarget
 from control.restreaming import RestreamPolicy
 from control.signalwire import SignalWireClient, SignalWireConfig, SignalWireRejected
 from media.stream_token import StreamGrant, issue_token, verify_token
 from server.simulator.audio import CallAudio
-from storage import calls
+from storage import calls, processes
 from storage.db import Pool
 from tests.conftest import timeout
-from tests.storage.test_restreams import lose, put_out_of_reach
+from tests.storage.test_processes import expire, open_call, register
+from tests.storage.test_restreams import lose, put_out_of_reach, start
 from tests.support.fake_signalwire import (
     Fail,
     FakeSignalWire,
@@ -389,3 +391,21 @@ async def test_a_media_url_signalwire_would_refuse_fails_at_the_start(
             pool, client, StreamTarget("ws://voice.example.com/media", STATUS_URL), issue,
             RestreamPolicy(),
         )  # fmt: skip
+
+
+async def test_the_lease_wakes_the_restreamer_when_its_sweep_closes_lost_streams(
+    pool: Pool, org_number: tuple[uuid.UUID, str]
+) -> None:
+    woken: list[str] = []
+    lease = ProcessLease(pool, LeaseConfig(every_s=3600, lease_s=60, call_unknown_after_s=3600))
+    lease.when_streams_lost(lambda: woken.append("lost"))
+    call = await open_call(pool, org_number)
+    dead = await register(pool, alive=True)
+    await start(pool, call, dead)
+    await expire(pool, dead)
+
+    await lease.tick()  # closes the dead process's stream
+    await lease.tick()  # nothing more to close
+
+    assert woken == ["lost"]
+    await processes.deregister(pool, lease.id)
