@@ -46,7 +46,7 @@ class Claimed:
     """This attempt's number for the loss, from 1."""
 
 
-AttemptOf = Callable[[UnheardCall], "int | None"]
+AttemptOf = Callable[[UnheardCall], int | None]
 """A call found unheard → this attempt's number, or None to give up on its loss."""
 
 
