@@ -8,6 +8,7 @@ attribute names are case-sensitive on the platform and are spelled here exactly 
 from __future__ import annotations
 
 import re
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +23,13 @@ XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 # Characters XML 1.0 cannot carry at all, even escaped: ElementTree would write them as-is and
 # the platform would reject the whole document.
 _XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def call_stream_url(media_url: str, call_id: uuid.UUID) -> str:
+    """Where every stream of a call connects: the media URL with the call's id last, so that
+    whatever routes connections (`serve --workers N`'s parent, a balancer) can tell the call
+    without a query string (SignalWire drops those)."""
+    return f"{media_url.rstrip('/')}/{call_id}"
 
 
 @dataclass(frozen=True, slots=True)

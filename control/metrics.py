@@ -41,6 +41,16 @@ CALL_RECONCILES = Counter(
     " sweep's budget ran out first).",
     ["outcome"],
 )
+RESTREAMS = Counter(
+    "voxsouth_restreams_total",
+    "Media streams this process asked SignalWire to start for calls whose process was lost"
+    " mid-call, by outcome: started (SignalWire started it; the call is heard again once it"
+    " lands), ended (the call is over or unknown there: not restarted), rejected (another 4xx),"
+    " unavailable (5xx, 429, timeouts, circuit open), malformed, error, out_of_time (the round's"
+    " budget ran out first); and gave_up, once per call whose attempts for a loss ran out (the"
+    " reconcile and unknown timeout rules then take it).",
+    ["outcome"],
+)
 RETENTION_DELETED = Counter(
     "voxsouth_retention_deleted_total",
     "Rows the retention sweeper deleted because their org keeps them no longer, by kind:"

@@ -9,6 +9,8 @@ when Postgres is back, puts the real end in place.
 With a SignalWire client, each sweep also asks SignalWire about a few calls left open by a lost
 process (control.call_reconcile) before the `unknown` timeout rule runs. The renewal comes first
 in every tick and the asking has its own small budget, so SignalWire never holds up the lease.
+Whoever is told of lost streams (`when_streams_lost`, e.g. control.restream, which starts the
+calls' streams again) hears of them at once and does its work in its own task.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 
@@ -56,6 +59,12 @@ class ProcessLease:
             config.reconcile, budget_s=min(config.reconcile.budget_s, config.lease_s / 4)
         )
         self._task: asyncio.Task[None] | None = None
+        self._on_lost: list[Callable[[], None]] = []
+
+    def when_streams_lost(self, callback: Callable[[], None]) -> None:
+        """`callback()` after each tick that closed streams of a lost process. It must not
+        block (the lease's renewal waits for it): wake a task, no more."""
+        self._on_lost.append(callback)
 
     async def __aenter__(self) -> ProcessLease:
         await self.tick()  # registered before any stream opens; what a predecessor left, closed
@@ -87,10 +96,15 @@ class ProcessLease:
             pid=os.getpid(),
             lease_s=self._config.lease_s,
         )
+        lost_count = 0
         while lost := await processes.close_lost_streams(self._pool):
             log.warning("closed %d streams whose process was lost", len(lost))
+            lost_count += len(lost)
             if len(lost) < processes.SWEEP_BATCH:
                 break
+        if lost_count:
+            for callback in self._on_lost:
+                callback()
         if self._signalwire is not None:
             try:
                 if asked := await reconcile_lost_calls(

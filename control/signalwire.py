@@ -1,5 +1,5 @@
 """SignalWire Compatibility (LaML) REST client: place outbound calls, look them up, hang them
-up, and start and stop their recordings.
+up, start and stop their recordings, and start a media stream of a call under way.
 
 The wire shapes are docs/protocols.md section e. The errors form one tree:
 
@@ -37,7 +37,7 @@ import math
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -158,6 +158,22 @@ class CallState:
     duration_seconds: int | None
     """`duration` (sent as a string or a number); None while live, or if unreadable."""
     raw: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamCreated:
+    """A media stream SignalWire started (`POST …/Calls/{CallSid}/Streams.json`)."""
+
+    sid: str
+    """The stream's SID: the `streamSid` its websocket's `start` carries."""
+    status: str
+    """queued, in-progress or stopped; empty if SignalWire sent none."""
+    name: str | None
+    raw: dict[str, Any]
+
+
+MAX_STREAM_PARAMETERS = 99
+"""`Parameter{N}.Name` / `Parameter{N}.Value` go from N = 1 to 99 (docs/protocols.md e)."""
 
 
 class Admission(enum.Enum):
@@ -377,6 +393,45 @@ class SignalWireClient:
             # would then hold one SID while another recording ran that a consent refusal
             # could not stop. Failing instead leaves the caller to decide; the recording
             # status callback, if SignalWire did start one, still reports it by its SID.
+            retry_after_sending=False,
+        )
+
+    async def start_stream(
+        self,
+        call_sid: str,
+        *,
+        url: str,
+        name: str,
+        status_callback: str,
+        parameters: Mapping[str, str],
+        track: Literal["inbound_track", "outbound_track", "both_tracks"] = "both_tracks",
+    ) -> StreamCreated:
+        """Starts a media stream of a call under way: SignalWire opens a websocket to `url`
+        (wss) and sends the call's `track` audio, `parameters` arriving in the stream's
+        `start.customParameters` (as `Parameter{N}.Name` / `.Value`, in order), and reports
+        the stream's life to `status_callback` (POST).
+
+        An unknown call is SignalWireRejected with status 404; a call no longer in progress,
+        status 400 with code 21220. Not retried once the request may have reached SignalWire
+        (a read timeout, a connection dropped mid-request), as for start_recording: if the
+        first request did start a stream, a retry would start a second one of the same call,
+        heard twice. The caller decides instead; a stream that did start shows up anyway.
+        """
+        if len(parameters) > MAX_STREAM_PARAMETERS:
+            raise ValueError(f"at most {MAX_STREAM_PARAMETERS} stream parameters")
+        form = [
+            ("Url", url),
+            ("Name", name),
+            ("Track", track),
+            ("StatusCallback", status_callback),
+            ("StatusCallbackMethod", "POST"),
+        ]
+        for n, (key, value) in enumerate(parameters.items(), start=1):
+            form += [(f"Parameter{n}.Name", key), (f"Parameter{n}.Value", value)]
+        return await self._call(
+            "start_stream",
+            self._laml(f"/Calls/{quote(call_sid, safe='')}/Streams.json", form),
+            _parse_stream,
             retry_after_sending=False,
         )
 
@@ -740,6 +795,17 @@ def _parse_call_state(status: int, raw: bytes) -> CallState:
             if isinstance(duration, int) and not isinstance(duration, bool) and duration >= 0
             else None
         ),
+        raw=body,
+    )
+
+
+def _parse_stream(status: int, raw: bytes) -> StreamCreated:
+    body = _body_with_sid(status, raw)
+    stream_status, name = body.get("status"), body.get("name")
+    return StreamCreated(
+        sid=body["sid"],
+        status=stream_status if isinstance(stream_status, str) else "",
+        name=name if isinstance(name, str) else None,
         raw=body,
     )
 

@@ -291,7 +291,7 @@ class Webhooks:
             flow = laml.CampaignFlow(survey_url=self._survey_url(opened.route.survey_id))
         token = self._issue_token(call.org_id, call.id, call_sid)
         stream = laml.StreamSpec(
-            url=f"{self._config.media_url.rstrip('/')}/{call.id}",
+            url=laml.call_stream_url(self._config.media_url, call.id),
             name=f"voxsouth-{call.id}",
             status_callback=self._config.public_base_url + "/laml/stream-status",
             parameters={"token": token},

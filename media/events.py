@@ -42,6 +42,11 @@ class StreamEvent:
     occurred_at: datetime = field(default_factory=_now)
 
 
+RESTARTED_AFTER: Final = "restarted_after"
+"""The `start.customParameters` entry by which the control plane says why it restarted a
+stream mid-call (`StreamStarted.restarted_after`)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StreamStarted(StreamEvent):
     call_sid: str
@@ -59,6 +64,10 @@ class StreamStarted(StreamEvent):
     offset_ms: int = 0
     """Where the stream's audio begins on the call's clock (a later stream of a call starts
     after the earlier ones)."""
+    restarted_after: str | None = None
+    """Why the control plane started this stream itself mid-call (e.g. `process_lost`: the
+    process carrying the call died), as its `start` said; None for a stream the call's LaML
+    started."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

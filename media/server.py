@@ -82,6 +82,10 @@ class CallAdmission:
     """When the call's first stream began (Unix time), if a stream of it was opened before:
     a stream resuming the call where no session of it is kept (another process, or after the
     grace) is placed on the call's clock by it."""
+    call_heard_until: float | None = None
+    """When the call's earlier streams, all ended, last heard it (Unix time), if known: a
+    stream resuming the call where no session of it is kept counts the audio between then and
+    its own start as lost (a process that died mid-call leaves this at its last heartbeat)."""
     stream_connections: Mapping[str, int] = field(default_factory=dict)
     """Connections opened so far by stream: the same stream reconnecting is the next one."""
 
@@ -564,10 +568,12 @@ class MediaServer:
         try:
             live = self._calls.get(grant.call_id)
             if live is None:
-                offset_ms = 0
+                offset_ms = lost_ms = 0
                 if (began := admission.call_began_at) is not None:
                     arrived = self._wall_clock() - (self._monotonic() - now)
                     offset_ms = max(0, round((arrived - began) * 1000))
+                    if (heard := admission.call_heard_until) is not None:
+                        lost_ms = max(0, offset_ms - round((heard - began) * 1000))
                 session = CallSession(
                     start,
                     org_id=grant.org_id,
@@ -577,6 +583,8 @@ class MediaServer:
                     policy=admission.policy,
                     offset_ms=offset_ms,
                     connection=admission.stream_connections.get(start.stream_sid, 0) + 1,
+                    resumed=began is not None,
+                    lost_ms=lost_ms,
                 )
                 self._calls[grant.call_id] = _LiveCall(session, now - offset_ms / 1000, admission)
                 return session

@@ -13,9 +13,10 @@ consent is given, dropped on refusal or when the stream ends without it.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Literal, TypeAlias
@@ -24,6 +25,7 @@ from media.codecs import MULAW, Decoder, UnsupportedFormat, level_dbfs, parse_fo
 from media.detectors.consent import ConsentFinding, ConsentTracker, PlayedDisclosure
 from media.detectors.rules import Fired, Rule, RuleEngine
 from media.events import (
+    RESTARTED_AFTER,
     ConsentEvidence,
     ConsentVerdict,
     DtmfReceived,
@@ -68,6 +70,15 @@ CALLER: Track = "inbound"
 """The track secure mode silences: the other party's, who reads out the card."""
 _NO_UTTERANCES: tuple[UtteranceReady, ...] = ()
 """What `on_media` returns for almost every frame: nothing, and nothing allocated."""
+_REASON = re.compile(r"[a-z_]{1,32}")
+
+
+def restart_reason(parameters: Mapping[str, str]) -> str | None:
+    """Why the stream was restarted, as its start parameters say; None for a stream the call's
+    LaML started, or a value that is not a short lower-case word (only its token is signed, so
+    the rest is taken as a label and no more)."""
+    reason = parameters.get(RESTARTED_AFTER)
+    return reason if reason is not None and _REASON.fullmatch(reason) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +103,10 @@ class CallPolicy:
     secure: bool = False
     """The call is in secure mode (payments) when the stream opens."""
     secure_words: SecureWords = "suspend"
+    fired: tuple[tuple[str, int], ...] = ()
+    """Escalation rules already fired on the call, each with where on the call's clock (ms) it
+    last did: a stream resuming the call elsewhere keeps their cooldowns, so a restart does
+    not raise the same alert again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +230,12 @@ class TrackPipeline:
         ended.append(self.endpointer.skip(lost_samples))
         return [u for u in ended if u is not None]
 
+    def lose_before(self, lost_ms: int) -> None:
+        """`lost_ms` of the track, before the current stream began, were heard on no stream:
+        counted on this stream's record, as `take_over` counts a gap on the same node."""
+        if lost_ms > 0:
+            self.samples_lost += lost_ms * self.decoder.output_rate // 1000
+
     def take_over(self, decoder: Decoder, *, new_stream: bool, at_sample: int) -> None:
         """Another connection carries this track from here. A new stream numbers its chunks
         from 1 again and its audio begins at `at_sample` on the track's clock: the audio in
@@ -256,11 +277,17 @@ class CallSession:
         policy: CallPolicy = CallPolicy(),
         offset_ms: int = 0,
         connection: int = 1,
+        resumed: bool = False,
+        lost_ms: int = 0,
     ) -> None:
         """`offset_ms` and `connection`: where the stream begins on the call's clock and which
         connection of it this is, when it resumes a call of which nothing is kept here (its
-        detectors start afresh). Raises media.codecs.UnsupportedFormat for a media format it
-        cannot decode, and ValueError for a rule set that does not hold together."""
+        detectors start afresh). `resumed`: the call's earlier streams were heard elsewhere, so
+        a consent verdict the policy carries stays decided (the call's opening request is not
+        asked again). `lost_ms`: the call's audio heard on no stream just before this one (the
+        gap since its last stream ended elsewhere), lost on each of this stream's tracks.
+        Raises media.codecs.UnsupportedFormat for a media format it cannot decode, and
+        ValueError for a rule set that does not hold together."""
         self.start = start
         """The stream carrying the call now (`resume` hands the call to the next one)."""
         self.connection = connection
@@ -287,11 +314,14 @@ class CallSession:
         """Each track's latest final: where it ended, its (redacted) words, and the kind of
         number it ended with."""
         self._rules = RuleEngine(policy.rules, start.tracks) if policy.rules else None
+        if self._rules is not None and policy.fired:
+            self._rules.carry_cooldowns(policy.fired)
         self._needs_level = self._rules is not None and self._rules.needs_level
         self._consent = ConsentTracker(
             played=policy.played_disclosure,
             implied_by_notice=policy.implied_by_notice,
             window_ms=policy.consent_window_ms,
+            decided=policy.consent if resumed else None,
         )
         self.consent: ConsentVerdict | None = policy.consent
         self._consent_locked = policy.consent_by_person and policy.consent is not None
@@ -307,7 +337,7 @@ class CallSession:
         """Events raised while feeding audio (acoustic escalations): the caller drains it."""
         self.tracks: dict[Track, TrackPipeline] = {}
         for track in start.tracks:
-            self._pipeline(track)
+            self._pipeline(track).lose_before(lost_ms)
         self.outbox += self._consent_events(self._consent.opening)
 
     @property
@@ -432,6 +462,7 @@ class CallSession:
             server_id=self._config.server_id,
             connection=self.connection,
             offset_ms=self.offset_ms,
+            restarted_after=restart_reason(self.start.custom_parameters),
         )
 
     def on_media(self, msg: Media, now: float) -> Sequence[UtteranceReady]:

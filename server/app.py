@@ -84,6 +84,8 @@ from control.play_urls import PlayUrls
 from control.process_lease import LeaseConfig, ProcessLease
 from control.prompts import AudioLimits, Prompts
 from control.recordings import RecordingController
+from control.restream import Restreamer, StreamTarget
+from control.restreaming import RestreamPolicy
 from control.retention import RetentionConfig, RetentionSweeper
 from control.rule_catalog import RULE_CATALOG
 from control.sealed import Sealer
@@ -481,6 +483,20 @@ async def running(
         def issue(org_id: uuid.UUID, call_id: uuid.UUID, call_sid: str) -> str:
             expires = int(time.time()) + settings.stream_token_ttl_s
             return issue_token(token_secret, StreamGrant(org_id, call_id, call_sid, expires))
+
+        if sw_client is not None:
+            # Calls whose process was lost get a new stream through SignalWire, to the same
+            # media URL their `<Stream>` had: any live process may take it (a balancer picks).
+            restreamer = Restreamer(
+                pool, sw_client,
+                StreamTarget(media_url, public_url + "/laml/stream-status",
+                             allow_insecure=not settings.production),
+                issue, RestreamPolicy(max_attempts=settings.restream_max_attempts),
+                every_s=settings.process_heartbeat_s,
+            )  # fmt: skip
+            restreamer.start()
+            stack.push_async_callback(restreamer.aclose)
+            lease.when_streams_lost(restreamer.wake)
 
         security = HttpSecurityConfig(
             https=public_url.startswith("https://"),

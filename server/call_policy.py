@@ -127,12 +127,13 @@ async def admit(
     if row["status"] in calls.TERMINAL_STATUSES:
         return CallAdmission("ended")
     chosen = hearing(grant.org_id, row["transcription_engine"], row["api_key_sealed"])
-    began = row["streams_began_at"]
+    began, heard = row["streams_began_at"], row["streams_heard_until"]
     return CallAdmission(
         "active",
         policy_of(row, rule_rows),
         chosen,
         call_began_at=None if began is None else began.timestamp(),
+        call_heard_until=None if heard is None or began is None else heard.timestamp(),
         stream_connections=Counter(row["stream_connections"] or ()),
     )
 
@@ -159,6 +160,7 @@ def policy_of(row: Mapping[str, Any], rule_rows: Sequence[Mapping[str, Any]]) ->
         redact=REDACTED_KINDS.intersection(row["redact_kinds"]),
         secure=row["secure_mode"],
         secure_words=row["secure_caller_words"],
+        fired=tuple((name, at_ms) for name, at_ms in row.get("fired") or ()),
     )
 
 

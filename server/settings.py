@@ -176,6 +176,10 @@ class Settings(BaseSettings):
     replaces that, so this only bounds how long the call looks live. With SignalWire REST
     credentials the sweep asks SignalWire first (control.call_reconcile): an end there is applied,
     and a call still live there is left open, this timeout counting from that answer."""
+    restream_max_attempts: int = Field(default=3, ge=0, le=10)
+    """With SignalWire REST credentials, a call whose process was lost mid-call gets a new media
+    stream through SignalWire (control.restream), to the media URL, so that another process
+    hears it; this many requests per loss before it is left to the rules above. 0: never."""
 
     disclosure_text: str = "This call may be recorded and transcribed for quality and training."
     hold_seconds: int = Field(default=600, ge=1, le=14_400)

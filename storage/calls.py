@@ -185,7 +185,16 @@ async def call_admission(
                   (SELECT min(s.started_at) FROM media_streams s
                    WHERE s.call_id = c.id AND s.owner_id IS NOT NULL) AS streams_began_at,
                   (SELECT array_agg(s.stream_sid) FROM media_streams s
-                   WHERE s.call_id = c.id AND s.owner_id IS NOT NULL) AS stream_connections
+                   WHERE s.call_id = c.id AND s.owner_id IS NOT NULL) AS stream_connections,
+                  -- When they last heard the call, once none is open (a stream lost with its
+                  -- process ended at that process's last heartbeat).
+                  (SELECT CASE WHEN bool_or(s.status = 'streaming') THEN NULL
+                               ELSE max(s.stopped_at) END
+                   FROM media_streams s
+                   WHERE s.call_id = c.id AND s.owner_id IS NOT NULL) AS streams_heard_until,
+                  -- The rules that fired on the call so far, and where each last did.
+                  ARRAY(SELECT (e.rule_name, max(e.end_ms)) FROM escalations e
+                        WHERE e.call_id = c.id GROUP BY e.rule_name) AS fired
            FROM calls c JOIN organizations o ON o.id = c.org_id
                 LEFT JOIN org_transcription t ON t.org_id = c.org_id
            WHERE c.id = $1 AND c.org_id = $2""",
@@ -380,7 +389,7 @@ async def get_call(
     # The call's parts, each a list of rows in its own order (the transcript only if asked).
     parts = {
         "streams": """SELECT stream_sid, connection, offset_ms, name, status, codec,
-                             sample_rate, tracks,
+                             sample_rate, tracks, restarted_after,
                              frames_received_inbound, frames_received_outbound,
                              frames_lost_inbound, frames_lost_outbound, audio_lost_ms,
                              utterances_skipped, transcription_error_inbound,

@@ -67,13 +67,15 @@ FEED_TYPES: dict[type[MediaEvent], str] = {
 }
 
 # owner_id: the process serving the stream; a row the stream statusCallback made first has none.
+# restarted_after: set when the control plane restarted the stream (a node lost mid-call).
 _STREAM_STARTED = """
 INSERT INTO media_streams (org_id, call_id, stream_sid, name, codec, sample_rate, tracks,
-                           status, started_at, owner_id, connection, offset_ms)
-VALUES ($1, $2, $3, $4, $5, $6, $7, 'streaming', $8, $9, $10, $11)
+                           status, started_at, owner_id, connection, offset_ms, restarted_after)
+VALUES ($1, $2, $3, $4, $5, $6, $7, 'streaming', $8, $9, $10, $11, $12)
 ON CONFLICT (stream_sid, connection) DO UPDATE SET
     name = COALESCE(media_streams.name, EXCLUDED.name),
     owner_id = COALESCE(EXCLUDED.owner_id, media_streams.owner_id),
+    restarted_after = COALESCE(media_streams.restarted_after, EXCLUDED.restarted_after),
     codec = EXCLUDED.codec,
     sample_rate = EXCLUDED.sample_rate,
     tracks = EXCLUDED.tracks,
@@ -200,7 +202,7 @@ async def write_events(conn: Connection, events: Sequence[MediaEvent]) -> None:
             await conn.execute(
                 _STREAM_STARTED, e.org_id, e.call_id, e.stream_sid, e.stream_name, e.encoding,
                 e.sample_rate, list(e.tracks), e.occurred_at, e.server_id, e.connection,
-                e.offset_ms,
+                e.offset_ms, e.restarted_after,
             )  # fmt: skip
         elif isinstance(e, StreamStopped):
             by_track = {t.track: t for t in e.tracks}

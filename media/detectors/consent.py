@@ -124,7 +124,12 @@ class ConsentTracker:
         played: PlayedDisclosure = "none",
         implied_by_notice: bool = False,
         window_ms: int = 30_000,
+        decided: ConsentVerdict | None = None,
     ) -> None:
+        """`decided`: the call's verdict, when this tracker takes over a call already under
+        way elsewhere (a stream restarted on another node): it stays the verdict, and the
+        call's opening (the platform's request, a notice's implied consent) is not judged
+        again. Only later turns that speak about recording can change it, as on any call."""
         self._window_ms = window_ms
         self._implied_by_notice = implied_by_notice
         self._timeline: list[_Event] = []
@@ -146,7 +151,10 @@ class ConsentTracker:
         self.verdict: ConsentVerdict | None = None
         self.opening: list[ConsentFinding] = []
         """What the call's start decides: a played notice, where it implies consent."""
-        if played in ("question", "keypad"):
+        if decided is not None:
+            self.verdict = decided
+            self._disclosed = played != "none"
+        elif played in ("question", "keypad"):
             # The platform's `<Gather>` takes keys whether it asked by voice or by keypad.
             self._request = _Request(0, dict(PLAYED_KEYS))
         elif played == "notice":

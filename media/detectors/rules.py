@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias, get_args
 
@@ -377,6 +377,7 @@ class RuleEngine:
         """Raises ValueError for a rule set `check_rule_set` or `validate_params` rejects."""
         normalised = [validate_params(rule.kind, rule.params) for rule in rules]
         check_rule_set(rules)
+        self._rules = tuple(rules)
         self._clock = 0
         self._quiet_until: dict[str, int] = {}
         self._detections: dict[str, _Detection] = {}
@@ -424,6 +425,17 @@ class RuleEngine:
             case "composite":
                 for name in params["rules"]:
                     self._composites.setdefault(name, []).append((rule, params))
+
+    def carry_cooldowns(self, fired: Iterable[tuple[str, int]]) -> None:
+        """Rules that fired on the call before this engine heard it (on a stream now lost),
+        each with where on the call's clock it last fired: each stays quiet for the rest of
+        its cooldown, as it would have on the engine that fired it. Unknown names (a rule
+        deleted since) are ignored."""
+        cooldowns = {rule.name: rule.cooldown_ms for rule in self._rules}
+        for name, at_ms in fired:
+            if (cooldown := cooldowns.get(name)) is not None:
+                until = at_ms + cooldown
+                self._quiet_until[name] = max(self._quiet_until.get(name, until), until)
 
     @property
     def needs_level(self) -> bool:

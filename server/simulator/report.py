@@ -56,6 +56,7 @@ def format_report(report: dict[str, Any]) -> str:
             f"frames in/out={s['frames_received_inbound']}/{s['frames_received_outbound']}  "
             f"lost={s['frames_lost_inbound'] + s['frames_lost_outbound']}  "
             f"ended={s['end_reason']}"
+            + (f"  restarted after {s['restarted_after']}" if s.get("restarted_after") else "")
         )
     for seg in report["transcript"]:
         start = seg["start_ms"] / 1000

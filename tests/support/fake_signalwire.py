@@ -11,14 +11,22 @@ Operations are "create" (POST …/Calls.json), "fetch" (GET …/Calls/{CallSid}.
 (POST …/Calls/{CallSid}.json),
 "create_recording" (POST …/Calls/{CallSid}/Recordings.json), "update_recording"
 (POST …/Calls/{CallSid}/Recordings/{Sid}.json), "delete_recording" (DELETE
-…/Recordings/{Sid}.json) and "caller_id" (the space API's verified caller IDs). When an
-operation's script is empty, requests are handled as `Ok()`: for real. A recording's audio
-(`recording_media`) is served, with no credentials as SignalWire's is, at its public URL.
+…/Recordings/{Sid}.json), "create_stream" (POST …/Calls/{CallSid}/Streams.json) and "caller_id"
+(the space API's verified caller IDs). When an operation's script is empty, requests are
+handled as `Ok()`: for real. A recording's audio (`recording_media`) is served, with no
+credentials as SignalWire's is, at its public URL.
+
+Media streams are real: a stream a Streams request starts, or one a test opens as a call's
+`<Start><Stream>` would (`open_stream`), connects to its URL and plays the call's audio on the
+call's timeline (tests/support/fake_streams.py) until the call ends (`end_call` sends `stop`)
+or the connection is lost. Only wss:// stream URLs are taken, ws:// too with
+`allow_insecure_media` (the server's own setting for local streams).
 
 Inbound calls are never created through the REST API; `add_call()` makes one known to the fake,
 as SignalWire knows a call that rang one of the project's numbers, so that it can be recorded;
-`end_call()` ends one as SignalWire would (status, `end_time`, `duration`). With a `Lifecycle`,
-calls created through the API end by themselves and post their signed final status callback.
+`end_call()` ends one as SignalWire would (status, `end_time`, `duration`, `stop` on its
+streams). With a `Lifecycle`, calls created through the API end by themselves and post their
+signed final status callback.
 """
 
 from __future__ import annotations
@@ -35,11 +43,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
 from control.signatures import compute_signature
+from server.simulator.audio import CallAudio
+from tests.support.fake_streams import TRACKS_OF, CallTimeline, FakeStream, play, stream_for
 
 API_BASE = "/api/laml/2010-04-01"
 MORE_INFO = "https://developer.signalwire.com/rest/compatibility-api/overview/error-codes"
@@ -76,7 +87,7 @@ Behaviour = Ok | Fail | Hang
 class RecordedRequest:
     operation: str
     """"create", "fetch", "update", "create_recording", "update_recording",
-    "delete_recording", "caller_id" or "media" (a recording's audio)."""
+    "delete_recording", "create_stream", "caller_id" or "media" (a recording's audio)."""
     method: str
     path: str
     form: list[tuple[str, str]]
@@ -120,10 +131,18 @@ class Lifecycle:
 
 
 class FakeSignalWire:
-    def __init__(self, project_id: str, api_token: str, lifecycle: Lifecycle | None = None) -> None:
+    def __init__(
+        self, project_id: str, api_token: str, lifecycle: Lifecycle | None = None, *,
+        allow_insecure_media: bool = False,
+    ) -> None:  # fmt: skip
         self.project_id = project_id
         self.api_token = api_token
         self.lifecycle = lifecycle
+        self.allow_insecure_media = allow_insecure_media
+        """Take ws:// stream URLs as well as wss:// (SignalWire takes wss:// only)."""
+        self.timelines: dict[str, CallTimeline] = {}
+        """Each call's audio timeline and streams, by CallSid."""
+        self._players: set[asyncio.Task[None]] = set()
         self.ended_at: dict[str, float] = {}
         """When (loop time) each call the lifecycle ended did; `created_at` when it began."""
         self.created_at: dict[str, float] = {}
@@ -140,6 +159,7 @@ class FakeSignalWire:
             "create_recording": deque(),
             "update_recording": deque(),
             "delete_recording": deque(),
+            "create_stream": deque(),
             "caller_id": deque(),
         }
         self.recordings: dict[str, dict[str, Any]] = {}
@@ -176,6 +196,7 @@ class FakeSignalWire:
         recordings = f"{accounts}/Calls/{{call_sid}}/Recordings"
         app.router.add_post(f"{recordings}.json", self._create_recording)
         app.router.add_post(f"{recordings}/{{recording_sid}}.json", self._update_recording)
+        app.router.add_post(f"{accounts}/Calls/{{call_sid}}/Streams.json", self._create_stream)
         app.router.add_get(f"{accounts}/Recordings/{{recording_media}}", self._media)
         app.router.add_delete(f"{accounts}/Recordings/{{recording_sid}}.json", self._delete_media)
         caller_ids = "/api/relay/rest/verified_caller_ids"
@@ -217,6 +238,10 @@ class FakeSignalWire:
     async def close(self) -> None:
         for life in self._lives:
             life.cancel()
+        for player in list(self._players):
+            player.cancel()
+        if self._players:
+            await asyncio.wait(self._players)
         for hang in self._hangs:  # let parked handlers finish so shutdown does not wait
             hang.release.set()
         if self._runner is not None:
@@ -400,10 +425,40 @@ class FakeSignalWire:
         from_: str = "+15550100002",
         status: str = "in-progress",
         direction: str = "inbound",
+        audio: CallAudio | None = None,
     ) -> dict[str, Any]:
         """Makes a call SignalWire did not create through the REST API (an inbound call)
-        known to the fake, by the CallSid its webhooks carried; returns its Call JSON."""
-        return self._new_call(call_sid, to, from_, status=status, direction=direction)
+        known to the fake, by the CallSid its webhooks carried; returns its Call JSON. Its
+        timeline starts now: its streams play `audio` (silence where None, and past its end)."""
+        call = self._new_call(call_sid, to, from_, status=status, direction=direction)
+        self.timelines[call_sid] = CallTimeline(
+            audio, asyncio.get_running_loop().time(), self.project_id
+        )
+        return call
+
+    def open_stream(
+        self,
+        call_sid: str,
+        url: str,
+        *,
+        parameters: dict[str, str],
+        name: str | None = None,
+        track: str = "both_tracks",
+    ) -> FakeStream:
+        """Starts streaming a known call to `url`, as SignalWire does when the call's LaML runs
+        `<Start><Stream>` (the test passes what the LaML said) or a Streams request asks."""
+        timeline = self.timelines[call_sid]
+        stream = stream_for(timeline, call_sid, url, name=name, track=track,
+                            parameters=parameters)  # fmt: skip
+        player = asyncio.create_task(play(timeline, stream), name=f"stream-{stream.sid}")
+        self._players.add(player)
+        player.add_done_callback(self._players.discard)
+        return stream
+
+    def streams(self, call_sid: str) -> list[FakeStream]:
+        """The call's streams so far, oldest first."""
+        timeline = self.timelines.get(call_sid)
+        return list(timeline.streams) if timeline is not None else []
 
     def _new_call(
         self, sid: str, to: str, from_: str, *, status: str, direction: str
@@ -462,6 +517,8 @@ class FakeSignalWire:
             running = recording["status"] in ("in-progress", "paused")
             if running and recording["call_sid"] == call_sid:
                 recording.update(status="completed", end_time=call["date_updated"])
+        if (timeline := self.timelines.get(call_sid)) is not None:
+            timeline.hung_up = True  # its streams send `stop` at their next frame
 
     async def _fetch(self, request: web.Request) -> web.Response:
         await self._record("fetch", request)
@@ -582,12 +639,67 @@ class FakeSignalWire:
             recording["end_time"] = now
         return web.json_response(recording, status=200)
 
+    # Streams (docs/protocols.md e). What SignalWire answers for a bad Url or a bad Track is not
+    # documented: 400 with code 21402 (invalid URL) and 10000 (invalid argument) are assumed,
+    # and 21205 for a missing Url, as create-call answers. 21220 for a call not in progress.
+
+    async def _create_stream(self, request: web.Request) -> web.Response:
+        form = await self._record("create_stream", request)
+        if (early := await self._answer_first("create_stream", request)) is not None:
+            return early
+        call_sid = request.match_info["call_sid"]
+        call = self.calls.get(call_sid)
+        if call is None:
+            return web.json_response(error_body(404), status=404)
+        fields = dict(form)
+        url = fields.get("Url", "")
+        if not url:
+            return web.json_response(error_body(400, 21205, "Url is required"), status=400)
+        parts = urlsplit(url)
+        schemes = ("wss", "ws") if self.allow_insecure_media else ("wss",)
+        if parts.scheme not in schemes or not parts.hostname or parts.query:
+            return web.json_response(error_body(400, 21402, f"Invalid Url: {url}"), status=400)
+        track = fields.get("Track", "both_tracks")  # the REST default, unlike the verb's
+        method = fields.get("StatusCallbackMethod", "POST")
+        if track not in TRACKS_OF or method not in ("GET", "POST"):
+            return web.json_response(error_body(400, 10000, "Invalid argument"), status=400)
+        parameters: dict[str, str] = {}
+        for n in range(1, 100):
+            key = fields.get(f"Parameter{n}.Name")
+            if key is not None:
+                parameters[key] = fields.get(f"Parameter{n}.Value", "")
+        if call["status"] != "in-progress" or call_sid not in self.timelines:
+            return web.json_response(error_body(400, 21220, "Call is not in-progress"), status=400)
+        stream = self.open_stream(
+            call_sid, url, parameters=parameters, name=fields.get("Name"), track=track
+        )
+        now = format_datetime(datetime.now(UTC))
+        return web.json_response(
+            {
+                "sid": stream.sid,
+                "account_sid": self.project_id,
+                "call_sid": call_sid,
+                "name": stream.name or stream.sid,
+                "status": "in-progress",
+                "date_updated": now,
+                "uri": f"{API_BASE}/Accounts/{self.project_id}/Calls/{call_sid}/Streams/"
+                f"{stream.sid}.json",
+            },
+            status=201,
+        )
+
 
 @asynccontextmanager
 async def running_fake_signalwire(
-    project_id: str, api_token: str, lifecycle: Lifecycle | None = None
+    project_id: str,
+    api_token: str,
+    lifecycle: Lifecycle | None = None,
+    *,
+    allow_insecure_media: bool = False,
 ) -> AsyncIterator[FakeSignalWire]:
-    fake = FakeSignalWire(project_id, api_token, lifecycle)
+    fake = FakeSignalWire(
+        project_id, api_token, lifecycle, allow_insecure_media=allow_insecure_media
+    )
     await fake.start()
     try:
         yield fake

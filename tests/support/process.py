@@ -26,6 +26,9 @@ def cli_env(tmp_path: Path, pg_dsn: str, **extra: str) -> dict[str, str]:
         VOXSOUTH_TRANSCRIPTION_ENGINE="none",
         VOXSOUTH_LOG_FORMAT="json",
         VOXSOUTH_WORKERS="1",  # one process unless a test asks for more (`serve --workers`)
+        # Restarting lost calls' streams takes every call in the shared database: only where a
+        # test asks for it.
+        VOXSOUTH_RESTREAM_MAX_ATTEMPTS="0",
     )
     env.update(extra)
     return env
