@@ -321,7 +321,10 @@ class MediaServer:
         and calls waiting for a stream to resume them are closed now."""
         self._shutting_down = True
         for call_id, live in list(self._calls.items()):
-            if live.current is None:
+            # Waiting for a resume (its grace timer runs). Not a call whose stream is still
+            # finishing (its last decodes awaited) or being admitted: that stream closes the
+            # call when it ends, after its last segments and its StreamStopped.
+            if live.current is None and live.expiry is not None:
                 self._close_call(call_id)
 
     def serve(self, sock: socket.socket | None) -> AbstractAsyncContextManager[Server]:
