@@ -71,6 +71,8 @@ defaults
     timeout tunnel 1h
     timeout client-fin 5s
     option httpchk GET /health/ready
+    http-check expect status 200
+    timeout check 3s
     default-server inter 2s fall 3 rise 2
 
 frontend http
