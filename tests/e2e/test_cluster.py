@@ -118,6 +118,26 @@ async def feed_ids(pool: Pool, org: Org) -> list[int]:
     return [r["seq"] for r in rows]
 
 
+async def caught_up(
+    pool: Pool, org: Org, arrived: asyncio.Event, live: list[Supervisor]
+) -> list[int]:
+    """Waits until every live supervisor's last id is the org's last feed row, re-read each
+    time one receives something (a row may be committed after the calls' ends were seen);
+    returns the org's feed ids then."""
+    expected: list[int] = []
+    try:
+        async with asyncio.timeout(timeout(20)):
+            while True:
+                arrived.clear()
+                expected = await feed_ids(pool, org)
+                if all(w.ids[-1:] == expected[-1:] for w in live):
+                    return expected
+                await arrived.wait()
+    except TimeoutError:
+        seen = {f"{w.node}: {w.ids[-3:]} {w.resyncs}" for w in live}
+        raise AssertionError(f"table ends {expected[-3:]}; supervisors {seen}") from None
+
+
 async def test_calls_spread_over_nodes_reach_every_supervisor_in_commit_order(
     pg_dsn: str, pool: Pool, tmp_path: Path
 ) -> None:
@@ -150,8 +170,9 @@ async def test_calls_spread_over_nodes_reach_every_supervisor_in_commit_order(
         nodes_running(envs) as served,
         running_haproxy(binary, config),
         aiohttp.ClientSession() as http,
-        asyncio.TaskGroup() as tasks,
+        # Left after the tasks: a failing test cancels its pumps before closing their feeds.
         AsyncExitStack() as feeds,
+        asyncio.TaskGroup() as tasks,
     ):
         # Supervisors first, one after another, before any call: round robin puts the three
         # WebSocket ones on three nodes; the fourth watches over SSE.
@@ -219,11 +240,8 @@ async def test_calls_spread_over_nodes_reach_every_supervisor_in_commit_order(
             org.id,
         )
 
-        expected = await feed_ids(pool, org)
         live = [*watchers[1:], resumed]
-        await wait_until(arrived, lambda: all(w.ids[-1:] == expected[-1:] for w in live))
-        # Nothing fed after the calls ended (their last rows are in `expected`).
-        assert await feed_ids(pool, org) == expected
+        expected = await caught_up(pool, org, arrived, live)
         sse_pump.cancel()  # (a response closed under its reader is a read error)
         await feeds.aclose()  # the supervisors leave; their pumps end
 
