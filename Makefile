@@ -31,12 +31,13 @@ typecheck: $(STAMP)
 
 # The dashboard's browser tests drive the system's Chromium (Playwright brings no browser here);
 # the metrics test runs Debian's Prometheus and its promtool (package `prometheus`); the deploy
-# test reads deploy/compose.yaml with docker-compose (no daemon needed). As root (CI on Debian)
-# a missing one is installed; otherwise those tests skip, unless VOXSOUTH_REQUIRE_BROWSER=1,
-# VOXSOUTH_REQUIRE_PROMETHEUS=1 or VOXSOUTH_REQUIRE_COMPOSE=1 (all set by .ci/run) makes it a
-# failure. Each tool is named after its Debian package.
+# test reads deploy/compose.yaml with docker-compose (no daemon needed); the cluster test puts
+# Debian's HAProxy (package `haproxy`, in /usr/sbin: on root's PATH) in front of three nodes.
+# As root (CI on Debian) a missing one is installed; otherwise those tests skip, unless
+# VOXSOUTH_REQUIRE_BROWSER=1, _PROMETHEUS=1, _COMPOSE=1 or _HAPROXY=1 (all set by .ci/run)
+# makes it a failure. Each tool is named after its Debian package.
 test: lint typecheck
-	@missing=""; for tool in chromium prometheus docker-compose; do \
+	@missing=""; for tool in chromium prometheus docker-compose haproxy; do \
 		command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ]; then apt-get update -qq \
 		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi || true
