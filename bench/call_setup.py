@@ -95,6 +95,8 @@ class PgSamples:
     other_locks: Counter[str] = field(default_factory=Counter)
     idle_in_transaction: list[int] = field(default_factory=list)
     waiting_queries: Counter[str] = field(default_factory=Counter)
+    active_waits: Counter[str] = field(default_factory=Counter)
+    """What active backends waited on, by wait event (none: running on a CPU)."""
 
 
 @dataclass(slots=True)
@@ -192,9 +194,12 @@ class Run:
             self.timings.voice_outcomes[outcome] += 1
             return
         self.timings.voice_outcomes["answered with a stream"] += 1
+        answered = time.monotonic()
         ramp.send(("open", plan))
         await self._status(call_sid, "in-progress", 1)
-        await asyncio.sleep(max(0.0, started + self.args.stream_seconds - time.monotonic()))
+        # The caller hangs up as its stream stops (a little after: the stream's admission).
+        ends = answered + self.args.stream_seconds + 0.5
+        await asyncio.sleep(max(0.0, ends - time.monotonic()))
         await self._status(call_sid, "completed", 2)
 
     async def sample_postgres(self, stop: asyncio.Event) -> None:
@@ -210,6 +215,9 @@ class Run:
             pg.idle_in_transaction.append(sum(r["state"] == "idle in transaction" for r in rows))
             feed_lock = 0
             for r in rows:
+                if r["state"] == "active":
+                    waited = f"{r['wait_event_type']}:{r['wait_event']}"
+                    pg.active_waits[waited if r["wait_event_type"] else "none"] += 1
                 if r["state"] != "active" or r["wait_event_type"] != "Lock":
                     continue
                 if r["wait_event"] == "advisory":
@@ -221,6 +229,16 @@ class Run:
             with_timeout = asyncio.ensure_future(stop.wait())
             await asyncio.wait({with_timeout}, timeout=SAMPLE_EVERY_S)
             with_timeout.cancel()
+
+
+def cpu_pressure_s() -> float:
+    """Seconds some runnable task on the machine waited for a CPU, so far (0 if unknown): the
+    machine is shared, and a run where others took the cores says so."""
+    try:
+        some = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        return int(some.rsplit("total=", 1)[1]) / 1e6
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _ms(values: Sequence[float], qs: Sequence[float] = (50, 95, 99, 100)) -> str:
@@ -321,12 +339,13 @@ async def ramp(
     pg_pid = postmaster_pid(tmp / "postgres")
     gen_pids = [p.pid for p, _ in procs if p.pid is not None]
 
-    def cpu() -> tuple[float, float, float, float]:
+    def cpu() -> tuple[float, float, float, float, float]:
         return (
             cpu_seconds([run.server.pid], with_children=True),
             cpu_seconds([pg_pid] if pg_pid else [], with_children=True),
             cpu_seconds(gen_pids),
             cpu_seconds([os.getpid()]),
+            cpu_pressure_s(),
         )
 
     before = await run.scrape()
@@ -437,6 +456,10 @@ async def report(
             f"{max(pg.feed_lock)}, in {100 * waiting / pg.samples:.0f}% of samples); idle in "
             f"a transaction mean {sum(pg.idle_in_transaction) / pg.samples:.2f}; other lock "
             f"waits {dict(pg.other_locks) or 0}"
+        )
+        print(
+            "  active backends' wait events (samples): "
+            + ", ".join(f"{k} {n}" for k, n in pg.active_waits.most_common(6))
         )
         for query, n in pg.waiting_queries.most_common(3):
             print(f"  waiting on a lock, {n}×: {query}")

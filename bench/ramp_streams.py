@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import binascii
 import json
+import os
 import signal
 import time
 from dataclasses import dataclass
@@ -113,6 +114,8 @@ async def _run(plan: RampPlan, conn: Connection) -> WorkerResult:
                 s.result.stop_sent_at = time.time()
                 running.remove(r)
     loop.remove_reader(conn.fileno())
+    # The loop made the pipe non-blocking; the result is sent after the loop, in one write.
+    os.set_blocking(conn.fileno(), True)
     waiting = [s.client.closed for s in every if s.client is not None]
     if waiting:
         await asyncio.wait(waiting, timeout=plan.close_timeout_s)
