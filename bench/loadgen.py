@@ -115,13 +115,18 @@ class WorkerResult:
     streams: list[StreamResult] = field(default_factory=list)
     lags_ms: array[float] = field(default_factory=lambda: array("f"))
     ping_rtts_ms: array[float] = field(default_factory=lambda: array("f"))
+    ping_sent_s: array[float] = field(default_factory=lambda: array("d"))
+    """When each of `ping_rtts_ms` was sent (time.monotonic(): the machine's clock, the same in
+    every process), to take the round trips of a window of the run."""
     error: str = ""
 
 
 class WsClient(asyncio.Protocol):
     """Just enough of an RFC 6455 client for a unidirectional media stream."""
 
-    def __init__(self, host: str, path: str, rtts: array[float]) -> None:
+    def __init__(
+        self, host: str, path: str, rtts: array[float], rtt_sent: array[float] | None = None
+    ) -> None:
         loop = asyncio.get_running_loop()
         self.opened: asyncio.Future[None] = loop.create_future()
         self.closed: asyncio.Future[None] = loop.create_future()
@@ -146,6 +151,7 @@ class WsClient(asyncio.Protocol):
         self._pings: dict[bytes, float] = {}
         self._ping_id = 0
         self._rtts = rtts
+        self._rtt_sent = rtt_sent
         self._random = random.Random()
 
     # asyncio.Protocol
@@ -264,6 +270,8 @@ class WsClient(asyncio.Protocol):
             sent = self._pings.pop(payload, None)
             if sent is not None:
                 self._rtts.append((time.monotonic() - sent) * 1000.0)
+                if self._rtt_sent is not None:
+                    self._rtt_sent.append(sent)
         elif opcode == 0x8:  # close: echo the code; the server then closes TCP
             self.close_received_at = time.monotonic()
             if len(payload) >= 2:
@@ -281,7 +289,9 @@ class WsClient(asyncio.Protocol):
 
 
 @dataclass(slots=True)
-class _Stream:
+class StreamState:
+    """A stream as a worker drives it: its plan, what it records, its socket once open."""
+
     plan: StreamPlan
     result: StreamResult
     ping_offset: int
@@ -303,14 +313,21 @@ def _check_template() -> None:
         raise RuntimeError("MEDIA_TEMPLATE no longer matches json.dumps")
 
 
-async def _open(stream: _Stream, plan: WorkerPlan, rtts: array[float]) -> None:
+async def open_stream(
+    stream: StreamState,
+    plan: WorkerPlan,
+    rtts: array[float],
+    rtt_sent: array[float] | None = None,
+) -> None:
+    """Connects `stream` (within `plan.connect_timeout_s`) and sends `connected` and `start`;
+    a failure is left in `stream.result.error`."""
     url = urlsplit(stream.plan.url)
     host, port = url.hostname or "127.0.0.1", url.port or 80
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(plan.connect_timeout_s):
             _transport, client = await loop.create_connection(
-                lambda: WsClient(f"{host}:{port}", url.path or "/", rtts), host, port
+                lambda: WsClient(f"{host}:{port}", url.path or "/", rtts, rtt_sent), host, port
             )
             await client.opened
     except (OSError, TimeoutError, HandshakeError) as exc:
@@ -345,7 +362,7 @@ async def _run(plan: WorkerPlan, conn: Connection) -> WorkerResult:
     ]
     result = WorkerResult(plan.worker)
     streams = [
-        _Stream(
+        StreamState(
             sp,
             StreamResult(sp.call_sid, sp.stream_sid),
             ping_offset=(i * 37) % PING_EVERY_FRAMES,
@@ -359,9 +376,9 @@ async def _run(plan: WorkerPlan, conn: Connection) -> WorkerResult:
 
     limit = asyncio.Semaphore(64)
 
-    async def open_limited(s: _Stream) -> None:
+    async def open_limited(s: StreamState) -> None:
         async with limit:
-            await _open(s, plan, result.ping_rtts_ms)
+            await open_stream(s, plan, result.ping_rtts_ms, result.ping_sent_s)
 
     await asyncio.gather(*(open_limited(s) for s in streams))
     conn.send(("ready", sum(s.client is not None for s in streams)))
@@ -377,7 +394,7 @@ async def _run(plan: WorkerPlan, conn: Connection) -> WorkerResult:
     wall_offset = time.time() - time.monotonic()
     t0 = t0_wall - wall_offset
     # Streams with the same start offset share a schedule: one timer wake-up sends them all.
-    groups: dict[float, list[_Stream]] = {}
+    groups: dict[float, list[StreamState]] = {}
     for s in streams:
         if s.client is not None:
             groups.setdefault(s.plan.start_offset_s, []).append(s)

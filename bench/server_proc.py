@@ -31,6 +31,7 @@ import uvloop
 from server.app import running
 from server.log_setup import configure_logging
 from server.settings import load_settings
+from server.workers import supervising
 from storage.embedded import stop_embedded
 
 ROOT: Final = Path(__file__).resolve().parent.parent
@@ -57,16 +58,18 @@ def server_process(
     transcription: str,
     signing_key: str,
     settings: Mapping[str, str] | None = None,
+    workers: int = 1,
 ) -> Iterator[ServerInfo]:
     """The server in its own session (Ctrl-C reaches only the bench), always terminated.
-    `settings`: more VOXSOUTH_* variables (keys go by the environment, not the command line)."""
+    `settings`: more VOXSOUTH_* variables (keys go by the environment, not the command line).
+    `workers` > 1: `serve --workers N`'s parent and its workers (`pid` is the parent's)."""
     env = dict(os.environ) | dict(settings or {})
     env["VOXSOUTH_SIGNALWIRE_SIGNING_KEY"] = signing_key
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
     data_dir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.server_proc", "--dsn", dsn, "--data-dir", str(data_dir),
-         "--transcription", transcription],
+         "--transcription", transcription, "--workers", str(workers)],
         stdout=subprocess.PIPE,
         cwd=data_dir,  # no stray .env is read
         env=env,
@@ -148,12 +151,19 @@ async def serve(args: argparse.Namespace) -> None:
         transcription_engine=args.transcription,
         log_level=args.log_level,
         log_format="text",
+        workers=args.workers,
     )
     configure_logging(settings.log_level, settings.log_format)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if settings.workers > 1:
+        async with supervising(settings) as urls:
+            line = {"http_url": urls.http_url, "media_url": urls.media_url, "pid": os.getpid()}
+            print(json.dumps(line), flush=True)
+            await stop.wait()
+        return
     async with running(settings) as srv:
         line = {"http_url": srv.http_url, "media_url": srv.media_url, "pid": os.getpid()}
         print(json.dumps(line), flush=True)
@@ -168,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         "--transcription", choices=("none", "whisper", "assemblyai", "deepgram"), default="none"
     )
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--workers", type=int, default=1, help="server processes")
     args = parser.parse_args(argv)
     raise_open_files_limit()
     try:
