@@ -72,10 +72,11 @@ class FeedSequencer:
         self._stopping.set()
         self._wake.set()
         try:
-            async with asyncio.timeout(QUERY_TIMEOUT_S):
-                await asyncio.shield(self._task)  # a leader's last batch, then it returns
+            if self.leading.is_set():  # a standby has nothing to finish: it just goes
+                async with asyncio.timeout(QUERY_TIMEOUT_S):
+                    await asyncio.shield(self._task)  # its last batch, then it returns
         except TimeoutError:
-            log.warning("feed sequencer did not stop in time; cancelled")
+            log.warning("feed sequencer did not finish its last batch in time; cancelled")
         finally:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -135,9 +136,11 @@ class FeedSequencer:
                 await self._nap()
 
     async def _nap(self) -> None:
-        """Until the next poll, or `poke` (a poll period, not a wait standing in for an event)."""
+        """Until the next poll, or `poke` (a poll period, not a wait standing in for an event).
+        Never as long as LEADER_SILENT_S, whatever `every_s` says: Postgres would end the
+        session of a leader that is only slow to poll."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._every_s):
+            async with asyncio.timeout(min(self._every_s, LEADER_SILENT_S / 2)):
                 await self._wake.wait()
         self._wake.clear()
 
