@@ -319,12 +319,18 @@ def percentile(values: Sequence[float], pct: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
 
 
-async def prepare(admin_dsn: str, design: Design) -> Target:
-    """A database of its own for `design`, migrated, with an org."""
+async def prepare(admin_dsn: str, design: Design, commit_delay_ms: float = 0) -> Target:
+    """A database of its own for `design`, migrated, with an org; with `commit_delay_ms`, every
+    commit there waits that long before its WAL flush (Postgres's `commit_delay`, for every
+    commit: `commit_siblings` 0), as if the disk or a synchronous standby were that slow."""
     name = f"feed_{design.key}_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(admin_dsn)
     try:
         await admin.execute(f"CREATE DATABASE {name}")
+        if commit_delay_ms:
+            delay_us = int(commit_delay_ms * 1000)
+            await admin.execute(f"ALTER DATABASE {name} SET commit_delay = {delay_us}")
+            await admin.execute(f"ALTER DATABASE {name} SET commit_siblings = 0")
     finally:
         await admin.close()
     head, sep, query = admin_dsn.partition("?")
@@ -361,11 +367,11 @@ async def amain(args: argparse.Namespace, tmp: Path) -> int:
     print(
         f"bench.feed_writers: {os.cpu_count()} CPUs, load average {load:.2f}, "
         f"{args.seconds:g} s per point, {args.connections} connection(s) per writer process, "
-        f"{args.rounds} round(s)"
+        f"{args.rounds} round(s), commit delay {args.commit_delay_ms:g} ms"
     )
     admin_dsn = await start_embedded(tmp / "postgres")
     postmaster = psutil.Process(int((tmp / "postgres" / "postmaster.pid").read_text().split()[0]))
-    targets = [await prepare(admin_dsn, design) for design in chosen]
+    targets = [await prepare(admin_dsn, d, args.commit_delay_ms) for d in chosen]
     for target in targets:  # caches, the first connections: not measured
         await run_point(target, 1, WARM_UP_S, args.connections, postmaster)
     rounds: dict[tuple[Design, int], list[Point]] = {}
@@ -410,6 +416,11 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--seconds", type=float, default=3.0, help="writing time per point")
     parser.add_argument("--rounds", type=int, default=3, help="each point's median counts")
+    parser.add_argument(
+        "--commit-delay-ms", type=float, default=0.0,
+        help="make every commit's WAL flush this much slower (Postgres's commit_delay), as on a "
+        "slower disk or with a synchronous standby (default 0: this machine as it is)",
+    )  # fmt: skip
     parser.add_argument("--writers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--connections", type=int, default=2, help="per writer process")
     parser.add_argument(
