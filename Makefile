@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.transports
 	$(BIN)/python -m bench.alert_latency
 	$(BIN)/python -m bench.detector_eval
+	$(BIN)/python -m bench.feed_writers
 
 fixtures:
 	bash tests/fixtures/speech/make_fixtures.sh

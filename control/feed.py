@@ -1,7 +1,8 @@
 """The supervisors' live feed: one hub per process, fed by Postgres LISTEN/NOTIFY.
 
-Every change a supervisor sees is a row of `feed_events` (storage/feed.py) announced on
-`voxsouth_events` at commit, by whichever process made it. The hub holds one listening
+Every change a supervisor sees is a row of `feed_events` (storage/feed.py), announced on
+`voxsouth_events` once committed and positioned, by the feed's sequencer (whichever process
+leads it: control/feed_sequencer.py). The hub holds one listening
 connection, reads each announced row once and hands it to the subscribers of that row's org.
 Handing over never waits: each subscriber has a bounded queue, and one that falls behind is
 marked, told to resync, and dropped, so a slow browser never slows the media plane or anyone

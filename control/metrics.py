@@ -22,6 +22,11 @@ FEED_SUBSCRIBERS = Gauge(
 FEED_EVENTS = Counter(
     "voxsouth_feed_events_total", "Feed events this process read and handed out, by type.", ["type"]
 )
+FEED_POSITIONED = Counter(
+    "voxsouth_feed_positioned_total",
+    "Feed rows this process gave their positions, as the feed's sequencer (one process at a"
+    " time is; a rate that stops on every process while rows are written means none is).",
+)
 FEED_OVERFLOWS = Counter(
     "voxsouth_feed_overflows_total", "Live feed clients told to resync because they fell behind."
 )

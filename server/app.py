@@ -79,6 +79,7 @@ from control.email import (
     smtp_transport,
 )
 from control.feed import FeedHub
+from control.feed_sequencer import FeedSequencer
 from control.periodic import Periodic
 from control.play_urls import PlayUrls
 from control.process_lease import LeaseConfig, ProcessLease
@@ -351,6 +352,9 @@ async def running(
                 sw_client,
             )
         )
+        # Every process runs one; one at a time leads. Entered before the writer, so left after
+        # it: a leader positions this process's last feed rows before it goes.
+        await stack.enter_async_context(FeedSequencer(dsn))
         journal_dir = settings.data_dir / "journal" if place is None else place.journal_dir
         writer = await stack.enter_async_context(EventWriter(pool, Journal(journal_dir)))
 

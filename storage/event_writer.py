@@ -2,8 +2,8 @@
 
 `submit` never blocks (the media loop calls it). A single writer task takes up to `batch_max`
 events at a time, writes them in one transaction and adds each to the supervisors' feed
-(storage/feed.py), whose `NOTIFY voxsouth_events` is delivered at commit, so a listener always
-finds the rows.
+(storage/feed.py), whose `NOTIFY voxsouth_events` comes once the feed's sequencer has positioned
+the committed rows, so a listener always finds them.
 
 When Postgres is unreachable, or has not taken a batch within `park_after_s` (2 s), the batch
 goes to the local journal, and so does everything after it, as it arrives, until the journal

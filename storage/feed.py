@@ -1,10 +1,15 @@
 """The supervisors' feed, as stored: one row per thing a supervisor sees happen, in order.
 
-A feed row is written in the same transaction as the change it announces. At commit it takes
-its position, `seq`, in commit order (migration 0009), and `NOTIFY voxsouth_events` carries
-that position, its org, call and type (far under NOTIFY's 8000-byte limit): every process's
-feed hub reads the row itself, and a client that reconnects after position N is served every
-row committed since, from the table. A feed event's public id is its position.
+A feed row is written in the same transaction as the change it announces, and nothing more:
+a writer takes no lock for the feed and sends no notification (either would line up every
+node's commits behind one another, issue 18). Once committed, the row is given its position,
+`seq`, by the sequencer (`sequence`, one batch at a time, run by control/feed_sequencer.py in
+whichever process holds its lock), and `NOTIFY voxsouth_events` carries that position, its org,
+call and type (far under NOTIFY's 8000-byte limit): every process's feed hub reads the row
+itself, and a client that reconnects after position N is served every row positioned since,
+from the table. A row is readable here only once positioned, and positions only grow, so
+whoever has seen position N has seen every row that will ever be below it (migration 0038).
+A feed event's public id is its position.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 
 from storage.db import QUERY_TIMEOUT_S, Executor
 
-NOTIFY_CHANNEL = "voxsouth_events"  # named again in the trigger of migration 0009
+NOTIFY_CHANNEL = "voxsouth_events"  # named again in the function of migration 0038
 PARTIALS_CHANNEL = "voxsouth_partials"
 """Interim transcripts: announced with their content and never stored, so they have no
 position; a supervisor who misses one sees the next, or the final segment."""
@@ -52,8 +57,8 @@ async def append(
     payload: dict[str, Any],
     event_id: uuid.UUID | None = None,
 ) -> bool:
-    """Adds a feed row, positioned and announced at commit; False when `event_id` was already
-    fed (a replayed event is announced once)."""
+    """Adds a feed row, positioned and announced once committed (`sequence`); False when
+    `event_id` was already fed (a replayed event is announced once)."""
     added: bool = await conn.fetchval(
         """WITH row AS (
                INSERT INTO feed_events (org_id, call_id, event_id, type, payload)
@@ -87,10 +92,26 @@ async def append_many(
     )  # fmt: skip
 
 
+SEQUENCE_BATCH = 1_000
+"""Rows one `sequence` call positions at most (one transaction; the next call takes the rest)."""
+
+
+async def sequence(conn: Executor, max_rows: int = SEQUENCE_BATCH) -> int | None:
+    """Positions up to `max_rows` committed rows that have none yet, in insert order, and
+    announces each on `NOTIFY_CHANNEL`; the positions (and announcements) take effect when the
+    batch commits (at once outside a transaction). Returns how many rows it positioned, or None
+    when another sequencer's batch holds the lock (nothing waits on it: try again later)."""
+    count = await conn.fetchval(
+        "SELECT feed_events_sequence($1)", max_rows, timeout=QUERY_TIMEOUT_S
+    )
+    return None if count is None else int(count)
+
+
 async def read_since(
     conn: Executor, org_id: uuid.UUID, after_id: int, limit: int
 ) -> list[dict[str, Any]]:
-    """The org's feed rows after position `after_id`, oldest first, at most `limit`."""
+    """The org's feed rows after position `after_id`, oldest first, at most `limit` (rows not
+    positioned yet are not read: they will come after every row read here)."""
     rows = await conn.fetch(
         """SELECT seq, call_id, type, payload, created_at FROM feed_events
            WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3""",

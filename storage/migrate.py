@@ -46,8 +46,11 @@ async def is_current(conn: Connection) -> bool:
     return await applied_versions(conn) >= {m.version for m in available()}
 
 
-async def migrate(conn: Connection, *, lock_timeout_s: float = 60.0) -> list[Migration]:
-    """Applies what is missing; returns what it applied."""
+async def migrate(
+    conn: Connection, *, lock_timeout_s: float = 60.0, up_to: int | None = None
+) -> list[Migration]:
+    """Applies what is missing (up to version `up_to` only, when given: the benches compare a
+    design with the one before it); returns what it applied."""
     applied: list[Migration] = []
     await conn.execute(f"SET lock_timeout = '{int(lock_timeout_s * 1000)}ms'")
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY, timeout=lock_timeout_s)
@@ -62,6 +65,8 @@ async def migrate(conn: Connection, *, lock_timeout_s: float = 60.0) -> list[Mig
         for migration in available():
             if migration.version in done:
                 continue
+            if up_to is not None and migration.version > up_to:
+                break
             async with conn.transaction():
                 await conn.execute(migration.sql)
                 await conn.execute(

@@ -18,6 +18,7 @@ import aiohttp
 import asyncpg
 import pytest
 
+from control.feed_sequencer import FeedSequencer
 from server.app import RunningServer, running
 from server.settings import Settings, load_settings
 from storage import calls
@@ -85,6 +86,14 @@ async def pool(pg_dsn: str) -> AsyncIterator[Pool]:
     pool = await create_pool(pg_dsn, max_size=4)
     yield pool
     await pool.close()
+
+
+@pytest.fixture
+async def feed_sequencer(pg_dsn: str) -> AsyncIterator[FeedSequencer]:
+    """The feed's sequencer, as every server process runs one: for tests without a server that
+    wait for feed rows to be positioned and announced."""
+    async with FeedSequencer(pg_dsn) as sequencer:
+        yield sequencer
 
 
 @pytest.fixture

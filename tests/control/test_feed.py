@@ -186,11 +186,12 @@ async def test_sse_serves_the_backlog_after_last_event_id(
 ) -> None:
     org = await make_org(pool, "Feed SSE")
     call_id = await open_call(pool, org)
-    await submitted(srv, segment(org, call_id, "before"))
-    # Feed positions are `seq`, taken at commit (migration 0009), not the row id.
-    first_id = int(
-        await pool.fetchval("SELECT max(seq) FROM feed_events WHERE org_id = $1", org.id)
-    )
+    # A feed event's id is its position, given once committed (migration 0038), not the row id:
+    # a client learns it from the feed.
+    async with feed(http, srv, org.keys["viewer"]) as client:
+        await client.next()
+        await submitted(srv, segment(org, call_id, "before"))
+        first_id = (await client.until(lambda m: m["type"] == "transcript"))["id"]
     await submitted(srv, escalation(org, call_id))
     async with http.get(
         srv.http_url + "/api/feed/sse",

@@ -84,7 +84,8 @@ async def test_secure_mode_pauses_the_recording_and_resumes_it_after(
     ]
     # Supervisors' feeds and the audit log saw both changes, and by whom.
     feed = await pool.fetch(
-        "SELECT payload FROM feed_events WHERE call_id = $1 AND type = 'secure_mode' ORDER BY seq",
+        # In the order written (one request after the other): positions may still be coming.
+        "SELECT payload FROM feed_events WHERE call_id = $1 AND type = 'secure_mode' ORDER BY id",
         call_id,
     )
     assert [json.loads(r["payload"])["on"] for r in feed] == [True, False]

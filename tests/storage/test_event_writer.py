@@ -13,6 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from control.feed_sequencer import FeedSequencer
 from media.events import (
     ConsentEvidence,
     EscalationRaised,
@@ -91,7 +92,8 @@ class Notifications:
 
 
 @pytest.fixture
-async def notifications(pg_dsn: str) -> AsyncIterator[Notifications]:
+async def notifications(pg_dsn: str, feed_sequencer: FeedSequencer) -> AsyncIterator[Notifications]:
+    """Feed rows' announcements, which the sequencer makes once it has positioned them."""
     conn = await asyncpg.connect(pg_dsn)
     listener = Notifications()
     await conn.add_listener(NOTIFY_CHANNEL, listener)
