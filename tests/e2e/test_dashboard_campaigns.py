@@ -230,7 +230,7 @@ async def test_an_operator_makes_starts_follows_pauses_and_cancels_a_campaign(
     await expect(page.locator("#campaign-none")).to_be_visible()
 
     # The form: refused by the plan, then by a number that is not the org's, then made.
-    await page.get_by_label("Name").fill("Spring reminders")
+    await page.get_by_label("Name", exact=True).fill("Spring reminders")
     await page.get_by_label("What the call says").fill("Your appointment is tomorrow at nine.")
     await page.get_by_label("From", exact=True).fill("+15555550100")
     await page.get_by_label("Calls at a time (at most)").fill("2")
