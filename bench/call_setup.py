@@ -67,7 +67,7 @@ from bench.loadgen import SLOTS, StreamPlan, StreamResult, WorkerPlan, WorkerRes
 from bench.ramp_streams import RampPlan, run_ramp_worker
 from bench.report import percentiles
 from bench.server_proc import BenchError, ServerInfo, run_bench, server_process
-from bench.streams import FIXTURE, cpu_seconds, postmaster_pid
+from bench.streams import FIXTURE, cpu_seconds, postmaster_pid, receive
 from server.simulator.client import SignalWireSimulator, parse_stream
 from storage import calls
 from storage.embedded import start_embedded
@@ -267,18 +267,6 @@ def _endings(streams: Sequence[StreamResult]) -> str:
     return "; ".join(f"{n}× {k}" for k, n in how.most_common()) or "-"
 
 
-async def _receive(conn: Connection, deadline: float) -> tuple[str, Any]:
-    while not conn.poll():
-        if time.monotonic() > deadline:
-            raise BenchError("a load generator worker did not answer in time")
-        await asyncio.sleep(0.02)
-    try:
-        kind, value = conn.recv()
-    except EOFError:
-        raise BenchError("a load generator worker died") from None
-    return str(kind), value
-
-
 def _start(target: Any, plan: Any) -> tuple[BaseProcess, Connection]:
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
@@ -309,7 +297,7 @@ async def drive(run: Run, tmp: Path) -> None:
         connected = 0
         deadline = time.monotonic() + 60 + args.base / 10
         for _proc, conn in procs:
-            kind, value = await _receive(conn, deadline)
+            kind, value = await receive(conn, deadline)
             if kind == "result":
                 raise BenchError(f"base generator failed before streaming: {value.error}")
             connected += int(value)
@@ -374,7 +362,7 @@ async def ramp(
     results: list[WorkerResult] = []
     deadline = time.monotonic() + 90
     for _proc, conn in procs:
-        _kind, value = await _receive(conn, deadline)
+        _kind, value = await receive(conn, deadline)
         results.append(value)
     if profiler is not None:
         try:

@@ -247,7 +247,7 @@ class Bench:
         early: dict[int, WorkerResult] = {}
         deadline = time.monotonic() + 60 + point.n / 10
         for i, (_proc, conn) in enumerate(procs):
-            kind, value = await _receive(conn, deadline)
+            kind, value = await receive(conn, deadline)
             if kind == "result":  # the worker failed before streaming
                 early[i] = value
             else:
@@ -294,7 +294,7 @@ class Bench:
                 if i in early:
                     results.append(early[i])
                 else:
-                    _kind, value = await _receive(conn, deadline)
+                    _kind, value = await receive(conn, deadline)
                     results.append(value)
         finally:
             if profiler is not None:
@@ -463,7 +463,7 @@ class Bench:
             point.recall = word_recall(heard, by_call, TEXTS, FIXTURE.name)  # not placeholders
 
 
-async def _receive(conn: Connection, deadline: float) -> tuple[str, Any]:
+async def receive(conn: Connection, deadline: float) -> tuple[str, Any]:
     while not conn.poll():
         if time.monotonic() > deadline:
             raise BenchError("a load generator worker did not answer in time")

@@ -12,6 +12,7 @@ from typing import Final, cast
 
 import av
 import numpy as np
+import numpy.typing as npt
 
 SPEECH: Final = Path(__file__).parent.parent / "fixtures" / "speech" / "caller_mono.wav"
 """9.2 s: "Hello, I am calling about my account balance. Can you tell me when my payment is
@@ -33,7 +34,11 @@ def encoded_speech(kind: str, seconds: float | None = None) -> bytes:
         rate = w.getframerate()
     if seconds is not None:
         pcm = np.resize(pcm, int(seconds * rate))
-    fmt, codec, out_rate = _ENCODING[kind]
+    return encode(pcm, rate, *_ENCODING[kind])
+
+
+def encode(pcm: npt.NDArray[np.int16], rate: int, fmt: str, codec: str, out_rate: int) -> bytes:
+    """16-bit mono samples at `rate` as a `fmt` file of `codec` audio at `out_rate`."""
     out = io.BytesIO()
     with av.open(out, "w", format=fmt) as container:
         stream = cast(av.AudioStream, container.add_stream(codec, rate=out_rate, layout="mono"))

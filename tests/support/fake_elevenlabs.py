@@ -13,7 +13,6 @@ body whose `text` is required: 200 with the audio (`ulaw_8000`: raw 8 kHz mu-law
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 from dataclasses import dataclass, field
 from functools import cache
@@ -25,6 +24,7 @@ from aiohttp import web
 
 from control.voices import load_piper
 from media.codecs import ulaw_encode
+from tests.support.audio_files import encode
 
 KEY = "el-test-key"
 VOICES = ("21m00Tcm4TlvDq8ikWAM", "pNInz6obpgDQGcFmaJgB")
@@ -112,19 +112,4 @@ def ulaw_8000(text: str) -> bytes:
 
 
 def mp3(text: str) -> bytes:
-    pcm = _speech(text, 44_100)
-    out = io.BytesIO()
-    with av.open(out, "w", format="mp3") as container:
-        stream = container.add_stream("libmp3lame", rate=44_100, layout="mono")
-        source = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
-        source.sample_rate = 44_100
-        resampler = av.AudioResampler(
-            format=stream.codec_context.format.name, layout="mono", rate=44_100,
-            frame_size=stream.codec_context.frame_size,
-        )  # fmt: skip
-        for frame in [*resampler.resample(source), *resampler.resample(None)]:
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return out.getvalue()
+    return encode(_speech(text, 44_100), 44_100, "mp3", "libmp3lame", 44_100)
