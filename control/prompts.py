@@ -50,8 +50,8 @@ class Prompts:
     async def speak(self, org_id: uuid.UUID, text: str) -> Spoken:
         """`text` as the org's calls hear it: a `Play` of its render, or the words (also when
         the lookup or the render fails or takes longer than `wait_s`: a call never waits)."""
-        if not text.strip() or len(text) > MAX_TEXT_CHARS:
-            return text
+        if not self.engines or not text.strip() or len(text) > MAX_TEXT_CHARS:
+            return text  # no voice here renders: no round trip to ask the org's
         try:
             async with asyncio.timeout(self._wait_s):
                 async with tenant(self._pool, org_id) as conn:
