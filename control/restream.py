@@ -1,4 +1,6 @@
-"""Restarting the media streams of calls a lost process left unheard (issue 18, node loss).
+"""Restarting the media streams of calls a lost process left unheard (issue 18, node loss),
+and of calls a stopping process could not carry to their end (closed `server_shutdown`: its
+drain ran out, or it had none), which are found and restarted the same way.
 
 When a process dies with live calls, whichever process sweeps first closes its streams as
 `process_lost` (control.process_lease) and wakes this loop; every process also runs it every
@@ -71,7 +73,7 @@ class Restreamer:
         self._woken = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         # Checked once here (wss, no query string), rather than failing every request later.
-        self._spec(uuid.UUID(int=0), "check", "check")
+        self._spec(uuid.UUID(int=0), "check", "check", "check")
 
     def start(self) -> None:
         if self._policy.max_attempts > 0:
@@ -146,7 +148,9 @@ class Restreamer:
     async def _restream(self, claim: Claimed) -> restreaming.Outcome:
         call, policy = claim.call, self._policy
         token = self._issue_token(call.org_id, call.id, call.call_sid)
-        spec = self._spec(call.id, restreaming.stream_name(call, claim.attempt), token)
+        spec = self._spec(
+            call.id, restreaming.stream_name(call, claim.attempt), token, call.reason
+        )
         error: SignalWireError | None = None
         try:
             created = await self._client.start_stream(
@@ -173,12 +177,12 @@ class Restreamer:
             await restreams.settle(self._pool, call.id, call.lost_at, retry)
         return outcome
 
-    def _spec(self, call_id: uuid.UUID, name: str, token: str) -> StreamSpec:
+    def _spec(self, call_id: uuid.UUID, name: str, token: str, reason: str) -> StreamSpec:
         target = self._target
         return StreamSpec(
             url=call_stream_url(target.media_url, call_id),
             name=name,
             status_callback=target.status_callback,
-            parameters={"token": token, RESTARTED_AFTER: restreaming.RESTART_REASON},
+            parameters={"token": token, RESTARTED_AFTER: reason},
             allow_insecure=target.allow_insecure,
         )

@@ -28,8 +28,6 @@ Outcome: TypeAlias = Literal[
 ]
 """What one attempt came to (RESTREAMS' labels, with `gave_up`)."""
 
-RESTART_REASON = "process_lost"
-"""What the restarted stream's record says it was restarted after."""
 NOT_IN_PROGRESS = "21220"
 """SignalWire's code for a stream asked of a call in the wrong state (docs/protocols.md e)."""
 MAX_RETRY_S = 60.0

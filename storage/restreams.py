@@ -28,7 +28,8 @@ from storage.processes import LOST_REASON
 
 @dataclass(frozen=True, slots=True)
 class UnheardCall:
-    """A call whose last stream was lost with its process, as a claim finds it."""
+    """A call whose last stream was lost with its process, or closed as its process stopped,
+    as a claim finds it."""
 
     id: uuid.UUID
     org_id: uuid.UUID
@@ -37,6 +38,9 @@ class UnheardCall:
     """When its last stream was lost (its process's last heartbeat): names the loss."""
     attempts: int
     """Attempts already made to stream it again after this loss."""
+    reason: str = LOST_REASON
+    """How its last stream ended: `process_lost`, or `server_shutdown` (its process stopped,
+    at the end of a drain or with none, while the call went on)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +59,7 @@ AttemptOf = Callable[[UnheardCall], int | None]
 # when its loss is new to the bookkeeping, or its hold or retry time has passed ('infinity'
 # once given up). Oldest loss first.
 _UNHEARD = """
-SELECT c.id, c.org_id, c.call_sid, last.stopped_at AS lost_at,
+SELECT c.id, c.org_id, c.call_sid, last.stopped_at AS lost_at, last.end_reason AS reason,
        CASE WHEN c.restream_lost_at = last.stopped_at THEN c.restream_attempts ELSE 0 END
            AS attempts
 FROM calls c
@@ -66,13 +70,14 @@ CROSS JOIN LATERAL (
     LIMIT 1
 ) last
 WHERE c.status = ANY($1::text[])
-  AND c.id IN (SELECT call_id FROM media_streams WHERE end_reason = $2)
-  AND last.end_reason = $2
+  AND c.id IN (SELECT call_id FROM media_streams
+               WHERE end_reason IN ('process_lost', 'server_shutdown'))  -- migration 0039's index
+  AND last.end_reason IN ('process_lost', 'server_shutdown')
   AND NOT EXISTS (SELECT 1 FROM media_streams s
                   WHERE s.call_id = c.id AND s.owner_id IS NOT NULL AND s.status = 'streaming')
   AND (c.restream_lost_at IS DISTINCT FROM last.stopped_at OR c.restream_next_at <= now())
 ORDER BY last.stopped_at, c.created_at
-LIMIT $3
+LIMIT $2
 FOR UPDATE OF c SKIP LOCKED"""
 
 _HOLD = """
@@ -92,11 +97,12 @@ async def claim_unheard_calls(
     given_up: list[UnheardCall] = []
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
-            _UNHEARD, list(PROGRESS_STATUSES), LOST_REASON, limit, timeout=QUERY_TIMEOUT_S
+            _UNHEARD, list(PROGRESS_STATUSES), limit, timeout=QUERY_TIMEOUT_S
         )
         for row in rows:
             call = UnheardCall(
-                row["id"], row["org_id"], row["call_sid"], row["lost_at"], row["attempts"]
+                row["id"], row["org_id"], row["call_sid"], row["lost_at"], row["attempts"],
+                row["reason"],
             )
             attempt = attempt_of(call)
             if attempt is None:

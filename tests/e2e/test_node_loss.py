@@ -1,5 +1,6 @@
-"""A node lost mid-call (issue 18): its calls are streamed again, through SignalWire's Streams
-REST API, to a surviving node, and each call's record goes on.
+"""A node lost mid-call, or stopped with calls it could not finish (issue 18): its calls are
+streamed again, through SignalWire's Streams REST API, to a surviving node, and each call's
+record goes on.
 
 Node A is a real `voxsouth serve` carrying live calls that the fake SignalWire streams to it,
 as SignalWire runs the `<Start><Stream>` of their LaML; it is killed with SIGKILL. Node B runs
@@ -175,3 +176,73 @@ async def test_live_calls_of_a_killed_node_are_streamed_again_to_a_survivor(
         consented,
     )
     assert alerts == 1
+
+
+async def test_calls_a_stopping_node_could_not_finish_are_handed_to_another(
+    pg_dsn: str,
+    pool: Pool,
+    tmp_path: Path,
+    start_server: Callable[..., AbstractAsyncContextManager[RunningServer]],
+) -> None:
+    """A deploy: node A gets SIGTERM with live calls and no drain time (VOXSOUTH_DRAIN_TIMEOUT_S
+    0), so its streams close `server_shutdown`; B streams each call again and hears it."""
+    await put_out_of_reach(pool)
+    org_id = await calls.create_org(pool, "Node stop", "one_party")
+    number = new_number()
+    await calls.add_phone_number(pool, org_id, number)
+    env = cli_env(tmp_path, pg_dsn, VOXSOUTH_SIGNALWIRE_SIGNING_KEY=SIGNING_KEY)
+    async with (
+        running_fake_signalwire(
+            SIGNALWIRE_PROJECT, SIGNALWIRE_TOKEN, allow_insecure_media=True
+        ) as fake,
+        watching(pool, pg_dsn) as changes,
+        aiohttp.ClientSession() as http,
+        start_server(
+            signalwire_space_url=fake.url, signalwire_project_id=SIGNALWIRE_PROJECT,
+            signalwire_api_token=SIGNALWIRE_TOKEN, signalwire_signing_key=SIGNING_KEY,
+            process_heartbeat_s=0.1, restream_max_attempts=3,
+        ) as survivor,
+    ):  # fmt: skip
+        async with serving(env, tmp_path) as stopping:
+            sim = SignalWireSimulator(
+                http, base_url=stopping.http_url, signing_key=SIGNING_KEY,
+                account_sid=SIGNALWIRE_PROJECT,
+            )  # fmt: skip
+            sids = []
+            for _ in range(2):
+                call_sid, laml = await start_call(sim, stopping.http_url, number)
+                stream = parse_stream(laml)
+                assert stream is not None, laml
+                fake.add_call(call_sid, to=number, from_="+15550199999")
+                fake.open_stream(call_sid, stream.url, parameters=stream.parameters,
+                                 name=stream.name, track=stream.track)  # fmt: skip
+                sids.append(call_sid)
+            for sid in sids:
+                await changes.until(
+                    f"SELECT count(*) = 1 FROM ({_STREAMS}) s WHERE s.status = 'streaming'", sid
+                )
+        assert stopping.returncode == 0  # left by SIGTERM: a clean stop, not a loss
+        for sid in sids:
+            await changes.until(
+                f"SELECT count(*) = 1 FROM ({_STREAMS}) s WHERE s.status = 'streaming' "
+                "AND s.owner_id = $2 AND s.restarted_after = 'server_shutdown'",
+                sid, survivor.process_id,
+            )  # fmt: skip
+            fake.timelines[sid].press("5")
+        for sid in sids:
+            await changes.until(
+                """SELECT count(*) >= 1 FROM dtmf_events d JOIN calls c ON c.id = d.call_id
+                   WHERE c.call_sid = $1 AND d.digit = '5'""",
+                sid,
+            )
+            fake.end_call(sid)
+        for sid in sids:
+            await changes.until(f"SELECT bool_and(s.status = 'stopped') FROM ({_STREAMS}) s", sid)
+    for sid in sids:
+        first, restarted = [dict(r) for r in await pool.fetch(_STREAMS, sid)]
+        assert first["end_reason"] == "server_shutdown"
+        assert (restarted["end_reason"], restarted["restarted_after"]) == (
+            "stop",
+            "server_shutdown",
+        )
+        assert restarted["audio_lost_ms"] > 0  # the handover's gap, counted
