@@ -148,9 +148,7 @@ class Restreamer:
     async def _restream(self, claim: Claimed) -> restreaming.Outcome:
         call, policy = claim.call, self._policy
         token = self._issue_token(call.org_id, call.id, call.call_sid)
-        spec = self._spec(
-            call.id, restreaming.stream_name(call, claim.attempt), token, call.reason
-        )
+        spec = self._spec(call.id, restreaming.stream_name(call, claim.attempt), token, call.reason)
         error: SignalWireError | None = None
         try:
             created = await self._client.start_stream(

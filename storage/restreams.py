@@ -96,12 +96,14 @@ async def claim_unheard_calls(
     claimed: list[Claimed] = []
     given_up: list[UnheardCall] = []
     async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(
-            _UNHEARD, list(PROGRESS_STATUSES), limit, timeout=QUERY_TIMEOUT_S
-        )
+        rows = await conn.fetch(_UNHEARD, list(PROGRESS_STATUSES), limit, timeout=QUERY_TIMEOUT_S)
         for row in rows:
             call = UnheardCall(
-                row["id"], row["org_id"], row["call_sid"], row["lost_at"], row["attempts"],
+                row["id"],
+                row["org_id"],
+                row["call_sid"],
+                row["lost_at"],
+                row["attempts"],
                 row["reason"],
             )
             attempt = attempt_of(call)
