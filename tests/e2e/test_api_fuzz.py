@@ -34,6 +34,9 @@ async def test_generated_requests_find_no_server_errors_and_no_schema_violations
             VOXSOUTH_SIGNALWIRE_SPACE_URL=fake.url,
             VOXSOUTH_SIGNALWIRE_PROJECT_ID=PROJECT,
             VOXSOUTH_SIGNALWIRE_API_TOKEN=TOKEN,
+            # Generated words up to 2,500 characters each would be rendered by Piper, minutes
+            # of speech per example; rendering is tested in tests/control/test_voices.py.
+            VOXSOUTH_OFFLINE_VOICE="false",
         )
         async with serving(env, tmp_path) as served:
             proc = await asyncio.create_subprocess_exec(
