@@ -189,7 +189,7 @@ class Piper:
 
     def __init__(self) -> None:
         self._voice: Any = None
-        self._loading = asyncio.Lock()
+        self._one_at_a_time = asyncio.Lock()
         self._outcomes = _Outcomes()
 
     @staticmethod
@@ -200,15 +200,17 @@ class Piper:
     async def render(self, text: str, voice: str | None) -> Telephony:
         """`voice` is ignored: one voice ships with the package."""
         started = time.monotonic()
-        async with self._loading:
+        # One render at a time: each takes every core onnxruntime is given, so renders side by
+        # side would only take CPU from the calls (and a long text is seconds of it).
+        async with self._one_at_a_time:
             if self._voice is None:
                 self._voice = await asyncio.to_thread(load_piper)
-        try:
-            audio = await asyncio.to_thread(_piper_render, self._voice, text)
-        except Exception as exc:  # onnxruntime raises its own types
-            failed = VoiceFailed("engine_error", f"{type(exc).__name__}: {exc}")
-            self._outcomes.done(self.engine, started, failed)
-            raise failed from exc
+            try:
+                audio = await asyncio.to_thread(_piper_render, self._voice, text)
+            except Exception as exc:  # onnxruntime raises its own types
+                failed = VoiceFailed("engine_error", f"{type(exc).__name__}: {exc}")
+                self._outcomes.done(self.engine, started, failed)
+                raise failed from exc
         self._outcomes.done(self.engine, started)
         return audio
 
