@@ -30,7 +30,6 @@ never logged, and `SignalWireConfig`'s repr hides it.
 from __future__ import annotations
 
 import asyncio
-import enum
 import json
 import logging
 import math
@@ -47,6 +46,8 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import aiohttp
 from prometheus_client import Counter, Gauge
+
+from control.circuit_breaker import Admission, CircuitBreaker
 
 log = logging.getLogger(__name__)
 _RECORDING_PATH = re.compile(
@@ -174,65 +175,6 @@ class StreamCreated:
 
 MAX_STREAM_PARAMETERS = 99
 """`Parameter{N}.Name` / `Parameter{N}.Value` go from N = 1 to 99 (docs/protocols.md e)."""
-
-
-class Admission(enum.Enum):
-    CLOSED = "closed"
-    """Circuit closed: a normal call, with retries."""
-    TRIAL = "trial"
-    """Half-open: this call is the one trial, with a single attempt."""
-    REFUSED = "refused"
-    """Open (or a trial is in flight): fail fast without a request."""
-
-
-class CircuitBreaker:
-    """Sans-I/O breaker over call outcomes; time comes from `clock`.
-
-    Every `admit()` that does not return REFUSED must be followed by exactly one of
-    `record_success()`, `record_failure()` or `release()` (the call ended without an outcome,
-    e.g. it was cancelled).
-    """
-
-    def __init__(self, failures: int, reset_s: float, clock: Callable[[], float]) -> None:
-        self._threshold = failures
-        self._reset_s = reset_s
-        self._clock = clock
-        self._consecutive = 0
-        self._opened_at: float | None = None
-        self._trial_in_flight = False
-
-    @property
-    def is_open(self) -> bool:
-        """Open or half-open: not every call goes through."""
-        return self._opened_at is not None
-
-    def retry_after_s(self) -> float | None:
-        if self._opened_at is None:
-            return None
-        return max(0.0, self._opened_at + self._reset_s - self._clock())
-
-    def admit(self) -> Admission:
-        if self._opened_at is None:
-            return Admission.CLOSED
-        if self._trial_in_flight or self._clock() - self._opened_at < self._reset_s:
-            return Admission.REFUSED
-        self._trial_in_flight = True
-        return Admission.TRIAL
-
-    def record_success(self) -> None:
-        self._consecutive = 0
-        self._opened_at = None
-        self._trial_in_flight = False
-
-    def record_failure(self) -> None:
-        self._consecutive += 1
-        if self._trial_in_flight or self._consecutive >= self._threshold:
-            self._opened_at = self._clock()
-        self._trial_in_flight = False
-
-    def release(self) -> None:
-        # The trial (if this was it) told us nothing: the next call may try again at once.
-        self._trial_in_flight = False
 
 
 @dataclass(frozen=True, slots=True)

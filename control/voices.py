@@ -34,8 +34,8 @@ from control.audio_convert import (
     sniff,
     to_telephony,
 )
+from control.circuit_breaker import Admission, CircuitBreaker
 from control.metrics import TTS_CIRCUIT_OPEN, TTS_RENDERS
-from control.signalwire import Admission, CircuitBreaker
 
 MAX_TEXT_CHARS: Final = 2_500
 """Longer than any prompt: a disclosure or a survey question is a few sentences."""

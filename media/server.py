@@ -10,7 +10,6 @@ utterances are transcribed (bounded wait), then `StreamStopped` is emitted last.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import hashlib
 import logging
@@ -56,11 +55,12 @@ from media.protocol import (
     call_in_path,
 )
 from media.session import CallPolicy, CallSession, DecodeRank, SessionConfig, UtteranceReady
+from media.stream_decodes import StreamDecodes
 from media.stream_token import StreamGrant, TokenError, verify_token
 from media.streamed import CloudEngine, ServiceCircuit, StreamedTranscription
 from media.transcription.engine import Transcription
 from media.transcription.service import TranscriptionService
-from media.vad import Utterance, WebRtcVoiceDetector
+from media.vad import WebRtcVoiceDetector
 from media.ws_server import WebSocketServer
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ class _Connection:
         the live one, whichever was admitted first."""
         self.session: CallSession | None = None
         """The call's session, once the connection carries it."""
-        self.decodes = _StreamDecodes()
+        self.decodes = StreamDecodes()
         self.superseded: StreamStopped | None = None
         """Its record, once a newer connection of the call took over (this one was cut
         without noticing): taken then, before the newer one changed the session."""
@@ -197,57 +197,6 @@ class _LiveCall:
         self.current: _Connection | None = None
         self.began_at = began_at
         self.expiry: asyncio.TimerHandle | None = None
-
-
-class _StreamDecodes:
-    """One stream's transcriptions in flight: those its events wait for (`pending`), each
-    track's early decode, held until that track's next utterance takes it or makes it void, and
-    which partial decode of each track is the latest."""
-
-    def __init__(self) -> None:
-        self.streamed: StreamedTranscription | None = None
-        """The stream's cloud transcription, when a cloud engine is configured."""
-        self.pending: dict[asyncio.Future[Transcription | None], UtteranceReady] = {}
-        self._early: dict[Track, tuple[Utterance, asyncio.Future[Transcription | None]]] = {}
-        self.partials_asked: collections.Counter[Track] = collections.Counter()
-
-    def final_pending(self, track: Track) -> bool:
-        return any(ready.track == track for ready in self.pending.values())
-
-    def hold_early(
-        self,
-        track: Track,
-        utterance: Utterance,
-        future: asyncio.Future[Transcription | None] | None,
-    ) -> None:
-        """`future` None: no decode started (no worker to spare); the final one will ask."""
-        self._void(track)  # the speaker went on after the last one
-        if future is not None:
-            self._early[track] = (utterance, future)
-
-    def take_early(
-        self, track: Track, utterance: Utterance
-    ) -> asyncio.Future[Transcription | None] | None:
-        """The early decode of exactly this utterance's audio, if there is one."""
-        early = self._early.get(track)
-        if early is None or (early[0].start_sample, early[0].end_sample) != (
-            utterance.start_sample,
-            utterance.end_sample,
-        ):
-            self._void(track)
-            return None
-        del self._early[track]
-        metrics.EARLY_DECODES.labels("used").inc()
-        return early[1]
-
-    def void_early(self) -> None:
-        for track in list(self._early):
-            self._void(track)
-
-    def _void(self, track: Track) -> None:
-        if (early := self._early.pop(track, None)) is not None:
-            early[1].cancel()  # skipped if still queued; a decode under way runs to its end
-            metrics.EARLY_DECODES.labels("void").inc()
 
 
 def _circuit_key(cloud: CloudEngine) -> tuple[str, str]:
@@ -641,7 +590,7 @@ class MediaServer:
         self,
         session: CallSession,
         ready: UtteranceReady,
-        decodes: _StreamDecodes,
+        decodes: StreamDecodes,
     ) -> None:
         if decodes.streamed is not None:
             decodes.streamed.utterance(ready)  # the offline path only where the service failed
@@ -652,7 +601,7 @@ class MediaServer:
         self,
         session: CallSession,
         ready: UtteranceReady,
-        decodes: _StreamDecodes,
+        decodes: StreamDecodes,
     ) -> None:
         utterance = ready.utterance
         if self._transcriber is None:
@@ -700,7 +649,7 @@ class MediaServer:
         self._emit(session.on_transcript_lost(ready, skipped=skipped))
 
     def _decode_partial(
-        self, session: CallSession, ready: UtteranceReady, decodes: _StreamDecodes
+        self, session: CallSession, ready: UtteranceReady, decodes: StreamDecodes
     ) -> None:
         """The words so far of an utterance still being spoken, decoded only while the workers
         have headroom (`TranscriptionService.submit_if_spare`); shown unless something newer of
