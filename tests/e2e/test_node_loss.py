@@ -27,7 +27,7 @@ from tests.conftest import SIGNALWIRE_PROJECT, SIGNALWIRE_TOKEN, timeout
 from tests.e2e.test_process_crash import start_call
 from tests.storage.test_restreams import put_out_of_reach
 from tests.support.changes import watching
-from tests.support.fake_signalwire import running_fake_signalwire
+from tests.support.fake_signalwire import FakeSignalWire, running_fake_signalwire
 from tests.support.numbers import new_number
 from tests.support.process import cli_env, serving
 
@@ -37,6 +37,25 @@ LIVE = 3
 
 _STREAMS = """SELECT s.* FROM media_streams s JOIN calls c ON c.id = s.call_id
               WHERE c.call_sid = $1 AND s.owner_id IS NOT NULL ORDER BY s.started_at"""
+
+
+async def live_calls(
+    http: aiohttp.ClientSession, fake: FakeSignalWire, node_url: str, number: str, count: int
+) -> list[str]:
+    """`count` calls answered by the node at `node_url`, each streamed to it by the fake as
+    SignalWire runs the LaML's `<Start><Stream>`; returns their call sids."""
+    sim = SignalWireSimulator(http, base_url=node_url, signing_key=SIGNING_KEY,
+                              account_sid=SIGNALWIRE_PROJECT)  # fmt: skip
+    sids = []
+    for _ in range(count):
+        call_sid, laml = await start_call(sim, node_url, number)
+        stream = parse_stream(laml)
+        assert stream is not None, laml
+        fake.add_call(call_sid, to=number, from_="+15550199999")
+        fake.open_stream(call_sid, stream.url, parameters=stream.parameters,
+                         name=stream.name, track=stream.track)  # fmt: skip
+        sids.append(call_sid)
+    return sids
 
 
 async def test_live_calls_of_a_killed_node_are_streamed_again_to_a_survivor(
@@ -69,19 +88,7 @@ async def test_live_calls_of_a_killed_node_are_streamed_again_to_a_survivor(
         ) as survivor,
     ):  # fmt: skip
         async with serving(env, tmp_path) as doomed:
-            sim = SignalWireSimulator(
-                http, base_url=doomed.http_url, signing_key=SIGNING_KEY,
-                account_sid=SIGNALWIRE_PROJECT,
-            )  # fmt: skip
-            sids = []
-            for _ in range(LIVE + 1):
-                call_sid, laml = await start_call(sim, doomed.http_url, number)
-                stream = parse_stream(laml)
-                assert stream is not None, laml
-                fake.add_call(call_sid, to=number, from_="+15550199999")
-                fake.open_stream(call_sid, stream.url, parameters=stream.parameters,
-                                 name=stream.name, track=stream.track)  # fmt: skip
-                sids.append(call_sid)
+            sids = await live_calls(http, fake, doomed.http_url, number, LIVE + 1)
             consented, ended = sids[0], sids[-1]
             for sid in sids:
                 await changes.until(
@@ -204,19 +211,7 @@ async def test_calls_a_stopping_node_could_not_finish_are_handed_to_another(
         ) as survivor,
     ):  # fmt: skip
         async with serving(env, tmp_path) as stopping:
-            sim = SignalWireSimulator(
-                http, base_url=stopping.http_url, signing_key=SIGNING_KEY,
-                account_sid=SIGNALWIRE_PROJECT,
-            )  # fmt: skip
-            sids = []
-            for _ in range(2):
-                call_sid, laml = await start_call(sim, stopping.http_url, number)
-                stream = parse_stream(laml)
-                assert stream is not None, laml
-                fake.add_call(call_sid, to=number, from_="+15550199999")
-                fake.open_stream(call_sid, stream.url, parameters=stream.parameters,
-                                 name=stream.name, track=stream.track)  # fmt: skip
-                sids.append(call_sid)
+            sids = await live_calls(http, fake, stopping.http_url, number, 2)
             for sid in sids:
                 await changes.until(
                     f"SELECT count(*) = 1 FROM ({_STREAMS}) s WHERE s.status = 'streaming'", sid
