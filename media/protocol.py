@@ -18,8 +18,9 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeAlias
+from typing import Annotated, Any, Final, Literal, TypeAlias
 
+import msgspec
 import orjson
 
 from media.events import Track
@@ -40,6 +41,12 @@ TRACKS: Final = ("inbound", "outbound")
 
 # One second of the widest format (L16@24000) is 48,000 bytes; nothing legitimate is larger.
 MAX_PAYLOAD_BYTES: Final = 48_000
+
+Counter: TypeAlias = Annotated[int, msgspec.Meta(ge=0, le=10**12)]
+"""A sequence number, chunk or timestamp. SignalWire sends counters as JSON strings
+("chunk": "1"); a number is accepted too. Converted by msgspec's lax mode, which reads digits
+(and an integral number written as a float, "1e3" or 1.0) and refuses signs, spaces, booleans and
+fractions, on the fast path and the slow one alike."""
 
 
 def call_in_path(path: str) -> uuid.UUID | None:
@@ -132,6 +139,27 @@ StreamMessage: TypeAlias = Connected | Start | Media | Dtmf | Mark | Stop | Unkn
 ParserState: TypeAlias = Literal["awaiting_start", "streaming", "stopped"]
 
 
+class _MediaBody(msgspec.Struct):
+    chunk: Counter
+    payload: Annotated[bytes, msgspec.Meta(max_length=MAX_PAYLOAD_BYTES)]  # base64 on the wire
+    track: Track = "inbound"
+    timestamp: Counter | None = None
+
+
+class _MediaMessage(msgspec.Struct):
+    """A `media` message as the fast path reads it; any other event decodes too (its body is
+    ignored) and goes to the general path."""
+
+    event: str
+    media: _MediaBody | None = None
+    sequenceNumber: Counter | None = None  # noqa: N815 (the wire's name)
+
+
+# JSON, the checks and base64 in one C call: a fifth of the general path's time, on every
+# 20 ms of every track (bench.frame_path).
+_MEDIA_DECODER: Final = msgspec.json.Decoder(_MediaMessage, strict=False)
+
+
 class StreamParser:
     """Parses one connection's messages and enforces their order.
 
@@ -145,10 +173,33 @@ class StreamParser:
         self._last_sequence: int | None = None
 
     def receive(self, data: str | bytes) -> StreamMessage:
+        """One websocket message: text (str) or binary (bytes, which the protocol has none of)."""
         if isinstance(data, bytes):
             raise StreamProtocolError(
                 "binary_frame", "binary frames are not part of the protocol", CLOSE_UNSUPPORTED_DATA
             )
+        return self.receive_text(data)
+
+    def receive_text(self, data: str | bytes) -> StreamMessage:
+        """One text message, as str or as the UTF-8 bytes read off the socket (decoded once,
+        by the JSON parser, which refuses bytes that are not UTF-8)."""
+        if self.state == "streaming":
+            try:
+                fast = _MEDIA_DECODER.decode(data)
+            except msgspec.MsgspecError:
+                pass  # the general path names what is wrong
+            else:
+                if (body := fast.media) is not None and fast.event == "media":
+                    return Media(
+                        sequence_number=self._count(fast.sequenceNumber),
+                        track=body.track,
+                        chunk=body.chunk,
+                        timestamp_ms=body.timestamp or 0,
+                        payload=body.payload,
+                    )
+        return self._receive(data)
+
+    def _receive(self, data: str | bytes) -> StreamMessage:
         if self.state == "stopped":
             raise StreamProtocolError("after_stop", "message after stop", CLOSE_PROTOCOL_ERROR)
         try:
@@ -203,7 +254,9 @@ class StreamParser:
             raise StreamProtocolError("before_start", f"{event} before start", CLOSE_PROTOCOL_ERROR)
 
     def _sequence(self, msg: dict[str, Any]) -> int | None:
-        seq = _opt_int(msg, "sequenceNumber", "message")
+        return self._count(_opt_int(msg, "sequenceNumber", "message"))
+
+    def _count(self, seq: int | None) -> int | None:
         if seq is None:
             return None
         last = self._last_sequence
@@ -295,20 +348,15 @@ def _int(obj: dict[str, Any], key: str, where: str) -> int:
 
 
 def _opt_int(obj: dict[str, Any], key: str, where: str) -> int | None:
-    """Counters are JSON strings on the wire ("sequenceNumber": "1"); accept numbers too."""
     value = obj.get(key)
     if value is None:
         return None
-    # Strings first: they are what the wire carries, on every frame.
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
-        result = int(value)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        result = value
-    else:
-        raise StreamProtocolError("invalid_field", f"{where}.{key} is not a number")
-    if result < 0:
-        raise StreamProtocolError("invalid_field", f"{where}.{key} is negative")
-    return result
+    try:
+        return msgspec.convert(value, Counter, strict=False)
+    except msgspec.ValidationError:
+        raise StreamProtocolError(
+            "invalid_field", f"{where}.{key} is not a whole number from 0 to 10^12"
+        ) from None
 
 
 def media_message(stream_sid: str, payload: bytes) -> str:

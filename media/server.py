@@ -16,6 +16,7 @@ import logging
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ from media.streamed import CloudEngine, ServiceCircuit, StreamedTranscription
 from media.transcription.engine import Transcription
 from media.transcription.service import TranscriptionService
 from media.vad import WebRtcVoiceDetector
-from media.ws_server import WebSocketServer
+from media.ws_server import MediaConnection, WebSocketServer
 
 log = logging.getLogger(__name__)
 
@@ -153,16 +154,20 @@ class _FrameCounter:
 
 
 class _Connection:
-    """One websocket carrying a stream of a call."""
+    """One websocket carrying a stream of a call.
+
+    Its messages are handed over as they are read (`MediaConnection.receiver`): kept in
+    `inbox` until the stream is admitted, then processed on arrival."""
 
     __slots__ = (
-        "ws", "parser", "started_at", "session", "decodes", "superseded", "call_id", "earlier",
-        "attached", "read",
+        "ws", "parser", "guard", "started_at", "session", "decodes", "superseded", "call_id",
+        "earlier", "attached", "read", "inbox", "arrived", "streaming", "closed", "ended",
     )  # fmt: skip
 
-    def __init__(self, ws: ServerConnection) -> None:
+    def __init__(self, ws: MediaConnection, guard: FloodGuard) -> None:
         self.ws = ws
         self.parser = StreamParser()
+        self.guard = guard
         self.started_at = 0.0
         """When its `start` arrived (monotonic): of two connections of a call, the later is
         the live one, whichever was admitted first."""
@@ -180,7 +185,26 @@ class _Connection:
         self.attached = asyncio.Event()
         """Set once it carries the call, or never will."""
         self.read = asyncio.Event()
-        """Set once its loop has read its last message (the call is no longer its)."""
+        """Set once its last message has been processed (the call is no longer its)."""
+        self.inbox: deque[tuple[bytes, bool, float]] = deque()
+        """Messages (data, is text, when read) not yet processed: until the stream is
+        admitted. Bounded by the flood guard, which every message passes as it is read."""
+        self.arrived = asyncio.Event()
+        """Set when the inbox gains a message or the connection closes or fails."""
+        self.streaming = False
+        """Messages are processed as they are read (the inbox is empty from then on)."""
+        self.closed = False
+        self.ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        """The stream's outcome once it has ended (an exception: why it was refused)."""
+
+    def end(self, outcome: str | BaseException) -> None:
+        if self.ended.done():
+            return
+        if isinstance(outcome, str):
+            self.ended.set_result(outcome)
+        else:
+            self.ended.set_exception(outcome)
+        self.arrived.set()
 
 
 class _LiveCall:
@@ -234,6 +258,8 @@ class MediaServer:
         self._closing: set[asyncio.Task[None]] = set()
         """Superseded connections' closing handshakes (a reference keeps each task alive)."""
         self._shutting_down = False
+        self._messages = 0
+        """Messages processed, all streams: every `_FRAME_SAMPLE_EVERY`th is timed."""
         self._ws: WebSocketServer | None = None
 
     def apply_consent(
@@ -304,14 +330,15 @@ class MediaServer:
             return conn.respond(HTTPStatus.NOT_FOUND, "not found\n")
         return None
 
-    async def handle(self, ws: ServerConnection) -> None:
-        conn = _Connection(ws)
-        parser = conn.parser
+    async def handle(self, ws: MediaConnection) -> None:
+        conn = _Connection(ws, FloodGuard(self.config.flood_rate_per_s, self.config.flood_burst))
+        ws.receiver = lambda data, text: self._arrive(conn, data, text)
+        ws.on_lost = lambda: self._lost(conn)
         outcome = "unknown"
         try:
-            start = await self._await_start(ws, parser)
+            start = await self._await_start(conn)
             conn.started_at = self._monotonic()
-            outcome = await self._stream(parser, await self._open(start, conn), conn)
+            outcome = await self._stream(await self._open(start, conn), conn)
         except StreamProtocolError as exc:
             outcome = exc.kind
             metrics.STREAM_ERRORS.labels(exc.kind).inc()
@@ -324,6 +351,9 @@ class MediaServer:
             metrics.STREAM_ERRORS.labels(outcome).inc()
             await ws.close(CLOSE_INTERNAL_ERROR, "internal error")
         finally:
+            conn.end(outcome)  # messages from now on are dropped
+            conn.ended.exception()  # an error it holds was reported above, or is moot
+            conn.inbox.clear()
             # A stream never opened was the client's fault unless the server said otherwise.
             opened = conn.session is not None or outcome in _SERVER_FAULTS
             metrics.STREAMS_TOTAL.labels(outcome if opened else "rejected").inc()
@@ -335,12 +365,46 @@ class MediaServer:
             if conn.session is not None:
                 await self._finish(conn.session, conn, outcome)
 
-    async def _await_start(self, ws: ServerConnection, parser: StreamParser) -> Start:
+    def _arrive(self, conn: _Connection, data: bytes, text: bool) -> None:
+        """A message read off `conn`'s socket (in the transport's `data_received`)."""
+        if conn.ended.done():
+            return  # the stream has ended: what its peer still sends is not read
+        now = self._monotonic()
+        if not conn.guard.allow(now):
+            conn.end(
+                StreamProtocolError(
+                    "flood", "messages faster than real time", CLOSE_POLICY_VIOLATION
+                )
+            )
+        elif conn.streaming:
+            self._process(conn, data, text, now)
+        else:
+            conn.inbox.append((data, text, now))
+            conn.arrived.set()
+
+    def _lost(self, conn: _Connection) -> None:
+        """`conn`'s socket has closed: nothing more will be read from it. What it read before
+        is still processed."""
+        conn.closed = True
+        if conn.streaming:
+            conn.end(self._gone(conn))
+        conn.arrived.set()
+
+    async def _await_start(self, conn: _Connection) -> Start:
         """The stream's `start`, within the start budget: only the client's part is timed."""
         try:
             async with asyncio.timeout(self.config.start_timeout_s):
                 while True:
-                    msg = parser.receive(await ws.recv())
+                    if not conn.inbox:
+                        if conn.ended.done():
+                            conn.ended.result()  # raises why (a flood)
+                        if conn.closed:
+                            raise conn.ws.protocol.close_exc
+                        conn.arrived.clear()
+                        await conn.arrived.wait()
+                        continue
+                    data, text, _ = conn.inbox.popleft()
+                    msg = conn.parser.receive_text(data) if text else conn.parser.receive(data)
                     if isinstance(msg, Start):
                         return msg
                     if isinstance(msg, UnknownEvent):
@@ -350,50 +414,59 @@ class MediaServer:
                 "start_timeout", "no start message in time", CLOSE_POLICY_VIOLATION
             ) from None
 
-    async def _stream(self, parser: StreamParser, session: CallSession, conn: _Connection) -> str:
-        ws, decodes = conn.ws, conn.decodes
-        guard = FloodGuard(self.config.flood_rate_per_s, self.config.flood_burst)
-        messages = 0
+    async def _stream(self, session: CallSession, conn: _Connection) -> str:
+        """Processes what arrived while the stream was admitted, then every message as it is
+        read, until the stream ends: its outcome."""
         frames = self._calls[session.call_id].frames
         try:
-            async for message in ws:
-                if conn.superseded is not None:
-                    break  # the call is another connection's now: what this one still had
-                now = self._monotonic()
-                if not guard.allow(now):
-                    raise StreamProtocolError(
-                        "flood", "messages faster than real time", CLOSE_POLICY_VIOLATION
-                    )
-                messages += 1
-                sample = messages % _FRAME_SAMPLE_EVERY == 0
-                started = time.perf_counter() if sample else 0.0
-                msg = parser.receive(message)
-                if isinstance(msg, Media):
-                    try:
-                        ready = session.on_media(msg, now)
-                    except ValueError:
-                        raise StreamProtocolError(
-                            "bad_payload", "undecodable media payload"
-                        ) from None
-                    for item in ready:
-                        self._transcribe(session, item, decodes)
-                    if session.outbox:
-                        self._emit(session.outbox)
-                        session.outbox.clear()
-                    if sample:
-                        metrics.FRAME_SECONDS.observe(time.perf_counter() - started)
-                        frames.report()
-                elif isinstance(msg, Dtmf):
-                    self._emit(session.on_dtmf(msg))
-                elif isinstance(msg, Stop):
-                    await ws.close(CLOSE_NORMAL, "stream stopped")
-                    return "stop"
-                elif isinstance(msg, UnknownEvent):
-                    metrics.STREAM_ERRORS.labels("unknown_event").inc()
-            return self._gone(conn)
+            while conn.inbox and not conn.ended.done():
+                self._process(conn, *conn.inbox.popleft())
+            conn.streaming = True
+            if conn.closed:
+                conn.end(self._gone(conn))
+            outcome = await conn.ended
+            if outcome == "stop":
+                await conn.ws.close(CLOSE_NORMAL, "stream stopped")
+            return outcome
         finally:
             frames.report()
             conn.read.set()
+
+    def _process(self, conn: _Connection, data: bytes, text: bool, now: float) -> None:
+        """One message of an admitted stream, read at `now`; ends the stream on `stop`, on
+        bad input or once a newer connection has taken its call."""
+        session = conn.session
+        assert session is not None
+        if conn.superseded is not None:
+            conn.end(self._gone(conn))  # the call is another connection's now
+            return
+        parser = conn.parser
+        self._messages += 1
+        sample = self._messages % _FRAME_SAMPLE_EVERY == 0
+        started = time.perf_counter() if sample else 0.0
+        try:
+            msg = parser.receive_text(data) if text else parser.receive(data)
+            if isinstance(msg, Media):
+                try:
+                    ready = session.on_media(msg, now)
+                except ValueError:
+                    raise StreamProtocolError("bad_payload", "undecodable media payload") from None
+                for item in ready:
+                    self._transcribe(session, item, conn.decodes)
+                if session.outbox:
+                    self._emit(session.outbox)
+                    session.outbox.clear()
+                if sample:
+                    metrics.FRAME_SECONDS.observe(time.perf_counter() - started)
+                    self._calls[session.call_id].frames.report()
+            elif isinstance(msg, Dtmf):
+                self._emit(session.on_dtmf(msg))
+            elif isinstance(msg, Stop):
+                conn.end("stop")
+            elif isinstance(msg, UnknownEvent):
+                metrics.STREAM_ERRORS.labels("unknown_event").inc()
+        except Exception as exc:  # noqa: BLE001 (handle() reports it, as it ends the stream)
+            conn.end(exc)
 
     def _gone(self, conn: _Connection) -> str:
         if conn.superseded is not None:

@@ -5,6 +5,11 @@ websockets serves only what it accepts itself; a handed-over socket is served by
 connection as websockets' own factory would (`ServerConnection` over a `ServerProtocol`, with the
 same options) and giving it to the event loop as an accepted socket, so that the handshake,
 `process_request` and the handler run exactly as for any other.
+
+Messages are not queued for the handler to read: `MediaConnection` hands each one to a
+callback as it comes off the socket. A media stream is 100 small messages a second, and
+websockets' reader queue, with the handler task woken once per message, cost as much as all our
+work on a frame (bench.transports: websockets' asyncio server against its sans-I/O protocol).
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ import asyncio
 import logging
 import socket
 from collections.abc import Awaitable, Callable
-from typing import TypedDict, cast
+from typing import TypeAlias, TypedDict, cast
 
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
+from websockets.protocol import Event
 from websockets.server import ServerProtocol
 
 log = logging.getLogger(__name__)
@@ -36,6 +43,65 @@ CONNECTION_OPTIONS: _ConnectionOptions = {
     # its own full send buffer): drop it after 2 s instead of websockets' 10.
     "close_timeout": 2,
 }
+
+
+MessageReceiver: TypeAlias = Callable[[bytes, bool], None]
+"""Takes one whole message as read: its bytes (a text message's still UTF-8) and whether it is
+text. Runs inside the transport's `data_received`: it must not block."""
+
+
+class MediaConnection(ServerConnection):
+    """A websockets server connection whose data messages go to `receiver`, in order, as they
+    are read, instead of into the queue `recv()` reads (which they never reach). Control frames,
+    the handshake, keepalive pings and the closing handshake stay websockets'. `on_lost` is
+    called once the connection is closed: no message comes after it."""
+
+    def __init__(
+        self,
+        protocol: ServerProtocol,
+        server: Server,
+        *,
+        ping_interval: float | None,
+        ping_timeout: float | None,
+        close_timeout: float | None,
+        max_queue: int | None | tuple[int | None, int | None] = 16,
+        write_limit: int | tuple[int, int | None] = 2**15,
+    ) -> None:
+        super().__init__(
+            protocol,
+            server,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            max_queue=max_queue,  # unused: messages go to `receiver`, never to the queue
+            write_limit=write_limit,
+        )
+        self.receiver: MessageReceiver | None = None
+        self.on_lost: Callable[[], None] | None = None
+        self._fragments: list[bytes] = []
+        self._fragmented_text = False
+
+    def process_event(self, event: Event) -> None:
+        receiver = self.receiver
+        if receiver is None or not isinstance(event, Frame) or event.opcode > Opcode.BINARY:
+            super().process_event(event)
+            return
+        if event.fin and event.opcode is not Opcode.CONT:
+            # The usual: a whole message. (bytes() of bytes is the same object: no copy.)
+            receiver(bytes(event.data), event.opcode is Opcode.TEXT)
+            return
+        # A fragmented message (the protocol checks the order of fragments and the size).
+        if event.opcode is not Opcode.CONT:
+            self._fragmented_text = event.opcode is Opcode.TEXT
+        self._fragments.append(bytes(event.data))
+        if event.fin:
+            data, self._fragments = b"".join(self._fragments), []
+            receiver(data, self._fragmented_text)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.on_lost is not None:
+            self.on_lost()
 
 
 class _HandedConnections(asyncio.AbstractServer):
@@ -74,7 +140,7 @@ class WebSocketServer:
 
     def __init__(
         self,
-        handler: Callable[[ServerConnection], Awaitable[None]],
+        handler: Callable[[MediaConnection], Awaitable[None]],
         *,
         sock: socket.socket | None,
         process_request: Callable[[ServerConnection, Request], Response | None],
@@ -83,7 +149,8 @@ class WebSocketServer:
         self._max_size = max_size
         self._adopting: set[asyncio.Task[object]] = set()
         self.server = serve(
-            handler,
+            cast(Callable[[ServerConnection], Awaitable[None]], handler),
+            create_connection=MediaConnection,
             sock=sock,
             process_request=process_request,
             max_size=max_size,
@@ -103,8 +170,8 @@ class WebSocketServer:
         accepted here."""
         server = self.server
 
-        def connection() -> ServerConnection:
-            return ServerConnection(
+        def connection() -> MediaConnection:
+            return MediaConnection(
                 ServerProtocol(max_size=self._max_size), server, **CONNECTION_OPTIONS
             )
 

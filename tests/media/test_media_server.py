@@ -167,6 +167,19 @@ async def test_an_oversized_message_is_refused_with_1009(
     assert code == 1009
 
 
+async def test_a_fragmented_message_is_read_whole_and_text_that_is_not_utf8_refused(
+    srv: RunningServer, call: AnsweredCall
+) -> None:
+    message = media(2, 1)
+    async with connect(srv.media_url) as ws:
+        await ws.send(start(call))
+        await ws.send([message[:40], message[40:90], message[90:]])  # one message, 3 frames
+        await ws.send(b'{"event": "\xff"}', text=True)
+        assert await closed_with(ws) == (1007, "message is not valid JSON")
+    report = await wait_for_streams_done(srv.dsn, call.call_sid, timeout(10))
+    assert report["streams"][0]["frames_received_inbound"] == 1
+
+
 async def test_unknown_events_are_tolerated(
     srv: RunningServer, call: AnsweredCall, pool: Pool
 ) -> None:

@@ -240,6 +240,36 @@ def test_counters_as_json_numbers_are_accepted() -> None:
     assert stop == Stop(sequence_number=4)
 
 
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [("7", 7), (7, 7), ("0", 0), ("1e3", 1000), (1.0, 1), (10**12, 10**12)],
+)
+def test_counters_follow_one_rule_in_media_and_other_messages(written: Any, read: int) -> None:
+    """Media messages are read by a fast decoder and the rest by the general one: a counter
+    either accepts is read alike by both."""
+    parser = started()
+    media = parser.receive(dumps(sw_media(chunk=written, seq=written, timestamp=written)))
+    dtmf = parser.receive(
+        dumps({"event": "dtmf", "sequenceNumber": written, "dtmf": {"digit": "1"}})
+    )
+
+    assert isinstance(media, Media) and isinstance(dtmf, Dtmf)
+    assert (media.chunk, media.sequence_number, media.timestamp_ms) == (read, read, read)
+    assert dtmf.sequence_number == read
+
+
+@pytest.mark.parametrize("written", ["-1", "+1", " 1", "1.5", 1.5, "007", 10**12 + 1, True])
+def test_counters_refused_in_media_are_refused_in_other_messages(written: Any) -> None:
+    for message in (
+        sw_media(seq=written),
+        sw_media(chunk=written),
+        {"event": "stop", "sequenceNumber": written},
+    ):
+        with pytest.raises(StreamProtocolError) as refused:
+            started().receive(dumps(message))
+        assert refused.value.kind == "invalid_field"
+
+
 def test_outbound_dtmf_track_and_missing_timestamp() -> None:
     parser = started()
     dtmf = parser.receive(
