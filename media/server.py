@@ -20,13 +20,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Literal, TypeAlias
-
-from websockets.asyncio.server import Server, ServerConnection
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
-from websockets.protocol import OPEN
 
 from media import metrics
 from media.codecs import UnsupportedFormat
@@ -39,6 +33,8 @@ from media.events import (
     Track,
     TranscriptSegment,
 )
+from media.media_socket import MediaSocket, StreamGone
+from media.picows_server import PicowsServer
 from media.protocol import (
     CLOSE_INTERNAL_ERROR,
     CLOSE_NORMAL,
@@ -62,7 +58,7 @@ from media.streamed import CloudEngine, ServiceCircuit, StreamedTranscription
 from media.transcription.engine import Transcription
 from media.transcription.service import TranscriptionService
 from media.vad import WebRtcVoiceDetector
-from media.ws_server import MediaConnection, WebSocketServer
+from media.ws_server import WebSocketServer
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +106,8 @@ their own name in `voxsouth_media_streams_total` (the rest count as `rejected`).
 class MediaServerConfig:
     token_secret: bytes
     path: str = "/media"
+    transport: Literal["picows", "websockets"] = "picows"
+    """The library carrying the websockets (`bench.transports` compares them)."""
     session: SessionConfig = SessionConfig()
     vad_aggressiveness: int = 2
     max_message_bytes: int = 64 * 1024
@@ -156,7 +154,7 @@ class _FrameCounter:
 class _Connection:
     """One websocket carrying a stream of a call.
 
-    Its messages are handed over as they are read (`MediaConnection.receiver`): kept in
+    Its messages are handed over as they are read (`MediaSocket.receiver`): kept in
     `inbox` until the stream is admitted, then processed on arrival."""
 
     __slots__ = (
@@ -164,7 +162,7 @@ class _Connection:
         "earlier", "attached", "read", "inbox", "arrived", "streaming", "closed", "ended",
     )  # fmt: skip
 
-    def __init__(self, ws: MediaConnection, guard: FloodGuard) -> None:
+    def __init__(self, ws: MediaSocket, guard: FloodGuard) -> None:
         self.ws = ws
         self.parser = StreamParser()
         self.guard = guard
@@ -260,7 +258,7 @@ class MediaServer:
         self._shutting_down = False
         self._messages = 0
         """Messages processed, all streams: every `_FRAME_SAMPLE_EVERY`th is timed."""
-        self._ws: WebSocketServer | None = None
+        self._transport: WebSocketServer | PicowsServer | None = None
 
     def apply_consent(
         self, call_id: uuid.UUID, verdict: ConsentVerdict, *, by_person: bool
@@ -302,35 +300,47 @@ class MediaServer:
             if live.current is None and live.expiry is not None:
                 self._close_call(call_id)
 
-    def serve(self, sock: socket.socket | None) -> AbstractAsyncContextManager[Server]:
-        """The websockets server (use as an async context) on an already bound socket, or,
-        with None, on connections another process accepts and hands over (`adopt`)."""
-        self._ws = WebSocketServer(
+    def serve(self, sock: socket.socket | None) -> AbstractAsyncContextManager[object]:
+        """The websocket server (use as an async context) on an already bound socket, or,
+        with None, on connections another process accepts and hands over (`adopt`). On exit
+        it closes every open stream (1001) and waits for each to be finished."""
+        if self.config.transport == "picows":
+            picows = PicowsServer(
+                self.handle,
+                sock=sock,
+                accepts=self._accepts,
+                max_size=self.config.max_message_bytes,
+            )
+            self._transport = picows
+            return picows
+        websockets = WebSocketServer(
             self.handle,
             sock=sock,
-            process_request=self._check_path,
+            accepts=self._accepts,
             max_size=self.config.max_message_bytes,
         )
-        return self._ws.server
+        self._transport = websockets
+        return websockets.server
 
     def adopt(self, sock: socket.socket) -> None:
         """A connection accepted by another process (`serve --workers N`'s parent), its request
         not yet read: served as if accepted here."""
-        if self._ws is None:
+        if self._transport is None:
             sock.close()
             return
-        self._ws.adopt(sock)
+        self._transport.adopt(sock)
 
-    def _check_path(self, conn: ServerConnection, request: Request) -> Response | None:
-        path = request.path.split("?", 1)[0]
+    def _accepts(self, path: str) -> bool:
+        """Whether a websocket request for `path` is for the media plane (else 404)."""
+        path = path.split("?", 1)[0]
         if call_in_path(path) is not None:
             path = path.rstrip("/").rsplit("/", 1)[0]  # the call's own URL (call_in_path)
         if path != self.config.path:
             metrics.STREAM_ERRORS.labels("bad_path").inc()
-            return conn.respond(HTTPStatus.NOT_FOUND, "not found\n")
-        return None
+            return False
+        return True
 
-    async def handle(self, ws: MediaConnection) -> None:
+    async def handle(self, ws: MediaSocket) -> None:
         conn = _Connection(ws, FloodGuard(self.config.flood_rate_per_s, self.config.flood_burst))
         ws.receiver = lambda data, text: self._arrive(conn, data, text)
         ws.on_lost = lambda: self._lost(conn)
@@ -343,7 +353,7 @@ class MediaServer:
             outcome = exc.kind
             metrics.STREAM_ERRORS.labels(exc.kind).inc()
             await ws.close(exc.close_code, exc.reason)
-        except ConnectionClosed:
+        except StreamGone:
             outcome = self._gone(conn)
         except Exception:
             outcome = "internal_error"
@@ -399,7 +409,7 @@ class MediaServer:
                         if conn.ended.done():
                             conn.ended.result()  # raises why (a flood)
                         if conn.closed:
-                            raise conn.ws.protocol.close_exc
+                            raise StreamGone
                         conn.arrived.clear()
                         await conn.arrived.wait()
                         continue
@@ -535,8 +545,7 @@ class MediaServer:
             ) from None
 
     async def _open(self, start: Start, conn: _Connection) -> CallSession:
-        request = conn.ws.request
-        named = call_in_path(request.path) if request is not None else None
+        named = call_in_path(conn.ws.path)
         grant, admission = await self._admit(start, named, conn)
         await self._after_earlier(conn)
         session = self._attach(start, grant, admission, conn)
@@ -567,7 +576,7 @@ class MediaServer:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.config.drain_timeout_s):
                 await earlier.attached.wait()
-                if earlier.session is not None and earlier.ws.state is not OPEN:
+                if earlier.session is not None and not earlier.ws.open:
                     await earlier.read.wait()
 
     def _attach(
@@ -824,5 +833,4 @@ __all__ = [
     "EventSink",
     "MediaServer",
     "MediaServerConfig",
-    "Server",
 ]

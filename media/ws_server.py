@@ -6,10 +6,8 @@ connection as websockets' own factory would (`ServerConnection` over a `ServerPr
 same options) and giving it to the event loop as an accepted socket, so that the handshake,
 `process_request` and the handler run exactly as for any other.
 
-Messages are not queued for the handler to read: `MediaConnection` hands each one to a
-callback as it comes off the socket. A media stream is 100 small messages a second, and
-websockets' reader queue, with the handler task woken once per message, cost as much as all our
-work on a frame (bench.transports: websockets' asyncio server against its sans-I/O protocol).
+Messages are not queued for the handler to read: `MediaConnection` hands each to the media
+server as it is read (`media_socket.MediaSocket`, which media/picows_server.py provides too).
 """
 
 from __future__ import annotations
@@ -18,13 +16,15 @@ import asyncio
 import logging
 import socket
 from collections.abc import Awaitable, Callable
-from typing import TypeAlias, TypedDict, cast
+from typing import TypedDict, cast
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import Event
+from websockets.protocol import OPEN, Event
 from websockets.server import ServerProtocol
+
+from media.media_socket import MessageReceiver, Messages
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +45,10 @@ CONNECTION_OPTIONS: _ConnectionOptions = {
 }
 
 
-MessageReceiver: TypeAlias = Callable[[bytes, bool], None]
-"""Takes one whole message as read: its bytes (a text message's still UTF-8) and whether it is
-text. Runs inside the transport's `data_received`: it must not block."""
-
-
 class MediaConnection(ServerConnection):
-    """A websockets server connection whose data messages go to `receiver`, in order, as they
-    are read, instead of into the queue `recv()` reads (which they never reach). Control frames,
-    the handshake, keepalive pings and the closing handshake stay websockets'. `on_lost` is
-    called once the connection is closed: no message comes after it."""
+    """A websockets server connection whose data messages go to `receiver` (a `MediaSocket`),
+    never into the queue `recv()` reads. Control frames, the handshake, keepalive pings and the
+    closing handshake stay websockets'."""
 
     def __init__(
         self,
@@ -76,27 +70,37 @@ class MediaConnection(ServerConnection):
             max_queue=max_queue,  # unused: messages go to `receiver`, never to the queue
             write_limit=write_limit,
         )
-        self.receiver: MessageReceiver | None = None
+        # websockets' protocol checks the frames' order and the message size.
+        self._messages = Messages(max_size=2**63)
         self.on_lost: Callable[[], None] | None = None
-        self._fragments: list[bytes] = []
-        self._fragmented_text = False
+
+    @property
+    def receiver(self) -> MessageReceiver | None:
+        return self._messages.receiver
+
+    @receiver.setter
+    def receiver(self, receiver: MessageReceiver | None) -> None:
+        self._messages.receiver = receiver
+
+    @property
+    def path(self) -> str:
+        return self.request.path if self.request is not None else ""
+
+    @property
+    def open(self) -> bool:
+        return self.state is OPEN
 
     def process_event(self, event: Event) -> None:
-        receiver = self.receiver
-        if receiver is None or not isinstance(event, Frame) or event.opcode > Opcode.BINARY:
-            super().process_event(event)
+        if self.request is None or not isinstance(event, Frame) or event.opcode > Opcode.BINARY:
+            super().process_event(event)  # the handshake's request, control frames
             return
-        if event.fin and event.opcode is not Opcode.CONT:
-            # The usual: a whole message. (bytes() of bytes is the same object: no copy.)
-            receiver(bytes(event.data), event.opcode is Opcode.TEXT)
-            return
-        # A fragmented message (the protocol checks the order of fragments and the size).
-        if event.opcode is not Opcode.CONT:
-            self._fragmented_text = event.opcode is Opcode.TEXT
-        self._fragments.append(bytes(event.data))
-        if event.fin:
-            data, self._fragments = b"".join(self._fragments), []
-            receiver(data, self._fragmented_text)
+        # bytes() of bytes is the same object: no copy.
+        self._messages.frame(
+            bytes(event.data),
+            text=event.opcode is Opcode.TEXT,
+            continuation=event.opcode is Opcode.CONT,
+            fin=event.fin,
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -136,23 +140,27 @@ class _HandedConnections(asyncio.AbstractServer):
 
 class WebSocketServer:
     """One websockets server: `server` (use as an async context) takes connections from `sock`,
-    or, with None, only from `adopt`."""
+    or, with None, only from `adopt`; a request for a path `accepts` refuses is answered 404."""
 
     def __init__(
         self,
         handler: Callable[[MediaConnection], Awaitable[None]],
         *,
         sock: socket.socket | None,
-        process_request: Callable[[ServerConnection, Request], Response | None],
+        accepts: Callable[[str], bool],
         max_size: int,
     ) -> None:
         self._max_size = max_size
         self._adopting: set[asyncio.Task[object]] = set()
+
+        def check_path(conn: ServerConnection, request: Request) -> Response | None:
+            return None if accepts(request.path) else conn.respond(404, "not found\n")
+
         self.server = serve(
             cast(Callable[[ServerConnection], Awaitable[None]], handler),
             create_connection=MediaConnection,
             sock=sock,
-            process_request=process_request,
+            process_request=check_path,
             max_size=max_size,
             compression=None,
             **CONNECTION_OPTIONS,

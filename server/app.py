@@ -385,6 +385,7 @@ async def running(
         media = MediaServer(
             MediaServerConfig(
                 token_secret=token_secret,
+                transport=settings.media_transport,
                 session=SessionConfig(
                     endpointer=EndpointerConfig(
                         hangover_ms=settings.endpoint_hangover_ms,

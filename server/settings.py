@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     Postgres not answering), not the client. Below the 5 s statement timeout, so a database
     that does not answer is refused as busy; one that refuses connections at once is admitted
     on the token alone, held until consent (server.call_policy.admit)."""
+    media_transport: Literal["picows", "websockets"] = "picows"
+    """The library carrying the media websockets: picows (Cython, the default: the cheaper per
+    message, `bench.transports` and `bench.streams --transport`) or websockets (pure Python,
+    kept as a fallback). Both give the media plane the same protocol, close codes and limits."""
     media_max_streams: int = Field(default=300, ge=0)
     """New media streams past this many open on one process (a worker) are refused with 1013
     "server at capacity" (the call goes on: its LaML plays and dials; a stream resuming a call

@@ -10,7 +10,7 @@ import base64
 import contextlib
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -27,6 +27,16 @@ from tests.conftest import timeout
 from tests.support.calls import AnsweredCall, answer_call
 
 SILENCE = base64.b64encode(b"\xff" * 160).decode()
+
+
+@pytest.fixture(params=["picows", "websockets"])
+async def srv(
+    request: pytest.FixtureRequest,
+    start_server: Callable[..., AbstractAsyncContextManager[RunningServer]],
+) -> AsyncIterator[RunningServer]:
+    """The server on each media transport: every behaviour here holds on both."""
+    async with start_server(media_transport=request.param) as server:
+        yield server
 
 
 @pytest.fixture
