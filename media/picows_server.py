@@ -22,6 +22,8 @@ from picows.picows import WSProtocol  # type: ignore[attr-defined]  # not in its
 from media.media_socket import FrameError, MessageReceiver, Messages
 
 log = logging.getLogger(__name__)
+_picows_log = logging.getLogger("picows.media")
+_picows_log.setLevel(logging.WARNING)  # it says "Disconnected" at INFO, for every stream
 
 PING_IDLE_S = 20.0
 """A peer silent this long is pinged (frames arrive every 20 ms: only a dead peer is silent)."""
@@ -185,7 +187,7 @@ class PicowsServer:
             None,  # path: a server's
             False,  # not the client side
             self._route,
-            log,
+            _picows_log,
             True,  # an exception in a callback closes the connection (1011)
             HANDSHAKE_TIMEOUT_S,
             True,  # auto ping: a silent peer is pinged, and dropped without a pong
