@@ -3,13 +3,14 @@
 One run compares the transports the media server could carry its bytes on, each in a server
 process of its own pinned to one CPU (one core, one uvloop event loop):
 
-- `websockets`: its asyncio server (`websockets.asyncio.server.serve`, media/server.py's today,
-  with media/server.py's options), the handler iterating over the connection;
+- `websockets`: its asyncio server (`websockets.asyncio.server.serve`, what media/server.py ran
+  until 2026-12-08, with its options), the handler iterating over the connection;
 - `websockets-sansio`: websockets' sans-I/O `ServerProtocol` driven from a plain
   `asyncio.Protocol` (bytes in through `receive_data`, frames out of `events_received`, its
   answers written with `transport.write`): no reader task, no message queue, no wake-up;
 - `picows`: the Cython WebSocket library (with its default I/O layer, aiofastnet), frames
-  handed to a `WSListener` callback; left out where it is not installed.
+  handed to a `WSListener` callback. media/server.py runs it by default since 2026-12-08 (on
+  uvloop's transport, so that handed-over sockets are served alike).
 
 Each transport runs two servers (bench/transport_servers.py), doing the same per-message work
 on every transport:
@@ -118,7 +119,7 @@ QUICK_STREAMS: Final = (25, 100)
 QUICK_SECONDS: Final = 3.0
 
 TITLES: Final = {
-    "websockets": "websockets, asyncio server (today's)",
+    "websockets": "websockets, asyncio server (the fallback)",
     "websockets-sansio": "websockets, sans-I/O ServerProtocol in an asyncio.Protocol",
     "picows": "picows (Cython)",
 }
