@@ -170,6 +170,12 @@ def _banner(settings: Settings, http_url: str, public_url: str, media_url: str) 
         lines.append("  production must set VOXSOUTH_ENV=production, VOXSOUTH_PUBLIC_URL,")
         lines.append("    VOXSOUTH_MEDIA_PUBLIC_URL, VOXSOUTH_SIGNALWIRE_SIGNING_KEY,")
         lines.append("    VOXSOUTH_STREAM_TOKEN_SECRET and DATABASE_URL")
+    if generated and settings.database_url is not None:
+        # Another node on this database generates its own: its stream tokens, play URLs and
+        # sealed keys would not be this one's.
+        lines.append(f"  a shared database with secrets generated here ({', '.join(generated)}):")
+        lines.append(f"    every node on it needs the same ones (copy {settings.data_dir}/secrets/")
+        lines.append("    or set them), or a stream sent to another node fails its token check")
     return "\n".join(lines)
 
 

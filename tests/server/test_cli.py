@@ -55,6 +55,8 @@ async def test_serve_prints_its_urls_becomes_ready_and_stops_cleanly_on_sigterm(
         for name in GENERATED_SECRETS:
             assert (secrets / name).stat().st_mode & 0o777 == 0o600
     assert served.returncode == 0, served.stderr[-2000:]
+    # A database other nodes may share, with secrets only this node has: it says so.
+    assert "every node on it needs the same ones" in served.banner
     for name in GENERATED_SECRETS:
         # Secrets are never printed or logged.
         secret = (secrets / name).read_text()

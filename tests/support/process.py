@@ -53,6 +53,7 @@ class Serving:
     http_url: str
     media_url: str
     banner: str
+    """What it printed up to its URLs; once it has exited, all it printed."""
     process: asyncio.subprocess.Process
     stderr: str = ""
     """Everything it logged, once it has exited."""
@@ -113,4 +114,5 @@ async def serving(env: dict[str, str], cwd: Path, *args: str) -> AsyncIterator[S
         async with asyncio.timeout(timeout(30)):
             await proc.wait()
             await reading
+            served.banner += (await proc.stdout.read()).decode()  # the rest it printed
     served.returncode = proc.returncode
