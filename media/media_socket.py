@@ -3,8 +3,13 @@ websockets; media/picows_server.py: picows)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import socket
 from collections.abc import Callable
 from typing import Protocol, TypeAlias
+
+log = logging.getLogger(__name__)
 
 MessageReceiver: TypeAlias = Callable[[bytes, bool], None]
 """Takes one whole message as read: its bytes (a text message's still UTF-8) and whether it is
@@ -96,3 +101,38 @@ class Messages:
             self._early.append((data, text))
         else:
             self._receiver(data, text)
+
+
+class ReceivesMessages:
+    """The `receiver` and `on_lost` half of a `MediaSocket`, over its `Messages`."""
+
+    _messages: Messages
+    on_lost: Callable[[], None] | None = None
+
+    @property
+    def receiver(self) -> MessageReceiver | None:
+        return self._messages.receiver
+
+    @receiver.setter
+    def receiver(self, receiver: MessageReceiver | None) -> None:
+        self._messages.receiver = receiver
+
+
+class HandedOver:
+    """Serves connections another process accepted (`serve --workers N`'s parent), their
+    requests not yet read, with the protocol the transport builds for its own."""
+
+    def __init__(self) -> None:
+        self._adopting: set[asyncio.Task[object]] = set()
+
+    def serve(self, protocol: Callable[[], asyncio.BaseProtocol], sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        task: asyncio.Task[object] = loop.create_task(loop.connect_accepted_socket(protocol, sock))
+        self._adopting.add(task)
+        task.add_done_callback(self._adopted)
+
+    def _adopted(self, task: asyncio.Task[object]) -> None:
+        self._adopting.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # The peer went while it was handed over: nothing of it was read.
+            log.info("a handed-over media connection could not be served: %s", exc)

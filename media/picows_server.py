@@ -19,7 +19,7 @@ from types import TracebackType
 import picows
 from picows.picows import WSProtocol  # type: ignore[attr-defined]  # not in its stubs
 
-from media.media_socket import FrameError, MessageReceiver, Messages
+from media.media_socket import FrameError, HandedOver, Messages, ReceivesMessages
 
 log = logging.getLogger(__name__)
 _picows_log = logging.getLogger("picows.media")
@@ -41,7 +41,7 @@ _TEXT, _BINARY, _CONTINUATION = (
 _CLOSE = picows.WSMsgType.CLOSE
 
 
-class PicowsConnection(picows.WSListener):
+class PicowsConnection(ReceivesMessages, picows.WSListener):
     """One accepted websocket (a `MediaSocket`)."""
 
     def __init__(self, server: PicowsServer, path: str) -> None:
@@ -49,18 +49,9 @@ class PicowsConnection(picows.WSListener):
         self._server = server
         self._path = path
         self._messages = Messages(server.max_size)
-        self.on_lost: Callable[[], None] | None = None
         self._transport: picows.WSTransport | None = None
         self._closing = False
         self._gone = asyncio.Event()
-
-    @property
-    def receiver(self) -> MessageReceiver | None:
-        return self._messages.receiver
-
-    @receiver.setter
-    def receiver(self, receiver: MessageReceiver | None) -> None:
-        self._messages.receiver = receiver
 
     @property
     def path(self) -> str:
@@ -140,7 +131,7 @@ class PicowsServer:
         self._listener: asyncio.Server | None = None
         self._connections: set[PicowsConnection] = set()
         self._handlers: set[asyncio.Task[None]] = set()
-        self._adopting: set[asyncio.Task[object]] = set()
+        self._handed = HandedOver()
         self._stopping = False
 
     async def __aenter__(self) -> PicowsServer:
@@ -169,15 +160,7 @@ class PicowsServer:
     def adopt(self, sock: socket.socket) -> None:
         """A connection accepted by another process, its request not yet read: served as if
         accepted here."""
-        loop = asyncio.get_running_loop()
-        task = loop.create_task(loop.connect_accepted_socket(self._protocol, sock))
-        self._adopting.add(task)
-        task.add_done_callback(self._adopted)
-
-    def _adopted(self, task: asyncio.Task[object]) -> None:
-        self._adopting.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.info("a handed-over media connection could not be served: %s", exc)
+        self._handed.serve(self._protocol, sock)
 
     def _protocol(self) -> asyncio.BufferedProtocol:
         # What picows.ws_create_server builds per connection, on the event loop's own transport

@@ -13,7 +13,6 @@ server as it is read (`media_socket.MediaSocket`, which media/picows_server.py p
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 from collections.abc import Awaitable, Callable
 from typing import TypedDict, cast
@@ -24,9 +23,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import OPEN, Event
 from websockets.server import ServerProtocol
 
-from media.media_socket import MessageReceiver, Messages
-
-log = logging.getLogger(__name__)
+from media.media_socket import HandedOver, Messages, ReceivesMessages
 
 
 class _ConnectionOptions(TypedDict):
@@ -45,7 +42,7 @@ CONNECTION_OPTIONS: _ConnectionOptions = {
 }
 
 
-class MediaConnection(ServerConnection):
+class MediaConnection(ReceivesMessages, ServerConnection):
     """A websockets server connection whose data messages go to `receiver` (a `MediaSocket`),
     never into the queue `recv()` reads. Control frames, the handshake, keepalive pings and the
     closing handshake stay websockets'."""
@@ -72,15 +69,6 @@ class MediaConnection(ServerConnection):
         )
         # websockets' protocol checks the frames' order and the message size.
         self._messages = Messages(max_size=2**63)
-        self.on_lost: Callable[[], None] | None = None
-
-    @property
-    def receiver(self) -> MessageReceiver | None:
-        return self._messages.receiver
-
-    @receiver.setter
-    def receiver(self, receiver: MessageReceiver | None) -> None:
-        self._messages.receiver = receiver
 
     @property
     def path(self) -> str:
@@ -151,7 +139,7 @@ class WebSocketServer:
         max_size: int,
     ) -> None:
         self._max_size = max_size
-        self._adopting: set[asyncio.Task[object]] = set()
+        self._handed = HandedOver()
 
         def check_path(conn: ServerConnection, request: Request) -> Response | None:
             return None if accepts(request.path) else conn.respond(404, "not found\n")
@@ -183,13 +171,4 @@ class WebSocketServer:
                 ServerProtocol(max_size=self._max_size), server, **CONNECTION_OPTIONS
             )
 
-        loop = asyncio.get_running_loop()
-        task = loop.create_task(loop.connect_accepted_socket(connection, sock))
-        self._adopting.add(task)
-        task.add_done_callback(self._adopted)
-
-    def _adopted(self, task: asyncio.Task[object]) -> None:
-        self._adopting.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            # The peer went while it was handed over: nothing of it was read.
-            log.info("a handed-over media connection could not be served: %s", exc)
+        self._handed.serve(connection, sock)
