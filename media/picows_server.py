@@ -33,12 +33,8 @@ CLOSE_TIMEOUT_S = 2.0
 socket is dropped."""
 HANDSHAKE_TIMEOUT_S = 10.0
 
-_TEXT, _BINARY, _CONTINUATION = (
-    picows.WSMsgType.TEXT,
-    picows.WSMsgType.BINARY,
-    picows.WSMsgType.CONTINUATION,
-)  # noqa: E501
-_CLOSE = picows.WSMsgType.CLOSE
+_TEXT, _BINARY = picows.WSMsgType.TEXT, picows.WSMsgType.BINARY
+_CONTINUATION, _CLOSE = picows.WSMsgType.CONTINUATION, picows.WSMsgType.CLOSE
 
 
 class PicowsConnection(ReceivesMessages, picows.WSListener):
@@ -70,7 +66,7 @@ class PicowsConnection(ReceivesMessages, picows.WSListener):
             transport.send_close(picows.WSCloseCode(code), reason.encode())
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT_S):
-                await self._gone.wait()  # the peer answers, and picows' close follows ours
+                await self._gone.wait()  # until the peer answers it (on_ws_frame) or goes
         except TimeoutError:
             transport.disconnect(graceful=False)
 
