@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import importlib.util
 import os
 import signal
 import socket
@@ -31,6 +30,7 @@ from typing import Any, Final, Literal, Protocol, TypeAlias, cast
 
 import numpy as np
 import orjson
+import picows
 import uvloop
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -260,8 +260,6 @@ async def serve_sansio(new_stream: Callable[[], Stream], meter: Meter) -> Listen
 
 
 async def serve_picows(new_stream: Callable[[], Stream], meter: Meter) -> Listener:
-    import picows  # optional (available_transports): imported where it is used
-
     text, close = picows.WSMsgType.TEXT, picows.WSMsgType.CLOSE
     control = (picows.WSMsgType.PING, picows.WSMsgType.PONG)
 
@@ -302,11 +300,6 @@ TRANSPORTS: Final[dict[str, Serve]] = {
     "websockets-sansio": serve_sansio,
     "picows": serve_picows,
 }
-HAVE_PICOWS: Final = importlib.util.find_spec("picows") is not None
-
-
-def available_transports() -> tuple[str, ...]:
-    return tuple(t for t in TRANSPORTS if t != "picows" or HAVE_PICOWS)
 
 
 def listening_port(listener: Listener) -> int:

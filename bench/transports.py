@@ -84,7 +84,6 @@ from bench.frame_path import FIXTURE, MessageSource, opening_messages
 from bench.loadgen import SLOTS, WsClient
 from bench.server_proc import BenchError, raise_open_files_limit
 from bench.transport_servers import (
-    HAVE_PICOWS,
     HOST,
     KINDS,
     PATH,
@@ -94,7 +93,6 @@ from bench.transport_servers import (
     Kind,
     ServerPlan,
     ServerReport,
-    available_transports,
     next_message,
     server_main,
 )
@@ -509,7 +507,7 @@ def forkserver() -> ForkServerContext:
     main module, which runpy warns about when that module was imported first."""
     ctx = multiprocessing.get_context("forkserver")
     preload = ["bench.transport_servers", "bench.loadgen"]
-    ctx.set_forkserver_preload([*preload, "picows"] if HAVE_PICOWS else preload)
+    ctx.set_forkserver_preload([*preload, "picows"])
     return ctx
 
 
@@ -633,9 +631,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--streams", type=int, nargs="+", help="concurrent streams to try")
     parser.add_argument("--seconds", type=float, help="streaming time per point")
     parser.add_argument("--quick", action="store_true", help="a small sweep, under a minute")
-    parser.add_argument(
-        "--transports", nargs="+", choices=tuple(TRANSPORTS), help="default: all installed"
-    )
+    parser.add_argument("--transports", nargs="+", choices=tuple(TRANSPORTS), help="default: all")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     parser.add_argument("--server-cpu", type=int, help="the server's CPU (default: the last)")
     parser.add_argument("--generators", type=int, default=1, help="generator processes")
@@ -648,9 +644,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = args.seconds or (QUICK_SECONDS if args.quick else DEFAULT_SECONDS)
     if min(counts) < 1 or seconds <= 0 or args.generators < 1:
         parser.error("--streams, --seconds and --generators must be positive")
-    transports = args.transports or available_transports()
-    if "picows" in transports and not HAVE_PICOWS:
-        parser.error("picows is not installed (pip install -e '.[dev]')")
+    transports = args.transports or tuple(TRANSPORTS)
     try:
         cpus = Cpus.pick(args.server_cpu)
         print(
