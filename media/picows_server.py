@@ -196,7 +196,14 @@ class PicowsServer:
         self._connections.add(conn)
         task = asyncio.get_running_loop().create_task(self._handler(conn))
         self._handlers.add(task)
-        task.add_done_callback(self._handlers.discard)
+        task.add_done_callback(lambda done: self._handled(done, conn))
+
+    def _handled(self, task: asyncio.Task[None], conn: PicowsConnection) -> None:
+        self._handlers.discard(task)
+        if conn.open:  # as websockets does when a handler returns with its socket open
+            closing = asyncio.get_running_loop().create_task(conn.close(1000, ""))
+            self._handlers.add(closing)
+            closing.add_done_callback(self._handlers.discard)
 
     def disconnected(self, conn: PicowsConnection) -> None:
         self._connections.discard(conn)
