@@ -17,14 +17,13 @@ text. Runs inside the transport's read callback: it must not block."""
 
 
 class StreamGone(Exception):
-    """The peer's socket closed."""
+    """The peer's socket closed before the stream began."""
 
 
 class MediaSocket(Protocol):
     """An accepted, upgraded websocket. Every data message goes to `receiver`, in order, as it
-    is read (none is queued for it: set it before the first await of the connection's handler,
-    or the transport keeps what came first until it is set). `on_lost` is called once the
-    connection has closed: no message comes after it."""
+    is read (what arrives before a receiver is set is kept, and given to it first). `on_lost` is
+    called once the connection has closed: no message comes after it."""
 
     receiver: MessageReceiver | None
     on_lost: Callable[[], None] | None

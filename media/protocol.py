@@ -155,8 +155,8 @@ class _MediaMessage(msgspec.Struct):
     sequenceNumber: Counter | None = None  # noqa: N815 (the wire's name)
 
 
-# JSON, the checks and base64 in one C call: a fifth of the general path's time, on every
-# 20 ms of every track (bench.frame_path).
+# JSON, the checks and base64 in one C call, on every 20 ms of every track: the parser takes
+# 1.7 µs p50 this way against 3.95 µs on the general path (bench.frame_path, same machine).
 _MEDIA_DECODER: Final = msgspec.json.Decoder(_MediaMessage, strict=False)
 
 
