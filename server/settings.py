@@ -48,6 +48,8 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("VOXSOUTH_DATABASE_URL", "DATABASE_URL")
     )
     db_pool_size: int = Field(default=10, ge=1, le=200)
+    """Connections in each server process's pool; with several workers, fewer if they would not all
+    fit Postgres's max_connections (server.connection_budget)."""
     workers: int = Field(default_factory=lambda: len(os.sched_getaffinity(0)), ge=1, le=256)
     """Server processes (`voxsouth serve --workers N`); by default the CPUs this process may run
     on. 1 serves in this one process; more start a parent that resolves and migrates the

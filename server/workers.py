@@ -45,6 +45,7 @@ from types import TracebackType
 from prometheus_client.multiprocess import mark_process_dead
 
 from server.app import Listeners, ServerUrls, bind_listeners, server_urls
+from server.connection_budget import pool_size_per_worker, postgres_limits
 from server.database import open_database
 from server.errors import VoxsouthError
 from server.media_dispatch import MediaDispatcher
@@ -97,13 +98,24 @@ async def supervising(settings: Settings) -> AsyncIterator[ServerUrls]:
             pgdata = settings.data_dir / "postgres"
             stack.push_async_callback(asyncio.to_thread, stop_embedded, pgdata)
         dsn, pool = await open_database(settings)  # the embedded one starts here; migrates
-        await pool.close()
+        try:
+            limits = await postgres_limits(pool)
+        finally:
+            await pool.close()
+        pool_size = pool_size_per_worker(settings.workers, settings.db_pool_size, limits)
+        if pool_size < settings.db_pool_size:
+            log.warning(
+                "each worker's pool holds %d connections, not VOXSOUTH_DB_POOL_SIZE %d: %d "
+                "workers fit Postgres's max_connections %d so",
+                pool_size, settings.db_pool_size, settings.workers, limits.max_connections,
+            )  # fmt: skip
         listeners = bind_listeners(settings)
         stack.callback(listeners.close)
         metrics_dir = Path(tempfile.mkdtemp(prefix="voxsouth-metrics-"))
         stack.callback(shutil.rmtree, metrics_dir, ignore_errors=True)
         env = dict(os.environ)
         env["VOXSOUTH_DATABASE_URL"] = dsn  # the workers neither start Postgres nor migrate
+        env["VOXSOUTH_DB_POOL_SIZE"] = str(pool_size)
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         # Decode threads are the machine's, shared out; rounded up, so every core has one.
         share = -(-settings.transcription_workers // settings.workers)
