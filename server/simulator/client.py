@@ -41,6 +41,10 @@ class StreamInstruction:
     parameters: dict[str, str]
 
 
+MAX_REDIRECTS = 10
+"""`<Redirect>`s followed for one voice webhook before the simulated call gives up."""
+
+
 @dataclass(slots=True)
 class SimulatedCall:
     call_sid: str
@@ -109,11 +113,9 @@ class SignalWireSimulator:
             "From": from_number,
             "To": to_number,
         }
-        status, laml = await self.post_signed(
+        laml = await self._answer(
             f"{self._base_url}/laml/voice", {**common, "CallStatus": "ringing"}
         )
-        if status != 200:
-            raise SimulationError(f"voice webhook answered {status}: {laml[:200]}")
         result = SimulatedCall(call_sid=call_sid, stream_sid=str(uuid.uuid4()), laml=laml)
         instruction = parse_stream(laml)
         if instruction is None:
@@ -127,6 +129,25 @@ class SignalWireSimulator:
         duration = max(1, round(audio.duration_ms / 1000))
         await self._call_status(status_url, common, "completed", 2, duration)
         return result
+
+    async def _answer(self, url: str, params: dict[str, str]) -> str:
+        """The call's LaML from its voice webhook, following `<Redirect>` as SignalWire does (a
+        server holding the caller while its database is late): after the document's pauses,
+        the redirect's URL is asked with the call's parameters, the call answered by then."""
+        for _ in range(MAX_REDIRECTS + 1):
+            status, laml = await self.post_signed(url, params)
+            if status != 200:
+                raise SimulationError(f"voice webhook answered {status}: {laml[:200]}")
+            root = ET.fromstring(laml)
+            redirect = root.find("Redirect")
+            if redirect is None or root.find("./Start/Stream") is not None:
+                return laml
+            if redirect.attrib.get("method", "POST").upper() != "POST" or not redirect.text:
+                raise SimulationError(f"a redirect this simulator does not follow: {laml}")
+            pauses = [float(p.attrib.get("length", "1")) for p in root.iter("Pause")]
+            await asyncio.sleep(sum(pauses))
+            url, params = redirect.text.strip(), {**params, "CallStatus": "in-progress"}
+        raise SimulationError(f"more than {MAX_REDIRECTS} redirects")
 
     async def _call_status(
         self,

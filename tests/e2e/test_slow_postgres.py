@@ -3,6 +3,7 @@ nothing answers): what waits on it answers within its own budget, and says why."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 import xml.etree.ElementTree as ET
@@ -23,10 +24,11 @@ from control.webhooks import (
     VOICE_ATTEMPTS,
 )
 from server.app import RunningServer
+from server.simulator.audio import CallAudio
 from storage.db import Pool
 from tests.conftest import timeout
 from tests.media.test_media_server import closed_with, metric
-from tests.support.calls import answer_call
+from tests.support.calls import answer_call, simulator
 from tests.support.pg_proxy import PgProxy
 
 ProxiedServer = Callable[..., AbstractAsyncContextManager[tuple[RunningServer, PgProxy]]]
@@ -270,3 +272,41 @@ async def test_a_stream_that_cannot_be_admitted_in_time_is_told_to_try_again(
             await ws.send(json.dumps(call.start_message()))
             await ws.send(json.dumps({"event": "stop"}))
             assert await closed_with(ws) == (1000, "stream stopped")
+
+
+async def test_the_simulator_follows_a_hold_as_signalwire_does_and_the_call_goes_on(
+    proxied_server: ProxiedServer, org_number: tuple[uuid.UUID, str], pool: Pool
+) -> None:
+    """`voxsouth simulate` against a server whose database is late: held, asked again after
+    the pause, then streamed, as a SignalWire call would be."""
+    first_answer = asyncio.Event()
+
+    async def answered(_s: object, _c: object, sent: aiohttp.TraceRequestEndParams) -> None:
+        if sent.url.path == "/laml/voice":
+            first_answer.set()
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_end.append(answered)
+    async with (
+        proxied_server(voice_webhook_timeout_s=1.0) as (srv, proxy),
+        aiohttp.ClientSession(trace_configs=[trace]) as http,
+    ):
+        held = {"outcome": "db_timeout", "route": "voice"}
+        before = await metric(srv, "voxsouth_webhook_outcomes_total", **held)
+        proxy.freeze()
+        second_of_silence = CallAudio(caller=b"\xff" * 8000, agent=None)
+        call = asyncio.create_task(
+            simulator(http, srv, srv.settings).call(
+                second_of_silence, to_number=org_number[1], from_number="+15550001111"
+            )
+        )
+        async with asyncio.timeout(timeout(10)):
+            await first_answer.wait()
+        proxy.thaw()
+        assert await metric(srv, "voxsouth_webhook_outcomes_total", **held) == before + 1
+        async with asyncio.timeout(timeout(20)):
+            result = await call
+    assert result.laml.count("<Stream") == 1 and result.frames_sent == 50
+    assert result.close_code == 1000 and not result.errors
+    count = await pool.fetchval("SELECT count(*) FROM calls WHERE call_sid = $1", result.call_sid)
+    assert count == 1
