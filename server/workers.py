@@ -8,7 +8,8 @@ parent does what must happen once, and only that:
 - accepts the media connections and passes each to the worker holding its call
   (server.media_dispatch: every stream of a call meets the same worker, where its live state
   is), while the workers accept HTTP connections themselves;
-- creates a fresh folder for the workers' metrics, and removes it at the end;
+- creates a fresh folder for the workers' metrics, and removes it at the end (and, at the
+  start, those of parents killed outright, which could not);
 - runs a worker (server/worker.py) in each of N slots, and another each time one exits, or
   hangs: a worker says it is alive every second, and one silent for VOXSOUTH_WORKER_HANG_S
   is killed.
@@ -87,6 +88,33 @@ def journal_folders(data_dir: Path, workers: int) -> list[Path]:
     return slots
 
 
+METRICS_PREFIX = "voxsouth-metrics-"
+"""The workers' metrics folder: `<temp>/voxsouth-metrics-<parent pid>-<random>`."""
+
+
+def remove_orphaned_metrics(temp: Path) -> list[Path]:
+    """Removes (and returns) the metrics folders of parents no longer running: one that was
+    killed outright (SIGKILL, the OOM killer) could not remove its own."""
+    removed = []
+    for folder in temp.glob(f"{METRICS_PREFIX}*-*"):
+        pid = folder.name.removeprefix(METRICS_PREFIX).split("-", 1)[0]
+        if not pid.isdigit() or _running(int(pid)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
 @asynccontextmanager
 async def supervising(settings: Settings) -> AsyncIterator[ServerUrls]:
     """The server as `settings.workers` processes; yields its URLs once every worker listens.
@@ -111,7 +139,8 @@ async def supervising(settings: Settings) -> AsyncIterator[ServerUrls]:
             )  # fmt: skip
         listeners = bind_listeners(settings)
         stack.callback(listeners.close)
-        metrics_dir = Path(tempfile.mkdtemp(prefix="voxsouth-metrics-"))
+        remove_orphaned_metrics(Path(tempfile.gettempdir()))
+        metrics_dir = Path(tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-"))
         stack.callback(shutil.rmtree, metrics_dir, ignore_errors=True)
         env = dict(os.environ)
         env["VOXSOUTH_DATABASE_URL"] = dsn  # the workers neither start Postgres nor migrate

@@ -12,6 +12,8 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +25,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
 
 from server.simulator.client import SignalWireSimulator, parse_stream
-from server.workers import journal_folders, restart_delay
+from server.workers import (
+    METRICS_PREFIX,
+    journal_folders,
+    remove_orphaned_metrics,
+    restart_delay,
+)
 from storage.db import Pool
 from storage.journal import Journal
 from tests.conftest import timeout
@@ -271,3 +278,17 @@ def test_events_journaled_under_another_number_of_workers_move_to_the_first_slot
 
     assert journal_folders(tmp_path, 1) == [root]  # and back, to one process
     assert Journal(root).pending == 3 and Journal(slots[0]).pending == 0
+
+
+def test_metrics_folders_of_parents_that_are_gone_are_removed(tmp_path: Path) -> None:
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead = tmp_path / f"{METRICS_PREFIX}{gone.stdout.strip()}-abc"
+    alive = tmp_path / f"{METRICS_PREFIX}{os.getpid()}-def"
+    unrelated = tmp_path / f"{METRICS_PREFIX}old-style"
+    for folder in (dead, alive, unrelated):
+        folder.mkdir()
+        (folder / "counter_1.db").write_bytes(b"\0" * 16)
+
+    assert remove_orphaned_metrics(tmp_path) == [dead]
+    assert not dead.exists() and alive.exists() and unrelated.exists()
