@@ -107,11 +107,24 @@ async def delete_target(conn: Executor, org_id: uuid.UUID, target_id: uuid.UUID)
 # --- do not call ---------------------------------------------------------------------------
 
 
-async def list_do_not_call(conn: Executor, org_id: uuid.UUID) -> list[dict[str, Any]]:
+async def list_do_not_call(
+    conn: Executor,
+    org_id: uuid.UUID,
+    *,
+    limit: int,
+    after: tuple[datetime, str] | None = None,
+    number: str | None = None,
+) -> list[dict[str, Any]]:
+    """The org's list, newest first, a page at a time (`after`: the last row's created_at and
+    number), or the one entry for `number`."""
+    at, last = after if after is not None else (None, None)
     rows = await conn.fetch(
         """SELECT number, reason, added_by, created_at FROM do_not_call
-           WHERE org_id = $1 ORDER BY created_at DESC, number""",
-        org_id, timeout=QUERY_TIMEOUT_S,
+           WHERE org_id = $1 AND ($2::text IS NULL OR number = $2)
+             AND ($3::timestamptz IS NULL OR created_at < $3
+                  OR (created_at = $3 AND number > $4))
+           ORDER BY created_at DESC, number LIMIT $5""",
+        org_id, number, at, last, limit, timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
     return [dict(r) for r in rows]
 

@@ -63,21 +63,31 @@ def parse_time(value: str | None, name: str) -> datetime | None:
     return parsed
 
 
-def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
-    """A page cursor: the (time, id) of the last row of a page ordered by both, descending."""
-    raw = f"{at.isoformat()}|{row_id}".encode()
+def encode_cursor(at: datetime, key: uuid.UUID | str) -> str:
+    """A page cursor: the (time, key) of the last row of a page ordered by both."""
+    raw = f"{at.isoformat()}|{key}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_cursor(value: str | None) -> tuple[datetime, uuid.UUID] | None:
+    """A cursor whose key is a row id."""
+    if (parsed := decode_keyed_cursor(value)) is None:
+        return None
+    try:
+        return parsed[0], uuid.UUID(parsed[1])
+    except ValueError:
+        raise bad_query("cursor", "a cursor from a previous page") from None
+
+
+def decode_keyed_cursor(value: str | None) -> tuple[datetime, str] | None:
     if value is None:
         return None
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-        at, _, row_id = raw.partition("|")
-        parsed = datetime.fromisoformat(at), uuid.UUID(row_id)
+        at, sep, key = raw.partition("|")
+        parsed = datetime.fromisoformat(at), key
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise bad_query("cursor", "a cursor from a previous page") from None
-    if parsed[0].tzinfo is None:
+    if parsed[0].tzinfo is None or not sep or not key:
         raise bad_query("cursor", "a cursor from a previous page")
     return parsed

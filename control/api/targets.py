@@ -17,7 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from control.api import audit
 from control.api.bodies import invalid_field, parse_body, path_uuid, plain
 from control.api.openapi import Query, doc
-from control.api.query import decode_cursor, encode_cursor, parse_choice, parse_int
+from control.api.query import (
+    bad_query,
+    decode_cursor,
+    decode_keyed_cursor,
+    encode_cursor,
+    parse_choice,
+    parse_int,
+)
 from control.app_keys import POOL
 from control.auth import principal, requires
 from control.errors import ApiError
@@ -248,13 +255,31 @@ async def delete_target(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@doc("The organization's do-not-call list")
+@doc(
+    "The organization's do-not-call list, newest first, a page at a time",
+    query=(
+        Query("number", {"type": "string"}, "only this number's entry, if listed"),
+        Query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
+        Query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+    ),
+)
 @requires(Action.TARGETS_READ)
 async def list_do_not_call(request: web.Request) -> web.Response:
+    q = request.query
+    limit = parse_int(q.get("limit"), "limit", default=100, low=1, high=MAX_PAGE)
+    after = decode_keyed_cursor(q.get("cursor"))
+    number = None
+    if (asked := q.get("number")) is not None:
+        try:
+            number = normalise_number(asked)
+        except TargetError:
+            raise bad_query("number", "a phone number") from None
     org_id = principal(request).org_id
     async with tenant(request.app[POOL], org_id) as conn:
-        rows = await targets.list_do_not_call(conn, org_id)
-    return web.json_response({"numbers": plain(rows)})
+        rows = await targets.list_do_not_call(conn, org_id, limit=limit, after=after, number=number)
+    last = rows[-1] if len(rows) == limit else None
+    cursor = encode_cursor(last["created_at"], last["number"]) if last is not None else None
+    return web.json_response({"numbers": plain(rows), "next_cursor": cursor})
 
 
 @doc("Put a number on the do-not-call list", body=DoNotCallBody, status=201, errors=(422,))

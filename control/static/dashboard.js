@@ -158,6 +158,7 @@
     view: "calls", // the view shown: a key of VIEWS
     targetsTag: "", // the tag the targets table is filtered by
     targetsCursor: null, // next_cursor of the targets table's last page
+    dncCursor: null, // next_cursor of the do-not-call list's last page
     targetsLoads: 0, // loads of the targets table started (a newer one wins)
     campaignsCursor: null,
     campaignItems: new Map(), // the campaigns list's <li> by campaign id
@@ -1402,22 +1403,30 @@
 
   // ---- The do-not-call list ----------------------------------------------------------------
 
-  async function loadDoNotCall() {
-    let list;
+  // The newest page (replacing the list), or with `more` the page after the last one shown.
+  async function loadDoNotCall({ more = false } = {}) {
+    const button = el("dnc-more");
+    button.disabled = true;
+    const query = new URLSearchParams();
+    if (more && state.dncCursor) query.set("cursor", state.dncCursor);
+    let page;
     try {
-      list = await api("GET", "/api/do-not-call");
+      page = await api("GET", `/api/do-not-call?${query}`);
     } catch (err) {
       showError("dnc-error", `Could not load the do-not-call list: ${errorText(err)}`);
+      button.disabled = false;
       return;
     }
-    renderDoNotCall(list.numbers);
-  }
-
-  function renderDoNotCall(numbers) {
     const may = hasRole(LIST_REMOVERS);
-    el("dnc-list").replaceChildren(...numbers.map((row) => doNotCallItem(row, may)));
-    el("dnc-count").textContent = numbers.length ? `(${numbers.length})` : "";
-    el("dnc-empty").hidden = numbers.length > 0;
+    const items = page.numbers.map((row) => doNotCallItem(row, may));
+    if (more) el("dnc-list").append(...items);
+    else el("dnc-list").replaceChildren(...items);
+    state.dncCursor = page.next_cursor || null;
+    button.hidden = !state.dncCursor;
+    button.disabled = false;
+    const shown = el("dnc-list").children.length;
+    el("dnc-count").textContent = shown ? `(${shown}${state.dncCursor ? "+" : ""})` : "";
+    el("dnc-empty").hidden = shown > 0;
   }
 
   function doNotCallItem(row, mayRemove) {
@@ -4152,6 +4161,7 @@
     el("targets-filter").addEventListener("submit", onTargetsFilter);
     el("targets-clear").addEventListener("click", onTargetsClear);
     el("targets-more").addEventListener("click", () => loadTargets({ more: true }));
+    el("dnc-more").addEventListener("click", () => loadDoNotCall({ more: true }));
     el("import-form").addEventListener("submit", onImport);
     el("dnc-form").addEventListener("submit", onAddDoNotCall);
     el("campaigns-more").addEventListener("click", () => loadCampaigns({ more: true }));

@@ -161,3 +161,38 @@ async def test_a_number_on_the_do_not_call_list_is_never_called_until_an_admin_r
         org.id,
     )
     assert [a["action"] for a in actions] == ["do_not_call.add", "do_not_call.remove"]
+
+
+async def test_a_long_do_not_call_list_is_read_a_page_at_a_time_and_one_number_looked_up(
+    srv: RunningServer, pool: Pool
+) -> None:
+    org = await make_org(pool, "Long list")
+    other = await make_org(pool, "Other list")
+    for owner in (org, other):
+        # Five numbers added at one instant (ties broken by number), the rest a minute apart.
+        await pool.execute(
+            """INSERT INTO do_not_call (org_id, number, added_by, created_at)
+               SELECT $1, '+1706555' || lpad(n::text, 4, '0'), 'user:import',
+                      '2026-12-01T12:00Z'::timestamptz - greatest(n - 5, 0) * interval '1 minute'
+               FROM generate_series(1, 12) AS n""",
+            owner.id,
+        )
+    seen: list[str] = []
+    cursor = ""
+    for _ in range(5):  # pages of 3: the first ends inside the five added at one instant
+        status, page = await call_api(srv, org, "GET", f"/api/do-not-call?limit=3{cursor}")
+        assert status == 200, page
+        seen += [n["number"] for n in page["numbers"]]
+        if page["next_cursor"] is None:
+            break
+        cursor = f"&cursor={page['next_cursor']}"
+    # Newest first, every number once, none of the other org's; ties in the order of the number.
+    assert seen == [f"+1706555{n:04d}" for n in (1, 2, 3, 4, 5, *range(6, 13))]
+
+    status, found = await call_api(srv, org, "GET", "/api/do-not-call?number=(706)%20555-0007")
+    assert (status, [n["number"] for n in found["numbers"]]) == (200, ["+17065550007"])
+    status, found = await call_api(srv, org, "GET", "/api/do-not-call?number=%2B17065559999")
+    assert (status, found) == (200, {"numbers": [], "next_cursor": None})
+    for bad in ("number=call-me", "cursor=not-a-cursor", "limit=0"):
+        status, body = await call_api(srv, org, "GET", f"/api/do-not-call?{bad}")
+        assert (status, body["error"]["code"]) == (400, "INVALID_QUERY"), bad

@@ -198,6 +198,26 @@ async def test_an_operator_imports_targets_and_fills_the_do_not_call_list_a_view
     assert await audited(pool, "do_not_call.remove", "+14155550199",
                          await user_id(pool, admin)) == 1  # fmt: skip
 
+    # A long list comes a page at a time, newest first.
+    await pool.execute(
+        """INSERT INTO do_not_call (org_id, number, added_by, created_at)
+           SELECT $1, '+1415555' || lpad(n::text, 4, '0'), 'user:import',
+                  now() - n * interval '1 minute'
+           FROM generate_series(1, 150) AS n""",
+        org.id,
+    )
+    await page.reload()
+    await open_view(page, "Targets")
+    numbers = page.locator("#dnc-list li")
+    await expect(numbers).to_have_count(100)
+    await expect(page.locator("#dnc-count")).to_have_text("(100+)")
+    await expect(numbers.first).to_have_attribute("data-number", "+14155550001")
+    await page.get_by_role("button", name="More numbers").click()
+    await expect(numbers).to_have_count(150)
+    await expect(numbers.last).to_have_attribute("data-number", "+14155550150")
+    await expect(page.locator("#dnc-count")).to_have_text("(150)")
+    await expect(page.get_by_role("button", name="More numbers")).to_be_hidden()
+
     # A viewer reads neither targets nor campaigns: not offered.
     await sign_out(page)
     await sign_in(page, srv, org.emails["viewer"])
