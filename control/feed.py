@@ -26,7 +26,7 @@ import asyncpg
 
 from control import metrics
 from storage import feed
-from storage.db import Pool
+from storage.db import UNAVAILABLE_ERRORS, Pool
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +153,11 @@ class FeedHub:
             try:
                 await self._listen()
                 delay = 0.1
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (*UNAVAILABLE_ERRORS, asyncpg.PostgresError) as exc:
                 log.warning("feed hub lost Postgres (%s); reconnecting in %.1f s", exc, delay)
+            except Exception:
+                # Nothing may end it: without its hub no supervisor here hears anything.
+                log.exception("feed hub failed; reconnecting in %.1f s", delay)
             self.listening.clear()
             await asyncio.sleep(delay)
             delay = min(delay * 2, _RECONNECT_MAX_S)
@@ -195,7 +198,7 @@ class FeedHub:
             return
         try:
             rows = await feed.read_ids(self._pool, ids)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except (*UNAVAILABLE_ERRORS, asyncpg.PostgresError):
             self._announced[:0] = ids  # read them on the next wake-up
             raise
         for org_id, event in rows:

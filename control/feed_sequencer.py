@@ -110,6 +110,10 @@ class FeedSequencer:
             except (*UNAVAILABLE_ERRORS, asyncpg.PostgresError) as exc:
                 log.warning("feed sequencer lost Postgres (%s); reconnecting", exc)
                 await self._rest(delay)
+            except Exception:
+                # Nothing may end it: without a sequencer no process's feed moves on.
+                log.exception("feed sequencer failed; reconnecting")
+                await self._rest(delay)
             finally:
                 if self.leading.is_set():
                     log.info("this process no longer positions the feed")

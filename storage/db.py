@@ -37,6 +37,10 @@ UNAVAILABLE_ERRORS = (
     asyncpg.exceptions.QueryCanceledError,
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.exceptions.OperatorInterventionError,
+    # A connection whose session Postgres ended while it sat idle (pg_terminate_backend, a
+    # failover) can be left in a state asyncpg refuses to use ("cannot switch to state 12;
+    # another operation is in progress"): it is gone, not wrong.
+    asyncpg.exceptions.InternalClientError,
 )
 """Errors that mean "Postgres is not there right now", as opposed to "this data is wrong"."""
 

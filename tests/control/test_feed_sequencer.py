@@ -11,6 +11,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+import pytest
+
 from control.feed import FeedHub, Subscription
 from control.feed_sequencer import FeedSequencer
 from storage import calls, feed
@@ -156,3 +159,28 @@ async def test_a_leader_whose_connection_is_cut_reconnects_and_leads_again(
         assert cut == 1
         await write(pool, org_id, "after the cut")
         assert (await next_event(sub))["data"]["n"] == "after the cut"
+
+
+async def test_a_leader_whose_batch_fails_in_the_client_reconnects_and_leads_again(
+    pool: Pool, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asyncpg refused a connection whose session Postgres had ended while it was idle
+    ("another operation is in progress", seen once in the test above): the sequencer that met
+    it stopped for good, and with it every process's feed."""
+    org_id = await calls.create_org(pool, "Sequencer client fault")
+    sequence = feed.sequence
+    failures = [asyncpg.exceptions.InternalClientError("cannot switch to state 12")]
+
+    async def failing_once(conn: Any, max_rows: int = feed.SEQUENCE_BATCH) -> int | None:
+        if failures:
+            raise failures.pop()
+        return await sequence(conn, max_rows)
+
+    monkeypatch.setattr(feed, "sequence", failing_once)
+    async with (
+        subscribed(pool, pg_dsn, org_id) as sub,
+        FeedSequencer(pg_dsn, takeover_s=TAKEOVER_S) as sequencer,
+    ):
+        await write(pool, org_id, "after the fault")
+        assert (await next_event(sub))["data"]["n"] == "after the fault"
+        assert failures == [] and sequencer.leading.is_set()
