@@ -72,13 +72,17 @@ async def list_bookings(
     due_from: datetime | None,
     due_before: datetime | None,
     limit: int,
+    after: tuple[datetime, uuid.UUID] | None = None,
 ) -> list[dict[str, Any]]:
-    """The org's bookings by due time, soonest first."""
+    """The org's bookings by due time, soonest first; `after`: the last row's due time and id,
+    for the page after it."""
+    at, last = after if after is not None else (None, None)
     rows = await conn.fetch(
         f"""{_VIEW} AND ($2::timestamptz IS NULL OR t.next_at >= $2)
                     AND ($3::timestamptz IS NULL OR t.next_at < $3)
+                    AND ($5::timestamptz IS NULL OR (t.next_at, c.id) > ($5, $6))
             ORDER BY t.next_at, c.id LIMIT $4""",
-        org_id, due_from, due_before, limit, timeout=QUERY_TIMEOUT_S,
+        org_id, due_from, due_before, limit, at, last, timeout=QUERY_TIMEOUT_S,
     )  # fmt: skip
     return [with_json(r, "flow") for r in rows]
 

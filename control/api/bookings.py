@@ -19,7 +19,7 @@ from control.api import audit
 from control.api.bodies import EMAIL_PATTERN, invalid_field, parse_body, path_uuid, plain
 from control.api.campaigns import require_own_number
 from control.api.openapi import Query, doc
-from control.api.query import parse_int, parse_time
+from control.api.query import decode_cursor, encode_cursor, parse_int, parse_time
 from control.app_keys import EMAIL_ENABLED, POOL
 from control.auth import principal, requires
 from control.errors import ApiError
@@ -133,19 +133,22 @@ def _view(booking: dict[str, Any]) -> dict[str, Any]:
         Query("from", {"type": "string", "format": "date-time"}, "due at or after"),
         Query("to", {"type": "string", "format": "date-time"}, "due before"),
         Query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
+        Query("cursor", {"type": "string"}, "next_cursor of the previous page"),
     ),
 )
 @requires(Action.BOOKINGS_READ)
 async def list_bookings(request: web.Request) -> web.Response:
     q = request.query
     limit = parse_int(q.get("limit"), "limit", default=50, low=1, high=MAX_PAGE)
+    after = decode_cursor(q.get("cursor"))
     org_id = principal(request).org_id
     async with tenant(request.app[POOL], org_id) as conn:
         rows = await bookings.list_bookings(
             conn, org_id, due_from=parse_time(q.get("from"), "from"),
-            due_before=parse_time(q.get("to"), "to"), limit=limit,
+            due_before=parse_time(q.get("to"), "to"), limit=limit, after=after,
         )  # fmt: skip
-    return web.json_response({"bookings": [_view(r) for r in rows]})
+    cursor = encode_cursor(rows[-1]["next_at"], rows[-1]["id"]) if len(rows) == limit else None
+    return web.json_response({"bookings": [_view(r) for r in rows], "next_cursor": cursor})
 
 
 @doc("Book a call at a time, in the callee's time zone", body=BookingBody, status=201,

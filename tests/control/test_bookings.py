@@ -112,3 +112,29 @@ async def test_a_due_booking_is_placed_and_puts_the_callee_through_to_the_agent(
     status, seen = await call_api(dialling, org, "GET", f"/api/bookings/{booked['id']}")
     assert (seen["state"], seen["attempts"]) == ("in_call", 1)
     assert seen["call_id"] is not None
+
+
+async def test_bookings_are_read_a_page_at_a_time_soonest_first(
+    dialling: RunningServer, pool: Pool
+) -> None:
+    org = await make_org(pool, "Many bookings")
+    base = datetime.fromisoformat(tomorrow_at_half_past_three())
+    ids = []
+    for hours in (0, 0, 0, 1, 2):  # three due at one instant: a page ends among them
+        body = {"number": CALLEE, "at": (base + timedelta(hours=hours)).isoformat(),
+                "connect": AGENT, "from": org.number}  # fmt: skip
+        status, booked = await call_api(dialling, org, "POST", "/api/bookings", body=body)
+        assert status == 201, booked
+        ids.append(booked["id"])
+    seen: list[str] = []
+    cursor = ""
+    for _ in range(4):
+        status, page = await call_api(dialling, org, "GET", f"/api/bookings?limit=2{cursor}")
+        assert status == 200, page
+        seen += [b["id"] for b in page["bookings"]]
+        if page["next_cursor"] is None:
+            break
+        cursor = f"&cursor={page['next_cursor']}"
+    assert seen == sorted(ids[:3]) + ids[3:]  # soonest first; at one instant, by id
+    status, body = await call_api(dialling, org, "GET", "/api/bookings?cursor=nonsense")
+    assert (status, body["error"]["code"]) == (400, "INVALID_QUERY")
