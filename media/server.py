@@ -16,7 +16,6 @@ import logging
 import socket
 import time
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -29,7 +28,6 @@ from media.events import (
     ConsentVerdict,
     EscalationRaised,
     MediaEvent,
-    StreamStopped,
     Track,
     TranscriptSegment,
 )
@@ -46,12 +44,12 @@ from media.protocol import (
     Media,
     Start,
     Stop,
-    StreamParser,
     StreamProtocolError,
     UnknownEvent,
     call_in_path,
 )
 from media.session import CallPolicy, CallSession, DecodeRank, SessionConfig, UtteranceReady
+from media.stream_connection import StreamConnection
 from media.stream_decodes import StreamDecodes
 from media.stream_token import StreamGrant, TokenError, verify_token
 from media.streamed import CloudEngine, ServiceCircuit, StreamedTranscription
@@ -151,60 +149,6 @@ class _FrameCounter:
                 self._reported[track] = received
 
 
-class _Connection:
-    """One websocket carrying a stream of a call.
-
-    Its messages are handed over as they are read (`MediaSocket.receiver`): kept in
-    `inbox` until the stream is admitted, then processed on arrival."""
-
-    __slots__ = (
-        "ws", "parser", "guard", "started_at", "session", "decodes", "superseded", "call_id",
-        "earlier", "attached", "read", "inbox", "arrived", "streaming", "closed", "ended",
-    )  # fmt: skip
-
-    def __init__(self, ws: MediaSocket, guard: FloodGuard) -> None:
-        self.ws = ws
-        self.parser = StreamParser()
-        self.guard = guard
-        self.started_at = 0.0
-        """When its `start` arrived (monotonic): of two connections of a call, the later is
-        the live one, whichever was admitted first."""
-        self.session: CallSession | None = None
-        """The call's session, once the connection carries it."""
-        self.decodes = StreamDecodes()
-        self.superseded: StreamStopped | None = None
-        """Its record, once a newer connection of the call took over (this one was cut
-        without noticing): taken then, before the newer one changed the session."""
-        self.call_id: uuid.UUID | None = None
-        """Its call, once its token is verified."""
-        self.earlier: _Connection | None = None
-        """The call's connection whose `start` arrived just before this one's, until this one
-        is attached: it goes first."""
-        self.attached = asyncio.Event()
-        """Set once it carries the call, or never will."""
-        self.read = asyncio.Event()
-        """Set once its last message has been processed (the call is no longer its)."""
-        self.inbox: deque[tuple[bytes, bool, float]] = deque()
-        """Messages (data, is text, when read) not yet processed: until the stream is
-        admitted. Bounded by the flood guard, which every message passes as it is read."""
-        self.arrived = asyncio.Event()
-        """Set when the inbox gains a message or the connection closes or fails."""
-        self.streaming = False
-        """Messages are processed as they are read (the inbox is empty from then on)."""
-        self.closed = False
-        self.ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        """The stream's outcome once it has ended (an exception: why it was refused)."""
-
-    def end(self, outcome: str | BaseException) -> None:
-        if self.ended.done():
-            return
-        if isinstance(outcome, str):
-            self.ended.set_result(outcome)
-        else:
-            self.ended.set_exception(outcome)
-        self.arrived.set()
-
-
 class _LiveCall:
     """A call's session on this node, kept across its streams: the connection carrying it
     (None between a drop and a resume), when its first stream began (the call's clock), and
@@ -216,7 +160,7 @@ class _LiveCall:
         self.session = session
         self.admission = admission
         self.frames = _FrameCounter(session)
-        self.current: _Connection | None = None
+        self.current: StreamConnection | None = None
         self.began_at = began_at
         self.expiry: asyncio.TimerHandle | None = None
 
@@ -251,7 +195,7 @@ class MediaServer:
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         self._calls: dict[uuid.UUID, _LiveCall] = {}
-        self._arrived: dict[uuid.UUID, _Connection] = {}
+        self._arrived: dict[uuid.UUID, StreamConnection] = {}
         """Each call's connection whose `start` arrived last, while it is open."""
         self._closing: set[asyncio.Task[None]] = set()
         """Superseded connections' closing handshakes (a reference keeps each task alive)."""
@@ -341,7 +285,9 @@ class MediaServer:
         return True
 
     async def handle(self, ws: MediaSocket) -> None:
-        conn = _Connection(ws, FloodGuard(self.config.flood_rate_per_s, self.config.flood_burst))
+        conn = StreamConnection(
+            ws, FloodGuard(self.config.flood_rate_per_s, self.config.flood_burst)
+        )
         ws.receiver = lambda data, text: self._arrive(conn, data, text)
         ws.on_lost = lambda: self._lost(conn)
         outcome = "unknown"
@@ -375,7 +321,7 @@ class MediaServer:
             if conn.session is not None:
                 await self._finish(conn.session, conn, outcome)
 
-    def _arrive(self, conn: _Connection, data: bytes, text: bool) -> None:
+    def _arrive(self, conn: StreamConnection, data: bytes, text: bool) -> None:
         """A message read off `conn`'s socket (in the transport's `data_received`)."""
         if conn.ended.done():
             return  # the stream has ended: what its peer still sends is not read
@@ -392,7 +338,7 @@ class MediaServer:
             conn.inbox.append((data, text, now))
             conn.arrived.set()
 
-    def _lost(self, conn: _Connection) -> None:
+    def _lost(self, conn: StreamConnection) -> None:
         """`conn`'s socket has closed: nothing more will be read from it. What it read before
         is still processed."""
         conn.closed = True
@@ -400,20 +346,12 @@ class MediaServer:
             conn.end(self._gone(conn))
         conn.arrived.set()
 
-    async def _await_start(self, conn: _Connection) -> Start:
+    async def _await_start(self, conn: StreamConnection) -> Start:
         """The stream's `start`, within the start budget: only the client's part is timed."""
         try:
             async with asyncio.timeout(self.config.start_timeout_s):
                 while True:
-                    if not conn.inbox:
-                        if conn.ended.done():
-                            conn.ended.result()  # raises why (a flood)
-                        if conn.closed:
-                            raise StreamGone
-                        conn.arrived.clear()
-                        await conn.arrived.wait()
-                        continue
-                    data, text, _ = conn.inbox.popleft()
+                    data, text, _ = await conn.next_message()
                     msg = conn.parser.receive_text(data) if text else conn.parser.receive(data)
                     if isinstance(msg, Start):
                         return msg
@@ -424,7 +362,7 @@ class MediaServer:
                 "start_timeout", "no start message in time", CLOSE_POLICY_VIOLATION
             ) from None
 
-    async def _stream(self, session: CallSession, conn: _Connection) -> str:
+    async def _stream(self, session: CallSession, conn: StreamConnection) -> str:
         """Processes what arrived while the stream was admitted, then every message as it is
         read, until the stream ends: its outcome."""
         frames = self._calls[session.call_id].frames
@@ -442,7 +380,7 @@ class MediaServer:
             frames.report()
             conn.read.set()
 
-    def _process(self, conn: _Connection, data: bytes, text: bool, now: float) -> None:
+    def _process(self, conn: StreamConnection, data: bytes, text: bool, now: float) -> None:
         """One message of an admitted stream, read at `now`; ends the stream on `stop`, on
         bad input or once a newer connection has taken its call."""
         session = conn.session
@@ -478,13 +416,13 @@ class MediaServer:
         except Exception as exc:  # noqa: BLE001 (handle() reports it, as it ends the stream)
             conn.end(exc)
 
-    def _gone(self, conn: _Connection) -> str:
+    def _gone(self, conn: StreamConnection) -> str:
         if conn.superseded is not None:
             return "superseded"
         return "server_shutdown" if self._shutting_down else "disconnected"
 
     async def _admit(
-        self, start: Start, named: uuid.UUID | None, conn: _Connection
+        self, start: Start, named: uuid.UUID | None, conn: StreamConnection
     ) -> tuple[StreamGrant, CallAdmission]:
         """The stream's grant and its live call's admission, within the admission budget.
         `named`: the call its URL names, if it does (it must be the token's). `conn` takes its
@@ -544,7 +482,7 @@ class MediaServer:
                 CLOSE_POLICY_VIOLATION,
             ) from None
 
-    async def _open(self, start: Start, conn: _Connection) -> CallSession:
+    async def _open(self, start: Start, conn: StreamConnection) -> CallSession:
         named = call_in_path(conn.ws.path)
         grant, admission = await self._admit(start, named, conn)
         await self._after_earlier(conn)
@@ -566,7 +504,7 @@ class MediaServer:
         self._sink(session.started_event())
         return session
 
-    async def _after_earlier(self, conn: _Connection) -> None:
+    async def _after_earlier(self, conn: StreamConnection) -> None:
         """Waits (bounded) until the call's connection that arrived before `conn` has been
         attached, and, if its peer has gone (closed, reset) while what it delivered is still
         being read, until that is read: its audio is older than this one's, not superseded."""
@@ -580,7 +518,7 @@ class MediaServer:
                     await earlier.read.wait()
 
     def _attach(
-        self, start: Start, grant: StreamGrant, admission: CallAdmission, conn: _Connection
+        self, start: Start, grant: StreamGrant, admission: CallAdmission, conn: StreamConnection
     ) -> CallSession:
         """The call's session, carried by `conn` from now: a new one for the call's first
         stream on this node, or the one a dropped (or silently cut) stream left, resumed on
@@ -594,7 +532,7 @@ class MediaServer:
         return session
 
     def _session_for(
-        self, start: Start, grant: StreamGrant, admission: CallAdmission, conn: _Connection
+        self, start: Start, grant: StreamGrant, admission: CallAdmission, conn: StreamConnection
     ) -> CallSession:
         # Streams are placed on the call's clock by when their `start` arrived: the admission
         # in between (a database lookup) takes its own, varying, time.
@@ -640,7 +578,7 @@ class MediaServer:
         metrics.STREAMS_RESUMED.inc()
         return live.session
 
-    def _supersede(self, old: _Connection, session: CallSession) -> None:
+    def _supersede(self, old: StreamConnection, session: CallSession) -> None:
         """A new connection of the call arrived while an older one is still open (it was cut
         without either side noticing yet): the older one's open utterances are finished now,
         its loop stops at its next message, and its socket is closed."""
@@ -764,7 +702,7 @@ class MediaServer:
     async def _finish(
         self,
         session: CallSession,
-        conn: _Connection,
+        conn: StreamConnection,
         outcome: str,
     ) -> None:
         decodes = conn.decodes
