@@ -15,11 +15,11 @@ circuit breaker turns a dead SignalWire into immediate refusals).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from control.deadlines import outcomes_by
 from control.metrics import CALL_RECONCILES
 from control.signalwire import (
     CallState,
@@ -58,23 +58,8 @@ async def reconcile_lost_calls(
         )
     if not call_sids:
         return outcomes
-    tasks = [asyncio.create_task(_reconcile_one(pool, client, sid)) for sid in call_sids]
-    try:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout_at(deadline):
-                await asyncio.wait(tasks)
-    finally:
-        for task in tasks:
-            task.cancel()  # the budget ran out (or we were cancelled): stop the rest
-        await asyncio.gather(*tasks, return_exceptions=True)
-    for sid, task in zip(call_sids, tasks, strict=True):
-        if task.cancelled():
-            outcome = "out_of_time"
-        elif (error := task.exception()) is not None:
-            log.warning("reconciling call %s failed: %r", sid, error)
-            outcome = "error"
-        else:
-            outcome = task.result()
+    work = [(sid, _reconcile_one(pool, client, sid)) for sid in call_sids]
+    for outcome in await outcomes_by(deadline, work, "reconciling call"):
         CALL_RECONCILES.labels(outcome).inc()
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes

@@ -27,6 +27,7 @@ import uuid
 from dataclasses import dataclass
 
 from control import restreaming
+from control.deadlines import outcomes_by
 from control.laml import StreamSpec, call_stream_url
 from control.metrics import RESTREAMS
 from control.restreaming import RestreamPolicy
@@ -125,23 +126,9 @@ class Restreamer:
             RESTREAMS.labels("gave_up").inc()
         if not claimed:
             return 0
-        tasks = [asyncio.create_task(self._restream(claim)) for claim in claimed]
-        try:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout_at(deadline):
-                    await asyncio.wait(tasks)
-        finally:
-            for task in tasks:
-                task.cancel()  # the budget ran out (or we were cancelled): stop the rest
-            await asyncio.gather(*tasks, return_exceptions=True)
-        for claim, task in zip(claimed, tasks, strict=True):
-            if task.cancelled():
-                outcome: restreaming.Outcome = "out_of_time"  # held: tried after landing_s
-            elif (error := task.exception()) is not None:
-                log.warning("restreaming call %s failed: %r", claim.call.call_sid, error)
-                outcome = "error"
-            else:
-                outcome = task.result()
+        work = [(claim.call.call_sid, self._restream(claim)) for claim in claimed]
+        # Out of time: held, tried again after landing_s.
+        for outcome in await outcomes_by(deadline, work, "restreaming call"):
             RESTREAMS.labels(outcome).inc()
         return len(claimed)
 
