@@ -33,6 +33,7 @@ import socket
 import struct
 import time
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -436,9 +437,19 @@ async def _run(plan: WorkerPlan, conn: Connection) -> WorkerResult:
                 client.send_text(json.dumps(stop))
                 s.result.stop_sent_at = time.time()
 
+    await record_closes(streams, plan.close_timeout_s, wall_offset)
+    return result
+
+
+async def record_closes(
+    streams: Sequence[StreamState], timeout_s: float, wall_offset: float
+) -> None:
+    """Waits (at most `timeout_s`) for the server to close every stream that opened, then
+    records in each one's result how it ended; one still open is reported and dropped.
+    `wall_offset`: wall clock minus monotonic, for the close's wall time."""
     waiting = [s.client.closed for s in streams if s.client is not None]
     if waiting:
-        await asyncio.wait(waiting, timeout=plan.close_timeout_s)
+        await asyncio.wait(waiting, timeout=timeout_s)
     for s in streams:
         client = s.client
         if client is None:
@@ -453,7 +464,6 @@ async def _run(plan: WorkerPlan, conn: Connection) -> WorkerResult:
         if not s.result.closed:
             s.result.error = s.result.error or "server did not close the stream in time"
             client.abort()
-    return result
 
 
 def run_worker(plan: WorkerPlan, conn: Connection) -> None:

@@ -32,6 +32,7 @@ from bench.loadgen import (
     WorkerPlan,
     WorkerResult,
     open_stream,
+    record_closes,
 )
 from bench.server_proc import raise_open_files_limit
 from server.simulator.audio import read_call_audio
@@ -116,21 +117,7 @@ async def _run(plan: RampPlan, conn: Connection) -> WorkerResult:
     loop.remove_reader(conn.fileno())
     # The loop made the pipe non-blocking; the result is sent after the loop, in one write.
     os.set_blocking(conn.fileno(), True)
-    waiting = [s.client.closed for s in every if s.client is not None]
-    if waiting:
-        await asyncio.wait(waiting, timeout=plan.close_timeout_s)
-    for s in every:
-        client = s.client
-        if client is None:
-            continue
-        s.result.closed = client.closed.done()
-        s.result.close_code = client.close_code
-        s.result.close_reason = client.close_reason
-        s.result.max_write_buffer = client.max_write_buffer
-        s.result.backlogged_sends = client.backlogged_sends
-        if not s.result.closed:
-            s.result.error = s.result.error or "server did not close the stream in time"
-            client.abort()
+    await record_closes(every, plan.close_timeout_s, time.time() - time.monotonic())
     return result
 
 
