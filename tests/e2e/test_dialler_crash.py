@@ -1,5 +1,6 @@
 """Two real `voxsouth serve` processes dial one campaign; one is killed with SIGKILL in the
-middle of it. The survivor finishes the campaign: every target called, none twice.
+middle of it, with every call it placed still live. The survivor finishes the campaign: every
+target called, none twice.
 
 SignalWire is the fake, its calls ending by themselves and posting their signed status callbacks
 (as SignalWire does) to the public URL, which, as behind a load balancer, is the survivor's.
@@ -24,6 +25,7 @@ from tests.support.process import cli_env, serving
 PROJECT, TOKEN, KEY = str(uuid.uuid4()), "PT-crash-token", "crash-signing-key"
 FROM = "+17065550190"
 TARGETS = [f"+1404555{i:04d}" for i in range(40)]
+MAX_CONCURRENT = 8
 
 
 async def a_running_campaign(pool: Pool) -> uuid.UUID:
@@ -34,7 +36,8 @@ async def a_running_campaign(pool: Pool) -> uuid.UUID:
         "tags": [], "fields": {},
     } for n in TARGETS], replace=False)  # fmt: skip
     made = await campaigns.create(pool, org_id, {
-        "name": "crash", "flow": {"say": "hello"}, "from_number": FROM, "max_concurrent": 8,
+        "name": "crash", "flow": {"say": "hello"}, "from_number": FROM,
+        "max_concurrent": MAX_CONCURRENT,
         "window_start": time(0), "window_end": time(23, 59, 59), "created_by": "test",
     })  # fmt: skip
     await campaigns.enroll(pool, org_id, made["id"], tag=None, target_ids=None)
@@ -47,40 +50,39 @@ async def test_a_server_killed_mid_campaign_loses_no_target_and_calls_none_twice
 ) -> None:
     doomed_port, survivor_port = free_port(), free_port()
     public = f"http://127.0.0.1:{survivor_port}"  # the balancer: the survivor answers
-    lifecycle = Lifecycle(signing_key=KEY, lifetime_s=0.5)
+    calls_may_end = asyncio.Event()
+    lifecycle = Lifecycle(signing_key=KEY, lifetime_s=0.5, held=calls_may_end)
     async with running_fake_signalwire(PROJECT, TOKEN, lifecycle) as fake:
 
         def env(name: str, port: int) -> dict[str, str]:
+            (tmp_path / name).mkdir()
             return cli_env(
                 tmp_path / name, pg_dsn, VOXSOUTH_HTTP_PORT=str(port), VOXSOUTH_PUBLIC_URL=public,
                 VOXSOUTH_SIGNALWIRE_SIGNING_KEY=KEY, VOXSOUTH_SIGNALWIRE_SPACE_URL=fake.url,
                 VOXSOUTH_SIGNALWIRE_PROJECT_ID=PROJECT, VOXSOUTH_SIGNALWIRE_API_TOKEN=TOKEN,
                 VOXSOUTH_SIGNALWIRE_CALLS_PER_SECOND="20", VOXSOUTH_DIALLER_EVERY_S="0.2",
-                VOXSOUTH_DIALLER_STALE_AFTER_S="4",
             )  # fmt: skip
 
-        (tmp_path / "doomed").mkdir()
-        (tmp_path / "survivor").mkdir()
         async with (
             serving(env("doomed", doomed_port), tmp_path / "doomed") as doomed,
-            serving(env("survivor", survivor_port), tmp_path / "survivor"),
             watching(pool, pg_dsn) as changes,
         ):
             campaign_id = await a_running_campaign(pool)
-            # Killed once both processes have been dialling, a quarter of the targets called.
-            await asyncio.wait_for(fake.wait_for_requests(len(TARGETS) // 4), timeout(30))
-            await changes.until(
-                "SELECT count(DISTINCT claimed_by) = 2 FROM campaign_targets "
-                "WHERE campaign_id = $1", campaign_id,
-            )  # fmt: skip
-            doomed.kill()
-            await changes.until(
-                "SELECT status = 'completed' FROM campaigns WHERE id = $1", campaign_id
-            )
+            # Alone, the doomed process claims as many targets as the campaign's cap allows and
+            # places their calls, which SignalWire holds live: it dies with all of them in flight.
+            await asyncio.wait_for(fake.wait_for_requests(MAX_CONCURRENT), timeout(30))
+            async with serving(env("survivor", survivor_port), tmp_path / "survivor"):
+                doomed.kill()
+                calls_may_end.set()  # their final statuses reach the survivor
+                await changes.until(
+                    "SELECT status = 'completed' FROM campaigns WHERE id = $1", campaign_id
+                )
     called = Counter(dict(r.form)["To"] for r in fake.requests_for("create"))
     assert sorted(called) == TARGETS  # every target called
     assert max(called.values()) == 1  # none twice
     outcomes = await pool.fetch(
-        "SELECT state, outcome FROM campaign_targets WHERE campaign_id = $1", campaign_id
+        "SELECT state, outcome, claimed_by FROM campaign_targets WHERE campaign_id = $1",
+        campaign_id,
     )
     assert {(r["state"], r["outcome"]) for r in outcomes} == {("done", "completed")}
+    assert len({r["claimed_by"] for r in outcomes}) == 2  # both processes dialled

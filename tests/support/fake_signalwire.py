@@ -128,6 +128,8 @@ class Lifecycle:
     signing_key: str
     lifetime_s: float
     status: str = "completed"
+    held: asyncio.Event | None = None
+    """When given, calls live until it is set, then `lifetime_s` more: a test holds them."""
 
 
 class FakeSignalWire:
@@ -400,6 +402,8 @@ class FakeSignalWire:
     async def _live(self, call_sid: str, status_callback: str) -> None:
         """A created call's life (`Lifecycle`): it ends, and SignalWire says so."""
         assert self.lifecycle is not None
+        if self.lifecycle.held is not None:
+            await self.lifecycle.held.wait()
         await asyncio.sleep(self.lifecycle.lifetime_s)  # the call's length: a time, not an event
         self.end_call(call_sid, self.lifecycle.status)
         self.ended_at[call_sid] = asyncio.get_running_loop().time()
