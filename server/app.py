@@ -119,8 +119,7 @@ from server.media_dispatch import receiving_handoffs
 from server.middleware import request_middleware
 from server.settings import Settings
 from storage.db import Pool, cancel_promptly
-from storage.event_writer import EventWriter
-from storage.journal import Journal
+from storage.writer_thread import WriterThread
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +136,7 @@ class RunningServer:
     public_url: str
     settings: Settings
     pool: Pool
-    writer: EventWriter
+    writer: WriterThread
     dsn: str
     process_id: uuid.UUID
     """This process's registration in `server_processes` (the owner of the streams it opens)."""
@@ -356,7 +355,7 @@ async def running(
         # it: a leader positions this process's last feed rows before it goes.
         await stack.enter_async_context(FeedSequencer(dsn))
         journal_dir = settings.data_dir / "journal" if place is None else place.journal_dir
-        writer = await stack.enter_async_context(EventWriter(pool, Journal(journal_dir)))
+        writer = await stack.enter_async_context(WriterThread(dsn, journal_dir))
 
         # Sampled whether or not it refuses streams: voxsouth_event_loop_lag_seconds.
         loop_lag = await stack.enter_async_context(

@@ -1,7 +1,7 @@
 """How many Postgres connections each worker of `serve --workers N` may hold.
 
-Every worker holds its pool (up to VOXSOUTH_DB_POOL_SIZE connections under load) and two of its
-own (the feed's LISTEN, the feed sequencer's). N defaults to the number of CPUs, so on a larger
+Every worker holds its pool (up to VOXSOUTH_DB_POOL_SIZE connections under load) and three of
+its own (the feed's LISTEN, the feed sequencer's, the event writer's). N defaults to the number of CPUs, so on a larger
 machine N full pools outgrow Postgres's `max_connections` (100 by default, the embedded one's
 too), and under load workers would start failing to connect ("too many clients"), webhooks and
 writes with them. The parent, which starts them, fits their pools to what Postgres allows
@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from server.errors import VoxsouthError
 from storage.db import Executor
 
-OWN_CONNECTIONS = 2
-"""Connections a worker opens besides its pool: the feed's LISTEN and the feed sequencer's."""
+OWN_CONNECTIONS = 3
+"""Connections a worker opens besides its pool: the feed's LISTEN, the feed sequencer's and the
+event writer's (storage/writer_thread.py)."""
 SMALLEST_POOL = 2
 LEFT_FOR_OTHERS = 10
 """Connections kept free for everything else on the database: `voxsouth admin`, migrations of

@@ -23,10 +23,10 @@ STOCK = PostgresLimits(max_connections=100, reserved=3)  # Postgres's defaults
     [
         (1, 10, 10),
         (2, 10, 10),  # this machine's default: untouched
-        (7, 10, 10),  # 7 × (10 + 2) = 84 of the 87 left
-        (8, 10, 8),  # 87 // 8 = 10 each, 2 of them the worker's own
-        (16, 10, 3),  # a 16-core machine on a stock Postgres
-        (21, 10, 2),
+        (6, 10, 10),  # 6 × (10 + 3) = 78 of the 87 left
+        (8, 10, 7),  # 87 // 8 = 10 each, 3 of them the worker's own
+        (16, 10, 2),  # a 16-core machine on a stock Postgres
+        (17, 10, 2),
     ],
 )
 def test_pools_shrink_only_as_far_as_the_workers_need(workers: int, asked: int, given: int) -> None:
@@ -35,8 +35,8 @@ def test_pools_shrink_only_as_far_as_the_workers_need(workers: int, asked: int, 
 
 def test_when_not_even_a_small_pool_each_fits_the_start_is_refused_with_what_to_change() -> None:
     with pytest.raises(ConnectionBudgetError) as refused:
-        pool_size_per_worker(22, 10, STOCK)  # 87 // 22 = 3 each: one pooled connection
-    assert "22 workers need at least 101 Postgres connections" in str(refused.value)
+        pool_size_per_worker(18, 10, STOCK)  # 87 // 18 = 4 each: one pooled connection
+    assert "18 workers need at least 103 Postgres connections" in str(refused.value)
     assert "VOXSOUTH_WORKERS" in str(refused.value) and "max_connections" in str(refused.value)
 
 
@@ -55,7 +55,7 @@ async def test_serve_fits_its_workers_pools_or_refuses_to_start(
         said = await served.logged(r"each worker's pool holds (\d+) connections")
     assert int(said[1]) == pool_size_per_worker(2, 200, limits) < 200
 
-    too_many = str(limits.max_connections)  # four connections each cannot fit
+    too_many = str(limits.max_connections)  # five connections each cannot fit
     code, _out, err = await run_cli(
         "serve", "--workers", too_many, env=cli_env(tmp_path, pg_dsn), cwd=tmp_path
     )
