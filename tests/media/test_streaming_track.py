@@ -101,13 +101,14 @@ async def test_a_refused_handshake_says_its_status(
     assert (error.code, error.retryable) == (f"http_{status}", retryable)
 
 
+@pytest.mark.parametrize("code", [1011, 3007])  # 3000 and up: the services' own codes
 @pytest.mark.parametrize("service", SERVICES)
-async def test_a_close_mid_session_is_mapped_by_its_code(service: str) -> None:
-    async with session(service, close_after_s=(1.0, 1011, "boom")) as (track, heard, protocol):
+async def test_a_close_mid_session_is_mapped_by_its_code(service: str, code: int) -> None:
+    async with session(service, close_after_s=(1.0, code, "boom")) as (track, heard, protocol):
         feed(track, TWO_BURSTS)
         await asyncio.wait_for(track.ended.wait(), timeout(5))
         feed(track, TWO_BURSTS)  # after the failure: dropped, nothing raised
-    assert heard.errors == [protocol.close_error(1011, "boom")]
+    assert heard.errors == [protocol.close_error(code, "boom")]
     assert not any(isinstance(r, Ended) for r in heard.results)
 
 
@@ -136,3 +137,27 @@ async def test_a_track_closed_before_its_end_reports_nothing(service: str) -> No
         feed(track, TWO_BURSTS)
         await track.close()
     assert track.ended.is_set() and heard.errors == []
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_a_silence_is_bridged_with_keepalives_the_service_receives(service: str) -> None:
+    running, make_protocol = SERVICES[service]
+    async with running(DurationEngine(), api_key=KEY) as fake:
+        protocol = make_protocol(fake.url)
+        kept_alive = asyncio.Event()
+        keepalive = protocol.keepalive
+
+        def counted() -> str:
+            kept_alive.set()
+            return keepalive()
+
+        protocol.keepalive = counted  # type: ignore[method-assign]
+        heard = Heard()
+        track = StreamingTrack(protocol, KEY, heard, keepalive_s=0.1)
+        track.start()
+        feed(track, TWO_BURSTS[: 8 * 500])  # half a second, then nothing: a hold
+        await asyncio.wait_for(kept_alive.wait(), timeout(5))
+        await track.finish(timeout(10))
+        (ended,) = await fake.wait_ended(1, timeout(5))
+    assert keepalive() in ended.messages
+    assert heard.errors == [] and isinstance(heard.results[-1], Ended)

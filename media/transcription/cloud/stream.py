@@ -1,32 +1,51 @@
-"""One track's live connection to a cloud speech service: the I/O loop around a sans-I/O
-protocol (`assemblyai.py`, `deepgram.py`).
+"""One track's live connection to a cloud speech service: the I/O around a sans-I/O protocol
+(`assemblyai.py`, `deepgram.py`), on picows.
 
-Audio goes out as it arrives: `feed` never waits (a sender task writes), and each message the
-service sends becomes results handed to `on_result` on the event loop. Every way a session can
-fail (connection refused, handshake rejected, a close code, a malformed message, a backlog the
-socket cannot drain, no end confirmed in time) ends it with exactly one `ServiceError` result;
-nothing is sent after it, and the owner goes on without the service (its fallback).
+Audio goes out as it arrives: `feed` writes each whole chunk to the socket at once (no queue,
+no sender task to wake: with hundreds of calls each woken sender cost more of the media loop
+than the audio itself), and each message the service sends becomes results handed to
+`on_result` on the event loop. Audio fed before the session is open waits, bounded, and goes
+first. Every way a session can fail (connection refused, handshake rejected, a close code, a
+malformed message, a backlog the socket cannot drain, no end confirmed in time) ends it with
+exactly one `ServiceError` result; nothing is sent after it, and the owner goes on without the
+service (its fallback).
+
+An HTTP(S) proxy named in the environment (`https_proxy` for wss://, `http_proxy` for ws://,
+`no_proxy` honoured) is used, as websockets' client did.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import urllib.request
 from collections.abc import Callable
 from typing import Final, Protocol
+from urllib.parse import urlsplit
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
+from picows import (
+    WSError,
+    WSFrame,
+    WSInvalidStatusError,
+    WSInvalidURL,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    ws_connect,
+)
 
 from media.transcription.cloud.results import Ended, ProtocolViolation, Result, ServiceError
 
 log = logging.getLogger(__name__)
 
 MAX_BACKLOG: Final = 100
-"""Audio messages waiting for the socket (10 s of the protocols' 100 ms chunks) before the
+"""Audio chunks waiting for the socket (10 s of the protocols' 100 ms chunks) before the
 session is given up as too slow: the owner's fallback then transcribes what the service did
 not."""
+MAX_MESSAGE_BYTES: Final = 1 << 20
+NO_CLOSE_FRAME: Final = 1006
 
 
 class SpeechProtocol(Protocol):
@@ -43,8 +62,27 @@ class SpeechProtocol(Protocol):
     def close_error(code: int, reason: str) -> ServiceError | None: ...
 
 
-_END = object()
-"""Queued after the last audio: flush, then ask the service to finish."""
+@functools.cache
+def _environment_proxies() -> dict[str, str]:
+    return urllib.request.getproxies()
+
+
+def _proxy(url: str) -> str | None:
+    proxies = _environment_proxies()
+    parts = urlsplit(url)
+    if not proxies or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxies.get("https" if parts.scheme == "wss" else "http")
+
+
+class _Listener(WSListener):
+    """picows' callbacks, handed to the track."""
+
+    def __init__(self, track: StreamingTrack) -> None:
+        self._track = track
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        self._track._frame(transport, frame)
 
 
 class StreamingTrack:
@@ -62,9 +100,15 @@ class StreamingTrack:
         self._on_result = on_result
         self._connect_timeout_s = connect_timeout_s
         self._keepalive_s = keepalive_s
-        self._outgoing: asyncio.Queue[bytes | object] = asyncio.Queue()
-        """Whole chunks to send: a payload is chunked as it is fed, so that the sender wakes
-        once per chunk, not once per 20 ms frame."""
+        self._transport: WSTransport | None = None
+        self._waiting: list[bytes] = []
+        """Chunks fed before the session opened."""
+        self._end_asked = False
+        self._last_sent = 0.0
+        self._fragments: list[bytes] = []
+        self._fragmented_text = False
+        self._close: tuple[int, str] | None = None
+        """The service's close frame: code and reason."""
         self.error: ServiceError | None = None
         """Why the session ended early, once it has (then `on_result` has had it)."""
         self.ended = asyncio.Event()
@@ -78,21 +122,19 @@ class StreamingTrack:
 
     def feed(self, payload: bytes) -> None:
         """Audio as it arrives; dropped once the session has failed (the fallback has it)."""
-        if self.error is not None or self.ended.is_set():
+        if self.error is not None or self.ended.is_set() or self._end_asked:
             return
         for chunk in self._protocol.audio(payload):
-            if self._outgoing.qsize() >= MAX_BACKLOG:
-                self._fail(
-                    ServiceError("backlog", "the service is not taking audio fast enough", True)
-                )
+            if not self._send_audio(chunk):
                 return
-            self._outgoing.put_nowait(chunk)
 
     async def finish(self, timeout_s: float) -> None:
         """Asks the service for its last results and waits, bounded, for it to confirm the end
         and close."""
-        if not self.ended.is_set():
-            self._outgoing.put_nowait(_END)
+        if not self.ended.is_set() and not self._end_asked:
+            self._end_asked = True
+            if self._transport is not None:
+                self._send_end(self._transport)
         if self._task is not None and not self._task.done():
             done, _ = await asyncio.wait({self._task}, timeout=timeout_s)
             if not done:
@@ -102,6 +144,7 @@ class StreamingTrack:
     def abort(self) -> None:
         """Ends the session now, without asking the service (it was given up on)."""
         self.ended.set()
+        self._disconnect()
         if self._task is not None:
             self._task.cancel()
 
@@ -110,82 +153,159 @@ class StreamingTrack:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self._disconnect()
         self.ended.set()
+
+    def _disconnect(self) -> None:
+        if self._transport is not None and not self._transport.is_disconnected:
+            self._transport.disconnect(graceful=False)
 
     def _fail(self, error: ServiceError) -> None:
         if self.error is None and not self.ended.is_set():
             self.error = error
             self._on_result(error)
         self.ended.set()
+        self._disconnect()
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
 
+    # Out
+
+    def _send_audio(self, chunk: bytes) -> bool:
+        transport = self._transport
+        if transport is None:
+            if len(self._waiting) >= MAX_BACKLOG:
+                self._fail(ServiceError("backlog", "the service took too long to answer", True))
+                return False
+            self._waiting.append(chunk)
+            return True
+        if transport.underlying_transport.get_write_buffer_size() > MAX_BACKLOG * len(chunk):
+            self._fail(ServiceError("backlog", "the service is not taking audio fast enough", True))
+            return False
+        transport.send(WSMsgType.BINARY, chunk)
+        self._last_sent = asyncio.get_running_loop().time()
+        return True
+
+    def _send_end(self, transport: WSTransport) -> None:
+        for chunk in self._protocol.flush():
+            transport.send(WSMsgType.BINARY, chunk)
+        transport.send(WSMsgType.TEXT, self._protocol.end())
+
+    # The session
+
     async def _run(self) -> None:
         try:
-            await self._session()
+            transport = await self._connect()
+            if transport is not None:
+                await self._serve(transport)
         finally:
             self.ended.set()
+            self._disconnect()
 
-    async def _session(self) -> None:
+    async def _connect(self) -> WSTransport | None:
         protocol = self._protocol
+        url = protocol.url()
         try:
-            async with connect(
-                protocol.url(),
-                additional_headers=protocol.headers(self._api_key),
-                open_timeout=self._connect_timeout_s,
-                max_size=1 << 20,
-            ) as ws:
-                sender = asyncio.create_task(self._send(ws))
-                try:
-                    await self._receive(ws)
-                finally:
-                    sender.cancel()
-        except InvalidStatus as exc:
-            status = exc.response.status_code
+            async with asyncio.timeout(self._connect_timeout_s):
+                transport, _listener = await ws_connect(
+                    lambda: _Listener(self), url,
+                    extra_headers=protocol.headers(self._api_key),
+                    websocket_handshake_timeout=None,  # within the timeout above
+                    max_frame_size=MAX_MESSAGE_BYTES,
+                    proxy=_proxy(url),
+                    use_aiofastnet=False,
+                )  # fmt: skip
+        except WSInvalidStatusError as exc:
+            status = exc.response.status if exc.response is not None else 0
             # Refused credentials do not get better by retrying; a service error may.
-            self._fail(ServiceError(f"http_{status}", "handshake refused", status >= 500))
-        except (OSError, TimeoutError, InvalidURI) as exc:
+            self._fail(ServiceError(f"http_{int(status)}", "handshake refused", status >= 500))
+            return None
+        except (OSError, TimeoutError, WSInvalidURL) as exc:
             self._fail(ServiceError("unreachable", str(exc) or type(exc).__name__, True))
-        except ProtocolViolation as exc:
-            self._fail(ServiceError("malformed", str(exc), True))
-        except WebSocketException as exc:
+            return None
+        except WSError as exc:
             self._fail(ServiceError("websocket", str(exc) or type(exc).__name__, True))
+            return None
+        self._transport = transport
+        self._last_sent = asyncio.get_running_loop().time()
+        waiting, self._waiting = self._waiting, []
+        for chunk in waiting:
+            if not self._send_audio(chunk):
+                return None
+        if self._end_asked:
+            self._send_end(transport)
+        return transport
 
-    async def _send(self, ws: ClientConnection) -> None:
-        protocol, outgoing = self._protocol, self._outgoing
-        with contextlib.suppress(ConnectionClosed):
-            while True:
-                try:
-                    async with asyncio.timeout(self._keepalive_s):
-                        item = await outgoing.get()
-                except TimeoutError:
-                    await ws.send(protocol.keepalive())  # a hold or a pause: no audio for a while
-                    continue
-                if item is _END:
-                    for chunk in protocol.flush():
-                        await ws.send(chunk)
-                    await ws.send(protocol.end())
-                    return
-                assert isinstance(item, bytes)
-                await ws.send(item)
-
-    async def _receive(self, ws: ClientConnection) -> None:
-        protocol = self._protocol
+    async def _serve(self, transport: WSTransport) -> None:
+        """Keeps the session alive through silences until the socket closes, then says why it
+        closed if the service did not confirm the end first."""
+        loop = asyncio.get_running_loop()
+        disconnected = asyncio.ensure_future(transport.wait_disconnected())
         try:
-            async for message in ws:
-                for result in protocol.receive(message):
-                    if isinstance(result, ServiceError):
-                        self._fail(result)
-                        return
-                    self._on_result(result)
-                    if isinstance(result, Ended):
-                        self._confirmed = True  # the service closes the socket next
-        except ConnectionClosed:
-            pass
-        if self._confirmed:
+            while not disconnected.done():
+                wait_s = self._keepalive_s
+                if not self._end_asked:
+                    quiet_s = loop.time() - self._last_sent
+                    if quiet_s >= self._keepalive_s:
+                        # A hold or a pause: no audio for a while.
+                        transport.send(WSMsgType.TEXT, self._protocol.keepalive())
+                        self._last_sent = loop.time()
+                    else:
+                        wait_s -= quiet_s
+                await asyncio.wait({disconnected}, timeout=wait_s)
+        finally:
+            disconnected.cancel()
+        if self._confirmed or self.error is not None:
             return
-        code = ws.close_code if ws.close_code is not None else 1006  # 1006: no close frame
-        error = protocol.close_error(code, ws.close_reason or "")
+        code, reason = self._close or (NO_CLOSE_FRAME, "")
+        error = self._protocol.close_error(code, reason)
         if error is None:
             error = ServiceError("closed_early", "closed before the session's end", True)
         self._fail(error)
+
+    # In
+
+    def _frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        kind = frame.msg_type
+        if kind is WSMsgType.CLOSE:
+            payload = frame.get_payload_as_bytes()
+            code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+            self._close = (code, payload[2:].decode("utf-8", "replace"))
+            transport.send_close()
+            transport.disconnect()
+            return
+        if kind is WSMsgType.CONTINUATION:
+            if not self._fragments:
+                self._fail(
+                    ServiceError("websocket", "a continuation with nothing to continue", True)
+                )
+                return
+            self._fragments.append(frame.get_payload_as_bytes())
+            if frame.fin:
+                data = b"".join(self._fragments)
+                self._fragments = []
+                self._message(data, text=self._fragmented_text)
+            return
+        if kind is not WSMsgType.TEXT and kind is not WSMsgType.BINARY:
+            return  # a pong
+        if not frame.fin:
+            self._fragments = [frame.get_payload_as_bytes()]
+            self._fragmented_text = kind is WSMsgType.TEXT
+            return
+        self._message(frame.get_payload_as_bytes(), text=kind is WSMsgType.TEXT)
+
+    def _message(self, data: bytes, *, text: bool) -> None:
+        if self.ended.is_set():
+            return
+        try:
+            results = self._protocol.receive(data.decode() if text else data)
+        except (ProtocolViolation, UnicodeDecodeError) as exc:
+            self._fail(ServiceError("malformed", str(exc), True))
+            return
+        for result in results:
+            if isinstance(result, ServiceError):
+                self._fail(result)
+                return
+            self._on_result(result)
+            if isinstance(result, Ended):
+                self._confirmed = True  # the service closes the socket next
