@@ -1,11 +1,12 @@
 """How many Postgres connections each worker of `serve --workers N` may hold.
 
 Every worker holds its pool (up to VOXSOUTH_DB_POOL_SIZE connections under load) and three of
-its own (the feed's LISTEN, the feed sequencer's, the event writer's). N defaults to the number of CPUs, so on a larger
-machine N full pools outgrow Postgres's `max_connections` (100 by default, the embedded one's
-too), and under load workers would start failing to connect ("too many clients"), webhooks and
-writes with them. The parent, which starts them, fits their pools to what Postgres allows
-before the first one runs, and refuses to start when not even a small pool each fits.
+its own (the feed's LISTEN, the feed sequencer's, the event writer's). N defaults to the number
+of CPUs, so on a larger machine N full pools outgrow Postgres's `max_connections` (100 by
+default, the embedded one's too), and under load workers would start failing to connect ("too
+many clients"), webhooks and writes with them. The parent, which starts them, fits their pools
+to what Postgres allows before the first one runs, and refuses to start when not even a small
+pool each fits.
 """
 
 from __future__ import annotations
