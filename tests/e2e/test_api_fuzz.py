@@ -50,5 +50,10 @@ async def test_generated_requests_find_no_server_errors_and_no_schema_violations
             async with asyncio.timeout(timeout(180)):
                 output, _ = await proc.communicate()
     report = output.decode(errors="replace")
-    assert proc.returncode == 0, report[-6000:]
+    # Its failures (which request, how to reproduce it) come first, its advice last: both kept,
+    # and the errors the server logged meanwhile (a 500's traceback).
+    errors = [line for line in served.stderr.splitlines() if '"level": "error"' in line]
+    assert proc.returncode == 0, "\n".join(
+        [report[:8000], "…", report[-2000:], "server errors:", *errors[-10:]]
+    )
     assert "Tested: " in report
