@@ -205,7 +205,7 @@ class SessionRoutes:
         return response
 
     @doc("Ask for a password reset code by email (answered the same for any address)",
-         body=ResetBody, status=202, errors=(429, 503))  # fmt: skip
+         body=ResetBody, status=202, errors=(409, 429))  # fmt: skip
     @public
     async def request_reset(self, request: web.Request) -> web.Response:
         wait = self._login_limiter.acquire(client_addr(request), time.monotonic())
@@ -213,7 +213,9 @@ class SessionRoutes:
             raise retry_later(429, "RATE_LIMITED", "too many requests; slow down", wait)
         body = await parse_body(request, ResetBody)  # a bad body is the caller's fault first
         if not request.app[EMAIL_ENABLED]:
-            raise ApiError(503, "EMAIL_NOT_CONFIGURED", "this server sends no email: an "
+            # A 4xx: this is how the server is set up, not a fault, and it is no use retrying
+            # (nor should anyone on the internet be able to raise the server's 5xx rate).
+            raise ApiError(409, "EMAIL_NOT_CONFIGURED", "this server sends no email: an "
                            "administrator sets passwords (voxsouth admin)")  # fmt: skip
         pool = request.app[POOL]
         user = await accounts.user_by_email(pool, body.email)

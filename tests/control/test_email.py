@@ -264,7 +264,7 @@ async def test_a_reset_is_refused_plainly_where_the_server_sends_no_email(
 ) -> None:
     async with http.post(f"{srv.http_url}/api/auth/password-reset",
                          json={"email": "a@example.com"}) as resp:  # fmt: skip
-        assert (resp.status, (await resp.json())["error"]["code"]) == (503, "EMAIL_NOT_CONFIGURED")
+        assert (resp.status, (await resp.json())["error"]["code"]) == (409, "EMAIL_NOT_CONFIGURED")
 
 
 async def test_owners_and_admins_get_yesterdays_summary_once(
