@@ -43,7 +43,7 @@ async def test_generated_requests_find_no_server_errors_and_no_schema_violations
                 cli, "run", f"{served.http_url}/api/openapi.json",
                 "-H", f"Authorization: Bearer {org.keys['owner']}",
                 "--checks", "not_a_server_error,response_schema_conformance",
-                "--max-examples", "10", "--generation-deterministic", "--workers", "1",
+                "--max-examples", "5", "--generation-deterministic", "--workers", "1",
                 "--request-timeout", "10",
                 cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             )  # fmt: skip
