@@ -230,19 +230,22 @@ class Webhooks:
         owns the number; a campaign's call (`attempt_id`) is linked to its attempt."""
         # Inbound calls reach one of our numbers (To); calls we placed come from one (From).
         ours = normalize_number(form.get("From" if direction.startswith("outbound") else "To"))
-        route = await calls.route_number(pool, ours) if ours else None
-        if route is None:
+        if not ours:
             return None
         from_number = _number_or_raw(form.get("From"))
         to_number = _number_or_raw(form.get("To"))
-        rule = jurisdiction.decide((from_number, to_number), route.consent_default)
-        mode = route.consent_mode
         disclosure = d if (d := self._config.disclosure) and d.strip() else None
-        question = {"ask": ASK_PROMPT, "keypad": KEYPAD_PROMPT}.get(mode)
-        prompt = " ".join(p for p in (disclosure, question) if p)
-        # The call, its disclosure evidence and its feed row: one transaction, so the feed
-        # never announces what was not stored.
+        # The number's route, the call, its disclosure evidence and its feed row: one
+        # transaction, so the feed never announces what was not stored, on one pooled
+        # connection (under load each taking of one waits its turn).
         async with pool.acquire() as conn, conn.transaction():
+            route = await calls.route_number(conn, ours)
+            if route is None:
+                return None
+            rule = jurisdiction.decide((from_number, to_number), route.consent_default)
+            mode = route.consent_mode
+            question = {"ask": ASK_PROMPT, "keypad": KEYPAD_PROMPT}.get(mode)
+            prompt = " ".join(p for p in (disclosure, question) if p)
             call = await calls.open_call(
                 conn,
                 org_id=route.org_id,
