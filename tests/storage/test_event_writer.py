@@ -29,7 +29,6 @@ from storage.event_writer import NOTIFY_CHANNEL, PARK_AFTER_S, EventWriter, writ
 from storage.journal import Journal
 from storage.tenancy import tenant
 from tests.conftest import timeout
-from tests.support.numbers import new_number
 from tests.support.pg_proxy import PgProxy
 
 
@@ -39,18 +38,6 @@ async def proxy(pg_dsn: str) -> AsyncIterator[tuple[PgProxy, str]]:
     dsn = await proxy.start()
     yield proxy, dsn
     await proxy.close()
-
-
-@pytest.fixture
-async def call_ids(pool: Pool) -> tuple[uuid.UUID, uuid.UUID]:
-    org_id = await calls.create_org(pool, "Writer org")
-    number = new_number()
-    await calls.add_phone_number(pool, org_id, number)
-    ref = await calls.open_call(
-        pool, org_id=org_id, call_sid=str(uuid.uuid4()), account_sid=None, direction="inbound",
-        from_number="+15550199999", to_number=number, status="in-progress",
-    )  # fmt: skip
-    return org_id, ref.id
 
 
 def segments(org_id: uuid.UUID, call_id: uuid.UUID, stream_sid: str, n: int) -> list[MediaEvent]:

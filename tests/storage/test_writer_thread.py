@@ -10,23 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from storage import calls
 from storage.db import Pool
 from storage.writer_thread import WriterThread
 from tests.conftest import timeout
 from tests.storage.test_event_writer import segments
-from tests.support.numbers import new_number
-
-
-async def a_call(pool: Pool) -> tuple[uuid.UUID, uuid.UUID]:
-    org_id = await calls.create_org(pool, "Writer thread org")
-    number = new_number()
-    await calls.add_phone_number(pool, org_id, number)
-    ref = await calls.open_call(
-        pool, org_id=org_id, call_sid=str(uuid.uuid4()), account_sid=None, direction="inbound",
-        from_number="+15550199999", to_number=number, status="in-progress",
-    )  # fmt: skip
-    return org_id, ref.id
 
 
 async def stored_texts(pool: Pool, call_id: uuid.UUID) -> list[str]:
@@ -37,9 +24,9 @@ async def stored_texts(pool: Pool, call_id: uuid.UUID) -> list[str]:
 
 
 async def test_events_land_in_order_while_the_submitting_loop_is_blocked(
-    tmp_path: Path, pg_dsn: str, pool: Pool
+    tmp_path: Path, pg_dsn: str, pool: Pool, call_ids: tuple[uuid.UUID, uuid.UUID]
 ) -> None:
-    org_id, call_id = await a_call(pool)
+    org_id, call_id = call_ids
     events = segments(org_id, call_id, "MZ-thread", 50)
     async with WriterThread(pg_dsn, tmp_path) as writer:
         for event in events:
@@ -59,9 +46,9 @@ async def test_events_land_in_order_while_the_submitting_loop_is_blocked(
 
 
 async def test_leaving_writes_what_was_submitted_just_before(
-    tmp_path: Path, pg_dsn: str, pool: Pool
+    tmp_path: Path, pg_dsn: str, pool: Pool, call_ids: tuple[uuid.UUID, uuid.UUID]
 ) -> None:
-    org_id, call_id = await a_call(pool)
+    org_id, call_id = call_ids
     async with WriterThread(pg_dsn, tmp_path) as writer:
         for event in segments(org_id, call_id, "MZ-leaving", 20):
             writer.submit(event)
