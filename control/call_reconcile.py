@@ -79,7 +79,7 @@ async def _reconcile_one(pool: Pool, client: SignalWireClient, call_sid: str) ->
 
 async def _apply(pool: Pool, call_sid: str, state: CallState) -> str:
     if state.status in calls.TERMINAL_STATUSES:
-        async with pool.acquire() as conn, conn.transaction():
+        async with pool.acquire() as conn:
             applied = await calls.apply_call_status(
                 conn,
                 call_sid=call_sid,

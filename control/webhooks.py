@@ -542,7 +542,7 @@ class Webhooks:
         duration = _optional_int(form, "CallDuration")
 
         async def apply() -> str:
-            async with request.app[POOL].acquire() as conn, conn.transaction():
+            async with request.app[POOL].acquire() as conn:  # one statement: no BEGIN/COMMIT
                 return await calls.apply_call_status(
                     conn, call_sid=call_sid, status=status, sequence=sequence, at=at,
                     duration_seconds=duration,

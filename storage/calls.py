@@ -16,7 +16,6 @@ from typing import Any, Literal
 
 import asyncpg
 
-from storage import feed
 from storage.db import QUERY_TIMEOUT_S, Executor
 
 TERMINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
@@ -215,23 +214,33 @@ async def apply_call_status(
     duration_seconds: int | None,
 ) -> Literal["applied", "stale", "unknown_call"]:
     """Moves the call forward to `status`; never backwards, never out of a terminal state. An
-    applied status goes to the supervisors' feed (run it in a transaction, so both or neither
-    are stored)."""
-    moved = await conn.fetchrow(
-        """UPDATE calls SET
-               status = $2,
-               status_sequence = GREATEST(status_sequence, $3),
-               answered_at = CASE WHEN $2 = 'in-progress' THEN COALESCE(answered_at, $4)
-                                  ELSE answered_at END,
-               -- `unknown`'s end was a guess (when its streams were lost): the callback knows.
-               ended_at = CASE WHEN NOT $5 THEN ended_at
-                               WHEN status = $10 THEN $4
-                               ELSE COALESCE(ended_at, $4) END,
-               duration_seconds = COALESCE($6, duration_seconds),
-               updated_at = now()
-           WHERE call_sid = $1
-             AND COALESCE(array_position($7::text[], status), $8) < $9
-           RETURNING id, org_id""",
+    applied status goes to the supervisors' feed in the same statement (atomic, and one round
+    trip: under load every round trip waits a turn of the media loop while holding a pooled
+    connection)."""
+    row = await conn.fetchrow(
+        """WITH moved AS (
+               UPDATE calls SET
+                   status = $2,
+                   status_sequence = GREATEST(status_sequence, $3),
+                   answered_at = CASE WHEN $2 = 'in-progress' THEN COALESCE(answered_at, $4)
+                                      ELSE answered_at END,
+                   -- `unknown`'s end was a guess (when its streams were lost): the callback
+                   -- knows.
+                   ended_at = CASE WHEN NOT $5 THEN ended_at
+                                   WHEN status = $10 THEN $4
+                                   ELSE COALESCE(ended_at, $4) END,
+                   duration_seconds = COALESCE($6, duration_seconds),
+                   updated_at = now()
+               WHERE call_sid = $1
+                 AND COALESCE(array_position($7::text[], status), $8) < $9
+               RETURNING id, org_id
+           ), fed AS (
+               -- storage.feed.append's row, for the call it moved.
+               INSERT INTO feed_events (org_id, call_id, type, payload)
+               SELECT org_id, id, 'call_status', $11::jsonb FROM moved
+           )
+           SELECT EXISTS (SELECT 1 FROM moved) AS applied,
+                  EXISTS (SELECT 1 FROM calls WHERE call_sid = $1) AS known""",
         call_sid,
         status,
         sequence,
@@ -242,15 +251,13 @@ async def apply_call_status(
         len(_RANKED) + 1,  # terminal: array_position is NULL, so rank len+1 (never exceeded)
         status_rank(status) + 1,  # array_position is 1-based
         LOST_STATUS,
+        json.dumps({"status": status}),
         timeout=QUERY_TIMEOUT_S,
     )
-    if moved is not None:
-        await feed.append(conn, moved["org_id"], moved["id"], "call_status", {"status": status})
+    assert row is not None
+    if row["applied"]:
         return "applied"
-    exists = await conn.fetchval(
-        "SELECT true FROM calls WHERE call_sid = $1", call_sid, timeout=QUERY_TIMEOUT_S
-    )
-    return "stale" if exists else "unknown_call"
+    return "stale" if row["known"] else "unknown_call"
 
 
 async def apply_stream_status(
