@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     on the token alone, held until consent (server.call_policy.admit)."""
     media_transport: Literal["picows", "websockets"] = "picows"
     """The library carrying the media websockets: picows (Cython, the default: the cheaper per
-    message, `bench.transports` and `bench.streams --transport`) or websockets (pure Python,
+    message, `bench.transports`, and `bench.streams` run with each) or websockets (pure Python,
     kept as a fallback). Both give the media plane the same protocol, close codes and limits."""
     media_max_streams: int = Field(default=300, ge=0)
     """New media streams past this many open on one process (a worker) are refused with 1013

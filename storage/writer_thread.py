@@ -70,10 +70,6 @@ class WriterThread:
         self._taken += 1
 
     @property
-    def journal_pending(self) -> int:
-        return self._writer.journal_pending if self._writer is not None else 0
-
-    @property
     def idle(self) -> bool:
         """All submitted is in Postgres (nothing on its way to the writer either)."""
         return self._sent == self._taken and (self._writer is None or self._writer.idle)

@@ -12,7 +12,7 @@ from server.app import RunningServer
 from storage.db import Pool
 from tests.conftest import timeout
 from tests.control.test_campaigns import dialler, signalwire_says
-from tests.control.test_targets_api import call_api
+from tests.control.test_targets_api import call_api, every_page
 from tests.support.accounts import make_org
 from tests.support.fake_signalwire import FakeSignalWire
 
@@ -126,15 +126,8 @@ async def test_bookings_are_read_a_page_at_a_time_soonest_first(
         status, booked = await call_api(dialling, org, "POST", "/api/bookings", body=body)
         assert status == 201, booked
         ids.append(booked["id"])
-    seen: list[str] = []
-    cursor = ""
-    for _ in range(4):
-        status, page = await call_api(dialling, org, "GET", f"/api/bookings?limit=2{cursor}")
-        assert status == 200, page
-        seen += [b["id"] for b in page["bookings"]]
-        if page["next_cursor"] is None:
-            break
-        cursor = f"&cursor={page['next_cursor']}"
+    pages = await every_page(dialling, org, "/api/bookings", "bookings", limit=2, most=4)
+    seen = [b["id"] for b in pages]
     assert seen == sorted(ids[:3]) + ids[3:]  # soonest first; at one instant, by id
     status, body = await call_api(dialling, org, "GET", "/api/bookings?cursor=nonsense")
     assert (status, body["error"]["code"]) == (400, "INVALID_QUERY")

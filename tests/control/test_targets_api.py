@@ -31,6 +31,23 @@ async def call_api(
         return resp.status, (await resp.json() if resp.status != 204 else None)
 
 
+async def every_page(
+    srv: RunningServer, org: Org, path: str, key: str, *, limit: int, most: int
+) -> list[Any]:
+    """The `key` items of a paged list, `limit` a page, following `next_cursor` (for at most
+    `most` pages)."""
+    items: list[Any] = []
+    cursor = ""
+    for _ in range(most):
+        status, page = await call_api(srv, org, "GET", f"{path}?limit={limit}{cursor}")
+        assert status == 200, page
+        items += page[key]
+        if page["next_cursor"] is None:
+            break
+        cursor = f"&cursor={page['next_cursor']}"
+    return items
+
+
 async def test_a_target_is_added_read_changed_and_removed_with_its_time_zone(
     srv: RunningServer, pool: Pool
 ) -> None:
@@ -177,15 +194,9 @@ async def test_a_long_do_not_call_list_is_read_a_page_at_a_time_and_one_number_l
                FROM generate_series(1, 12) AS n""",
             owner.id,
         )
-    seen: list[str] = []
-    cursor = ""
-    for _ in range(5):  # pages of 3: the first ends inside the five added at one instant
-        status, page = await call_api(srv, org, "GET", f"/api/do-not-call?limit=3{cursor}")
-        assert status == 200, page
-        seen += [n["number"] for n in page["numbers"]]
-        if page["next_cursor"] is None:
-            break
-        cursor = f"&cursor={page['next_cursor']}"
+    # Pages of 3: the first ends inside the five added at one instant.
+    pages = await every_page(srv, org, "/api/do-not-call", "numbers", limit=3, most=5)
+    seen = [n["number"] for n in pages]
     # Newest first, every number once, none of the other org's; ties in the order of the number.
     assert seen == [f"+1706555{n:04d}" for n in (1, 2, 3, 4, 5, *range(6, 13))]
 

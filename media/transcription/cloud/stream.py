@@ -36,6 +36,7 @@ from picows import (
     ws_connect,
 )
 
+from media.media_socket import FrameError, Messages
 from media.transcription.cloud.results import Ended, ProtocolViolation, Result, ServiceError
 
 log = logging.getLogger(__name__)
@@ -105,8 +106,9 @@ class StreamingTrack:
         """Chunks fed before the session opened."""
         self._end_asked = False
         self._last_sent = 0.0
-        self._fragments: list[bytes] = []
-        self._fragmented_text = False
+        self._messages = Messages(MAX_MESSAGE_BYTES)
+        """Whole messages out of the service's frames, each to `_message` as it completes."""
+        self._messages.receiver = self._message
         self._close: tuple[int, str] | None = None
         """The service's close frame: code and reason."""
         self.error: ServiceError | None = None
@@ -274,27 +276,19 @@ class StreamingTrack:
             transport.send_close()
             transport.disconnect()
             return
-        if kind is WSMsgType.CONTINUATION:
-            if not self._fragments:
-                self._fail(
-                    ServiceError("websocket", "a continuation with nothing to continue", True)
+        if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY or kind is WSMsgType.CONTINUATION:
+            try:
+                self._messages.frame(
+                    frame.get_payload_as_bytes(),
+                    text=kind is WSMsgType.TEXT,
+                    continuation=kind is WSMsgType.CONTINUATION,
+                    fin=frame.fin,
                 )
-                return
-            self._fragments.append(frame.get_payload_as_bytes())
-            if frame.fin:
-                data = b"".join(self._fragments)
-                self._fragments = []
-                self._message(data, text=self._fragmented_text)
-            return
-        if kind is not WSMsgType.TEXT and kind is not WSMsgType.BINARY:
-            return  # a pong
-        if not frame.fin:
-            self._fragments = [frame.get_payload_as_bytes()]
-            self._fragmented_text = kind is WSMsgType.TEXT
-            return
-        self._message(frame.get_payload_as_bytes(), text=kind is WSMsgType.TEXT)
+            except FrameError as exc:
+                self._fail(ServiceError("websocket", exc.reason, True))
+        # Pings are answered by picows; pongs need nothing.
 
-    def _message(self, data: bytes, *, text: bool) -> None:
+    def _message(self, data: bytes, text: bool) -> None:
         if self.ended.is_set():
             return
         try:
