@@ -11,6 +11,11 @@ from typing import Protocol, TypeAlias
 
 log = logging.getLogger(__name__)
 
+LISTEN_BACKLOG = 1024
+"""Connections the kernel holds for a listening socket until they are accepted: a loop running
+late still finds a ramp of new calls' streams waiting rather than refused (asyncio's
+`create_server` would set 100, whatever the socket was bound with)."""
+
 MessageReceiver: TypeAlias = Callable[[bytes, bool], None]
 """Takes one whole message as read: its bytes (a text message's still UTF-8) and whether it is
 text. Runs inside the transport's read callback: it must not block."""

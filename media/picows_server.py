@@ -19,7 +19,13 @@ from types import TracebackType
 import picows
 from picows.picows import WSProtocol  # type: ignore[attr-defined]  # not in its stubs
 
-from media.media_socket import FrameError, HandedOver, Messages, ReceivesMessages
+from media.media_socket import (
+    LISTEN_BACKLOG,
+    FrameError,
+    HandedOver,
+    Messages,
+    ReceivesMessages,
+)
 
 log = logging.getLogger(__name__)
 _picows_log = logging.getLogger("picows.media")
@@ -133,7 +139,9 @@ class PicowsServer:
     async def __aenter__(self) -> PicowsServer:
         if self._sock is not None:
             loop = asyncio.get_running_loop()
-            self._listener = await loop.create_server(self._protocol, sock=self._sock)
+            self._listener = await loop.create_server(
+                self._protocol, sock=self._sock, backlog=LISTEN_BACKLOG
+            )
         return self
 
     async def __aexit__(

@@ -23,7 +23,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import OPEN, Event
 from websockets.server import ServerProtocol
 
-from media.media_socket import HandedOver, Messages, ReceivesMessages
+from media.media_socket import LISTEN_BACKLOG, HandedOver, Messages, ReceivesMessages
 
 
 class _ConnectionOptions(TypedDict):
@@ -148,6 +148,7 @@ class WebSocketServer:
             cast(Callable[[ServerConnection], Awaitable[None]], handler),
             create_connection=MediaConnection,
             sock=sock,
+            backlog=LISTEN_BACKLOG,
             process_request=check_path,
             max_size=max_size,
             compression=None,
