@@ -187,6 +187,9 @@ class WsClient(asyncio.Protocol):
                 self._fail(HandshakeError("bad Sec-WebSocket-Accept"))
                 return
             self._open = True
+            if self.opened.done():  # the connect timed out waiting for this answer
+                self.abort()
+                return
             self.opened.set_result(None)
         self._read_frames()
 
