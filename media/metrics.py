@@ -28,8 +28,8 @@ STREAMS_RESUMED = Counter(
 )
 LOOP_LAG = Histogram(
     "voxsouth_event_loop_lag_seconds",
-    "How late the event loop ran a callback asked for every 100 ms: the delay every frame "
-    "pays on top of its own processing.",
+    "How late the media plane's event loop ran a callback asked for every 100 ms: the delay "
+    "every frame pays on top of its own processing.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5),
 )
 STREAM_ERRORS = Counter(

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias
+from typing import Literal, Protocol, TypeAlias
 
 from media import metrics
 from media.codecs import UnsupportedFormat
@@ -89,8 +89,14 @@ CallGate: TypeAlias = Callable[[StreamGrant], Awaitable[CallAdmission]]
 """Looks the granted call up once per stream (the only database touch on the media path):
 whether it is live, and its consent and escalation policy. Cancelled when the admission budget
 runs out, it must return at once (not wait for its database work to clean up)."""
-EventSink: TypeAlias = Callable[[MediaEvent], None]
-"""Takes an event without blocking (storage's writer queues or journals it)."""
+
+
+class EventSink(Protocol):
+    """Takes events without blocking (storage's writer queues or journals them), in order;
+    those of one call are written in one batch or consecutive ones."""
+
+    def __call__(self, *events: MediaEvent) -> None: ...
+
 
 _FRAME_SAMPLE_EVERY = 16
 
@@ -227,7 +233,8 @@ class MediaServer:
             elif isinstance(event, TranscriptSegment):
                 for kind in event.redacted:
                     metrics.REDACTIONS.labels(kind).inc()
-            self._sink(event)
+        if events:
+            self._sink(*events)
 
     @property
     def open_streams(self) -> int:
@@ -290,29 +297,36 @@ class MediaServer:
         )
         ws.receiver = lambda data, text: self._arrive(conn, data, text)
         ws.on_lost = lambda: self._lost(conn)
-        outcome = "unknown"
+        outcome, counted = "unknown", False
+        close: tuple[int, str] | None = None
         try:
-            start = await self._await_start(conn)
-            conn.started_at = self._monotonic()
-            outcome = await self._stream(await self._open(start, conn), conn)
-        except StreamProtocolError as exc:
-            outcome = exc.kind
-            metrics.STREAM_ERRORS.labels(exc.kind).inc()
-            await ws.close(exc.close_code, exc.reason)
-        except StreamGone:
-            outcome = self._gone(conn)
-        except Exception:
-            outcome = "internal_error"
-            log.exception("media stream failed")
-            metrics.STREAM_ERRORS.labels(outcome).inc()
-            await ws.close(CLOSE_INTERNAL_ERROR, "internal error")
+            try:
+                start = await self._await_start(conn)
+                conn.started_at = self._monotonic()
+                outcome = await self._stream(await self._open(start, conn), conn)
+                if outcome == "stop":
+                    close = (CLOSE_NORMAL, "stream stopped")
+            except StreamProtocolError as exc:
+                outcome, close = exc.kind, (exc.close_code, exc.reason)
+                metrics.STREAM_ERRORS.labels(exc.kind).inc()
+            except StreamGone:
+                outcome = self._gone(conn)
+            except Exception:
+                outcome, close = "internal_error", (CLOSE_INTERNAL_ERROR, "internal error")
+                log.exception("media stream failed")
+                metrics.STREAM_ERRORS.labels(outcome).inc()
+            # Counted before the close frame goes: whoever sees the stream closed can see it
+            # counted (the metrics are read on another thread than this loop's).
+            self._count(conn, outcome)
+            counted = True
+            if close is not None:
+                await ws.close(*close)
         finally:
             conn.end(outcome)  # messages from now on are dropped
             conn.ended.exception()  # an error it holds was reported above, or is moot
             conn.inbox.clear()
-            # A stream never opened was the client's fault unless the server said otherwise.
-            opened = conn.session is not None or outcome in _SERVER_FAULTS
-            metrics.STREAMS_TOTAL.labels(outcome if opened else "rejected").inc()
+            if not counted:
+                self._count(conn, outcome)
             conn.attached.set()  # if it never was: the next connection of the call goes on
             conn.read.set()
             conn.earlier = None
@@ -320,6 +334,12 @@ class MediaServer:
                 del self._arrived[conn.call_id]
             if conn.session is not None:
                 await self._finish(conn.session, conn, outcome)
+
+    @staticmethod
+    def _count(conn: StreamConnection, outcome: str) -> None:
+        # A stream never opened was the client's fault unless the server said otherwise.
+        opened = conn.session is not None or outcome in _SERVER_FAULTS
+        metrics.STREAMS_TOTAL.labels(outcome if opened else "rejected").inc()
 
     def _arrive(self, conn: StreamConnection, data: bytes, text: bool) -> None:
         """A message read off `conn`'s socket (in the transport's `data_received`)."""
@@ -372,10 +392,7 @@ class MediaServer:
             conn.streaming = True
             if conn.closed:
                 conn.end(self._gone(conn))
-            outcome = await conn.ended
-            if outcome == "stop":
-                await conn.ws.close(CLOSE_NORMAL, "stream stopped")
-            return outcome
+            return await conn.ended
         finally:
             frames.report()
             conn.read.set()

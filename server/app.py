@@ -96,6 +96,7 @@ from control.voices import ElevenLabs, ElevenLabsConfig, Piper, Synthesizer
 from control.webhook_delivery import DeliveryConfig, WebhookSender
 from control.webhooks import WebhookConfig, Webhooks
 from media.loop_lag import LagTracker, LoopLagMonitor
+from media.media_socket import LISTEN_BACKLOG
 from media.redaction import redact
 from media.server import CallAdmission, MediaServer, MediaServerConfig
 from media.session import SessionConfig
@@ -115,11 +116,12 @@ from server.http_security import (
     cors_middleware,
     security_headers_middleware,
 )
+from server.loop_thread import LoopThread
 from server.media_dispatch import receiving_handoffs
 from server.middleware import request_middleware
 from server.settings import Settings
-from storage.db import Pool, cancel_promptly
-from storage.writer_thread import WriterThread
+from server.writer_thread import WriterThread
+from storage.db import Pool
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +139,8 @@ class RunningServer:
     settings: Settings
     pool: Pool
     writer: WriterThread
+    media: LoopThread[MediaServer]
+    """The media plane on its own thread and loop: `media.call(fn)` runs `fn(server)` there."""
     dsn: str
     process_id: uuid.UUID
     """This process's registration in `server_processes` (the owner of the streams it opens)."""
@@ -251,9 +255,11 @@ def _signalwire_config(settings: Settings) -> SignalWireConfig | None:
 
 def bind_listeners(settings: Settings) -> Listeners:
     """Binds the HTTP and media ports (0: the system picks one)."""
-    media = socket.create_server((settings.media_host, settings.media_port), backlog=1024)
+    media = socket.create_server((settings.media_host, settings.media_port), backlog=LISTEN_BACKLOG)
     try:
-        http = socket.create_server((settings.http_host, settings.http_port), backlog=1024)
+        http = socket.create_server(
+            (settings.http_host, settings.http_port), backlog=LISTEN_BACKLOG
+        )
     except BaseException:
         media.close()
         raise
@@ -323,16 +329,7 @@ async def running(
                 engine_task.cancel()
             raise
         stack.push_async_callback(pool.close)
-        transcriber = None
-        if engine_task is not None:
-            engine = await engine_task
-            transcriber = await stack.enter_async_context(
-                TranscriptionService(
-                    engine,
-                    settings.transcription_workers,
-                    settings.transcription_queue,
-                )
-            )
+        engine = None if engine_task is None else await engine_task
         sw_client = None
         if (signalwire := _signalwire_config(settings)) is not None:
             http_client = await stack.enter_async_context(aiohttp.ClientSession())
@@ -357,10 +354,6 @@ async def running(
         journal_dir = settings.data_dir / "journal" if place is None else place.journal_dir
         writer = await stack.enter_async_context(WriterThread(dsn, journal_dir))
 
-        # Sampled whether or not it refuses streams: voxsouth_event_loop_lag_seconds.
-        loop_lag = await stack.enter_async_context(
-            LoopLagMonitor(LagTracker(settings.media_max_loop_lag_ms / 1000))
-        )
         token_secret = settings.secret("stream_token_secret").encode()
         listeners = bind_listeners(settings) if place is None else place.listeners
         # The servers close them too; this covers a failed start. A worker closes only its own
@@ -377,39 +370,71 @@ async def running(
             sealer, lambda service, key: _cloud_engine(settings, service, key), deployment_keys
         )
 
-        async def call_gate(grant: StreamGrant) -> CallAdmission:
-            # The media server cancels the gate when its admission budget runs out.
-            return await cancel_promptly(admit(pool, catalog, hearing, grant))
+        control_loop = asyncio.get_running_loop()
 
-        media = MediaServer(
-            MediaServerConfig(
-                token_secret=token_secret,
-                transport=settings.media_transport,
-                session=SessionConfig(
-                    endpointer=EndpointerConfig(
-                        hangover_ms=settings.endpoint_hangover_ms,
-                        early_decode_ms=settings.endpoint_early_decode_ms or None,
-                        # Partials are the offline engine's: without it nothing decodes them.
-                        partial_every_ms=(
-                            settings.partial_every_ms or None if transcriber is not None else None
-                        ),
-                        max_utterance_ms=settings.max_utterance_ms,
+        async def call_gate(grant: StreamGrant) -> CallAdmission:
+            # On the media loop; the admission's queries run on this (the pool's) loop. The
+            # media server cancels the gate when its admission budget runs out: it returns at
+            # once, and the admission is cancelled here.
+            admission = admit(pool, catalog, hearing, grant)
+            return await asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(admission, control_loop)
+            )
+
+        media_config = MediaServerConfig(
+            token_secret=token_secret,
+            transport=settings.media_transport,
+            session=SessionConfig(
+                endpointer=EndpointerConfig(
+                    hangover_ms=settings.endpoint_hangover_ms,
+                    early_decode_ms=settings.endpoint_early_decode_ms or None,
+                    # Partials are the offline engine's: without it nothing decodes them.
+                    partial_every_ms=(
+                        settings.partial_every_ms or None if engine is not None else None
                     ),
-                    l16_big_endian=settings.l16_big_endian,
-                    server_id=lease.id,
+                    max_utterance_ms=settings.max_utterance_ms,
                 ),
-                vad_aggressiveness=settings.vad_aggressiveness,
-                start_timeout_s=settings.media_start_timeout_s,
-                admission_timeout_s=settings.media_admission_timeout_s,
-                resume_grace_s=settings.media_resume_grace_s,
-                max_streams=settings.media_max_streams or None,
+                l16_big_endian=settings.l16_big_endian,
+                server_id=lease.id,
             ),
-            transcriber=transcriber,
-            call_gate=call_gate,
-            cloud=cloud,
-            sink=writer.submit,
-            loop_behind=loop_lag.behind if settings.media_max_loop_lag_ms else lambda: False,
+            vad_aggressiveness=settings.vad_aggressiveness,
+            start_timeout_s=settings.media_start_timeout_s,
+            admission_timeout_s=settings.media_admission_timeout_s,
+            resume_grace_s=settings.media_resume_grace_s,
+            max_streams=settings.media_max_streams or None,
         )
+        handoff = place.media_handoff if place is not None else None
+
+        async def start_media(media_stack: AsyncExitStack) -> MediaServer:
+            """The media plane, on its own thread's loop (server.loop_thread)."""
+            transcriber = None
+            if engine is not None:
+                transcriber = await media_stack.enter_async_context(TranscriptionService(
+                    engine, settings.transcription_workers, settings.transcription_queue
+                ))  # fmt: skip
+            # The media loop's lag (voxsouth_event_loop_lag_seconds), sampled whether or not
+            # it refuses streams.
+            loop_lag = await media_stack.enter_async_context(
+                LoopLagMonitor(LagTracker(settings.media_max_loop_lag_ms / 1000))
+            )
+            media = MediaServer(
+                media_config,
+                transcriber=transcriber,
+                call_gate=call_gate,
+                cloud=cloud,
+                sink=writer.submit,
+                loop_behind=loop_lag.behind if settings.media_max_loop_lag_ms else lambda: False,
+            )
+            # With a handoff, the parent accepts on the media port (server.media_dispatch).
+            await media_stack.enter_async_context(
+                media.serve(media_sock if handoff is None else None)
+            )
+            if handoff is not None:
+                media_stack.enter_context(receiving_handoffs(handoff, media.adopt))
+            media_stack.callback(media.begin_shutdown)  # runs first on the way out
+            return media
+
+        media_thread = LoopThread(start_media, "media")
         recorder = RecordingController(pool, sw_client, public_url + "/laml/recording")
         stack.push_async_callback(recorder.aclose)
         recorder.start_sweeping()
@@ -471,18 +496,17 @@ async def running(
             elif event["type"] == "consent" and data.get("applied"):
                 verdict = data.get("verdict")
                 if verdict in ("granted", "refused"):
-                    media.apply_consent(call_id, verdict, by_person=bool(data.get("by_person")))
+                    by_person = bool(data.get("by_person"))
+                    media_thread.call(
+                        lambda media: media.apply_consent(call_id, verdict, by_person=by_person)
+                    )
                     recorder.consent_decided(call_id, verdict)
             elif event["type"] == "secure_mode":
-                media.apply_secure_mode(call_id, bool(data.get("on")))
+                on = bool(data.get("on"))
+                media_thread.call(lambda media: media.apply_secure_mode(call_id, on))
 
         hub = await stack.enter_async_context(FeedHub(pool, dsn, observer=on_feed_event))
-        handoff = place.media_handoff if place is not None else None
-        # With a handoff, the parent accepts on the media port (server.media_dispatch).
-        await stack.enter_async_context(media.serve(media_sock if handoff is None else None))
-        if handoff is not None:
-            stack.enter_context(receiving_handoffs(handoff, media.adopt))
-        stack.callback(media.begin_shutdown)  # runs first on the way out
+        media = await stack.enter_async_context(media_thread)
 
         def issue(org_id: uuid.UUID, call_id: uuid.UUID, call_sid: str) -> str:
             expires = int(time.time()) + settings.stream_token_ttl_s
@@ -546,7 +570,7 @@ async def running(
         app[SEALER] = sealer
         app[SPEECH_OPTIONS] = SpeechOptions(
             deployment=settings.transcription_engine,
-            offline=transcriber is not None,
+            offline=engine is not None,
             deployment_keys=frozenset(deployment_keys),
         )
         webhooks = Webhooks(
@@ -597,7 +621,7 @@ async def running(
         if sw_client is not None:
             app[SIGNALWIRE] = sw_client
         # A cloud engine is checked per session (its failures fall back); its fallback is here.
-        engine_ok = transcriber is not None or not (
+        engine_ok = engine is not None or not (
             settings.transcription_engine == "whisper" or fallback
         )
         drain = Drain(lambda: media.open_streams)
@@ -608,5 +632,6 @@ async def running(
         await web.SockSite(runner, http_sock).start()
         log.info("HTTP on %s, media on %s", http_url, media_url)
         yield RunningServer(
-            http_url, media_url, public_url, settings, pool, writer, dsn, lease.id, app, drain
-        )
+            http_url, media_url, public_url, settings, pool, writer, media_thread, dsn, lease.id,
+            app, drain,
+        )  # fmt: skip

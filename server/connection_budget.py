@@ -18,7 +18,7 @@ from storage.db import Executor
 
 OWN_CONNECTIONS = 3
 """Connections a worker opens besides its pool: the feed's LISTEN, the feed sequencer's and the
-event writer's (storage/writer_thread.py)."""
+event writer's (server/writer_thread.py)."""
 SMALLEST_POOL = 2
 LEFT_FOR_OTHERS = 10
 """Connections kept free for everything else on the database: `voxsouth admin`, migrations of

@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     the process holds is let in). 0: no limit. bench.streams: 250 two-track streams keep real
     time on one core of this machine with transcription off, 500 do not."""
     media_max_loop_lag_ms: int = Field(default=100, ge=0)
-    """New media streams are refused (1013 "server running behind") while the event loop runs
+    """New media streams are refused (1013 "server running behind") while the media loop runs
     this late, five samples in a row, 100 ms apart (media.loop_lag): every frame waits that
     long. One stall is not enough. 0: off."""
     drain_timeout_s: float = Field(default=0.0, ge=0, le=3600)

@@ -18,13 +18,16 @@ import logging
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import uvloop
 
 from server.app import Listeners, WorkerPlace, running
 from server.log_setup import configure_logging
+from server.loop_thread import LoopThread
 from server.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("server.worker")  # not "__main__": it runs as `python -m`
@@ -32,9 +35,12 @@ log = logging.getLogger("server.worker")  # not "__main__": it runs as `python -
 READY = b"ready\n"
 """What a worker says on its control socket once it listens."""
 ALIVE = b"alive\n"
-"""What it says there every ALIVE_EVERY_S after that, from its event loop: a worker whose loop
-hangs falls silent, and its parent replaces it (server.workers)."""
+"""What it says there every ALIVE_EVERY_S after that, from its event loop, while its media
+plane's loop turns too: a worker whose loops hang falls silent, and its parent replaces it
+(server.workers)."""
 ALIVE_EVERY_S = 1.0
+MEDIA_STUCK_S = 3.0
+"""The media plane's loop not turning for this long counts as a hang (`_heartbeat`)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,7 +78,7 @@ async def _serve(settings: Settings, place: WorkerPlace, control: socket.socket)
             writer.write(READY)
             await writer.drain()
             # Kept up while draining on the way out, too: a drain that hangs is a hang.
-            beat = asyncio.create_task(_heartbeat(writer), name="heartbeat")
+            beat = asyncio.create_task(_heartbeat(writer, srv.media), name="heartbeat")
             await stop.wait()
             stop.clear()  # set again by a second signal, or when the parent is gone
             await srv.stop_gracefully(stop)
@@ -84,9 +90,13 @@ async def _serve(settings: Settings, place: WorkerPlace, control: socket.socket)
     return 0
 
 
-async def _heartbeat(control: asyncio.StreamWriter) -> None:
+async def _heartbeat(control: asyncio.StreamWriter, media: LoopThread[Any]) -> None:
+    """ALIVE every ALIVE_EVERY_S while this loop and the media plane's (server.loop_thread)
+    both turn: with either stuck, the calls routed here go unheard."""
     while True:
         await asyncio.sleep(ALIVE_EVERY_S)
+        if media.running and time.monotonic() - media.turned_at > MEDIA_STUCK_S:
+            continue
         control.write(ALIVE)
         await control.drain()
 

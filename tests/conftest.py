@@ -154,6 +154,17 @@ async def org_number(pool: Pool) -> tuple[uuid.UUID, str]:
     return org_id, number
 
 
+@pytest.fixture
+async def call_ids(org_number: tuple[uuid.UUID, str], pool: Pool) -> tuple[uuid.UUID, uuid.UUID]:
+    """A fresh org and a call in progress to its number: (org id, call id)."""
+    org_id, number = org_number
+    ref = await calls.open_call(
+        pool, org_id=org_id, call_sid=str(uuid.uuid4()), account_sid=None, direction="inbound",
+        from_number="+15550199999", to_number=number, status="in-progress",
+    )  # fmt: skip
+    return org_id, ref.id
+
+
 SIGNALWIRE_PROJECT, SIGNALWIRE_TOKEN = str(uuid.uuid4()), "PT-test-token"
 """The fake SignalWire's project (AccountSid) and API token, which `wired` configures."""
 

@@ -77,8 +77,7 @@ async def feed(
 
 
 async def submitted(srv: Server, *events: MediaEvent) -> None:
-    for event in events:
-        srv.writer.submit(event)
+    srv.writer.submit(*events)
     async with asyncio.timeout(timeout(10)):
         await srv.writer.wait_until(lambda: srv.writer.idle)
 

@@ -204,8 +204,7 @@ def escalation(org: Org, call_id: uuid.UUID, stream_sid: str, **fields: object) 
 
 
 def submit(srv: RunningServer, *events: MediaEvent) -> None:
-    for event in events:
-        srv.writer.submit(event)
+    srv.writer.submit(*events)
 
 
 async def user_id(pool: Pool, email: str) -> uuid.UUID:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from websockets.asyncio.client import connect
 
 from server.app import RunningServer
 from storage.db import Pool
+from tests.conftest import timeout
 from tests.media.test_media_server import closed_with, media, metric, start
 from tests.support.calls import answer_call
 from tests.support.changes import watching
@@ -61,9 +63,10 @@ async def test_a_stream_arriving_while_the_loop_runs_late_is_refused(
     async with start_server(media_max_loop_lag_ms=30) as srv, aiohttp.ClientSession() as http:
         call = await answer_call(http, srv, srv.settings, org_number[1])
         before = await metric(srv, "voxsouth_media_streams_total", outcome="loop_behind")
-        # The server shares this test's event loop: keep it late, as sustained overload would
-        # (one stall alone is not refused), while the stream connects.
-        overloaded = asyncio.Event()
+        # Keep the media plane's loop late, as sustained overload would (one stall alone is
+        # not refused), while the stream connects.
+        overloaded = threading.Event()
+        hogs: list[asyncio.Task[None]] = []
 
         async def hog() -> None:
             for _ in range(6):  # more than five of the monitor's samples, each 50 ms late or more
@@ -74,16 +77,16 @@ async def test_a_stream_arriving_while_the_loop_runs_late_is_refused(
                 time.sleep(0.15)  # noqa: ASYNC251
                 await asyncio.sleep(0)
 
-        hogging = asyncio.create_task(hog())
+        srv.media.call(lambda _: hogs.append(asyncio.get_running_loop().create_task(hog())))
         try:
-            await overloaded.wait()
+            assert await asyncio.to_thread(overloaded.wait, timeout(10))
             async with connect(srv.media_url) as refused:
                 await refused.send(start(call))
                 assert await closed_with(refused) == (
                     1013, "server running behind, try again later",
                 )  # fmt: skip
         finally:
-            hogging.cancel()
+            srv.media.call(lambda _: [task.cancel() for task in hogs])
         after = await metric(srv, "voxsouth_media_streams_total", outcome="loop_behind")
         assert after == before + 1
         assert await metric(srv, "voxsouth_event_loop_lag_seconds_count") > 0

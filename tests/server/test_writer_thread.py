@@ -1,4 +1,4 @@
-"""The event writer on its own thread (storage/writer_thread.py): events handed over from the
+"""The event writer on its own thread (server/writer_thread.py): events handed over from the
 media loop reach Postgres in order, even while that loop is too busy to run anything."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from server.writer_thread import WriterThread
 from storage.db import Pool
-from storage.writer_thread import WriterThread
 from tests.conftest import timeout
 from tests.storage.test_event_writer import segments
 
