@@ -404,6 +404,15 @@ async def report(
         f"{_ms(t.status_ms)}; " + "; ".join(f"{n}× {k}" for k, n in t.status_outcomes.items())
     )
     print(f"ramp streams ({len(ramp_.streams)}): {_endings(ramp_.streams)}")
+    connects = [s.connect_s * 1000 for s in ramp_.streams if s.connect_s is not None]
+    print(f"  connecting (TCP, accept, upgrade) p50/p95/p99/max {_ms(connects)}")
+    refused = [
+        (s.close_received_at - s.start_sent_at) * 1000
+        for s in ramp_.streams
+        if s.close_code in (1008, 1013) and s.close_received_at and s.start_sent_at
+    ]
+    if refused:
+        print(f"  refused ones, start → close p50/p95/p99/max {_ms(refused)}")
     base_streams = [s for r in base for s in r.streams]
     print(f"base streams ({len(base_streams)}), at their end: {_endings(base_streams)}")
     lo, hi = window

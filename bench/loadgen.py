@@ -96,8 +96,12 @@ class StreamResult:
     connected: bool = False
     frames_sent: int = 0
     """Frames per track (each is one inbound and one outbound message)."""
+    connect_s: float | None = None
+    """From asking for the connection to its upgrade's answer (TCP, accept, handshake)."""
+    start_sent_at: float | None = None
+    """Wall clock (time.time()) when `start` left."""
     stop_sent_at: float | None = None
-    """Wall clock (time.time()) when `stop` left."""
+    """Wall clock when `stop` left."""
     close_received_at: float | None = None
     """Wall clock when the server's close frame arrived."""
     closed: bool = False
@@ -328,6 +332,7 @@ async def open_stream(
     url = urlsplit(stream.plan.url)
     host, port = url.hostname or "127.0.0.1", url.port or 80
     loop = asyncio.get_running_loop()
+    asked = time.monotonic()
     try:
         async with asyncio.timeout(plan.connect_timeout_s):
             _transport, client = await loop.create_connection(
@@ -337,6 +342,7 @@ async def open_stream(
     except (OSError, TimeoutError, HandshakeError) as exc:
         stream.result.error = f"connect: {type(exc).__name__}: {exc}"
         return
+    stream.result.connect_s = time.monotonic() - asked
     stream.client = client
     stream.result.connected = True
     client.send_text(json.dumps({"event": "connected", "protocol": "Call", "version": "0.2.0"}))
@@ -353,6 +359,7 @@ async def open_stream(
         },
     }
     client.send_text(json.dumps(start))
+    stream.result.start_sent_at = time.time()
 
 
 async def _run(plan: WorkerPlan, conn: Connection) -> WorkerResult:
