@@ -629,7 +629,8 @@ async def running(
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
-        await web.SockSite(runner, http_sock).start()
+        # aiohttp listens again on the socket, with its own backlog (128) unless told.
+        await web.SockSite(runner, http_sock, backlog=LISTEN_BACKLOG).start()
         log.info("HTTP on %s, media on %s", http_url, media_url)
         yield RunningServer(
             http_url, media_url, public_url, settings, pool, writer, media_thread, dsn, lease.id,
