@@ -618,6 +618,9 @@
   }
 
   async function onLogout() {
+    // Live updates stop first: a refresh they start while the session ends would be refused.
+    stopFeed();
+    stopCampaignPoll();
     try {
       await api("POST", "/api/auth/logout");
     } catch (err) {
